@@ -1,0 +1,1 @@
+"""The just-in-time secrets broker. Never imports the scanner."""

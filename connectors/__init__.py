@@ -1,0 +1,1 @@
+"""Where bytes come from (sources) and where alerts go (sinks). Connectors never match."""

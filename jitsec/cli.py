@@ -1,0 +1,46 @@
+"""The ``jitsec`` command line: the project's one composition root.
+
+Commands live in ``jitsec.commands.*`` and are imported only when invoked, so that a pre-commit hook
+does not pay for the broker's web framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from jitsec import __version__
+
+# name -> "module:attribute" of a click command or group. Each area adds its own line.
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jitsec")
+def main() -> None:
+    """Just-in-time secrets for AI agents, and a leak scanner that revokes what it finds.
+
+    \b
+    Scan:    jitsec scan PATH...          find secrets in files, directories, stdin
+    Broker:  jitsec broker init / serve   issue per-task, short-lived credentials
+    Loop:    jitsec demo                  leak a credential and watch it die
+    """

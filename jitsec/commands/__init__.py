@@ -1,0 +1,1 @@
+"""One module per family of CLI commands; ``jitsec.cli`` loads each only when it is invoked."""

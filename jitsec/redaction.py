@@ -1,0 +1,32 @@
+"""Redacted previews: how a secret may be shown anywhere (alerts, logs, errors, reports)."""
+
+from __future__ import annotations
+
+import regex
+
+_KNOWN_PREFIX = regex.compile(r"^[A-Za-z]{2,12}[_-]")
+REDACTION = "…"
+
+
+def preview(secret: str) -> str:
+    """A recognisable but useless rendering: a public prefix and at most 4 characters, never more
+    than a quarter of the secret, plus its length."""
+    if not secret:
+        return "(empty)"
+    prefix_match = _KNOWN_PREFIX.match(secret)
+    prefix = prefix_match.group(0) if prefix_match and len(secret) >= 16 else ""
+    rest = secret[len(prefix):]
+    shown = min(4, len(rest) // 4)
+    return f"{prefix}{rest[:shown]}{REDACTION}({len(secret)} chars)"
+
+
+def scrub(text: str, secrets_in_hand: list[str] | tuple[str, ...]) -> str:
+    """Replace every occurrence of the given secrets in ``text`` by their preview.
+
+    For messages built while a secret is in hand (exceptions, log lines): the caller names the
+    secrets it holds; nothing else is guessed here.
+    """
+    for secret in sorted(set(secrets_in_hand), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, preview(secret))
+    return text

@@ -1,0 +1,1 @@
+"""The leak scanner: rules, matcher, entropy, fingerprints and findings. Never imports the broker."""

@@ -1,0 +1,125 @@
+"""The records that flow through the scanner, one frozen type per stage.
+
+``Chunk`` (bytes from a source, with a typed origin) → matcher → ``Finding`` (redacted, fingerprinted).
+Sources build chunks; nothing downstream knows how the bytes were read, only where they came from.
+Incidents (one per secret, with occurrences) are the response's business, not the scanner's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class FileOrigin:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOrigin:
+    """A stream with no path, such as standard input."""
+
+    name: str = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class GitOrigin:
+    commit: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaOrigin:
+    topic: str
+    partition: int
+    offset: int
+    field: str | None = None  # JSON field path within the record value, when the value was JSON
+
+
+@dataclass(frozen=True, slots=True)
+class ElasticsearchOrigin:
+    index: str
+    doc_id: str
+    field: str
+
+
+Origin = FileOrigin | StreamOrigin | GitOrigin | KafkaOrigin | ElasticsearchOrigin
+
+
+def describe_origin(origin: Origin) -> str:
+    """One short human string for an origin, as shown in text output and alerts."""
+    match origin:
+        case FileOrigin(path=path):
+            return path
+        case StreamOrigin(name=name):
+            return name
+        case GitOrigin(commit=commit, path=path):
+            return f"{commit[:12]}:{path}"
+        case KafkaOrigin(topic=topic, partition=partition, offset=offset, field=field):
+            where = f"kafka:{topic}/{partition}@{offset}"
+            return f"{where}#{field}" if field else where
+        case ElasticsearchOrigin(index=index, doc_id=doc_id, field=field):
+            return f"es:{index}/{doc_id}#{field}"
+    raise TypeError(f"unknown origin type {type(origin).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Bytes from one origin. ``offset`` and ``line`` place ``data[0]`` within that origin, so that
+    consecutive chunks of one origin can be scanned as a stream (a secret straddling two chunks is
+    found once). ``read_at`` is the monotonic time the bytes were read, for leak-to-revocation latency.
+    """
+
+    data: bytes
+    origin: Origin
+    offset: int = 0
+    line: int = 1
+    read_at: float | None = None
+
+
+class Severity(Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Confidence(Enum):
+    """Determinate tiers decide actions; only CONFIRMED ever causes a revocation."""
+
+    CONFIRMED = "confirmed"  # matches a live broker-issued credential by fingerprint
+    STRUCTURAL = "structural"  # a format with a checksum, and the checksum holds
+    HEURISTIC = "heuristic"  # rule and entropy only
+
+
+class BrokerStatus(Enum):
+    """What the broker said about a broker-format candidate."""
+
+    REVOKED = "revoked"  # it was live; the broker revoked it because of this finding
+    DEAD = "dead"  # already expired or revoked
+    UNKNOWN = "unknown"  # the broker does not know it, or no broker was asked
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One occurrence of one secret. Holds no plaintext: a redacted preview and fingerprints only.
+
+    ``fingerprint`` is keyed (HMAC with a deployment-local key) and safe for reports and baselines.
+    ``credential_sha256`` is the unkeyed SHA-256 exchanged with the broker, set only for candidates
+    in a broker-issued format (whose ~238 random bits make an unkeyed hash safe).
+    """
+
+    rule_id: str
+    origin: Origin
+    line: int
+    column: int
+    offset: int
+    preview: str
+    fingerprint: str
+    severity: Severity
+    confidence: Confidence
+    description: str = ""
+    credential_sha256: str | None = None
+    broker: BrokerStatus | None = None
+    read_at: float | None = None
