@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from scanner.model import Chunk
+from scanner.model import Chunk, Incident
 
 
 @dataclass(slots=True)
@@ -45,3 +45,17 @@ class Source(Protocol):
     def acknowledge(self, chunk: Chunk) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Delivers incidents somewhere. ``send`` returns once the incident is durably queued (a spool on
+    disk), never waiting on the receiver, so a sink never blocks revocation; delivery happens in
+    order, retried while the receiver is down. ``close`` flushes what it can within ``timeout``
+    seconds and keeps the rest spooled for the next start."""
+
+    name: str
+
+    def send(self, incident: Incident) -> None: ...
+
+    def close(self, timeout: float = 5.0) -> None: ...

@@ -123,3 +123,45 @@ class Finding:
     credential_sha256: str | None = None
     broker: BrokerStatus | None = None
     read_at: float | None = None
+
+
+class ResponseAction(Enum):
+    """What the response did about an incident's secret."""
+
+    REVOKED = "revoked"  # a live broker lease was revoked because of this leak
+    ALREADY_DEAD = "already_dead"  # broker-issued, but already expired or revoked
+    IRREVOCABLE = "irrevocable"  # broker-issued and live, but revocation failed for good
+    PENDING = "pending"  # revocation asked for and not yet confirmed (e.g. broker unreachable)
+    ALERT_ONLY = "alert_only"  # not a broker credential we know: alert, never revoke
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One secret, however often it was seen (keyed by its fingerprint). What sinks deliver.
+
+    ``version`` grows with every update of the same incident, so a receiver can keep the latest.
+    Times are UNIX seconds (UTC). ``latency_ms`` is from the moment the leaking bytes were read to the
+    broker confirming revocation, when a revocation happened.
+    """
+
+    incident_id: str
+    version: int
+    fingerprint: str
+    rule_id: str
+    description: str
+    severity: Severity
+    confidence: Confidence
+    preview: str
+    occurrences: int
+    first_seen: float
+    last_seen: float
+    locations: tuple[str, ...]
+    action: ResponseAction
+    broker: BrokerStatus | None = None
+    lease_id: str | None = None
+    agent: str | None = None
+    task: str | None = None
+    scopes: tuple[str, ...] = ()
+    revoked_at: float | None = None
+    latency_ms: float | None = None
+    rules_digest: str = ""

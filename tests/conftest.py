@@ -16,7 +16,7 @@ def _service_setting(name: str, service: str) -> str:
     value = os.environ.get(name)
     if value:
         return value
-    message = f"{service} is not running: {name} is not set (start it with `scripts/services start {service}`)"
+    message = f"{service} is not running: {name} is not set (run `scripts/services start {service}`)"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
