@@ -14,6 +14,14 @@ from jitsec import __version__
 
 # name -> "module:attribute" of a click command or group. Each area adds its own line.
 COMMANDS: dict[str, str] = {
+    "scan": "jitsec.commands.scan:scan",
+    "rules": "jitsec.commands.scan:rules_group",
+    "baseline": "jitsec.commands.scan:baseline_group",
+    "hook": "jitsec.commands.hook:hook",
+    "watch": "jitsec.commands.watch:watch",
+    "broker": "jitsec.commands.broker:broker_group",
+    "audit": "jitsec.commands.broker:audit_group",
+    "demo": "jitsec.commands.demo:demo",
 }
 
 

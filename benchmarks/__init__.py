@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (throughput, latency, accuracy); never run as tests."""

@@ -1,0 +1,47 @@
+"""Token issuance over HTTP with concurrency: issues/s and latency p50/p99, next to a bare HTTP peer.
+
+    python benchmarks/broker_issuance.py                      # short default run (~10 s)
+    python benchmarks/broker_issuance.py --requests 20000 --concurrency 32 --workers 2
+
+The peer in the same run is ``GET /healthz`` on the same server and client: the floor that HTTP,
+uvicorn and the load generator cost before the broker does any work. The load generator shares the
+machine's cores with the broker, so figures are a lower bound of what a separate client would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import httpx
+
+from broker_common import broker_process, figures, report, run_load
+
+SCOPES = ["reports:read"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the broker")
+    args = parser.parse_args()
+    with broker_process(workers=args.workers) as (url, keys, _):
+        orchestrator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['orchestrator']}"})
+        started = orchestrator.post("/v1/tasks", json={"agent": "demo-agent", "task": "bench", "scopes": SCOPES,
+                                                       "ttl_seconds": 900}).json()
+        token = httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem",
+                           headers={"Authorization": f"Bearer {started['grant']}"}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        asyncio.run(run_load(url, "GET", "/healthz", {}, None, 500, args.concurrency))  # warm up
+        peer = asyncio.run(run_load(url, "GET", "/healthz", {}, None, args.requests, args.concurrency))
+        issued = asyncio.run(run_load(url, "POST", "/v1/secrets", auth,
+                                      {"engine": "token", "scopes": SCOPES, "ttl_seconds": 600}, args.requests,
+                                      args.concurrency))
+        report(f"peer GET /healthz (workers={args.workers}, concurrency={args.concurrency})", figures(args.requests, *peer))
+        report(f"issue POST /v1/secrets (workers={args.workers}, concurrency={args.concurrency})",
+               figures(args.requests, *issued))
+        orchestrator.post(f"/v1/tasks/{started['task_id']}/complete")
+
+
+if __name__ == "__main__":
+    main()

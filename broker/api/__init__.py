@@ -1,0 +1,1 @@
+"""The broker's HTTP API: one router module per area, assembled by ``app.create_app``."""

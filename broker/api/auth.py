@@ -1,0 +1,100 @@
+"""Who is calling: ``Authorization: Bearer <credential>`` resolved to a ``Caller`` with one role.
+
+The credential's prefix says what it is: ``jitk_`` a principal key (orchestrator, scanner, resource,
+admin; matched by SHA-256 against the config), ``jitg_`` a task grant (only the redeem endpoint takes
+it), ``jitt_`` a task token (the agent, bound to its task). Anything else, or nothing, is 401; a known
+caller of the wrong role is 403. Routers declare their roles with ``Depends(require(Role.X, ...))``:
+
+    @router.post("/v1/leaks")
+    def report(body: ..., caller: Annotated[Caller, Depends(require(Role.SCANNER, Role.ADMIN))],
+               service: Annotated[BrokerService, Depends(service_of)]) -> ...
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from broker.config import Principal
+from broker.errors import Forbidden, Unauthenticated
+from broker.keys import PRINCIPAL_KEY_PREFIX
+from broker.model import Role
+from broker.service import BrokerService, TaskCaller
+from jitsec.credential_format import sha256_fingerprint
+
+GRANT_PREFIX = "jitg_"
+TASK_TOKEN_PREFIX = "jitt_"
+MAX_CREDENTIAL_CHARS = 256
+
+bearer = HTTPBearer(auto_error=False, description="A principal key, a task grant or a task token")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    role: Role
+    name: str  # principal name, or the agent's name for grants and task tokens
+    task: TaskCaller | None = None  # set for AGENT_TASK_TOKEN
+    grant: str | None = field(default=None, repr=False)  # set for AGENT_GRANT (the service checks it)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+class PrincipalKeys:
+    """Principal lookup by key hash (constant-time compare on the hit)."""
+
+    def __init__(self, principals: Sequence[Principal]) -> None:
+        self._by_hash: Mapping[str, Principal] = {p.key_sha256: p for p in principals}
+
+    def find(self, key: str) -> Principal | None:
+        digest = sha256_fingerprint(key)
+        principal = self._by_hash.get(digest)
+        if principal is not None and hmac.compare_digest(principal.key_sha256, digest):
+            return principal
+        return None
+
+
+def service_of(request: Request) -> BrokerService:
+    return request.app.state.service
+
+
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    if credentials is None or not credentials.credentials:
+        raise Unauthenticated(
+            "missing bearer credential (Authorization: Bearer ...)", code="missing_credential"
+        )
+    secret = credentials.credentials.strip()
+    if len(secret) > MAX_CREDENTIAL_CHARS:
+        raise Unauthenticated("unknown credential", code="invalid_credential")
+    if secret.startswith(PRINCIPAL_KEY_PREFIX):
+        principal = request.app.state.principal_keys.find(secret)
+        if principal is not None:
+            return Caller(role=principal.role, name=principal.name)
+    elif secret.startswith(GRANT_PREFIX):
+        return Caller(role=Role.AGENT_GRANT, name="grant", grant=secret)
+    elif secret.startswith(TASK_TOKEN_PREFIX):
+        task = service_of(request).authenticate_task_token(secret)
+        return Caller(role=Role.AGENT_TASK_TOKEN, name=task.task.agent, task=task)
+    raise Unauthenticated("unknown credential", code="invalid_credential")
+
+
+def require(*roles: Role) -> Callable[..., Caller]:
+    """A dependency that authenticates the caller and insists on one of ``roles``."""
+    allowed = frozenset(roles)
+
+    def dependency(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Caller:
+        caller = _authenticate(request, credentials)
+        if caller.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise Forbidden(f"this endpoint is for: {names} (you are {caller.role.value})", code="wrong_role")
+        return caller
+
+    return dependency

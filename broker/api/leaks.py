@@ -1,0 +1,104 @@
+"""HTTP routes of the leak response: ``POST /v1/leaks`` and ``GET /v1/fingerprints`` (scanner role).
+
+Thin: validation by the pydantic models (422 with the field on bad input), the work in
+``broker.leaks.LeakDesk``. Admins may call both too (incident response by hand).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from broker.api.auth import Caller, require, service_of
+from broker.leaks import (
+    DEFAULT_PAGE,
+    MAX_BATCH,
+    MAX_LOCATION_CHARS,
+    MAX_PAGE,
+    LeakDesk,
+    LeakReport,
+    LeakScope,
+    LeakSettings,
+)
+from broker.model import Role
+from broker.service import BrokerService
+
+router = APIRouter(tags=["leaks"])
+Scanner = Annotated[Caller, Depends(require(Role.SCANNER, Role.ADMIN))]
+Service = Annotated[BrokerService, Depends(service_of)]
+
+
+class LeakItem(BaseModel):
+    fingerprint: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the candidate secret (never the secret)"
+    )
+    location: str = Field("", max_length=MAX_LOCATION_CHARS, description="where it was seen")
+    rule_id: str = Field("", max_length=128)
+    seen_at: float | None = Field(None, description="UNIX time the scanner read the bytes")
+
+
+class LeaksRequest(BaseModel):
+    leaks: list[LeakItem] = Field(min_length=1, max_length=MAX_BATCH)
+    on_leak: Literal["lease", "task", "agent"] | None = Field(
+        None,
+        description="revoke the leaked lease only, its whole task, or every lease of the agent "
+        "(quarantine); default from the broker's settings",
+    )
+
+
+class LeakResult(BaseModel):
+    fingerprint: str
+    status: Literal["revoked", "pending", "failed", "dead", "unknown"]
+    lease_id: str | None = None
+    agent: str | None = None
+    task_id: str | None = None
+    engine: str | None = None
+    scopes: list[str] = []
+    revoked_at: float | None = None
+    also_revoked: list[str] = []
+
+
+class LeaksResponse(BaseModel):
+    results: list[LeakResult]
+
+
+class FingerprintItem(BaseModel):
+    sha256: str
+    expires_at: float
+
+
+class FingerprintsResponse(BaseModel):
+    fingerprints: list[FingerprintItem]
+    next_cursor: str | None
+
+
+def _desk(request: Request, service: BrokerService) -> LeakDesk:
+    settings = getattr(request.app.state, "leak_settings", None)
+    if not isinstance(settings, LeakSettings):  # else the broker config's [leaks] table
+        broker = getattr(request.app.state, "broker", None)
+        settings = getattr(getattr(broker, "config", None), "leaks", None)
+    return LeakDesk(service, settings if isinstance(settings, LeakSettings) else None)
+
+
+@router.post("/v1/leaks", response_model=LeaksResponse)
+def report_leaks(body: LeaksRequest, caller: Scanner, service: Service, request: Request) -> LeaksResponse:
+    """Report fingerprints seen in logs, files or repositories; live leases are revoked at once."""
+    reports = [LeakReport(i.fingerprint, i.location, i.rule_id, i.seen_at) for i in body.leaks]
+    scope = LeakScope(body.on_leak) if body.on_leak else None
+    verdicts = _desk(request, service).report(caller.name, reports, scope)
+    return LeaksResponse(results=[LeakResult(**v.to_json()) for v in verdicts])
+
+
+@router.get("/v1/fingerprints", response_model=FingerprintsResponse)
+def live_fingerprints(
+    caller: Scanner,
+    service: Service,
+    request: Request,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> FingerprintsResponse:
+    """Fingerprints of live leases, a page at a time; follow ``next_cursor`` until it is null."""
+    page = _desk(request, service).fingerprints(cursor, limit)
+    return FingerprintsResponse(**page.to_json())

@@ -1,0 +1,66 @@
+"""Leases: look up, revoke, rotate. An agent acts on its own task's leases; admins on any."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path
+
+from broker.api.auth import Caller, require, service_of
+from broker.api.schemas import ERROR_RESPONSES, LeaseView, Revoked, Rotated, RotateRequest
+from broker.api.secrets import issued_body
+from broker.errors import Forbidden
+from broker.model import Lease, Role
+from broker.service import BrokerService
+
+router = APIRouter(tags=["leases"], responses=ERROR_RESPONSES)
+Service = Annotated[BrokerService, Depends(service_of)]
+LeaseId = Annotated[str, Path(max_length=64)]
+
+
+def _check_access(caller: Caller, lease: Lease, service: BrokerService) -> None:
+    if caller.task is not None:
+        service.check_owner(caller.task, lease)
+    elif caller.role not in (Role.ADMIN, Role.ORCHESTRATOR):
+        raise Forbidden("not allowed to act on this lease", code="wrong_role")
+
+
+@router.get("/v1/leases/{lease_id}", response_model=LeaseView)
+def get_lease(
+    lease_id: LeaseId,
+    service: Service,
+    caller: Annotated[Caller, Depends(require(Role.ADMIN, Role.ORCHESTRATOR, Role.AGENT_TASK_TOKEN))],
+) -> LeaseView:
+    lease = service.get_lease(lease_id)
+    _check_access(caller, lease, service)
+    return LeaseView.of(lease)
+
+
+@router.delete("/v1/leases/{lease_id}", response_model=Revoked)
+def revoke(
+    lease_id: LeaseId,
+    service: Service,
+    caller: Annotated[Caller, Depends(require(Role.ADMIN, Role.ORCHESTRATOR, Role.AGENT_TASK_TOKEN))],
+) -> Revoked:
+    lease = service.get_lease(lease_id)
+    _check_access(caller, lease, service)
+    result = service.revoke_lease(lease.lease_id, "requested", f"by {caller.role.value}", caller.name)
+    return Revoked(lease_id=lease.lease_id, status=result.status.value, state=result.lease.state.value)
+
+
+@router.post("/v1/leases/{lease_id}/rotate", response_model=Rotated)
+def rotate(
+    lease_id: LeaseId,
+    service: Service,
+    caller: Annotated[Caller, Depends(require(Role.AGENT_TASK_TOKEN))],
+    body: Annotated[RotateRequest | None, Body()] = None,
+) -> Rotated:
+    assert caller.task is not None
+    rotation = service.rotate(caller.task, lease_id, (body or RotateRequest()).grace_seconds)
+    issued = issued_body(rotation.new)
+    return Rotated(
+        **issued.model_dump(),
+        replaced_lease_id=rotation.old.lease_id,
+        replaced_expires_at=rotation.old.expires_at,
+        replaced_state=rotation.old.state.value,
+    )

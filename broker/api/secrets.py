@@ -1,0 +1,37 @@
+"""Secrets: an agent with a task token asks an engine for a credential."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from broker.api.auth import Caller, require, service_of
+from broker.api.schemas import ERROR_RESPONSES, SecretIssued, SecretRequest
+from broker.model import Role
+from broker.service import BrokerService, IssuedSecret
+
+router = APIRouter(tags=["secrets"], responses=ERROR_RESPONSES)
+
+
+def issued_body(issued: IssuedSecret) -> SecretIssued:
+    lease = issued.lease
+    return SecretIssued(
+        lease_id=lease.lease_id,
+        secret=issued.secret,
+        expires_at=lease.expires_at,
+        engine=lease.engine,
+        scopes=list(lease.scopes),
+        username=lease.username,
+        details=dict(issued.details),
+    )
+
+
+@router.post("/v1/secrets", status_code=201, response_model=SecretIssued)
+def issue_secret(
+    body: SecretRequest,
+    service: Annotated[BrokerService, Depends(service_of)],
+    caller: Annotated[Caller, Depends(require(Role.AGENT_TASK_TOKEN))],
+) -> SecretIssued:
+    assert caller.task is not None
+    return issued_body(service.issue(caller.task, body.engine, body.scopes, body.ttl_seconds))

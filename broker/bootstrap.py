@@ -1,0 +1,93 @@
+"""``jitsec broker init``: a fresh configuration with generated principal keys and an example policy.
+
+The keys are returned to the caller to print once; the file keeps only their SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.keys import key_hash, new_audit_key, new_principal_key
+from broker.model import PRINCIPAL_ROLES
+
+TEMPLATE = """\
+# jitsec broker configuration (written by `jitsec broker init`). Every field: docs/broker.md.
+# Principals' keys were printed once when this file was written; only their SHA-256 is kept here.
+
+[broker]
+store = {store}                      # sqlite:///abs/path.db (embedded) or postgresql://...
+audit_key = "{audit_key}"  # HMAC key of the audit chain: keep this file private (0600)
+grant_ttl_seconds = 300              # how long a task grant may wait to be redeemed
+max_request_bytes = 65536            # larger request bodies get 413
+
+[server]
+host = "127.0.0.1"
+port = 8470
+# tls_cert = "cert.pem"              # serve HTTPS when both are set (paths relative to this file)
+# tls_key = "key.pem"
+workers = 1
+
+[reaper]
+enabled = true
+max_sleep_seconds = 0.2              # the longest the reaper sleeps between passes
+batch_size = 500
+retry_base_seconds = 0.5             # revocation retries: exponential backoff with jitter...
+retry_cap_seconds = 60.0             # ...capped at this delay...
+retry_max_attempts = 12              # ...then the lease is marked failed and an alert is raised
+
+[engines.token]                      # opaque jit_ tokens, checked with POST /v1/introspect
+default_ttl_seconds = 300
+max_ttl_seconds = 3600
+
+{principals}
+# Policy: first entry whose `agent` glob matches wins; an agent no entry matches gets nothing.
+# Scopes are globs too ("reports:*"). TTLs never exceed the engine's max_ttl_seconds.
+[[policy]]
+agent = "demo-agent"
+max_task_ttl_seconds = 900           # a task of demo-agent lasts at most 15 minutes
+
+[policy.engines.token]
+scopes = ["reports:read", "reports:write"]
+default_ttl_seconds = 300
+max_ttl_seconds = 900
+
+# [[policy]]
+# agent = "billing-*"
+# max_task_ttl_seconds = 1800
+# [policy.engines.postgres]
+# scopes = ["billing:read"]
+# max_ttl_seconds = 600
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Initialised:
+    path: Path
+    store: str
+    keys: dict[str, str] = field(repr=False)  # role -> key, to print once
+
+    def as_json(self) -> str:
+        return json.dumps({"config": str(self.path), "store": self.store, "keys": self.keys}, indent=2)
+
+
+def init_config(path: str | Path, *, store: str | None = None, force: bool = False) -> Initialised:
+    """Write a new config at ``path`` (mode 0600); refuses to overwrite unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to replace it (its keys stop working)")
+    store_url = store or f"sqlite://{(path.parent / 'broker.db').resolve()}"
+    keys = {role.value: new_principal_key() for role in PRINCIPAL_ROLES}
+    principals = "\n".join(
+        f'[[principals]]\nname = "{role}"\nrole = "{role}"\nkey_sha256 = "{key_hash(key)}"\n'
+        for role, key in keys.items()
+    )
+    text = TEMPLATE.format(store=json.dumps(store_url), audit_key=new_audit_key(), principals=principals)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+    return Initialised(path=path, store=store_url, keys=keys)

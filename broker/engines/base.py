@@ -1,0 +1,103 @@
+"""The engine protocol: what every secret engine (token, postgres, ...) implements.
+
+Contract:
+- ``validate_scopes`` is pure and cheap; it raises ``ScopeError`` naming the first bad scope. The broker
+  calls it before policy checks and before ``issue``.
+- ``issue`` creates one fresh, unique credential that stops working at ``request.expires_at`` on its own
+  where the target system allows it (e.g. PostgreSQL ``VALID UNTIL``). It returns everything needed to
+  revoke later in ``handle`` (a string the store keeps; e.g. a role name). It may raise
+  ``TransientEngineError`` or ``EngineError``; then nothing was issued.
+- ``revoke`` is idempotent: revoking something already gone returns ``RevokeOutcome.ALREADY_GONE``.
+  Raise ``TransientEngineError`` to ask for a retry (the broker retries with backoff and jitter) or
+  ``EngineError`` for a permanent failure (the lease goes to the terminal ``failed`` state and alerts).
+- ``reconcile`` (optional) receives the handles the store believes live and revokes anything of the
+  engine's own making that is not among them (orphans after a crash between issue and store).
+- Engines are called from several threads at once; they must be thread-safe.
+- Exception messages and logs must never contain the secret.
+
+Engines are built by ``broker.engines.registry.build_engine`` from ``[engines.<name>]`` in the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+
+
+class RevokeOutcome(Enum):
+    REVOKED = "revoked"
+    ALREADY_GONE = "already_gone"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLimits:
+    """Per-engine TTL bounds from the config; policy may lower them per agent, never raise them."""
+
+    default_ttl_seconds: int = 300
+    max_ttl_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        if not 0 < self.default_ttl_seconds <= self.max_ttl_seconds:
+            raise ValueError("need 0 < default_ttl_seconds <= max_ttl_seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """What a factory receives: the engine's name, its limits and its own options (the rest of the
+    ``[engines.<name>]`` table, e.g. a DSN)."""
+
+    name: str
+    limits: EngineLimits = field(default_factory=EngineLimits)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRequest:
+    """One credential to issue. ``lease_id`` is unique and may be used to name things (role names)."""
+
+    lease_id: str
+    agent: str
+    task_id: str
+    task_name: str
+    scopes: tuple[str, ...]
+    ttl_seconds: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCredential:
+    """The engine's answer. ``secret`` goes to the agent once and is never stored; ``handle`` is stored.
+    ``details`` are non-secret facts the agent needs (host, database) and are returned with the secret."""
+
+    secret: str
+    handle: str = ""
+    username: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print the secret, even in a traceback's locals
+        return f"IssuedCredential(handle={self.handle!r}, username={self.username!r}, secret=<redacted>)"
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+    limits: EngineLimits
+
+    def validate_scopes(self, scopes: Sequence[str]) -> None: ...
+
+    def issue(self, request: IssueRequest) -> IssuedCredential: ...
+
+    def revoke(self, handle: str) -> RevokeOutcome: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Reconciling(Protocol):
+    """Optional engine capability, checked with ``isinstance(engine, Reconciling)``."""
+
+    def reconcile(self, live_handles: Collection[str]) -> int:
+        """Revoke engine-side credentials not in ``live_handles``; return how many were removed."""
+        ...

@@ -1,0 +1,327 @@
+"""Leak reports: the broker's side of the loop (``POST /v1/leaks``, ``GET /v1/fingerprints``).
+
+A scanner reports SHA-256 fingerprints of candidate secrets, never the secrets, with where it saw
+them. For each: a live lease is revoked at once (reason ``leak``, the location in the detail and in a
+``leak`` audit record); a lease already revoked or expired is reported ``dead``; a fingerprint no
+lease has is ``unknown``. ``on_leak`` widens the blast radius per request: ``lease`` (default),
+``task`` (complete the leaking lease's task: every lease of it dies) or ``agent`` (quarantine the
+agent: every lease of every task of it dies, and it may not start new tasks until released).
+
+The wire records live here so that the HTTP client (``broker.client``) and the scanner share one
+definition without importing the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import regex
+
+from broker.errors import BadRequest
+from broker.model import AuditEvent, AuditKind, Lease, LeaseState
+from broker.revocation import RevocationStatus
+
+if TYPE_CHECKING:
+    from broker.service import BrokerService
+
+MAX_BATCH = 1000
+MAX_LOCATION_CHARS = 1024
+_SHA256 = regex.compile(r"[0-9a-f]{64}")
+
+
+class LeakScope(Enum):
+    """How much to revoke when a live lease leaked."""
+
+    LEASE = "lease"
+    TASK = "task"
+    AGENT = "agent"
+
+
+class LeakStatus(Enum):
+    REVOKED = "revoked"  # it was live; revoked now because of this report (the engine confirmed)
+    PENDING = "pending"  # it was live; revocation started, the engine failed transiently, retries run
+    FAILED = "failed"  # it was live; revocation failed for good (irrevocable until expiry): alerted
+    DEAD = "dead"  # already revoked or expired before this report
+    UNKNOWN = "unknown"  # no lease has this fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class LeakReport:
+    """One sighting as reported: the secret's hex SHA-256 and where it was seen (no secret)."""
+
+    fingerprint: str
+    location: str = ""
+    rule_id: str = ""
+    seen_at: float | None = None  # UNIX time the scanner read the bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "location": self.location,
+            "rule_id": self.rule_id,
+            "seen_at": self.seen_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LeakVerdict:
+    """What the broker did about one reported fingerprint."""
+
+    fingerprint: str
+    status: LeakStatus
+    lease_id: str | None = None
+    agent: str | None = None
+    task_id: str | None = None
+    engine: str | None = None
+    scopes: tuple[str, ...] = ()
+    revoked_at: float | None = None
+    also_revoked: tuple[str, ...] = ()  # other leases revoked because of on_leak=task|agent
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "status": self.status.value,
+            "lease_id": self.lease_id,
+            "agent": self.agent,
+            "task_id": self.task_id,
+            "engine": self.engine,
+            "scopes": list(self.scopes),
+            "revoked_at": self.revoked_at,
+            "also_revoked": list(self.also_revoked),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LeakVerdict:
+        return cls(
+            fingerprint=str(data["fingerprint"]),
+            status=LeakStatus(data["status"]),
+            lease_id=data.get("lease_id"),
+            agent=data.get("agent"),
+            task_id=data.get("task_id"),
+            engine=data.get("engine"),
+            scopes=tuple(data.get("scopes") or ()),
+            revoked_at=data.get("revoked_at"),
+            also_revoked=tuple(data.get("also_revoked") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintEntry:
+    """A live lease's fingerprint and when it stops mattering (its expiry)."""
+
+    sha256: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintPage:
+    entries: tuple[FingerprintEntry, ...]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprints": [{"sha256": e.sha256, "expires_at": e.expires_at} for e in self.entries],
+            "next_cursor": self.next_cursor,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FingerprintPage:
+        entries = tuple(
+            FingerprintEntry(str(e["sha256"]), float(e["expires_at"])) for e in data["fingerprints"]
+        )
+        return cls(entries, data.get("next_cursor"))
+
+
+def _clean(text: str, limit: int = 500) -> str:
+    """Free text bound for the audit: printable, bounded (the audit's own limit is 500)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:limit]
+
+
+def _clean_location(text: str) -> str:
+    """Locations are shown in audit and alerts: printable, one line, bounded."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return cleaned[:MAX_LOCATION_CHARS]
+
+
+def parse_reports(body: Any) -> tuple[list[LeakReport], LeakScope | None]:
+    """Validate a ``POST /v1/leaks`` body; ``BadRequest`` names the bad item and field."""
+    if not isinstance(body, dict) or not isinstance(body.get("leaks"), list):
+        raise BadRequest("body must be an object with a 'leaks' list")
+    items = body["leaks"]
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise BadRequest(f"'leaks' must hold 1 to {MAX_BATCH} items, not {len(items)}")
+    scope = None
+    if body.get("on_leak") is not None:
+        try:
+            scope = LeakScope(body["on_leak"])
+        except ValueError:
+            raise BadRequest("'on_leak' must be one of lease, task, agent") from None
+    reports = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"leaks[{index}] must be an object")
+        fingerprint = item.get("fingerprint")
+        if not isinstance(fingerprint, str) or not _SHA256.fullmatch(fingerprint):
+            raise BadRequest(
+                f"leaks[{index}].fingerprint must be 64 lowercase hex characters "
+                "(the SHA-256 of the secret, never the secret)"
+            )
+        location = item.get("location", "")
+        rule_id = item.get("rule_id", "")
+        seen_at = item.get("seen_at")
+        if not isinstance(location, str) or not isinstance(rule_id, str):
+            raise BadRequest(f"leaks[{index}].location and .rule_id must be strings")
+        if seen_at is not None and (isinstance(seen_at, bool) or not isinstance(seen_at, int | float)):
+            raise BadRequest(f"leaks[{index}].seen_at must be a number (UNIX seconds)")
+        reports.append(
+            LeakReport(
+                fingerprint,
+                _clean_location(location),
+                _clean_location(rule_id)[:128],
+                float(seen_at) if seen_at is not None else None,
+            )
+        )
+    return reports, scope
+
+
+def reports_body(reports: Sequence[LeakReport], on_leak: LeakScope | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"leaks": [report.to_json() for report in reports]}
+    if on_leak is not None:
+        body["on_leak"] = on_leak.value
+    return body
+
+
+# -- the broker's handling ------------------------------------------------------------------------------
+
+LEAK_REASON = "leak"
+DEFAULT_PAGE = 1000
+MAX_PAGE = 5000
+
+_RESULT_STATUS = {
+    RevocationStatus.REVOKED: LeakStatus.REVOKED,
+    RevocationStatus.ALREADY_REVOKED: LeakStatus.DEAD,
+    RevocationStatus.RETRYING: LeakStatus.PENDING,
+    RevocationStatus.FAILED: LeakStatus.FAILED,
+}
+_STATE_STATUS = {
+    LeaseState.REVOKING: LeakStatus.PENDING,
+    LeaseState.FAILED: LeakStatus.FAILED,
+    LeaseState.REVOKED: LeakStatus.DEAD,
+    LeaseState.ACTIVE: LeakStatus.DEAD,  # active in the store but past its expiry: the reaper's now
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LeakSettings:
+    """Broker-side defaults; a request's ``on_leak`` overrides ``default_scope``.
+
+    A leaked *task token* always ends its whole task (whoever holds it could ask for more secrets).
+    """
+
+    default_scope: LeakScope = LeakScope.LEASE
+
+
+class LeakDesk:
+    """Handles leak reports and serves live fingerprints, on top of ``BrokerService``."""
+
+    def __init__(self, service: BrokerService, settings: LeakSettings | None = None) -> None:
+        self.service = service
+        self.settings = settings or LeakSettings()
+
+    def report(self, principal: str, reports: Sequence[LeakReport],
+               on_leak: LeakScope | None = None) -> list[LeakVerdict]:
+        """One verdict per report, in order. Duplicate fingerprints in a batch are handled once."""
+        scope = on_leak or self.settings.default_scope
+        done: dict[str, LeakVerdict] = {}
+        for report in reports:
+            if report.fingerprint not in done:
+                done[report.fingerprint] = self._one(principal, report, scope)
+        return [done[report.fingerprint] for report in reports]
+
+    def _one(self, principal: str, report: LeakReport, scope: LeakScope) -> LeakVerdict:
+        service = self.service
+        lease = service.lease_by_fingerprint(report.fingerprint)
+        where = _where(report)
+        if lease is None:
+            service.audit(AuditEvent(kind=AuditKind.LEAK, at=service.clock(), principal=principal,
+                                     detail=_clean(f"unknown fingerprint {report.fingerprint[:16]}; "
+                                                         f"{where}")))
+            return LeakVerdict(report.fingerprint, LeakStatus.UNKNOWN)
+        also: list[str] = []
+        if lease.is_live(service.clock()):
+            result = service.revoke_lease(lease.lease_id, LEAK_REASON, where, principal)
+            status = _RESULT_STATUS[result.status]
+            lease = result.lease
+            if status is LeakStatus.REVOKED or status is LeakStatus.PENDING:
+                also = self._widen(principal, lease, scope, where)
+            outcome = status.value
+            if also:
+                outcome += f"; also revoked {len(also)} lease(s) ({scope.value})"
+        else:
+            status = _STATE_STATUS[lease.state]
+            outcome = f"already {lease.state.value}"
+        service.audit(AuditEvent(
+            kind=AuditKind.LEAK, at=service.clock(), principal=principal, agent=lease.agent,
+            task_id=lease.task_id, lease_id=lease.lease_id, engine=lease.engine, scopes=lease.scopes,
+            resource=_clean(report.location), detail=_clean(f"{outcome}; {where}"),
+        ))
+        return LeakVerdict(
+            report.fingerprint, status, lease_id=lease.lease_id, agent=lease.agent, task_id=lease.task_id,
+            engine=lease.engine, scopes=lease.scopes,
+            revoked_at=lease.revoked_at or lease.revoke_requested_at,
+            also_revoked=tuple(also),
+        )
+
+    def _widen(self, principal: str, lease: Lease, scope: LeakScope, where: str) -> list[str]:
+        """Revoke beyond the leaked lease when asked (or when a task token leaked)."""
+        if lease.is_task_token and scope is LeakScope.LEASE:
+            scope = LeakScope.TASK
+        if scope is LeakScope.TASK:
+            completion = self.service.complete_task(lease.task_id, principal, reason=LEAK_REASON)
+            return [r.lease.lease_id for r in completion.results]
+        if scope is LeakScope.AGENT:
+            completions = self.service.quarantine_agent(lease.agent, principal,
+                                                        detail=f"leak of lease {lease.lease_id}; {where}")
+            return [r.lease.lease_id for c in completions for r in c.results]
+        return []
+
+    def fingerprints(self, cursor: str | None, limit: int = DEFAULT_PAGE) -> FingerprintPage:
+        """Fingerprints of live leases, ``limit`` at a time, from ``cursor`` (None: the start)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+        page = self.service.store.live_leases(cursor, limit, self.service.clock())
+        entries = tuple(FingerprintEntry(lease.fingerprint, lease.expires_at) for lease in page.leases)
+        return FingerprintPage(entries, page.next_cursor)
+
+
+def _where(report: LeakReport) -> str:
+    parts = [f"seen at {report.location or '?'}"]
+    if report.rule_id:
+        parts.append(f"rule {report.rule_id}")
+    if report.seen_at is not None:
+        parts.append(f"read {report.seen_at:.3f}")
+    return ", ".join(parts)
+
+
+BATCH_BYTES = 48_000  # under the broker's default 64 KiB request limit, with room for JSON overhead
+
+
+def leak_batches(reports: Sequence[LeakReport], max_items: int = MAX_BATCH,
+                 max_bytes: int = BATCH_BYTES) -> list[list[LeakReport]]:
+    """Split reports into request-sized batches (by count and by estimated JSON size), in order."""
+    batches: list[list[LeakReport]] = []
+    current: list[LeakReport] = []
+    size = 0
+    for report in reports:
+        cost = 160 + len(report.location.encode()) * 2 + len(report.rule_id.encode()) * 2
+        if current and (len(current) >= max_items or size + cost > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(report)
+        size += cost
+    if current:
+        batches.append(current)
+    return batches

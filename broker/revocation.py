@@ -1,0 +1,73 @@
+"""Revocation as a persisted state machine, and the retry schedule.
+
+    active ──begin──▶ revoking ──confirm──▶ revoked      (terminal)
+                        │  ▲
+                  retry ╰──╯  (transient engine error: backoff with full jitter)
+                        │
+                        ╰──give up / permanent error──▶ failed   (terminal; always alerts)
+
+Only ``begin`` leaves ``active``; nothing leaves a terminal state. Stores enforce the same moves with
+compare-and-set updates; this module is the pure reference the property tests exercise.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from broker.model import LeaseState
+
+
+class Step(Enum):
+    BEGIN = "begin"
+    CONFIRM = "confirm"
+    RETRY = "retry"
+    GIVE_UP = "give_up"
+
+
+TRANSITIONS: dict[tuple[LeaseState, Step], LeaseState] = {
+    (LeaseState.ACTIVE, Step.BEGIN): LeaseState.REVOKING,
+    (LeaseState.REVOKING, Step.CONFIRM): LeaseState.REVOKED,
+    (LeaseState.REVOKING, Step.RETRY): LeaseState.REVOKING,
+    (LeaseState.REVOKING, Step.GIVE_UP): LeaseState.FAILED,
+}
+
+TERMINAL = frozenset({LeaseState.REVOKED, LeaseState.FAILED})
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def advance(state: LeaseState, step: Step) -> LeaseState:
+    try:
+        return TRANSITIONS[(state, step)]
+    except KeyError:
+        raise IllegalTransition(f"a lease in state {state.value!r} cannot {step.value}") from None
+
+
+class RevocationStatus(Enum):
+    """What ``BrokerService.revoke_lease`` reports."""
+
+    REVOKED = "revoked"  # it was live and the engine confirmed revocation now
+    ALREADY_REVOKED = "already_revoked"  # it was already revoked or expired (idempotent)
+    RETRYING = "retrying"  # in progress: another caller's attempt is in flight, or a retry is scheduled
+    FAILED = "failed"  # terminal failure: alerted; the credential may still work until its expiry
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0.5, 1) x min(cap, base x 2^(n-1))."""
+
+    base_seconds: float = 0.5
+    cap_seconds: float = 60.0
+    max_attempts: int = 12
+
+    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
+        return ceiling * (0.5 + 0.5 * rand())
+
+    def gives_up_after(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts

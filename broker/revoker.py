@@ -1,0 +1,191 @@
+"""Drives leases through revocation: asks the engine, persists the outcome, retries, alerts.
+
+Used by the service (task completion, explicit revocation, rotation, quarantine, leaks) and by the
+reaper (expiry, retries). Every lease it touches ends ``revoked``, or ``revoking`` with a scheduled
+retry, or ``failed`` with an alert: never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from broker.engines.base import Engine, RevokeOutcome
+from broker.errors import TransientEngineError
+from broker.metrics import BrokerMetrics
+from broker.model import AuditEvent, AuditKind, Lease, LeaseState
+from broker.revocation import RetryPolicy, RevocationStatus
+from broker.store.base import RevocationUpdate, Store
+
+log = logging.getLogger("jitsec.broker.revoker")
+alert_log = logging.getLogger("jitsec.broker.alerts")
+
+EXPIRED = "expired"
+MAX_ERROR_CHARS = 300
+
+Alert = Callable[[Lease, str], None]
+
+
+def log_alert(lease: Lease, message: str) -> None:
+    """The default alert: an ERROR record on ``jitsec.broker.alerts`` (wire a handler to page someone)."""
+    alert_log.error(
+        "revocation FAILED for lease %s (agent %s, task %s, engine %s): %s",
+        lease.lease_id,
+        lease.agent,
+        lease.task_id,
+        lease.engine,
+        message,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationResult:
+    lease: Lease
+    status: RevocationStatus
+
+
+class Revoker:
+    def __init__(
+        self,
+        store: Store,
+        engines: Mapping[str, Engine],
+        retry: RetryPolicy,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: BrokerMetrics | None = None,
+        alert: Alert = log_alert,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._store, self._engines, self._retry = store, engines, retry
+        self._clock, self._metrics, self._alert, self._rand = clock, metrics, alert, rand
+
+    def revoke_ids(
+        self, lease_ids: Sequence[str], reason: str, detail: str = "", principal: str = ""
+    ) -> list[RevocationResult]:
+        """Begin revoking the active leases among ``lease_ids`` and attempt each once now."""
+        if not lease_ids:
+            return []
+        started = self._store.begin_revocation(lease_ids, reason, detail, self._clock())
+        return self.attempt(started, principal)
+
+    def expire_due(self, limit: int) -> int:
+        """Revoke active leases past their expiry (the reaper's main job); returns how many."""
+        due = self._store.leases_due(self._clock(), limit)
+        if not due:
+            return 0
+        started = self._store.begin_revocation([lease.lease_id for lease in due], EXPIRED, "", self._clock())
+        self.attempt(started, "reaper")
+        return len(started)
+
+    def retry_due(self, limit: int) -> int:
+        """Attempt again the leases in ``revoking`` whose retry time has come (or that a crash left)."""
+        due = self._store.leases_to_retry(self._clock(), limit)
+        if due:
+            self.attempt(due, "reaper")
+        return len(due)
+
+    def attempt(self, leases: Sequence[Lease], principal: str) -> list[RevocationResult]:
+        """One engine attempt per lease (all in ``revoking``), persisted in one transaction."""
+        updates: list[RevocationUpdate] = []
+        events: list[AuditEvent] = []
+        results: list[RevocationResult] = []
+        failures: list[tuple[Lease, str]] = []
+        for lease in leases:
+            now = self._clock()
+            attempts = lease.attempts + 1
+            status, update, event = self._attempt_one(lease, attempts, now, principal)
+            updates.append(update)
+            events.append(event)
+            results.append(RevocationResult(lease=_applied(lease, update), status=status))
+            if status is RevocationStatus.FAILED:
+                failures.append((lease, update.last_error or "unknown error"))
+            elif status is RevocationStatus.REVOKED and self._metrics is not None:
+                self._metrics.revoked.labels(lease.revoke_reason or "unknown").inc()
+                if lease.revoke_reason == EXPIRED:
+                    self._metrics.reaper_lateness.observe(max(0.0, now - lease.expires_at))
+        self._store.finish_revocation(updates, events)
+        for lease, message in failures:
+            if self._metrics is not None:
+                self._metrics.revoke_failures.inc()
+            self._alert(lease, message)
+        return results
+
+    def _attempt_one(
+        self, lease: Lease, attempts: int, now: float, principal: str
+    ) -> tuple[RevocationStatus, RevocationUpdate, AuditEvent]:
+        def event(kind: AuditKind, detail: str) -> AuditEvent:
+            return AuditEvent(
+                kind=kind,
+                at=now,
+                principal=principal,
+                agent=lease.agent,
+                task_id=lease.task_id,
+                lease_id=lease.lease_id,
+                engine=lease.engine,
+                scopes=lease.scopes,
+                detail=detail,
+            )
+
+        reason = lease.revoke_reason or "unknown"
+        engine = self._engines.get(lease.engine)
+        try:
+            if lease.is_task_token:
+                outcome = RevokeOutcome.REVOKED
+            elif engine is None:
+                raise LookupError(f"engine {lease.engine!r} is not configured")
+            else:
+                outcome = engine.revoke(lease.handle)
+        except TransientEngineError as error:
+            message = _short(error)
+            if not self._retry.gives_up_after(attempts):
+                if self._metrics is not None:
+                    self._metrics.revoke_retries.inc()
+                retry_at = now + self._retry.delay(attempts, self._rand)
+                log.warning(
+                    "revocation of lease %s will be retried (attempt %d): %s",
+                    lease.lease_id,
+                    attempts,
+                    message,
+                )
+                update = RevocationUpdate(
+                    lease.lease_id, LeaseState.REVOKING, now, attempts, retry_at, message
+                )
+                detail = f"reason={reason}; attempt={attempts}; error={message}"
+                return RevocationStatus.RETRYING, update, event(AuditKind.REVOKE_RETRY, detail)
+            message = f"gave up after {attempts} attempts: {message}"
+        except Exception as error:  # a permanent engine failure: terminal, alerted
+            message = _short(error)
+        else:
+            kind = AuditKind.EXPIRE if reason == EXPIRED else AuditKind.REVOKE
+            detail = f"reason={reason}; outcome={outcome.value}"
+            if lease.revoke_detail:
+                detail += f"; {lease.revoke_detail}"
+            return (
+                RevocationStatus.REVOKED,
+                RevocationUpdate(lease.lease_id, LeaseState.REVOKED, now, attempts),
+                event(kind, detail),
+            )
+        return (
+            RevocationStatus.FAILED,
+            RevocationUpdate(lease.lease_id, LeaseState.FAILED, now, attempts, None, message),
+            event(AuditKind.REVOKE_FAILED, f"reason={reason}; attempts={attempts}; error={message}"),
+        )
+
+
+def _short(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "…"
+
+
+def _applied(lease: Lease, update: RevocationUpdate) -> Lease:
+    return replace(
+        lease,
+        state=update.state,
+        attempts=update.attempts,
+        next_attempt_at=update.next_attempt_at,
+        last_error=update.last_error,
+        revoked_at=update.at if update.state is LeaseState.REVOKED else None,
+    )

@@ -1,0 +1,72 @@
+"""Builds a running broker from its configuration: the one place the parts are wired together."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from broker.config import BrokerConfig
+from broker.engines.base import Engine
+from broker.engines.postgres_reconciler import Reconciler
+from broker.engines.registry import build_engine
+from broker.metrics import BrokerMetrics
+from broker.reaper import Reaper
+from broker.revoker import Alert, Revoker, log_alert
+from broker.service import BrokerService
+from broker.store.base import Store
+from broker.store.registry import open_store
+
+
+@dataclass(slots=True)
+class Broker:
+    config: BrokerConfig
+    store: Store
+    engines: dict[str, Engine]
+    service: BrokerService
+    reaper: Reaper
+    metrics: BrokerMetrics
+
+    def close(self) -> None:
+        self.reaper.stop()
+        for engine in self.engines.values():
+            engine.close()
+        self.store.close()
+
+
+def build_broker(
+    config: BrokerConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    alert: Alert = log_alert,
+    engines: dict[str, Engine] | None = None,
+) -> Broker:
+    """Open and migrate the store, build the engines (or take the given ones), wire service and reaper."""
+    store = open_store(config.store_url, config.audit_key)
+    built: dict[str, Engine] = {}
+    try:
+        store.migrate()
+        if engines is None:
+            for name, engine_config in config.engines.items():
+                built[name] = build_engine(engine_config.kind, engine_config.settings)
+        else:
+            built = dict(engines)
+    except BaseException:
+        for engine in built.values():
+            engine.close()
+        store.close()
+        raise
+    metrics = BrokerMetrics()
+    revoker = Revoker(store, built, config.reaper.retry, clock=clock, metrics=metrics, alert=alert)
+    service = BrokerService(
+        store,
+        built,
+        config.policy,
+        revoker,
+        grant_ttl_seconds=config.limits.grant_ttl_seconds,
+        clock=clock,
+        metrics=metrics,
+    )
+    reconciler = Reconciler(store, built, clock=clock)  # drops engine credentials no lease backs
+    reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=reconciler.tick)
+    return Broker(config=config, store=store, engines=built, service=service, reaper=reaper, metrics=metrics)

@@ -1,0 +1,62 @@
+"""Runs the API with uvicorn (HTTPS when the config names a certificate); the reaper runs inside.
+
+With ``workers > 1`` uvicorn starts worker processes that each build the broker from the config path
+in ``JITSEC_BROKER_CONFIG`` (``app_from_env``); the store's reaper lock keeps one reaper at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import uvicorn
+from fastapi import FastAPI
+
+from broker.api.app import create_app
+from broker.config import BrokerConfig, load_config
+from broker.runtime import build_broker
+
+CONFIG_ENV = "JITSEC_BROKER_CONFIG"
+GRACEFUL_SHUTDOWN_SECONDS = 5  # then idle keep-alive connections are closed and the reaper stops
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes."""
+    config = load_config(os.environ[CONFIG_ENV])
+    return create_app(build_broker(config), close_broker=True)
+
+
+def serve(
+    config: BrokerConfig,
+    config_path: str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    log_level: str = "info",
+) -> None:
+    settings = replace(
+        config.server,
+        host=host or config.server.host,
+        port=port or config.server.port,
+        workers=workers or config.server.workers,
+    )
+    tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key} if settings.tls_cert else {}
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        **tls,
+    }
+    if settings.workers > 1:
+        os.environ[CONFIG_ENV] = str(config_path)
+        uvicorn.run("broker.server:app_from_env", factory=True, workers=settings.workers, **common)
+        return
+    broker = build_broker(config)
+    try:
+        uvicorn.run(create_app(broker), **common)
+    finally:
+        broker.close()

@@ -1,0 +1,502 @@
+# ruff: noqa: S608  (SQL text is built from constant column lists and "%s" marks only; values are bound)
+"""The shared store: PostgreSQL, so that several broker processes serve one set of tasks and leases.
+
+Each store object keeps a small pool of autocommit connections; every write is one transaction.
+Coordination uses PostgreSQL itself, no home-made clustering:
+- audit appends take a transaction-scoped advisory lock before reading the chain's head, so several
+  writers produce exactly one chain (the lock is released by the commit that inserts the records);
+- the reaper role is a session-level advisory lock held on a dedicated connection: it is released
+  when that connection ends, so killing the holder hands the role to the next process that asks;
+- ``migrate`` runs under an advisory lock, so every process may call it at start.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from broker.audit import GENESIS, chain_hash
+from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Page, Task
+from broker.store.base import RevocationUpdate
+from broker.store.postgres_migrations import MIGRATIONS, SCHEMA
+
+# Advisory lock keys (per database): arbitrary constants, spelled so a DBA can recognise them.
+AUDIT_LOCK_KEY = 0x6A69747365630101
+MIGRATE_LOCK_KEY = 0x6A69747365630102
+REAPER_LOCK_KEY = 0x6A69747365630103
+
+_LEASE_COLUMNS = (
+    "lease_id, task_id, agent, engine, scopes, issued_at, expires_at, fingerprint, handle, "
+    "state, revoke_reason, revoke_detail, revoke_requested_at, revoked_at, attempts, "
+    "next_attempt_at, last_error, rotated_from, username"
+)
+_TASK_COLUMNS = (
+    "task_id, agent, name, scopes, created_at, expires_at, grant_sha256, grant_expires_at, "
+    "created_by, redeemed_at, completed_at"
+)
+_AUDIT_COLUMNS = (
+    "seq, at, kind, principal, agent, task_id, lease_id, engine, scopes, resource, detail, prev_hash, hash"
+)
+_LEASE_INSERT = f"INSERT INTO jitsec.leases ({_LEASE_COLUMNS}) VALUES ({', '.join(['%s'] * 19)})"
+
+T = TypeVar("T")
+
+
+def _lease(row: Sequence[Any]) -> Lease:
+    return Lease(
+        lease_id=row[0],
+        task_id=row[1],
+        agent=row[2],
+        engine=row[3],
+        scopes=tuple(row[4]),
+        issued_at=row[5],
+        expires_at=row[6],
+        fingerprint=row[7],
+        handle=row[8],
+        state=LeaseState(row[9]),
+        revoke_reason=row[10],
+        revoke_detail=row[11],
+        revoke_requested_at=row[12],
+        revoked_at=row[13],
+        attempts=row[14],
+        next_attempt_at=row[15],
+        last_error=row[16],
+        rotated_from=row[17],
+        username=row[18],
+    )
+
+
+def _task(row: Sequence[Any]) -> Task:
+    return Task(
+        task_id=row[0],
+        agent=row[1],
+        name=row[2],
+        scopes=tuple(row[3]),
+        created_at=row[4],
+        expires_at=row[5],
+        grant_sha256=row[6],
+        grant_expires_at=row[7],
+        created_by=row[8],
+        redeemed_at=row[9],
+        completed_at=row[10],
+    )
+
+
+def _lease_values(lease: Lease) -> tuple[object, ...]:
+    return (
+        lease.lease_id,
+        lease.task_id,
+        lease.agent,
+        lease.engine,
+        list(lease.scopes),
+        lease.issued_at,
+        lease.expires_at,
+        lease.fingerprint,
+        lease.handle,
+        lease.state.value,
+        lease.revoke_reason,
+        lease.revoke_detail,
+        lease.revoke_requested_at,
+        lease.revoked_at,
+        lease.attempts,
+        lease.next_attempt_at,
+        lease.last_error,
+        lease.rotated_from,
+        lease.username,
+    )
+
+
+def _states(states: Collection[LeaseState] | None) -> list[str] | None:
+    return [s.value for s in states] if states else None
+
+
+class PostgresStore:
+    """See ``broker.store.base.Store`` for the contract. ``conninfo`` is a libpq URL or DSN."""
+
+    def __init__(
+        self, conninfo: str, audit_key: bytes, *, max_idle: int = 8, connect_timeout: int = 10
+    ) -> None:
+        self._conninfo = conninfo
+        self._key = audit_key
+        self._max_idle = max_idle
+        self._connect_timeout = connect_timeout
+        self._idle: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self._reaper_conn: psycopg.Connection | None = None
+        self._reaper_guard = threading.Lock()
+
+    # plumbing --------------------------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=self._connect_timeout,
+            application_name="jitsec-broker-store",
+        )
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        conn = conn or self._connect()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        idle = not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with self._lock:
+            if idle and len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _run(self, work: Callable[[psycopg.Connection], T], *, transaction: bool) -> T:
+        """Run ``work`` on a pooled connection; once more on a fresh one if the first was dead.
+
+        A pooled connection may have died with a server restart; the retry makes that invisible. Every
+        write here is either compare-and-set or guarded by a unique key, so a retried write cannot
+        apply twice.
+        """
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    if not transaction:
+                        return work(conn)
+                    with conn.transaction():
+                        return work(conn)
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                self._drop_idle()
+        raise AssertionError("unreachable")
+
+    def _read(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._run(lambda conn: conn.execute(query, params).fetchall(), transaction=False)
+
+    def _drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _append(self, conn: psycopg.Connection, events: Sequence[AuditEvent]) -> None:
+        """Chain and insert ``events`` inside the caller's transaction (serialised by an advisory lock)."""
+        if not events:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK_KEY,))
+        row = conn.execute("SELECT seq, hash FROM jitsec.audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+        rows = []
+        for event in events:
+            seq += 1
+            digest = chain_hash(self._key, prev, event)
+            rows.append(
+                (
+                    seq,
+                    event.at,
+                    event.kind.value,
+                    event.principal,
+                    event.agent,
+                    event.task_id,
+                    event.lease_id,
+                    event.engine,
+                    list(event.scopes),
+                    event.resource,
+                    event.detail,
+                    prev,
+                    digest,
+                )
+            )
+            prev = digest
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO jitsec.audit ({_AUDIT_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})", rows
+            )
+
+    def migrate(self) -> None:
+        def work(conn: psycopg.Connection) -> None:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+            conn.execute("CREATE TABLE IF NOT EXISTS jitsec.schema_version (version integer PRIMARY KEY)")
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM jitsec.schema_version").fetchone()
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version > (current[0] if current else 0):
+                    conn.execute(script)
+                    conn.execute("INSERT INTO jitsec.schema_version (version) VALUES (%s)", (version,))
+
+        self._run(work, transaction=True)
+
+    def close(self) -> None:
+        with self._reaper_guard:
+            if self._reaper_conn is not None:
+                self._reaper_conn.close()
+                self._reaper_conn = None
+        self._drop_idle()
+
+    # tasks -----------------------------------------------------------------------------------------
+    def create_task(self, task: Task, event: AuditEvent) -> None:
+        def work(conn: psycopg.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO jitsec.tasks ({_TASK_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
+                (
+                    task.task_id,
+                    task.agent,
+                    task.name,
+                    list(task.scopes),
+                    task.created_at,
+                    task.expires_at,
+                    task.grant_sha256,
+                    task.grant_expires_at,
+                    task.created_by,
+                    task.redeemed_at,
+                    task.completed_at,
+                ),
+            )
+            self._append(conn, [event])
+
+        self._run(work, transaction=True)
+
+    def get_task(self, task_id: str) -> Task | None:
+        rows = self._read(f"SELECT {_TASK_COLUMNS} FROM jitsec.tasks WHERE task_id = %s", (task_id,))
+        return _task(rows[0]) if rows else None
+
+    def redeem_grant(self, task_id: str, now: float, token_lease: Lease, event: AuditEvent) -> bool:
+        def work(conn: psycopg.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE jitsec.tasks SET redeemed_at = %s WHERE task_id = %s AND redeemed_at IS NULL",
+                (now, task_id),
+            ).rowcount
+            if not changed:
+                return False
+            conn.execute(_LEASE_INSERT, _lease_values(token_lease))
+            self._append(conn, [event])
+            return True
+
+        return self._run(work, transaction=True)
+
+    def complete_task(self, task_id: str, now: float, event: AuditEvent) -> bool:
+        def work(conn: psycopg.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE jitsec.tasks SET completed_at = %s WHERE task_id = %s AND completed_at IS NULL",
+                (now, task_id),
+            ).rowcount
+            if changed:
+                self._append(conn, [event])
+            return bool(changed)
+
+        return self._run(work, transaction=True)
+
+    def open_tasks_of_agent(self, agent: str, now: float) -> list[Task]:
+        rows = self._read(
+            f"SELECT {_TASK_COLUMNS} FROM jitsec.tasks WHERE agent = %s "
+            "AND completed_at IS NULL AND expires_at > %s",
+            (agent, now),
+        )
+        return [_task(r) for r in rows]
+
+    # leases ----------------------------------------------------------------------------------------
+    def add_lease(self, lease: Lease, event: AuditEvent) -> None:
+        def work(conn: psycopg.Connection) -> None:
+            conn.execute(_LEASE_INSERT, _lease_values(lease))
+            self._append(conn, [event])
+
+        self._run(work, transaction=True)
+
+    def get_lease(self, lease_id: str) -> Lease | None:
+        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE lease_id = %s", (lease_id,))
+        return _lease(rows[0]) if rows else None
+
+    def lease_by_fingerprint(self, sha256: str) -> Lease | None:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE fingerprint = %s", (sha256.lower(),)
+        )
+        return _lease(rows[0]) if rows else None
+
+    def leases_of_task(self, task_id: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE task_id = %s "
+            "AND (%s::text[] IS NULL OR state = ANY(%s::text[]))",
+            (task_id, _states(states), _states(states)),
+        )
+        return [_lease(r) for r in rows]
+
+    def leases_of_agent(self, agent: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE agent = %s "
+            "AND (%s::text[] IS NULL OR state = ANY(%s::text[]))",
+            (agent, _states(states), _states(states)),
+        )
+        return [_lease(r) for r in rows]
+
+    def live_leases(self, cursor: str | None, limit: int, now: float) -> Page:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE state = 'active' "
+            "AND expires_at > %s AND lease_id > %s ORDER BY lease_id LIMIT %s",
+            (now, cursor or "", limit + 1),
+        )
+        leases = tuple(_lease(r) for r in rows[:limit])
+        return Page(leases=leases, next_cursor=leases[-1].lease_id if len(rows) > limit else None)
+
+    def leases_due(self, now: float, limit: int) -> list[Lease]:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE state = 'active' "
+            "AND expires_at <= %s ORDER BY expires_at LIMIT %s",
+            (now, limit),
+        )
+        return [_lease(r) for r in rows]
+
+    def leases_to_retry(self, now: float, limit: int) -> list[Lease]:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE state = 'revoking' "
+            "AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s",
+            (now, limit),
+        )
+        return [_lease(r) for r in rows]
+
+    def next_deadline(self) -> float | None:
+        rows = self._read(
+            "SELECT LEAST("
+            "(SELECT MIN(expires_at) FROM jitsec.leases WHERE state = 'active'),"
+            "(SELECT MIN(next_attempt_at) FROM jitsec.leases WHERE state = 'revoking'))"
+        )
+        return rows[0][0] if rows else None
+
+    def shorten_expiry(self, lease_id: str, expires_at: float, event: AuditEvent) -> bool:
+        def work(conn: psycopg.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE jitsec.leases SET expires_at = %s WHERE lease_id = %s "
+                "AND state = 'active' AND expires_at > %s",
+                (expires_at, lease_id, expires_at),
+            ).rowcount
+            if changed:
+                self._append(conn, [event])
+            return bool(changed)
+
+        return self._run(work, transaction=True)
+
+    def begin_revocation(self, lease_ids: Sequence[str], reason: str, detail: str, now: float) -> list[Lease]:
+        def work(conn: psycopg.Connection) -> list[Lease]:
+            rows = conn.execute(
+                f"UPDATE jitsec.leases SET state = 'revoking', revoke_reason = %s, revoke_detail = %s, "
+                f"revoke_requested_at = %s, next_attempt_at = %s WHERE state = 'active' "
+                f"AND lease_id = ANY(%s) RETURNING {_LEASE_COLUMNS}",
+                (reason, detail, now, now, list(lease_ids)),
+            ).fetchall()
+            return [_lease(r) for r in rows]
+
+        return self._run(work, transaction=True) if lease_ids else []
+
+    def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
+        def work(conn: psycopg.Connection) -> None:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE jitsec.leases SET state = %s, revoked_at = %s, attempts = %s, "
+                    "next_attempt_at = %s, last_error = %s WHERE lease_id = %s AND state = 'revoking'",
+                    [
+                        (
+                            u.state.value,
+                            u.at if u.state is LeaseState.REVOKED else None,
+                            u.attempts,
+                            u.next_attempt_at,
+                            u.last_error,
+                            u.lease_id,
+                        )
+                        for u in updates
+                    ],
+                )
+            self._append(conn, events)
+
+        if updates or events:
+            self._run(work, transaction=True)
+
+    # audit -----------------------------------------------------------------------------------------
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            self._run(lambda conn: self._append(conn, events), transaction=True)
+
+    def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
+        rows = self._read(
+            f"SELECT {_AUDIT_COLUMNS} FROM jitsec.audit WHERE seq > %s ORDER BY seq LIMIT %s",
+            (after_seq, limit),
+        )
+        return [
+            AuditRecord(
+                seq=r[0],
+                event=AuditEvent(
+                    kind=AuditKind(r[2]),
+                    at=r[1],
+                    principal=r[3],
+                    agent=r[4],
+                    task_id=r[5],
+                    lease_id=r[6],
+                    engine=r[7],
+                    scopes=tuple(r[8]),
+                    resource=r[9],
+                    detail=r[10],
+                ),
+                prev_hash=r[11],
+                hash=r[12],
+            )
+            for r in rows
+        ]
+
+    # agents ----------------------------------------------------------------------------------------
+    def set_quarantined(self, agent: str, quarantined: bool, event: AuditEvent) -> None:
+        def work(conn: psycopg.Connection) -> None:
+            if quarantined:
+                conn.execute(
+                    "INSERT INTO jitsec.quarantine (agent, since) VALUES (%s, %s) "
+                    "ON CONFLICT (agent) DO NOTHING",
+                    (agent, event.at),
+                )
+            else:
+                conn.execute("DELETE FROM jitsec.quarantine WHERE agent = %s", (agent,))
+            self._append(conn, [event])
+
+        self._run(work, transaction=True)
+
+    def is_quarantined(self, agent: str) -> bool:
+        return bool(self._read("SELECT 1 FROM jitsec.quarantine WHERE agent = %s", (agent,)))
+
+    # coordination ----------------------------------------------------------------------------------
+    def try_acquire_reaper_lock(self) -> bool:
+        """True while this store holds the reaper's advisory lock on a live session.
+
+        The lock is held by a dedicated connection; each call checks that session is still alive (a
+        lost session lost the lock too) and otherwise tries to take the lock afresh.
+        """
+        with self._reaper_guard:
+            if self._reaper_conn is not None:
+                try:
+                    self._reaper_conn.execute("SELECT 1")
+                    return True
+                except psycopg.Error:
+                    self._reaper_conn.close()
+                    self._reaper_conn = None
+            try:
+                conn = self._connect()
+            except psycopg.OperationalError:
+                return False
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (REAPER_LOCK_KEY,)).fetchone()
+            except psycopg.Error:
+                conn.close()
+                return False
+            if row and row[0]:
+                self._reaper_conn = conn
+                return True
+            conn.close()
+            return False
+
+
+def open_postgres(url: str, audit_key: bytes) -> PostgresStore:
+    """``postgresql://user:password@host:port/database`` (any libpq URL or DSN)."""
+    if not url.partition("://")[2]:
+        raise ValueError("a postgresql store URL needs a host and database: postgresql://user@host/db")
+    return PostgresStore(url, audit_key)

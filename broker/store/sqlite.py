@@ -1,0 +1,506 @@
+# ruff: noqa: S608  (SQL text is built from constant column lists and "?" marks only; values are bound)
+"""The embedded store: one SQLite file in WAL mode.
+
+One connection per store object guarded by a lock (SQLite serialises writers anyway); several broker
+processes may open the same file (``BEGIN IMMEDIATE`` serialises their writes and the audit chain).
+The reaper lock is an exclusive ``flock`` on ``<file>.reaper.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from broker.audit import GENESIS, chain_hash
+from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Page, Task
+from broker.store.base import RevocationUpdate
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY, agent TEXT NOT NULL, name TEXT NOT NULL, scopes TEXT NOT NULL,
+        created_at REAL NOT NULL, expires_at REAL NOT NULL, grant_sha256 TEXT NOT NULL UNIQUE,
+        grant_expires_at REAL NOT NULL, created_by TEXT NOT NULL, redeemed_at REAL, completed_at REAL
+    );
+    CREATE INDEX tasks_by_agent ON tasks (agent);
+    CREATE TABLE leases (
+        lease_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, agent TEXT NOT NULL, engine TEXT NOT NULL,
+        scopes TEXT NOT NULL, issued_at REAL NOT NULL, expires_at REAL NOT NULL,
+        fingerprint TEXT NOT NULL UNIQUE, handle TEXT NOT NULL, state TEXT NOT NULL,
+        revoke_reason TEXT, revoke_detail TEXT, revoke_requested_at REAL, revoked_at REAL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, last_error TEXT,
+        rotated_from TEXT, username TEXT
+    );
+    CREATE INDEX leases_by_task ON leases (task_id);
+    CREATE INDEX leases_by_agent ON leases (agent);
+    CREATE INDEX leases_active_expiry ON leases (expires_at) WHERE state = 'active';
+    CREATE INDEX leases_revoking_next ON leases (next_attempt_at) WHERE state = 'revoking';
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
+        agent TEXT NOT NULL, task_id TEXT NOT NULL, lease_id TEXT NOT NULL, engine TEXT NOT NULL,
+        scopes TEXT NOT NULL, resource TEXT NOT NULL, detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+    );
+    CREATE TABLE quarantine (agent TEXT PRIMARY KEY, since REAL NOT NULL);
+    """,
+)
+
+_LEASE_COLUMNS = (
+    "lease_id, task_id, agent, engine, scopes, issued_at, expires_at, fingerprint, handle, "
+    "state, revoke_reason, revoke_detail, revoke_requested_at, revoked_at, attempts, "
+    "next_attempt_at, last_error, rotated_from, username"
+)
+_TASK_COLUMNS = (
+    "task_id, agent, name, scopes, created_at, expires_at, grant_sha256, grant_expires_at, "
+    "created_by, redeemed_at, completed_at"
+)
+
+
+_LEASE_MARKS = ",".join("?" * 19)
+
+
+@dataclass(slots=True)
+class _Work:
+    """One writer's part of a group commit."""
+
+    work: Callable[[sqlite3.Connection], object]
+    done: bool = False
+    result: object = None
+    error: BaseException | None = None
+
+
+def _scopes(value: str) -> tuple[str, ...]:
+    return tuple(json.loads(value))
+
+
+def _lease(row: sqlite3.Row | tuple) -> Lease:
+    return Lease(
+        lease_id=row[0],
+        task_id=row[1],
+        agent=row[2],
+        engine=row[3],
+        scopes=_scopes(row[4]),
+        issued_at=row[5],
+        expires_at=row[6],
+        fingerprint=row[7],
+        handle=row[8],
+        state=LeaseState(row[9]),
+        revoke_reason=row[10],
+        revoke_detail=row[11],
+        revoke_requested_at=row[12],
+        revoked_at=row[13],
+        attempts=row[14],
+        next_attempt_at=row[15],
+        last_error=row[16],
+        rotated_from=row[17],
+        username=row[18],
+    )
+
+
+def _task(row: tuple) -> Task:
+    return Task(
+        task_id=row[0],
+        agent=row[1],
+        name=row[2],
+        scopes=_scopes(row[3]),
+        created_at=row[4],
+        expires_at=row[5],
+        grant_sha256=row[6],
+        grant_expires_at=row[7],
+        created_by=row[8],
+        redeemed_at=row[9],
+        completed_at=row[10],
+    )
+
+
+def _lease_values(lease: Lease) -> tuple:
+    return (
+        lease.lease_id,
+        lease.task_id,
+        lease.agent,
+        lease.engine,
+        json.dumps(list(lease.scopes)),
+        lease.issued_at,
+        lease.expires_at,
+        lease.fingerprint,
+        lease.handle,
+        lease.state.value,
+        lease.revoke_reason,
+        lease.revoke_detail,
+        lease.revoke_requested_at,
+        lease.revoked_at,
+        lease.attempts,
+        lease.next_attempt_at,
+        lease.last_error,
+        lease.rotated_from,
+        lease.username,
+    )
+
+
+def _states_clause(states: Collection[LeaseState] | None) -> tuple[str, list[str]]:
+    if not states:
+        return "", []
+    values = [s.value for s in states]
+    return f" AND state IN ({','.join('?' * len(values))})", values
+
+
+class SQLiteStore:
+    """See ``broker.store.base.Store`` for the contract."""
+
+    def __init__(self, path: str | Path, audit_key: bytes) -> None:
+        self.path = Path(path)
+        self._key = audit_key
+        self._lock = threading.Lock()
+        self._reaper_file: IO[bytes] | None = None
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Work] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+    # plumbing --------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _grouped(self, work: Callable[[sqlite3.Connection], object]) -> object:
+        """Group commit: run ``work`` in a transaction shared with every writer queued meanwhile.
+
+        Whoever holds the connection lock drains the whole queue into one transaction (one WAL commit
+        for many leases), each item inside its own savepoint so one failure fails only its caller.
+        """
+        item = _Work(work)
+        with self._queue_lock:
+            self._queue.append(item)
+        while not item.done:
+            with self._lock:
+                if item.done:
+                    break
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._run_batch(batch)
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _run_batch(self, batch: list[_Work]) -> None:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                db.execute("SAVEPOINT item")
+                try:
+                    item.result = item.work(db)
+                except Exception as error:
+                    db.execute("ROLLBACK TO item")
+                    item.error = error
+                db.execute("RELEASE item")
+            db.execute("COMMIT")
+        except BaseException as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for item in batch:
+                item.error = item.error or error
+            raise
+        finally:
+            for item in batch:
+                item.done = True
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _append(self, db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+        if not events:
+            return
+        row = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        prev = row[0] if row else GENESIS
+        rows = []
+        for event in events:
+            digest = chain_hash(self._key, prev, event)
+            rows.append(
+                (
+                    event.at,
+                    event.kind.value,
+                    event.principal,
+                    event.agent,
+                    event.task_id,
+                    event.lease_id,
+                    event.engine,
+                    json.dumps(list(event.scopes)),
+                    event.resource,
+                    event.detail,
+                    prev,
+                    digest,
+                )
+            )
+            prev = digest
+        db.executemany(
+            "INSERT INTO audit (at, kind, principal, agent, task_id, lease_id, engine, scopes, "
+            "resource, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    def migrate(self) -> None:
+        with self._write() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version > current:
+                    for statement in filter(str.strip, script.split(";")):
+                        db.execute(statement)
+                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._reaper_file is not None:
+                self._reaper_file.close()
+                self._reaper_file = None
+            self._db.close()
+
+    # tasks -----------------------------------------------------------------------------------------
+    def create_task(self, task: Task, event: AuditEvent) -> None:
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    task.task_id,
+                    task.agent,
+                    task.name,
+                    json.dumps(list(task.scopes)),
+                    task.created_at,
+                    task.expires_at,
+                    task.grant_sha256,
+                    task.grant_expires_at,
+                    task.created_by,
+                    task.redeemed_at,
+                    task.completed_at,
+                ),
+            )
+            self._append(db, [event])
+
+    def get_task(self, task_id: str) -> Task | None:
+        rows = self._read(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,))
+        return _task(rows[0]) if rows else None
+
+    def redeem_grant(self, task_id: str, now: float, token_lease: Lease, event: AuditEvent) -> bool:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE tasks SET redeemed_at = ? WHERE task_id = ? AND redeemed_at IS NULL", (now, task_id)
+            ).rowcount
+            if not changed:
+                return False
+            db.execute(
+                f"INSERT INTO leases ({_LEASE_COLUMNS}) VALUES ({','.join('?' * 19)})",
+                _lease_values(token_lease),
+            )
+            self._append(db, [event])
+            return True
+
+    def complete_task(self, task_id: str, now: float, event: AuditEvent) -> bool:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE tasks SET completed_at = ? WHERE task_id = ? AND completed_at IS NULL", (now, task_id)
+            ).rowcount
+            if changed:
+                self._append(db, [event])
+            return bool(changed)
+
+    def open_tasks_of_agent(self, agent: str, now: float) -> list[Task]:
+        rows = self._read(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent = ? AND completed_at IS NULL AND expires_at > ?",
+            (agent, now),
+        )
+        return [_task(r) for r in rows]
+
+    # leases ----------------------------------------------------------------------------------------
+    def add_lease(self, lease: Lease, event: AuditEvent) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(f"INSERT INTO leases ({_LEASE_COLUMNS}) VALUES ({_LEASE_MARKS})", _lease_values(lease))
+            self._append(db, [event])
+
+        self._grouped(work)
+
+    def get_lease(self, lease_id: str) -> Lease | None:
+        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,))
+        return _lease(rows[0]) if rows else None
+
+    def lease_by_fingerprint(self, sha256: str) -> Lease | None:
+        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE fingerprint = ?", (sha256.lower(),))
+        return _lease(rows[0]) if rows else None
+
+    def leases_of_task(self, task_id: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
+        clause, values = _states_clause(states)
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE task_id = ?{clause}", (task_id, *values)
+        )
+        return [_lease(r) for r in rows]
+
+    def leases_of_agent(self, agent: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
+        clause, values = _states_clause(states)
+        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE agent = ?{clause}", (agent, *values))
+        return [_lease(r) for r in rows]
+
+    def live_leases(self, cursor: str | None, limit: int, now: float) -> Page:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE state = 'active' AND expires_at > ? "
+            "AND lease_id > ? ORDER BY lease_id LIMIT ?",
+            (now, cursor or "", limit + 1),
+        )
+        leases = tuple(_lease(r) for r in rows[:limit])
+        return Page(leases=leases, next_cursor=leases[-1].lease_id if len(rows) > limit else None)
+
+    def leases_due(self, now: float, limit: int) -> list[Lease]:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE state = 'active' AND expires_at <= ? "
+            "ORDER BY expires_at LIMIT ?",
+            (now, limit),
+        )
+        return [_lease(r) for r in rows]
+
+    def leases_to_retry(self, now: float, limit: int) -> list[Lease]:
+        rows = self._read(
+            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE state = 'revoking' "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+            (now, limit),
+        )
+        return [_lease(r) for r in rows]
+
+    def next_deadline(self) -> float | None:
+        rows = self._read(
+            "SELECT MIN(t) FROM ("
+            "SELECT MIN(expires_at) AS t FROM leases WHERE state = 'active' UNION ALL "
+            "SELECT MIN(next_attempt_at) FROM leases WHERE state = 'revoking')"
+        )
+        return rows[0][0] if rows else None
+
+    def shorten_expiry(self, lease_id: str, expires_at: float, event: AuditEvent) -> bool:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE leases SET expires_at = ? WHERE lease_id = ? AND state = 'active' AND expires_at > ?",
+                (expires_at, lease_id, expires_at),
+            ).rowcount
+            if changed:
+                self._append(db, [event])
+            return bool(changed)
+
+    def begin_revocation(self, lease_ids: Sequence[str], reason: str, detail: str, now: float) -> list[Lease]:
+        moved: list[Lease] = []
+        with self._write() as db:
+            for start in range(0, len(lease_ids), 500):
+                batch = list(lease_ids[start : start + 500])
+                marks = ",".join("?" * len(batch))
+                rows = db.execute(
+                    f"UPDATE leases SET state = 'revoking', revoke_reason = ?, revoke_detail = ?, "
+                    f"revoke_requested_at = ?, next_attempt_at = ? WHERE state = 'active' "
+                    f"AND lease_id IN ({marks}) RETURNING {_LEASE_COLUMNS}",
+                    (reason, detail, now, now, *batch),
+                ).fetchall()
+                moved.extend(_lease(r) for r in rows)
+        return moved
+
+    def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE leases SET state = ?, revoked_at = ?, attempts = ?, next_attempt_at = ?, "
+                "last_error = ? WHERE lease_id = ? AND state = 'revoking'",
+                [
+                    (
+                        u.state.value,
+                        u.at if u.state is LeaseState.REVOKED else None,
+                        u.attempts,
+                        u.next_attempt_at,
+                        u.last_error,
+                        u.lease_id,
+                    )
+                    for u in updates
+                ],
+            )
+            self._append(db, events)
+
+    # audit -----------------------------------------------------------------------------------------
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        self._grouped(lambda db: self._append(db, events))
+
+    def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
+        rows = self._read(
+            "SELECT seq, at, kind, principal, agent, task_id, lease_id, engine, scopes, "
+            "resource, detail, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            AuditRecord(
+                seq=r[0],
+                event=AuditEvent(
+                    kind=AuditKind(r[2]),
+                    at=r[1],
+                    principal=r[3],
+                    agent=r[4],
+                    task_id=r[5],
+                    lease_id=r[6],
+                    engine=r[7],
+                    scopes=_scopes(r[8]),
+                    resource=r[9],
+                    detail=r[10],
+                ),
+                prev_hash=r[11],
+                hash=r[12],
+            )
+            for r in rows
+        ]
+
+    # agents ----------------------------------------------------------------------------------------
+    def set_quarantined(self, agent: str, quarantined: bool, event: AuditEvent) -> None:
+        with self._write() as db:
+            if quarantined:
+                db.execute("INSERT OR IGNORE INTO quarantine (agent, since) VALUES (?, ?)", (agent, event.at))
+            else:
+                db.execute("DELETE FROM quarantine WHERE agent = ?", (agent,))
+            self._append(db, [event])
+
+    def is_quarantined(self, agent: str) -> bool:
+        return bool(self._read("SELECT 1 FROM quarantine WHERE agent = ?", (agent,)))
+
+    # coordination ----------------------------------------------------------------------------------
+    def try_acquire_reaper_lock(self) -> bool:
+        with self._lock:
+            if self._reaper_file is not None:
+                return True
+            handle = open(f"{self.path}.reaper.lock", "ab")  # noqa: SIM115 - held open while we reap
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            self._reaper_file = handle
+            return True
+
+
+def open_sqlite(url: str, audit_key: bytes) -> SQLiteStore:
+    """``sqlite:///abs/path.db`` (absolute) or ``sqlite://relative.db``."""
+    path = url.removeprefix("sqlite://")
+    if path.startswith("//"):
+        path = path[1:]
+    if not path:
+        raise ValueError("a sqlite store URL needs a file path: sqlite:///var/lib/jitsec/broker.db")
+    return SQLiteStore(path, audit_key)

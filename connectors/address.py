@@ -1,0 +1,106 @@
+"""One way to name a source on the command line and in daemon configs, and to open it.
+
+========================================  =============================================================
+address                                   source
+========================================  =============================================================
+``PATH`` (a file)                         the file; followed like ``tail -F`` when ``follow``
+``PATH`` (a directory)                    every file below it; watched with watchdog when ``follow``
+``-``                                     standard input, line by line
+``git:PATH``                              every blob in the history of the repository at PATH, all refs
+``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G``  a Kafka consumer group (connectors.sources.kafka)
+``elasticsearch://HOST:PORT/INDEX_PATTERN``  documents of an index pattern (connectors.sources.elasticsearch)
+========================================  =============================================================
+
+A file whose name starts with ``git:`` can still be named as ``./git:…``. Opening a source does no
+I/O beyond checking that it can exist; reading starts with ``chunks()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+from connectors.base import Source
+from connectors.checkpoints import CheckpointStore
+from connectors.sources.git import GitError, GitHistorySource, check_repository
+from connectors.sources.stdin_follow import StdinFollowSource
+from connectors.sources.tail import TailSource
+
+GIT_PREFIX = "git:"
+KAFKA_PREFIX = "kafka://"
+ELASTICSEARCH_PREFIX = "elasticsearch://"
+_SCHEMES = (GIT_PREFIX, KAFKA_PREFIX, ELASTICSEARCH_PREFIX)
+
+
+class SourceAddressError(ValueError):
+    """An address that names no source this installation can open."""
+
+
+def is_source_address(arg: str) -> bool:
+    """Whether ``arg`` names a non-path source (``git:``, ``kafka://``, ``elasticsearch://``).
+
+    ``jitsec scan`` hands such arguments to ``open_source``; plain paths and ``-`` it reads itself.
+    """
+    return arg.startswith(_SCHEMES)
+
+
+def open_source(
+    address: str,
+    *,
+    follow: bool,
+    checkpoint_dir: Path | None = None,
+    from_end: bool = False,
+) -> Source:
+    """The source an address names. ``follow`` keeps reading new data until ``close``;
+    ``checkpoint_dir`` lets a followed file, directory or index resume where a previous run stopped;
+    ``from_end`` starts followed files at their current end when there is no checkpoint."""
+    if not address:
+        raise SourceAddressError("empty source address")
+    if address.startswith(GIT_PREFIX):
+        return _open_git(address[len(GIT_PREFIX) :])
+    if address.startswith(KAFKA_PREFIX):
+        opener = _optional_opener("connectors.sources.kafka", "open_kafka_source", "Kafka")
+        return opener(address, follow=follow)
+    if address.startswith(ELASTICSEARCH_PREFIX):
+        opener = _optional_opener(
+            "connectors.sources.elasticsearch", "open_elasticsearch_source", "Elasticsearch"
+        )
+        return opener(address, follow=follow, checkpoint_dir=checkpoint_dir)
+    if address == "-":
+        return StdinFollowSource()
+    return _open_path(Path(address), follow=follow, checkpoint_dir=checkpoint_dir, from_end=from_end)
+
+
+def _open_git(path: str) -> Source:
+    if not path:
+        raise SourceAddressError("git: needs a repository path, e.g. git:. or git:/srv/repo")
+    try:
+        check_repository(Path(path))
+    except GitError as exc:
+        raise SourceAddressError(str(exc)) from exc
+    return GitHistorySource(Path(path))
+
+
+def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_end: bool) -> Source:
+    checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
+    if path.is_dir():
+        if follow:
+            # watchdog starts threads machinery on import; only a directory watch pays for it.
+            from connectors.sources.watch import DirectoryWatchSource  # noqa: PLC0415
+
+            return DirectoryWatchSource(path, checkpoints=checkpoints, from_end=from_end)
+        raise SourceAddressError(f"{path}: a directory is read once by `jitsec scan`, followed by `watch`")
+    if not follow and not path.exists():
+        raise SourceAddressError(f"{path}: no such file or directory")
+    # A followed file that does not exist yet is waited for, like `tail -F`.
+    return TailSource(path, follow=follow, checkpoints=checkpoints, from_end=from_end)
+
+
+def _optional_opener(module_name: str, attribute: str, system: str) -> Callable[..., Source]:
+    try:
+        module = importlib.import_module(module_name)
+        opener: Callable[..., Source] = getattr(module, attribute)
+    except (ImportError, AttributeError) as exc:
+        raise SourceAddressError(f"{system} sources are not available in this installation ({exc})") from exc
+    return opener

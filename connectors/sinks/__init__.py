@@ -1,0 +1,19 @@
+"""Alert sinks: where incidents go. Every sink but the console spools to disk (``spool.py``) so a
+receiver that is down delays alerts, in order, and never loses or blocks them.
+
+``build_sink("webhook:https://...", spool_dir)`` turns an ``--alert`` spec into a sink; see
+``factory.py`` for the spec grammar.
+"""
+
+from connectors.sinks.factory import ALERT_SPEC_HELP, build_sink, parse_alert_spec
+from connectors.sinks.serialize import SCHEMA, incident_summary, incident_to_dict, incident_to_json
+
+__all__ = [
+    "ALERT_SPEC_HELP",
+    "SCHEMA",
+    "build_sink",
+    "incident_summary",
+    "incident_to_dict",
+    "incident_to_json",
+    "parse_alert_spec",
+]

@@ -1,0 +1,54 @@
+"""The common shape of a spooled sink: ``send`` spools the incident's JSON, a thread delivers it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from connectors.sinks.serialize import incident_from_json, incident_to_json
+from connectors.sinks.spool import Backoff, Spool, SpoolStats
+from scanner.model import Incident
+
+
+def spool_path(spool_dir: Path | str, name: str) -> Path:
+    """A stable file per sink target, so a restart finds what the previous run left."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:40] or "sink"
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+    return Path(spool_dir) / f"{slug}-{digest}.sqlite"
+
+
+class SpooledSink(ABC):
+    """Implements the ``Sink`` protocol over a ``Spool``; subclasses write ``deliver`` only.
+
+    ``deliver`` runs on the spool's thread, oldest incident first, and raises to be retried.
+    """
+
+    def __init__(self, name: str, spool_dir: Path | str, *, backoff: Backoff | None = None) -> None:
+        self.name = name
+        self._spool = Spool(spool_path(spool_dir, name), self._deliver_payload, name=name, backoff=backoff)
+
+    @abstractmethod
+    def deliver(self, incident: Incident) -> None:
+        """Hand one incident to the receiver; raise ``DeliveryError`` (or anything) to retry."""
+
+    def _deliver_payload(self, payload: bytes) -> None:
+        self.deliver(incident_from_json(payload))
+
+    def send(self, incident: Incident) -> None:
+        self._spool.put(incident_to_json(incident).encode("utf-8"))
+
+    def stats(self) -> SpoolStats:
+        return self._spool.stats()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything spooled so far was delivered; False if ``timeout`` ran out."""
+        return self._spool.wait_empty(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._spool.close(timeout)
+        self._close_receiver()
+
+    def _close_receiver(self) -> None:  # noqa: B027 - optional hook, most receivers hold nothing
+        """Release the receiver connection; override when there is one."""

@@ -1,0 +1,140 @@
+"""Syslog sink: RFC 5424 messages over UDP (one datagram each) or TCP (RFC 6587 octet counting).
+
+``<PRI>1 TIMESTAMP HOSTNAME jitsec PROCID incident [jitsec@32473 ...] BOM summary``: facility
+``auth`` (4) by default; severity from the incident (critical→crit, high→err, medium→warning,
+low→notice). Structured data carries the incident id, version, fingerprint, rule, action, lease
+and latency; MSG is the one-line summary. No secret: preview and fingerprint only.
+
+TCP is retried and ordered through the spool like every sink. UDP has no acknowledgement: a datagram
+to a listener that is down is lost without an error the sender can always see (only an ICMP
+refusal, sometimes), so use TCP where delivery matters.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+from connectors.sinks.base import SpooledSink
+from connectors.sinks.serialize import incident_summary
+from connectors.sinks.spool import Backoff, DeliveryError
+from scanner.model import Incident, Severity
+
+FACILITY_AUTH = 4
+# RFC 5612 reserves 32473 for documentation and examples; no enterprise number is registered.
+SD_ID = "jitsec@32473"
+_SEVERITY = {Severity.CRITICAL: 2, Severity.HIGH: 3, Severity.MEDIUM: 4, Severity.LOW: 5}
+_MAX_UDP = 8192
+
+
+def _sd_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def _header_token(value: str, fallback: str) -> str:
+    """Header fields are printable US-ASCII without spaces (RFC 5424 §6)."""
+    cleaned = "".join(ch for ch in value if 33 <= ord(ch) <= 126)
+    return cleaned[:48] or fallback
+
+
+def format_rfc5424(
+    incident: Incident, *, facility: int = FACILITY_AUTH, hostname: str | None = None,
+    now: datetime | None = None, procid: int | None = None,
+) -> bytes:
+    """One RFC 5424 message (without transport framing)."""
+    pri = facility * 8 + _SEVERITY[incident.severity]
+    stamp = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    host = _header_token(hostname or socket.gethostname(), "-")
+    params = {
+        "id": incident.incident_id,
+        "version": str(incident.version),
+        "fingerprint": incident.fingerprint,
+        "rule": incident.rule_id,
+        "severity": incident.severity.value,
+        "action": incident.action.value,
+        "occurrences": str(incident.occurrences),
+    }
+    if incident.lease_id:
+        params["lease"] = incident.lease_id
+    if incident.latency_ms is not None:
+        params["latency_ms"] = f"{incident.latency_ms:.1f}"
+    sd = "[" + SD_ID + "".join(f' {key}="{_sd_escape(value)}"' for key, value in params.items()) + "]"
+    header = f"<{pri}>1 {stamp} {host} jitsec {procid or os.getpid()} incident {sd} "
+    return header.encode("ascii", "replace") + b"\xef\xbb\xbf" + incident_summary(incident).encode("utf-8")
+
+
+def frame_octet_counting(message: bytes) -> bytes:
+    """RFC 6587 §3.4.1: ``MSG-LEN SP SYSLOG-MSG``."""
+    return str(len(message)).encode("ascii") + b" " + message
+
+
+class SyslogSink(SpooledSink):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        spool_dir: Path | str,
+        *,
+        protocol: str = "udp",
+        facility: int = FACILITY_AUTH,
+        timeout: float = 5.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if protocol not in ("udp", "tcp"):
+            raise ValueError(f"syslog protocol must be udp or tcp, got {protocol!r}")
+        self.address = (host, port)
+        self.protocol = protocol
+        self._facility = facility
+        self._timeout = timeout
+        self._socket: socket.socket | None = None
+        super().__init__(f"syslog+{protocol}://{host}:{port}", spool_dir, backoff=backoff)
+
+    def deliver(self, incident: Incident) -> None:
+        message = format_rfc5424(incident, facility=self._facility)
+        try:
+            if self.protocol == "udp":
+                self._send_udp(message[:_MAX_UDP])
+            else:
+                self._send_tcp(frame_octet_counting(message))
+        except OSError as error:
+            self._close_receiver()
+            raise DeliveryError(f"syslog {self.protocol} {self.address[0]}:{self.address[1]}: "
+                                f"{type(error).__name__}") from None
+
+    def _connected(self) -> socket.socket:
+        if self._socket is None:
+            if self.protocol == "udp":
+                family = socket.getaddrinfo(*self.address, type=socket.SOCK_DGRAM)[0][0]
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.connect(self.address)
+            else:
+                sock = socket.create_connection(self.address, timeout=self._timeout)
+            sock.settimeout(self._timeout)
+            self._socket = sock
+        return self._socket
+
+    def _send_udp(self, message: bytes) -> None:
+        self._connected().send(message)
+
+    def _send_tcp(self, framed: bytes) -> None:
+        if self._socket is not None and self._peer_closed(self._socket):
+            self._close_receiver()  # reconnect rather than write into a half-closed connection
+        self._connected().sendall(framed)
+
+    def _peer_closed(self, sock: socket.socket) -> bool:
+        sock.setblocking(False)
+        try:
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(self._timeout)
+
+    def _close_receiver(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

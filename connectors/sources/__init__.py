@@ -1,0 +1,1 @@
+"""Sources: where chunks come from. Each yields ``Chunk``s and never matches."""

@@ -1,0 +1,146 @@
+"""What a running ``jitsec watch`` daemon tells its operators: ``/healthz`` and Prometheus ``/metrics``.
+
+Counters are updated on the scanning thread as chunks and findings pass; values that live in the
+sources (errors by kind, consumer lag) are read at scrape time by a collector, so they are never
+stale and never copied. Each daemon has its own registry (no process-wide default registry).
+Metric names and labels never carry secrets: rule ids, source addresses and error kinds only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from connectors.base import Source, SourceErrors
+from scanner.model import BrokerStatus, Chunk, Finding
+
+
+class DaemonMetrics:
+    """The daemon's metrics in one registry."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.clock = clock
+        self.started = clock()
+        self.last_chunk_at: float | None = None
+        self.bytes_scanned = Counter(
+            "jitsec_bytes_scanned", "Bytes read from sources and scanned", ["source"], registry=self.registry
+        )
+        self.chunks = Counter("jitsec_chunks", "Chunks scanned", ["source"], registry=self.registry)
+        self.findings = Counter("jitsec_findings", "Findings, by rule", ["rule"], registry=self.registry)
+        self.revocations = Counter(
+            "jitsec_revocations", "Broker credentials revoked because of a finding", registry=self.registry
+        )
+
+    def count_chunk(self, source: str, chunk: Chunk) -> None:
+        self.chunks.labels(source).inc()
+        self.bytes_scanned.labels(source).inc(len(chunk.data))
+        self.last_chunk_at = self.clock()
+
+    def count_findings(self, findings: Sequence[Finding]) -> None:
+        for finding in findings:
+            self.findings.labels(finding.rule_id).inc()
+            if finding.broker is BrokerStatus.REVOKED:
+                self.revocations.inc()
+
+    def watch_sources(
+        self, sources: Sequence[tuple[str, Source]], incidents: Callable[[], int] | None = None
+    ) -> None:
+        """Expose the sources' error counts and lag, and the incident count, read at scrape time."""
+        self.registry.register(_SourceCollector(sources, incidents))
+
+
+class _SourceCollector:
+    def __init__(self, sources: Sequence[tuple[str, Source]], incidents: Callable[[], int] | None) -> None:
+        self.sources = list(sources)
+        self.incidents = incidents
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked: the label sets are only known at scrape time
+
+    def collect(self) -> Iterator[Metric]:
+        errors = CounterMetricFamily(
+            "jitsec_source_errors", "Problems sources stepped over, by kind", labels=["source", "kind"]
+        )
+        lag = GaugeMetricFamily(
+            "jitsec_consumer_lag", "Records or bytes not yet read, where a source can tell", labels=["source"]
+        )
+        for name, source in self.sources:
+            counts: SourceErrors = source.errors
+            for kind, count in sorted(counts.counts.items()):
+                errors.add_metric([name, kind], count)
+            measure = getattr(source, "lag", None)
+            value = measure() if callable(measure) else None
+            if isinstance(value, int | float):
+                lag.add_metric([name], value)
+        yield errors
+        yield lag
+        if self.incidents is not None:
+            incidents = GaugeMetricFamily("jitsec_incidents", "Open incidents (one per leaked secret)")
+            incidents.add_metric([], self.incidents())
+            yield incidents
+
+
+class HealthServer:
+    """``GET /healthz`` (200 while running, 503 once stopping) and ``GET /metrics`` on one port."""
+
+    def __init__(self, metrics: DaemonMetrics, host: str, port: int) -> None:
+        self.metrics = metrics
+        self.stopping = threading.Event()
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="health-http", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        now = self.metrics.clock()
+        last = self.metrics.last_chunk_at
+        body: dict[str, object] = {
+            "status": "stopping" if self.stopping.is_set() else "ok",
+            "uptime_seconds": round(now - self.metrics.started, 3),
+            "seconds_since_last_chunk": None if last is None else round(now - last, 3),
+        }
+        return (503 if self.stopping.is_set() else 200), body
+
+    def close(self) -> None:
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                status, body = server.health()
+                self._reply(status, "application/json", json.dumps(body).encode())
+            elif self.path == "/metrics":
+                self._reply(200, CONTENT_TYPE_LATEST, generate_latest(server.metrics.registry))
+            else:
+                self._reply(404, "text/plain", b"not found\n")
+
+        def _reply(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes are not worth a log line."""
+
+    return Handler

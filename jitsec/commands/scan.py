@@ -1,0 +1,292 @@
+"""`jitsec scan`, `jitsec rules check|list`, `jitsec baseline create`: the scanner's command line."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from scanner.baseline import Baseline, BaselineError, baseline_document, load_baseline
+from scanner.engine import Scanner
+from scanner.fingerprint import Fingerprinter, FingerprintKeyError
+from scanner.model import Finding
+from scanner.output import FORMATS, FindingWriter
+from scanner.ruleset import RuleError, RuleSet, default_pack_paths, load_pack, load_ruleset, make_ruleset
+from scanner.scan_job import EXIT_ERROR, ScanResult, plan, run_scan
+
+_ENGINES = click.Choice(["auto", "hyperscan", "python"])
+
+
+def _rule_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--rules", "rule_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Add a rule pack (TOML). Repeatable."),
+        click.option("--no-default-rules", is_flag=True, help="Load only the packs given with --rules."),
+        click.option("--gitleaks-config", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Also load the rules of a gitleaks TOML configuration."),
+        click.option("--engine", type=_ENGINES, default="auto", show_default=True,
+                     help="Matcher: Hyperscan when installed (auto), or the pure-Python path."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _scan_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("paths", nargs=-1, required=True),
+        click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+                     help="Files scanned in parallel."),
+        click.option("--baseline", "baselines", multiple=True,
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="Accepted findings (a jitsec baseline or a detect-secrets .secrets.baseline). "
+                          "Repeatable."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Progress bar on stderr (default: when stderr is a terminal)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return _rule_options(command)
+
+
+def _fail(message: str) -> click.exceptions.Exit:
+    click.echo(f"jitsec: {message}", err=True)
+    return click.exceptions.Exit(EXIT_ERROR)
+
+
+def _load_rules(rule_files: tuple[Path, ...], no_default: bool, gitleaks: Path | None) -> RuleSet:
+    try:
+        ruleset = load_ruleset(rule_files, include_default=not no_default, gitleaks_config=gitleaks)
+    except RuleError as error:
+        raise _fail(f"invalid rules: {error}") from None
+    if not ruleset.rules:
+        raise _fail("no rules loaded (no default packs found and none given with --rules)")
+    return ruleset
+
+
+def _build_scanner(ruleset: RuleSet, engine: str, baseline: Baseline) -> Scanner:
+    try:
+        fingerprinter = Fingerprinter.load_or_create()
+    except FingerprintKeyError as error:
+        raise _fail(str(error)) from None
+    try:
+        return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=baseline.sha1)  # type: ignore[arg-type]
+    except RuntimeError as error:
+        raise _fail(str(error)) from None
+
+
+def _load_baselines(paths: tuple[Path, ...]) -> Baseline:
+    baseline = Baseline()
+    for path in paths:
+        try:
+            baseline = baseline | load_baseline(path)
+        except BaselineError as error:
+            raise _fail(str(error)) from None
+    return baseline
+
+
+@contextmanager
+def _progress_bar(enabled: bool | None, total: int) -> Iterator[Callable[[int], None] | None]:
+    if enabled is False or (enabled is None and not sys.stderr.isatty()) or total <= 0:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task("scanning", total=total)
+        yield lambda size: bar.advance(task, size)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(stderr=True)
+
+
+def _execute(paths: tuple[str, ...], scanner: Scanner, baseline: Baseline, jobs: int,  # noqa: PLR0917
+             progress: bool | None, emit: Callable[[list[Finding]], None]) -> ScanResult:
+    planned = plan(paths)
+    total = sum(entry.size for entry in planned[0])
+    with _progress_bar(progress, total) as advance:
+        return run_scan(paths, scanner, emit, baseline=baseline, jobs=jobs, progress=advance, planned=planned)
+
+
+def _report(result: ScanResult, scanner: Scanner) -> None:
+    parts = [f"{result.findings} finding{'s' if result.findings != 1 else ''}",
+             f"{result.files} file{'s' if result.files != 1 else ''}", f"{result.bytes} bytes",
+             f"engine {scanner.engine}", f"rules {scanner.ruleset.digest}"]
+    if result.baselined:
+        parts.append(f"{result.baselined} in baseline")
+    if result.skipped_binary:
+        parts.append(f"{result.skipped_binary} binary skipped")
+    if result.skipped_special:
+        parts.append(f"{result.skipped_special} special files skipped")
+    click.echo("jitsec: " + ", ".join(parts), err=True)
+    for example in result.errors.examples:
+        click.echo(f"jitsec: could not read: {example}", err=True)
+    if result.errors.total > len(result.errors.examples):
+        click.echo(f"jitsec: {result.errors.total} read errors in all", err=True)
+
+
+@click.command("scan")
+@_scan_options
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write findings here instead of stdout.")
+def scan(  # noqa: PLR0917 - click passes options positionally by name
+    paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
+         rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
+         fmt: str, output: Path | None) -> None:
+    """Find secrets in files, directories (recursively) and standard input (`-`).
+
+    Secrets are shown only as redacted previews with a keyed fingerprint. Binary files, FIFOs and
+    devices are skipped and counted; lines marked `pragma: allowlist secret` are ignored.
+
+    \b
+    Exit codes: 0 no findings, 1 findings, 2 an error (bad options or rules, or
+    some input could not be read; findings found elsewhere are still written).
+
+    \b
+    Examples:
+      jitsec scan .                              scan a repository
+      jitsec scan -j 4 /var/log/app              four files at a time
+      kubectl logs pod/api | jitsec scan -       scan a stream
+      jitsec scan -f sarif -o jitsec.sarif src/  for code scanning dashboards
+      jitsec scan --baseline .jitsec.baseline .  report only new findings
+      jitsec scan --gitleaks-config .gitleaks.toml --rules extra.toml .
+    """
+    ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
+    baseline = _load_baselines(baselines)
+    scanner = _build_scanner(ruleset, engine, baseline)
+    try:
+        target: Any = open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)  # noqa: SIM115
+    except OSError as error:
+        raise _fail(f"cannot write {output}: {error.strerror or error}") from None
+    with target as stream:
+        writer = FindingWriter(fmt, stream, ruleset, color=output is None and stream.isatty())  # type: ignore[arg-type]
+        result = _execute(paths, scanner, baseline, jobs, progress, writer.write)
+        writer.close(result.summary())
+    _report(result, scanner)
+    sys.exit(result.exit_code)
+
+
+@click.group("baseline")
+def baseline_group() -> None:
+    """Accept today's findings so later scans report only new ones."""
+
+
+@baseline_group.command("create")
+@_scan_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(".jitsec.baseline"), show_default=True, help="Where to write the baseline.")
+def baseline_create(  # noqa: PLR0917 - click passes options positionally by name
+    paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
+                    rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None,
+                    engine: str, output: Path) -> None:
+    """Scan PATHS and write every finding's fingerprint to a baseline file.
+
+    \b
+    Examples:
+      jitsec baseline create .                       writes .jitsec.baseline
+      jitsec scan --baseline .jitsec.baseline .      then only new findings fail
+    """
+    ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
+    previous = _load_baselines(baselines)
+    scanner = _build_scanner(ruleset, engine, previous)
+    collected: list[Finding] = []
+    result = _execute(paths, scanner, Baseline(), jobs, progress, collected.extend)
+    document = baseline_document(collected, ruleset.digest)
+    try:
+        output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise _fail(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(f"jitsec: wrote {len(document['findings'])} fingerprints to {output}", err=True)
+    _report(result, scanner)
+    sys.exit(EXIT_ERROR if result.errors.total else 0)
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Inspect and validate rule packs."""
+
+
+@rules_group.command("check")
+@click.argument("packs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--engine", type=_ENGINES, default="auto", show_default=True)
+def rules_check(packs: tuple[Path, ...], engine: str) -> None:
+    """Validate packs and run every rule's examples in every context.
+
+    Without PACK, checks the default packs. Errors name the pack, the rule and the field.
+    Exit code 0 when all is well, 1 when a pack is invalid or an example fails.
+
+    \b
+    Examples:
+      jitsec rules check                 the default packs
+      jitsec rules check my-rules.toml   a pack of your own
+    """
+    from scanner.rule_examples import check_rule_examples  # noqa: PLC0415
+
+    paths = list(packs) or default_pack_paths()
+    if not paths:
+        raise _fail("no packs to check")
+    rules, names, problems = [], [], 0
+    for path in paths:
+        try:
+            name, pack_rules = load_pack(path)
+        except RuleError as error:
+            click.echo(f"INVALID {error}", err=True)
+            problems += 1
+            continue
+        names.append(name)
+        rules.extend(pack_rules)
+    try:
+        ruleset = make_ruleset(rules, names)
+    except RuleError as error:
+        click.echo(f"INVALID {error}", err=True)
+        raise click.exceptions.Exit(1) from None
+    fingerprinter = Fingerprinter(secrets.token_bytes(32))  # throwaway: nothing is stored
+    scanner = Scanner(ruleset, fingerprinter, engine=engine)  # type: ignore[arg-type]
+    for index in getattr(scanner.matcher, "fallback", []):
+        click.echo(f"note: rule {ruleset.rules[index].id!r} is not Hyperscan-compatible; "
+                   "it runs on keyword search (add a `hyperscan` prefilter pattern)", err=True)
+    for rule in ruleset.rules:
+        for failure in check_rule_examples(scanner, rule):
+            click.echo(f"FAIL {rule.pack}: {failure}", err=True)
+            problems += 1
+    click.echo(f"{len(ruleset.rules)} rules in {len(names)} packs, digest {ruleset.digest}, engine "
+               f"{scanner.engine}: {'ok' if not problems else f'{problems} problems'}")
+    sys.exit(1 if problems else 0)
+
+
+@rules_group.command("list")
+@_rule_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def rules_list(
+    rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
+               as_json: bool) -> None:
+    """List the loaded rules and the rule-set digest stamped on findings and alerts."""
+    ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
+    rows = [{"id": r.id, "pack": r.pack, "severity": r.severity.value, "validator": r.validator,
+             "keywords": list(r.keywords), "description": r.description} for r in ruleset.rules]
+    out: TextIO = sys.stdout
+    if as_json:
+        json.dump({"digest": ruleset.digest, "packs": list(ruleset.packs), "rules": rows}, out, indent=2)
+        out.write("\n")
+        return
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"{len(rows)} rules, digest {ruleset.digest}")
+    for column in ("id", "pack", "severity", "validator", "description"):
+        table.add_column(column, no_wrap=column == "id")
+    for row in rows:
+        table.add_row(row["id"], row["pack"], row["severity"], row["validator"] or "", row["description"])
+    Console(file=out).print(table)

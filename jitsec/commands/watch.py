@@ -1,0 +1,321 @@
+"""``jitsec watch``: follow sources until stopped, scanning what they add and responding to leaks.
+
+``jitsec watch SOURCE...`` follows files (like ``tail -F``), directory trees, stdin, Kafka topics and
+Elasticsearch indices (``connectors.address``); ``jitsec watch --config FILE`` runs the same as a
+daemon described by a TOML file, with ``/healthz`` and Prometheus ``/metrics``.
+
+Shutdown (SIGINT, SIGTERM, or ``--exit-when-idle`` seconds without new data) closes every source, so
+each commits the offsets and checkpoints of what the pipeline acknowledged; chunks still in flight
+are scanned and handled first. Exit codes as ``scan``: 0 nothing found, 1 findings, 2 could not run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from connectors.address import SourceAddressError, open_source
+from connectors.base import Source, SourceErrors
+from connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
+from connectors.telemetry import DaemonMetrics, HealthServer
+from jitsec.commands.scanning import ScannerSetupError, build_scanner, load_baselines
+from scanner.baseline import Baseline
+from scanner.model import Chunk, Finding
+from scanner.output import FORMATS, FindingWriter
+from scanner.pipeline import run_sources
+from scanner.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class MeteredSource:
+    """A source that counts what passes (chunks, bytes, last activity) for metrics and idleness."""
+
+    def __init__(self, name: str, source: Source, metrics: DaemonMetrics) -> None:
+        self.name = name
+        self.source = source
+        self.metrics = metrics
+
+    @property
+    def errors(self) -> SourceErrors:
+        return self.source.errors
+
+    def chunks(self) -> Iterator[Chunk]:
+        for chunk in self.source.chunks():
+            self.metrics.count_chunk(self.name, chunk)
+            yield chunk
+
+    def acknowledge(self, chunk: Chunk) -> None:
+        self.source.acknowledge(chunk)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def lag(self) -> float | None:
+        measure = getattr(self.source, "lag", None)
+        return measure() if callable(measure) else None
+
+
+class Watch:
+    """One run: sources → pipeline → baseline → response → writer, until stopped."""
+
+    def __init__(
+        self,
+        sources: Sequence[MeteredSource],
+        *,
+        metrics: DaemonMetrics,
+        baseline: Baseline,
+        runtime: ResponseRuntime | None,
+        writer: FindingWriter | None,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.metrics = metrics
+        self.baseline = baseline
+        self.runtime = runtime
+        self.writer = writer
+        self.idle_timeout = idle_timeout
+        self.stop_event = threading.Event()
+        self.findings = 0
+        self.stopped_by = "end of input"
+        self._write_lock = threading.Lock()
+
+    def stop(self, reason: str) -> None:
+        """Stop following; safe from signal handlers and other threads, idempotent."""
+        if self.stop_event.is_set():
+            return
+        self.stopped_by = reason
+        self.stop_event.set()
+        for source in self.sources:
+            source.close()
+
+    def on_findings(self, chunk: Chunk, findings: list[Finding]) -> None:
+        kept = [finding for finding in findings if not self.baseline.accepts(finding)]
+        if kept and self.runtime is not None:
+            kept = self.runtime.responder.respond(chunk, kept)
+        if kept:
+            self.metrics.count_findings(kept)
+            with self._write_lock:
+                self.findings += len(kept)
+                if self.writer is not None:
+                    self.writer.write(kept)
+                    self.writer.stream.flush()
+
+    def run(self, scanner: Any) -> Any:
+        idle = threading.Thread(target=self._idle_watch, name="idle-watch", daemon=True)
+        idle.start()
+        try:
+            return run_sources(self.sources, scanner, self.on_findings, stop=self.stop_event)
+        finally:
+            self.stop_event.set()
+
+    def _idle_watch(self) -> None:
+        if self.idle_timeout is None:
+            return
+        while not self.stop_event.wait(0.05):
+            last = self.metrics.last_chunk_at or self.metrics.started
+            if self.metrics.clock() - last >= self.idle_timeout:
+                self.stop(f"idle for {self.idle_timeout:g}s")
+
+
+def _open_sources(
+    addresses: Sequence[str], checkpoint_dir: Path | None, from_end: bool, metrics: DaemonMetrics
+) -> list[MeteredSource]:
+    opened = []
+    for address in addresses:
+        source = open_source(address, follow=True, checkpoint_dir=checkpoint_dir, from_end=from_end)
+        opened.append(MeteredSource(address, source, metrics))
+    return opened
+
+
+def _install_signal_handlers(watch: Watch) -> None:
+    def handle(signum: int, frame: object) -> None:
+        watch.stop(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
+
+
+def _summary(watch: Watch, stats: Any, metrics: DaemonMetrics) -> dict[str, Any]:
+    elapsed = metrics.clock() - metrics.started
+    return {
+        "findings": watch.findings,
+        "chunks": stats.chunks,
+        "bytes": stats.bytes,
+        "seconds": round(elapsed, 3),
+        "stopped_by": watch.stopped_by,
+        "errors": dict(stats.errors.counts),
+    }
+
+
+def _run(
+    addresses: Sequence[str],
+    *,
+    settings: _RunSettings,
+    response: ResponseOptions,
+    output: TextIO | None,
+    fmt: str,
+) -> int:
+    metrics = DaemonMetrics()
+    with ExitStack() as cleanup:
+        try:
+            baseline = load_baselines(settings.baselines)
+            sources = _open_sources(addresses, settings.checkpoint_dir, settings.from_end, metrics)
+            runtime = build_response(response) if response.enabled else None
+            if runtime is not None:
+                cleanup.callback(runtime.close)
+            scanner = build_scanner(
+                settings.rules, baseline, runtime.live_fingerprints if runtime is not None else None
+            )
+        except (SourceAddressError, ScannerSetupError, OSError) as exc:
+            click.echo(f"jitsec: {exc}", err=True)
+            return EXIT_ERROR
+        writer = FindingWriter(fmt, output, scanner.ruleset) if output is not None else None  # type: ignore[arg-type]
+        watch = Watch(
+            sources, metrics=metrics, baseline=baseline, runtime=runtime, writer=writer,
+            idle_timeout=settings.idle_timeout,
+        )  # fmt: skip
+        book = runtime.responder.incidents if runtime is not None else None
+        metrics.watch_sources([(s.name, s) for s in sources], book.__len__ if book is not None else None)
+        if settings.listen is not None:
+            server = HealthServer(metrics, *settings.listen)
+            server.start()
+            cleanup.callback(server.close)
+            click.echo(f"jitsec: health and metrics on http://{_host_port(server.address)}/", err=True)
+        _install_signal_handlers(watch)
+        click.echo(f"jitsec: watching {len(sources)} source(s); rules {scanner.ruleset.digest}", err=True)
+        stats = watch.run(scanner)
+        summary = _summary(watch, stats, metrics)
+        if writer is not None:
+            writer.close(summary)
+        click.echo(
+            f"jitsec: stopped ({summary['stopped_by']}): {summary['findings']} finding(s), "
+            f"{summary['chunks']} chunks, {summary['bytes']} bytes",
+            err=True,
+        )
+        for example in stats.errors.examples:
+            click.echo(f"jitsec: {example}", err=True)
+    return EXIT_FINDINGS if watch.findings else EXIT_CLEAN
+
+
+def _host_port(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class _RunSettings:
+    """What both entry points (arguments, config file) resolve to."""
+
+    rules: tuple[Path, ...] = ()
+    baselines: tuple[Path, ...] = ()
+    checkpoint_dir: Path | None = None
+    from_end: bool = False
+    idle_timeout: float | None = None
+    listen: tuple[str, int] | None = None
+
+
+def _parse_listen(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not port.isdigit():
+        raise click.BadParameter(f"{value!r} is not HOST:PORT", param_hint="--listen")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@click.command("watch")
+@click.argument("sources", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Run as a daemon described by this TOML file (sources, alerts, checkpoints, listen).")
+@click.option("--exit-when-idle", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this long without new data (for scripts and tests).")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Output format of findings (json and sarif are written at shutdown).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write findings here instead of stdout.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Remember positions here, so a restart resumes without skipping or repeating.")
+@click.option("--from-end", is_flag=True,
+              help="Start followed files with no checkpoint at their end instead of their beginning.")
+@click.option("--rules", "rules", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Extra rule pack (TOML); repeatable.")
+@click.option("--baseline", "baselines", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Accepted findings (jitsec or detect-secrets baseline); repeatable.")
+@click.option("--listen", metavar="HOST:PORT", help="Serve /healthz and /metrics here.")
+@response_options
+def watch(
+    *,
+    sources: tuple[str, ...],
+    config_path: Path | None,
+    exit_when_idle: float | None,
+    fmt: str,
+    output: Path | None,
+    checkpoint_dir: Path | None,
+    from_end: bool,
+    rules: tuple[Path, ...],
+    baselines: tuple[Path, ...],
+    listen: str | None,
+    response: ResponseOptions,
+) -> None:  # fmt: skip
+    """Follow SOURCE... (a file, a directory, -, git:PATH, kafka://…, elasticsearch://…) until stopped,
+    reporting secrets as they are written."""
+    if config_path is not None:
+        if sources:
+            raise click.UsageError("give sources either as arguments or in --config, not both")
+        try:
+            config = load_daemon_config(config_path)
+        except DaemonConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        code = _run_daemon(config, exit_when_idle, response, output, fmt)
+        sys.exit(code)
+    if not sources:
+        raise click.UsageError("name at least one SOURCE, or --config FILE")
+    settings = _RunSettings(
+        rules=tuple(rules), baselines=tuple(baselines), checkpoint_dir=checkpoint_dir, from_end=from_end,
+        idle_timeout=exit_when_idle, listen=_parse_listen(listen),
+    )  # fmt: skip
+    with _output_stream(output) as stream:
+        code = _run(sources, settings=settings, response=response, output=stream, fmt=fmt)
+    sys.exit(code)
+
+
+def _run_daemon(
+    config: DaemonConfig, idle: float | None, response: ResponseOptions, output: Path | None, fmt: str
+) -> int:
+    """The config file decides sources, sinks and positions; findings go to its alert sinks (and to
+    ``--output`` when given)."""
+    daemon_response = ResponseOptions(
+        broker_url=config.broker or response.broker_url,
+        alerts=config.alerts + response.alerts,
+        on_leak=response.on_leak,
+        state_dir=config.state_dir,
+        broker_key=response.broker_key or os.environ.get("JITSEC_BROKER_KEY"),
+    )
+    settings = _RunSettings(
+        rules=config.rules, checkpoint_dir=config.checkpoint_dir, from_end=config.from_end,
+        idle_timeout=idle, listen=(config.listen_host, config.listen_port),
+    )  # fmt: skip
+    if output is None:
+        return _run(config.sources, settings=settings, response=daemon_response, output=None, fmt=fmt)
+    with _output_stream(output) as stream:
+        return _run(config.sources, settings=settings, response=daemon_response, output=stream, fmt=fmt)
+
+
+@contextmanager
+def _output_stream(path: Path | None) -> Iterator[TextIO]:
+    """Standard output, or ``path`` opened for appending (a restarted daemon keeps earlier findings)."""
+    if path is None:
+        yield sys.stdout
+        return
+    with path.open("a", encoding="utf-8") as handle:
+        yield handle

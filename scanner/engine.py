@@ -1,0 +1,399 @@
+"""The scanner: candidates (Hyperscan or keywords) → confirm the rule's regex on a small window →
+rule checks → generic hard negatives → finding. Everything is compiled in ``Scanner.__init__``; the
+scan loop reads no settings and does no I/O.
+
+Positions are bytes: buffers are read as latin-1 (one character per byte), so offsets and columns are
+byte offsets and byte columns (1-based), and line numbers are counted only where a finding is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import regex
+
+from jitsec.credential_format import sha256_fingerprint
+from jitsec.redaction import preview
+from scanner.decoders import decode_variants, marker_lines
+from scanner.filters import PRAGMA, PRAGMA_NEXTLINE, is_generic_negative, is_lock_path, passes_rule
+from scanner.fingerprint import Fingerprinter
+from scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
+from scanner.model import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, GitOrigin, Origin
+from scanner.ruleset import Rule, RuleSet
+from scanner.validators import BROKER_VALIDATORS
+
+EngineName = Literal["auto", "hyperscan", "python"]
+
+LINE_WINDOW = 4096  # bytes either side of a hit a single-line rule is confirmed in (within its line)
+MULTILINE_WINDOW = 16384  # bytes either side of a hit for multiline rules (a PEM block fits)
+MAX_CARRY = 1 << 20  # a line longer than this is scanned in pieces
+LONG_LINE_OVERLAP = 4096  # overlap between the pieces of a very long line
+_BEFORE = 256  # bytes of line before a match given to context checks
+
+
+@dataclass(slots=True)
+class RuleStats:
+    candidates: int = 0  # windows confirmed in Python
+    confirmed: int = 0  # findings emitted
+
+
+class ScanStats:
+    """Counters per rule and totals; safe to update from many threads."""
+
+    def __init__(self, rule_ids: list[str]) -> None:
+        self._lock = threading.Lock()
+        self._ids = rule_ids
+        self.rules: dict[str, RuleStats] = {rule_id: RuleStats() for rule_id in rule_ids}
+        self.bytes_scanned = 0
+        self.decoded_lines = 0
+
+    def add(self, candidates: dict[int, int], scanned: int, decoded: int) -> None:
+        with self._lock:
+            for index, count in candidates.items():
+                self.rules[self._ids[index]].candidates += count
+            self.bytes_scanned += scanned
+            self.decoded_lines += decoded
+
+    def confirm(self, rule_id: str, count: int = 1) -> None:
+        with self._lock:
+            self.rules[rule_id].confirmed += count
+
+    @property
+    def candidates(self) -> int:
+        return sum(s.candidates for s in self.rules.values())
+
+    def as_dict(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "bytes_scanned": self.bytes_scanned,
+                "decoded_lines": self.decoded_lines,
+                "rules": {k: {"candidates": v.candidates, "confirmed": v.confirmed}
+                          for k, v in self.rules.items() if v.candidates or v.confirmed},
+            }
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    """A confirmed match in buffer coordinates; lives only inside the engine (holds the secret)."""
+
+    rule_index: int
+    position: int
+    secret: str
+    end: int
+    decoded: bool = False
+
+
+class Scanner:
+    """Finds secrets in bytes. Thread-safe: one instance serves every source thread."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        fingerprinter: Fingerprinter,
+        *,
+        engine: EngineName = "auto",
+        live_fingerprints: Callable[[str], bool] | None = None,
+        ignored_sha1: frozenset[str] = frozenset(),
+        cache_dir: object = None,
+    ) -> None:
+        self.ruleset = ruleset
+        self.fingerprinter = fingerprinter
+        self.rules: tuple[Rule, ...] = ruleset.rules
+        self.live_fingerprints = live_fingerprints
+        self.ignored_sha1 = ignored_sha1
+        self.stats = ScanStats([rule.id for rule in self.rules])
+        self.has_multiline = any(rule.multiline for rule in self.rules)
+        if engine == "python" or (engine == "auto" and not hyperscan_available()):
+            self.matcher: KeywordMatcher | HyperscanMatcher = KeywordMatcher(self.rules)
+        else:
+            self.matcher = HyperscanMatcher(self.rules, ruleset.digest, cache_dir)  # type: ignore[arg-type]
+        self.engine: str = self.matcher.name
+        self._marker_id = len(self.rules)  # the matcher's id for "line with an encoding marker"
+        self.keyword_index = KeywordIndex(self.rules, use_hyperscan=self.engine == "hyperscan")
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def stream(self, origin: Origin) -> StreamScan:
+        return StreamScan(self, origin)
+
+    def scan_bytes(self, data: bytes, origin: Origin, *, offset: int = 0, line: int = 1) -> list[Finding]:
+        scan = self.stream(origin)
+        return scan.feed(Chunk(data=data, origin=origin, offset=offset, line=line)) + scan.finish()
+
+    # -- the pipeline of one buffer ---------------------------------------------------------------
+
+    def matches(self, data: bytes, *, skip_heuristic: bool = False, decode: bool = True) -> list[_Match]:
+        """Every match in ``data`` passing all checks, deduplicated, in position order."""
+        candidates: dict[int, int] = {}
+        hits = self.matcher.hits(data)
+        marker_ends: list[int] | None = None
+        if self.matcher.reports_markers:
+            marker = self._marker_id
+            marker_ends = [end for index, _, end in hits if index == marker]
+            if marker_ends:
+                hits = [hit for hit in hits if hit[0] != marker]
+        found = self._confirm(data, hits, candidates, skip_heuristic)
+        decoded = 0
+        replaced: list[tuple[int, int]] = []  # original spans a decoded pass judged instead of the raw one
+        if decode:
+            for start, end in self._lines_to_decode(data, marker_ends):
+                line = data[start:end].decode("latin-1")
+                for variant in decode_variants(line):
+                    decoded += 1
+                    replaced.extend((start + s[2], start + s[3]) for s in variant.segments)
+                    raw = variant.text.encode("latin-1", "replace")
+                    variant_hits = [h for h in self.matcher.hits(raw) if h[0] != self._marker_id]
+                    for match in self._confirm(raw, variant_hits, candidates, skip_heuristic):
+                        position = start + variant.original_position(match.position)
+                        end_position = start + variant.original_position(max(match.end - 1, 0)) + 1
+                        found.append(_Match(match.rule_index, position, match.secret, end_position, True))
+        self.stats.add(candidates, len(data), decoded)
+        if replaced:
+            found = [m for m in found if m.decoded or not _overlaps(m, replaced)]
+        return _unique(found)
+
+    def _lines_to_decode(self, data: bytes, marker_ends: list[int] | None) -> list[tuple[int, int]]:
+        """Marker lines that also hold a keyword of some rule: one keyword scan over all of them."""
+        if marker_ends is None:
+            lines = marker_lines(data)
+        else:
+            lines = [(data.rfind(b"\n", 0, end) + 1, end) for end in marker_ends]
+        if not lines:
+            return []
+        joined = b"\n".join(data[start:end] for start, end in lines)
+        starts, cursor = [], 0
+        for start, end in lines:
+            starts.append(cursor)
+            cursor += end - start + 1
+        chosen = {bisect_right(starts, position) - 1 for position in self.keyword_index.positions(joined)}
+        return [lines[index] for index in sorted(chosen)]
+
+    def _confirm(
+        self, data: bytes, hits: list[tuple[int, int, int]], candidates: dict[int, int], skip_heuristic: bool
+    ) -> list[_Match]:
+        size = len(data)
+        windows: dict[int, list[tuple[int, int]]] = {}
+        for index, start, end in hits:
+            if start == WHOLE:
+                windows.setdefault(index, []).append((0, size))
+                continue
+            reach = MULTILINE_WINDOW if self.rules[index].multiline else LINE_WINDOW
+            low = max(0, start - reach)
+            high = min(size, end + reach)
+            if self.rules[index].multiline:
+                window_start = data.rfind(b"\n", 0, low) + 1 if low else 0
+                window_end = high
+            else:
+                window_start = max(low, data.rfind(b"\n", low, start) + 1)
+                newline = data.find(b"\n", end, high)
+                window_end = high if newline < 0 else newline
+            windows.setdefault(index, []).append((window_start, window_end))
+        found: list[_Match] = []
+        for index, spans in windows.items():
+            rule = self.rules[index]
+            for window_start, window_end in _merge(spans):
+                candidates[index] = candidates.get(index, 0) + 1
+                text = data[window_start:window_end].decode("latin-1")
+                for match in rule.pattern.finditer(text):
+                    result = self._check(rule, data, window_start, match, skip_heuristic)
+                    if result is not None:
+                        found.append(_Match(index, *result))
+        return found
+
+    def _check(  # noqa: PLR0911 - one early exit per check, cheapest first
+        self, rule: Rule, data: bytes, base: int, match: regex.Match[str], skip_heuristic: bool
+    ) -> tuple[int, str, int] | None:
+        try:
+            secret = match.group(rule.secret_group)
+        except (IndexError, KeyError):
+            return None
+        if not secret:
+            return None
+        secret_start = base + match.start(rule.secret_group)
+        line_start = data.rfind(b"\n", 0, secret_start) + 1
+        before = data[max(line_start, secret_start - _BEFORE):secret_start].decode("latin-1")
+        if not passes_rule(rule, secret, before):
+            return None
+        if rule.validator is None and (skip_heuristic or is_generic_negative(secret, before)):
+            return None
+        position = base + match.start() if rule.multiline else secret_start
+        if _has_pragma(data, position):
+            return None
+        if self.ignored_sha1 and hashlib.sha1(secret.encode("utf-8"), usedforsecurity=False).hexdigest() in (
+            self.ignored_sha1
+        ):
+            return None
+        return position, secret, base + match.end()
+
+    def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, base_line: int,
+                read_at: float | None) -> Finding:
+        """Turn an internal match into a Finding: from here on only preview and fingerprints exist."""
+        rule = self.rules[match.rule_index]
+        line = base_line + data.count(b"\n", 0, match.position)
+        column = match.position - data.rfind(b"\n", 0, match.position)
+        sha = None
+        broker = None
+        confidence = Confidence.STRUCTURAL if rule.validator else Confidence.HEURISTIC
+        if rule.validator in BROKER_VALIDATORS:
+            sha = sha256_fingerprint(match.secret)
+            broker = BrokerStatus.UNKNOWN
+        if self.live_fingerprints is not None:
+            candidate_sha = sha or sha256_fingerprint(match.secret)
+            if self.live_fingerprints(candidate_sha):
+                sha, confidence = candidate_sha, Confidence.CONFIRMED
+        self.stats.confirm(rule.id)
+        return Finding(
+            rule_id=rule.id,
+            origin=origin,
+            line=line,
+            column=column,
+            offset=base_offset + match.position,
+            preview=preview(match.secret),
+            fingerprint=self.fingerprinter.fingerprint(match.secret),
+            severity=rule.severity,
+            confidence=confidence,
+            description=rule.description,
+            credential_sha256=sha,
+            broker=broker,
+            read_at=read_at,
+        )
+
+
+def _overlaps(match: _Match, spans: list[tuple[int, int]]) -> bool:
+    return any(start < match.end and match.position < end for start, end in spans)
+
+
+def _unique(found: list[_Match]) -> list[_Match]:
+    """One match per rule and position. Where a decoded pass found a secret at the same place as the
+    raw pass, the decoded one is the real secret (the raw one still carries escapes)."""
+    best: dict[tuple[int, int], _Match] = {}
+    for match in found:
+        key = (match.rule_index, match.position)
+        current = best.get(key)
+        if current is None or (match.decoded and not current.decoded):
+            best[key] = match
+    return sorted(best.values(), key=lambda m: (m.position, m.rule_index))
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans.sort()
+    merged = [spans[0]]
+    for start, end in spans[1:]:
+        last_start, last_end = merged[-1]
+        if start <= last_end:
+            if end > last_end:
+                merged[-1] = (last_start, end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _has_pragma(data: bytes, position: int) -> bool:
+    line_start = data.rfind(b"\n", 0, position) + 1
+    line_end = data.find(b"\n", position)
+    line = data[line_start: len(data) if line_end < 0 else line_end]
+    if PRAGMA.encode() in line:
+        return True
+    if line_start:
+        previous = data[data.rfind(b"\n", 0, line_start - 1) + 1: line_start]
+        return PRAGMA_NEXTLINE.encode() in previous
+    return False
+
+
+def _origin_path(origin: Origin) -> str | None:
+    if isinstance(origin, FileOrigin | GitOrigin):
+        return origin.path
+    return None
+
+
+class StreamScan:
+    """Scans consecutive chunks of one origin as one stream.
+
+    Complete lines are scanned as they arrive; a partial last line waits for the next chunk (up to
+    ``MAX_CARRY`` bytes, then a very long line is scanned in overlapping pieces). When the rule set has
+    multiline rules, the last ``MULTILINE_WINDOW`` bytes are scanned again with the next chunk so a PEM
+    block split between chunks is found; a secret is reported once whatever the chunking.
+    ``scanned_until`` is the absolute offset below which everything has been scanned and reported.
+    Not thread-safe: one stream per origin per thread.
+    """
+
+    def __init__(self, scanner: Scanner, origin: Origin) -> None:
+        self.scanner = scanner
+        self.origin = origin
+        self._skip_heuristic = is_lock_path(_origin_path(origin))
+        self._buffer = b""
+        self._offset: int | None = None  # absolute offset of _buffer[0]
+        self._line = 1
+        self._read_at: float | None = None
+        self._seen: set[tuple[str, int, str]] = set()
+        self.scanned_until = 0
+
+    def feed(self, chunk: Chunk) -> list[Finding]:
+        if self._offset is None:
+            self._offset, self._line, self.scanned_until = chunk.offset, chunk.line, chunk.offset
+        elif chunk.offset != self._offset + len(self._buffer):
+            # Not contiguous (a source restarted or skipped): close the old stream, start anew.
+            findings = self.finish()
+            self._offset, self._line, self.scanned_until = chunk.offset, chunk.line, chunk.offset
+            return findings + self.feed(chunk)
+        self._read_at = chunk.read_at if chunk.read_at is not None else self._read_at
+        data = self._buffer + chunk.data if self._buffer else chunk.data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) < MAX_CARRY:
+            self._buffer = data
+            return []
+        if cut == 0:  # one very long line: scan a piece, keep an overlap, report what cannot be cut
+            cut = len(data)
+            keep = report_until = cut - LONG_LINE_OVERLAP
+            whole_only = True
+        else:
+            keep = cut
+            if self.scanner.has_multiline and cut > MULTILINE_WINDOW:
+                keep = data.find(b"\n", cut - MULTILINE_WINDOW, cut) + 1 or cut
+            elif self.scanner.has_multiline:
+                keep = 0
+            report_until, whole_only = cut, False
+        findings = self._scan(data[:cut], report_until, keep, whole_only=whole_only)
+        self._advance(data, keep, scanned=report_until if whole_only else cut)
+        return findings
+
+    def finish(self) -> list[Finding]:
+        """Scan what is left (a last line without newline); the stream may be fed again afterwards."""
+        if self._offset is None or self._offset + len(self._buffer) <= self.scanned_until:
+            return []  # nothing arrived since the last scan: a rescan could find nothing new
+        data = self._buffer
+        findings = self._scan(data, len(data), len(data), whole_only=False)
+        self._advance(data, len(data), scanned=len(data))
+        self._seen.clear()
+        return findings
+
+    def _scan(self, data: bytes, report_until: int, keep: int, *, whole_only: bool) -> list[Finding]:
+        assert self._offset is not None
+        findings: list[Finding] = []
+        seen_next: set[tuple[str, int, str]] = set()
+        for match in self.scanner.matches(data, skip_heuristic=self._skip_heuristic):
+            if match.position >= report_until or (whole_only and match.end >= len(data)):
+                continue
+            finding = self.scanner.finding(match, self.origin, data, base_offset=self._offset,
+                                           base_line=self._line, read_at=self._read_at)
+            key = (finding.rule_id, finding.offset, finding.fingerprint)
+            if match.position >= keep:
+                seen_next.add(key)
+            if key in self._seen:
+                self.scanner.stats.confirm(finding.rule_id, -1)
+                continue
+            findings.append(finding)
+        self._seen = seen_next
+        return findings
+
+    def _advance(self, data: bytes, keep: int, *, scanned: int) -> None:
+        assert self._offset is not None
+        self.scanned_until = self._offset + scanned
+        self._line += data.count(b"\n", 0, keep)
+        self._offset += keep
+        self._buffer = data[keep:]

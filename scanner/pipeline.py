@@ -1,0 +1,157 @@
+"""Run sources through one scanner: a thread per source, a stream scan per origin, findings handed to
+a callback, and each chunk acknowledged, in order, only once everything found in it was handled.
+
+Shared by `jitsec scan`, the `watch` daemons and the leak response. A bad record (a source error, a
+chunk that fails to scan) is counted and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from connectors.base import Source, SourceErrors
+from scanner.engine import Scanner, StreamScan
+from scanner.model import Chunk, Finding, Origin
+
+OnFindings = Callable[[Chunk, list[Finding]], None]
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Totals of one run; ``errors`` merges every source's errors plus the pipeline's own."""
+
+    chunks: int = 0
+    bytes: int = 0
+    findings: int = 0
+    errors: SourceErrors = field(default_factory=SourceErrors)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, chunks: int, size: int, findings: int) -> None:
+        with self._lock:
+            self.chunks += chunks
+            self.bytes += size
+            self.findings += findings
+
+    def merge_errors(self, errors: SourceErrors) -> None:
+        with self._lock:
+            for kind, count in errors.counts.items():
+                self.errors.counts[kind] = self.errors.counts.get(kind, 0) + count
+            room = self.errors.max_examples - len(self.errors.examples)
+            self.errors.examples.extend(errors.examples[: max(room, 0)])
+
+
+def run_sources(
+    sources: Sequence[Source],
+    scanner: Scanner,
+    on_findings: OnFindings,
+    *,
+    stop: threading.Event | None = None,
+) -> PipelineStats:
+    """Scan every source until it ends (or ``stop`` is set); returns when all threads are done.
+
+    ``on_findings(chunk, findings)`` is called once per chunk, also with an empty list, from that
+    source's thread, before ``source.acknowledge(chunk)``; calls for one source are in chunk order.
+    A callback that raises is a pipeline error for that chunk: the chunk is not acknowledged and the
+    source stops (so an at-least-once source re-delivers it on the next run).
+    """
+    stats = PipelineStats()
+    stop = stop or threading.Event()
+    threads = [
+        threading.Thread(target=_run_one, args=(source, scanner, on_findings, stop, stats),
+                         name=f"scan-{index}", daemon=True)
+        for index, source in enumerate(sources)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return stats
+
+
+def _run_one(source: Source, scanner: Scanner, on_findings: OnFindings, stop: threading.Event,
+             stats: PipelineStats) -> None:
+    own_errors = SourceErrors()
+    streams = _Streams(scanner)
+    try:
+        for chunk in source.chunks():
+            if stop.is_set():
+                break
+            try:
+                ready = streams.feed(chunk)
+            except Exception as error:  # a chunk that cannot be scanned is a bad record
+                own_errors.record("scan", f"{chunk.origin}: {type(error).__name__}")
+                ready = [(chunk, [])]
+            if not _deliver(source, ready, on_findings, stats, own_errors):
+                return
+        _deliver(source, streams.finish(), on_findings, stats, own_errors)
+    except Exception as error:
+        own_errors.record("source", f"{type(error).__name__}: {error}")
+    finally:
+        try:
+            source.close()
+        finally:
+            stats.merge_errors(source.errors)
+            stats.merge_errors(own_errors)
+
+
+def _deliver(source: Source, ready: list[tuple[Chunk, list[Finding]]], on_findings: OnFindings,
+             stats: PipelineStats, errors: SourceErrors) -> bool:
+    for chunk, findings in ready:
+        try:
+            on_findings(chunk, findings)
+        except Exception as error:
+            errors.record("handler", f"{type(error).__name__}: {error}")
+            return False
+        source.acknowledge(chunk)
+        stats.add(1, len(chunk.data), len(findings))
+    return True
+
+
+class _Streams:
+    """The stream scan of the current origin, and the chunks of it not yet fully scanned.
+
+    A chunk is ready once the stream has scanned past its last byte; findings go to the chunk whose
+    bytes hold them. A new origin finishes the previous one (sources yield one origin at a time).
+    """
+
+    def __init__(self, scanner: Scanner) -> None:
+        self.scanner = scanner
+        self.origin: Origin | None = None
+        self.stream: StreamScan | None = None
+        self.pending: deque[Chunk] = deque()
+        self.findings: list[Finding] = []
+
+    def feed(self, chunk: Chunk) -> list[tuple[Chunk, list[Finding]]]:
+        ready: list[tuple[Chunk, list[Finding]]] = []
+        if self.stream is None or chunk.origin != self.origin:
+            ready = self.finish()
+            self.origin, self.stream = chunk.origin, self.scanner.stream(chunk.origin)
+        assert self.stream is not None
+        self.pending.append(chunk)
+        self.findings.extend(self.stream.feed(chunk))
+        return ready + self._release(self.stream.scanned_until)
+
+    def finish(self) -> list[tuple[Chunk, list[Finding]]]:
+        if self.stream is None:
+            return []
+        self.findings.extend(self.stream.finish())
+        ready = self._release(None)
+        self.stream, self.origin = None, None
+        return ready
+
+    def _release(self, until: int | None) -> list[tuple[Chunk, list[Finding]]]:
+        ready = []
+        while self.pending:
+            chunk = self.pending[0]
+            end = chunk.offset + len(chunk.data)
+            if until is not None and end > until:
+                break
+            self.pending.popleft()
+            last = until is None and not self.pending
+            mine = [f for f in self.findings if last or f.offset < end]
+            self.findings = [f for f in self.findings if not (last or f.offset < end)]
+            ready.append((chunk, mine))
+        return ready

@@ -1,0 +1,1 @@
+"""Leak response: findings → broker reports → incidents → alert sinks (DESIGN.md "The loop")."""

@@ -1,0 +1,223 @@
+"""One incident per secret, however often it is seen: counting, sampling and deciding when to re-send.
+
+Keyed by the finding's keyed fingerprint. Each sighting bumps the count, ``last_seen`` and (up to
+``max_locations``) the sample of distinct locations. An incident version is emitted for sending:
+
+- on the first sighting;
+- at once when what was done changes (action, broker status, lease): e.g. pending → revoked;
+- otherwise, for sightings only, at most once per ``resend_interval`` seconds per incident: the
+  sighting marks the incident dirty and ``due()`` (called on a timer) emits it when the interval
+  since its last send has passed.
+
+So two million sightings of one secret cost one dict update each and at most one alert per
+interval, never two million alerts. The book is bounded: beyond ``max_incidents`` the least recently
+seen incident is forgotten (a later sighting opens a new incident id).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from scanner.model import BrokerStatus, Finding, Incident, ResponseAction, Severity
+
+_SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPolicy:
+    max_locations: int = 10
+    resend_interval: float = 60.0
+    max_incidents: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What the response did about one sighting's secret (from the broker, or alert only)."""
+
+    action: ResponseAction
+    broker: BrokerStatus | None = None
+    lease_id: str | None = None
+    agent: str | None = None
+    task: str | None = None
+    scopes: tuple[str, ...] = ()
+    revoked_at: float | None = None
+    latency_ms: float | None = None
+
+
+ALERT_ONLY = Resolution(ResponseAction.ALERT_ONLY)
+
+
+def _merge(current: Resolution, new: Resolution) -> Resolution:
+    """The resolution an incident keeps. Our own revocation echoing back as "dead" on the next
+    sighting must not downgrade "revoked"; an alert-only sighting never hides a broker outcome."""
+    if new.action is ResponseAction.ALERT_ONLY and current.action is not ResponseAction.ALERT_ONLY:
+        return current
+    if current.action is ResponseAction.REVOKED and new.action is not ResponseAction.REVOKED:
+        return current
+    if current.action is ResponseAction.REVOKED:  # revoked twice (e.g. two leases): keep the first
+        return current
+    merged = new
+    if new.lease_id is None and current.lease_id is not None:
+        merged = replace(new, lease_id=current.lease_id, agent=current.agent, task=current.task,
+                         scopes=current.scopes)
+    return merged
+
+
+def _severity(finding: Finding, resolution: Resolution, current: Severity | None) -> Severity:
+    if resolution.action is ResponseAction.ALREADY_DEAD:
+        return Severity.LOW  # a dead broker credential harms no one; still worth knowing it leaked
+    if resolution.action is ResponseAction.IRREVOCABLE:
+        return Severity.CRITICAL
+    candidates = [finding.severity] + ([current] if current else [])
+    return max(candidates, key=_SEVERITY_ORDER.index)
+
+
+@dataclass(slots=True)
+class _Entry:
+    incident: Incident
+    resolution: Resolution
+    sent_at: float
+    dirty: bool = False
+
+
+class IncidentBook:
+    """Thread-safe. ``record`` and ``due`` return the incident versions to hand to the sinks."""
+
+    def __init__(
+        self,
+        policy: IncidentPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: "inc_" + secrets.token_hex(8),
+        rules_digest: str = "",
+    ) -> None:
+        self.policy = policy or IncidentPolicy()
+        self._clock = clock
+        self._new_id = new_id
+        self._rules_digest = rules_digest
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def snapshot(self) -> list[Incident]:
+        """The current state of every incident held (for summaries and benchmarks)."""
+        with self._lock:
+            return [entry.incident for entry in self._entries.values()]
+
+    def get(self, fingerprint: str) -> Incident | None:
+        with self._lock:
+            entry = self._entries.get(fingerprint)
+            return entry.incident if entry else None
+
+    def record(self, finding: Finding, location: str, resolution: Resolution = ALERT_ONLY, *,
+               seen_at: float | None = None) -> Incident | None:
+        """Count one sighting (read at UNIX time ``seen_at``, default now); return the incident
+        version to send now, or None (update deferred)."""
+        now = self._clock()
+        seen = now if seen_at is None else seen_at
+        with self._lock:
+            entry = self._entries.get(finding.fingerprint)
+            if entry is None:
+                return self._open(finding, location, resolution, now, seen)
+            self._entries.move_to_end(finding.fingerprint)
+            old = entry.incident
+            merged = _merge(entry.resolution, resolution)
+            locations = old.locations
+            if location not in locations and len(locations) < self.policy.max_locations:
+                locations = (*locations, location)
+            changed = (merged.action, merged.broker, merged.lease_id) != (
+                entry.resolution.action, entry.resolution.broker, entry.resolution.lease_id)
+            entry.resolution = merged
+            entry.incident = replace(
+                old,
+                occurrences=old.occurrences + 1,
+                last_seen=max(old.last_seen, seen),
+                locations=locations,
+                severity=_severity(finding, merged, old.severity),
+                **_resolution_fields(merged),
+            )
+            if changed or now - entry.sent_at >= self.policy.resend_interval:
+                return self._emit(entry, now)
+            entry.dirty = True
+            return None
+
+    def resolve(self, finding: Finding, location: str, resolution: Resolution) -> Incident | None:
+        """Apply a late broker outcome (e.g. pending → revoked) without counting a sighting.
+
+        ``finding`` and ``location`` open the incident if this book never saw it (a restart between
+        the sighting and the broker's answer). Returns the version to send, or None if nothing changed.
+        """
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(finding.fingerprint)
+            if entry is None:
+                return self._open(finding, location, resolution, now, now)
+            merged = _merge(entry.resolution, resolution)
+            if merged == entry.resolution:
+                return None
+            entry.resolution = merged
+            entry.incident = replace(entry.incident, severity=_severity(finding, merged, None),
+                                     **_resolution_fields(merged))
+            return self._emit(entry, now)
+
+    def due(self) -> list[Incident]:
+        """Deferred updates whose re-send interval has passed (call every second or so)."""
+        now = self._clock()
+        with self._lock:
+            return [self._emit(entry, now) for entry in self._entries.values()
+                    if entry.dirty and now - entry.sent_at >= self.policy.resend_interval]
+
+    def pending(self) -> list[Incident]:
+        """Every deferred update regardless of the interval (a final flush before exit)."""
+        now = self._clock()
+        with self._lock:
+            return [self._emit(entry, now) for entry in self._entries.values() if entry.dirty]
+
+    def _open(self, finding: Finding, location: str, resolution: Resolution, now: float,
+              seen: float) -> Incident:
+        incident = Incident(
+            incident_id=self._new_id(),
+            version=1,
+            fingerprint=finding.fingerprint,
+            rule_id=finding.rule_id,
+            description=finding.description,
+            severity=_severity(finding, resolution, None),
+            confidence=finding.confidence,
+            preview=finding.preview,
+            occurrences=1,
+            first_seen=seen,
+            last_seen=seen,
+            locations=(location,),
+            rules_digest=self._rules_digest,
+            **_resolution_fields(resolution),
+        )
+        self._entries[finding.fingerprint] = _Entry(incident, resolution, sent_at=now)
+        while len(self._entries) > self.policy.max_incidents:
+            self._entries.popitem(last=False)
+        return incident
+
+    def _emit(self, entry: _Entry, now: float) -> Incident:
+        entry.incident = replace(entry.incident, version=entry.incident.version + 1)
+        entry.sent_at = now
+        entry.dirty = False
+        return entry.incident
+
+
+def _resolution_fields(resolution: Resolution) -> dict[str, object]:
+    return {
+        "action": resolution.action,
+        "broker": resolution.broker,
+        "lease_id": resolution.lease_id,
+        "agent": resolution.agent,
+        "task": resolution.task,
+        "scopes": resolution.scopes,
+        "revoked_at": resolution.revoked_at,
+        "latency_ms": resolution.latency_ms,
+    }

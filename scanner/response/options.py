@@ -1,0 +1,158 @@
+"""Command-line wiring of the leak response, shared by ``scan`` and ``watch``: one decorator, one builder.
+
+    @click.command()
+    @response_options
+    def scan(..., response: ResponseOptions) -> None:
+        runtime = build_response(response)
+        scanner = Scanner(ruleset, fingerprinter, live_fingerprints=runtime.live_fingerprints)
+        run_sources(sources, scanner, runtime.responder)   # or call runtime.responder.respond(...)
+        runtime.close()
+
+The broker's URL comes from ``--broker`` or ``JITSEC_BROKER_URL``; the scanner principal's key ONLY
+from ``JITSEC_BROKER_KEY`` (a command-line argument would land in shell history and ``ps``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from broker.client import BrokerClient
+from broker.leaks import LeakScope
+from connectors.base import Sink
+from connectors.sinks import ALERT_SPEC_HELP, build_sink, parse_alert_spec
+from scanner.response.live_cache import LiveFingerprintCache
+from scanner.response.responder import Responder, ResponderSettings
+
+KEY_ENV = "JITSEC_BROKER_KEY"
+URL_ENV = "JITSEC_BROKER_URL"
+STATE_ENV = "JITSEC_STATE_DIR"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$JITSEC_STATE_DIR``, else ``$JITSEC_HOME/state``, else ``$XDG_STATE_HOME/jitsec`` or
+    ``~/.local/state/jitsec``: where alert spools and the leak outbox live between runs."""
+    env = os.environ if env is None else env
+    if env.get(STATE_ENV):
+        return Path(env[STATE_ENV])
+    if env.get("JITSEC_HOME"):
+        return Path(env["JITSEC_HOME"]) / "state"
+    base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path.home() / ".local" / "state"
+    return base / "jitsec"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseOptions:
+    broker_url: str | None = None
+    alerts: tuple[str, ...] = ()
+    on_leak: LeakScope | None = None
+    state_dir: Path = field(default_factory=default_state_dir)
+    broker_key: str | None = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        """Anything to do beyond printing findings: a broker to tell, or sinks to alert."""
+        return bool(self.broker_url or self.alerts)
+
+
+def _check_alerts(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    for spec in value:
+        try:
+            parse_alert_spec(spec)
+        except ValueError as error:
+            raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+    return value
+
+
+_OPTIONS = (
+    click.option("--broker", "broker_url", metavar="URL", envvar=URL_ENV, default=None,
+                 help=f"Report broker-format hits to this broker (or ${URL_ENV}); the scanner key is "
+                      f"read from ${KEY_ENV} only."),
+    click.option("--alert", "alerts", metavar="SPEC", multiple=True, callback=_check_alerts,
+                 help=f"Send incidents to a sink: {ALERT_SPEC_HELP}."),
+    click.option("--on-leak", type=click.Choice([s.value for s in LeakScope]), default=None,
+                 help="What a live leaked credential costs: its lease (default), its whole task, or "
+                      "every lease of its agent (quarantine)."),
+    click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar=STATE_ENV,
+                 default=None, help="Where alert spools and the leak outbox live "
+                                    "(default ~/.local/state/jitsec)."),
+)
+
+
+def response_options(command: F) -> F:
+    """Adds ``--broker``, ``--alert``, ``--on-leak``, ``--state-dir`` and passes ``response=``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, broker_url: str | None, alerts: tuple[str, ...], on_leak: str | None,
+                state_dir: Path | None, **kwargs: Any) -> Any:
+        key = os.environ.get(KEY_ENV) or None
+        if broker_url and not key:
+            raise click.UsageError(f"--broker needs the scanner principal's key in ${KEY_ENV}")
+        if broker_url and not broker_url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{broker_url!r} is not an http(s):// URL", param_hint="--broker")
+        kwargs["response"] = ResponseOptions(
+            broker_url=broker_url, alerts=tuple(alerts),
+            on_leak=LeakScope(on_leak) if on_leak else None,
+            state_dir=state_dir or default_state_dir(), broker_key=key,
+        )
+        return command(*args, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(_OPTIONS):
+        decorated = option(decorated)
+    return decorated
+
+
+@dataclass(slots=True)
+class ResponseRuntime:
+    """What a scanning command holds for the run; ``close`` flushes and stops everything."""
+
+    responder: Responder
+    client: BrokerClient | None = None
+    cache: LiveFingerprintCache | None = None
+
+    @property
+    def live_fingerprints(self) -> Callable[[str], bool] | None:
+        """The ``Scanner(live_fingerprints=...)`` hook, or None without a broker."""
+        return self.cache.is_live if self.cache is not None else None
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        self.responder.close(timeout)
+        if self.client is not None:
+            self.client.close()
+
+
+def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = (),
+                   settings: ResponderSettings | None = None, live_cache: bool = True,
+                   client: BrokerClient | None = None, rules_digest: str = "") -> ResponseRuntime:
+    """Sinks from the ``--alert`` specs, the broker client and live-fingerprint cache, the responder.
+
+    Raises ``click.UsageError`` when a broker URL is set (option, env or daemon config) without
+    ``JITSEC_BROKER_KEY``: failing at start beats retrying a 401 forever."""
+    if client is None and options.broker_url and not options.broker_key:
+        raise click.UsageError(f"a broker is configured ({options.broker_url}) but ${KEY_ENV} is not set")
+    sinks = [build_sink(spec, options.state_dir / "spool") for spec in options.alerts]
+    sinks.extend(extra_sinks)
+    if client is None and options.broker_url:
+        client = BrokerClient(options.broker_url, key=options.broker_key, timeout=5.0)
+    cache = None
+    if client is not None and live_cache:
+        cache = LiveFingerprintCache(client)
+        cache.start()
+    base = settings or ResponderSettings()
+    if options.on_leak is not None:
+        base = ResponderSettings(on_leak=options.on_leak, incidents=base.incidents,
+                                 tick_seconds=base.tick_seconds, outbox_backoff=base.outbox_backoff)
+    responder = Responder(sinks, broker=client, state_dir=options.state_dir, settings=base, live_cache=cache,
+                          rules_digest=rules_digest)
+    return ResponseRuntime(responder=responder, client=client, cache=cache)

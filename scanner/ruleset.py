@@ -1,0 +1,335 @@
+"""Rule packs as data, loaded in two steps: raw TOML → validated, compiled ``Rule`` objects.
+
+Every error names the pack, the rule and the field. No field can name code: validators are looked up
+in the scanner's fixed registry (``scanner.validators``). ``RuleSet.digest`` identifies what was loaded
+(the matching-relevant content of every rule, not file names), for alerts and the Hyperscan cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import regex
+
+from scanner.model import Severity
+from scanner.validators import VALIDATORS
+
+_KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_CONTEXTS = ("raw", "json", "kv", "yaml", "env", "url", "header")
+_RULE_FIELDS = {
+    "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "multiline",
+    "hyperscan", "allowlist", "example", "counterexample",
+}
+_ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
+_EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
+
+
+class RuleError(ValueError):
+    """A pack or rule is invalid. The message names the pack, the rule and the field."""
+
+    def __init__(self, pack: str, rule: str | None, field_name: str | None, problem: str) -> None:
+        self.pack, self.rule, self.field, self.problem = pack, rule, field_name, problem
+        where = f"pack {pack!r}"
+        if rule is not None:
+            where += f", rule {rule!r}"
+        if field_name is not None:
+            where += f", field {field_name!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleExample:
+    """A string a rule must find (example) or must not find (counterexample)."""
+
+    secret: str | None = None
+    key: str = "token"
+    text: str | None = None
+    contexts: tuple[str, ...] = _CONTEXTS
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    regexes: tuple[regex.Pattern[str], ...] = ()
+    stopwords: tuple[str, ...] = ()  # lowercase
+    context: tuple[regex.Pattern[str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled rule. ``secret_group`` is ``"secret"`` for packs; gitleaks rules may use a number."""
+
+    id: str
+    pack: str
+    description: str
+    pattern: regex.Pattern[str]
+    keywords: tuple[str, ...]  # lowercase; empty only for translated gitleaks rules (always scanned)
+    severity: Severity
+    tags: tuple[str, ...] = ()
+    entropy: float | None = None
+    validator: str | None = None
+    multiline: bool = False
+    hyperscan: str | None = None
+    secret_group: str | int = "secret"
+    allowlist: Allowlist = field(default_factory=Allowlist)
+    examples: tuple[RuleExample, ...] = ()
+    counterexamples: tuple[RuleExample, ...] = ()
+
+    def canonical(self) -> dict[str, Any]:
+        """The matching-relevant content, for the digest."""
+        return {
+            "id": self.id,
+            "regex": self.pattern.pattern,
+            "flags": self.pattern.flags,
+            "keywords": list(self.keywords),
+            "severity": self.severity.value,
+            "entropy": self.entropy,
+            "validator": self.validator,
+            "multiline": self.multiline,
+            "hyperscan": self.hyperscan,
+            "secret_group": self.secret_group,
+            "allow_regexes": [p.pattern for p in self.allowlist.regexes],
+            "allow_stopwords": list(self.allowlist.stopwords),
+            "allow_context": [p.pattern for p in self.allowlist.context],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    digest: str
+    packs: tuple[str, ...] = ()
+
+    def by_id(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+
+def default_packs_dir() -> Path:
+    import scanner  # noqa: PLC0415 - the package location, resolved at call time
+
+    return Path(scanner.__file__).resolve().parent.parent / "rules"
+
+
+def default_pack_paths() -> list[Path]:
+    directory = default_packs_dir()
+    return sorted(directory.glob("*.toml")) if directory.is_dir() else []
+
+
+def ruleset_digest(rules: Iterable[Rule]) -> str:
+    canonical = [rule.canonical() for rule in sorted(rules, key=lambda r: r.id)]
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def make_ruleset(rules: Sequence[Rule], packs: Sequence[str] = ()) -> RuleSet:
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.id in seen:
+            raise RuleError(rule.pack, rule.id, "id", f"duplicate rule id (also in pack {seen[rule.id]!r})")
+        seen[rule.id] = rule.pack
+    return RuleSet(rules=tuple(rules), digest=ruleset_digest(rules), packs=tuple(packs))
+
+
+def load_ruleset(
+    extra_packs: Sequence[Path] = (),
+    *,
+    include_default: bool = True,
+    gitleaks_config: Path | None = None,
+) -> RuleSet:
+    """Load the default packs (unless told not to), extra packs and an optional gitleaks config."""
+    paths = [*(default_pack_paths() if include_default else []), *map(Path, extra_packs)]
+    rules: list[Rule] = []
+    packs: list[str] = []
+    for path in paths:
+        name, pack_rules = load_pack(path)
+        if name in packs:
+            raise RuleError(name, None, "pack.name", f"duplicate pack name ({path})")
+        packs.append(name)
+        rules.extend(pack_rules)
+    if gitleaks_config is not None:
+        from scanner.gitleaks import load_gitleaks_config  # noqa: PLC0415 - optional path
+
+        gitleaks_rules = load_gitleaks_config(gitleaks_config)
+        packs.append(f"gitleaks:{gitleaks_config.name}")
+        rules.extend(gitleaks_rules)
+    return make_ruleset(rules, packs)
+
+
+def load_pack(path: Path) -> tuple[str, list[Rule]]:
+    """Read one pack file; returns the pack name and its compiled rules."""
+    label = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RuleError(label, None, None, f"cannot read: {error.strerror or error}") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise RuleError(label, None, None, f"not valid TOML: {error}") from error
+    return parse_pack(raw, label)
+
+
+def parse_pack(raw: dict[str, Any], label: str) -> tuple[str, list[Rule]]:
+    """Validate the raw schema of one pack (already parsed TOML) and compile its rules."""
+    unknown = set(raw) - {"pack", "rule"}
+    if unknown:
+        raise RuleError(label, None, sorted(unknown)[0], "unknown top-level table")
+    header = raw.get("pack")
+    if not isinstance(header, dict):
+        raise RuleError(label, None, "pack", "missing [pack] table")
+    name = header.get("name")
+    if not isinstance(name, str) or not _KEBAB.fullmatch(name):
+        raise RuleError(label, None, "pack.name", "must be a kebab-case string")
+    if not isinstance(header.get("description", ""), str):
+        raise RuleError(name, None, "pack.description", "must be a string")
+    raw_rules = raw.get("rule", [])
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise RuleError(name, None, "rule", "a pack needs at least one [[rule]]")
+    rules = [compile_rule(entry, name, index) for index, entry in enumerate(raw_rules)]
+    ids = [rule.id for rule in rules]
+    for rule_id in ids:
+        if ids.count(rule_id) > 1:
+            raise RuleError(name, rule_id, "id", "duplicate rule id in this pack")
+    return name, rules
+
+
+def compile_rule(entry: Any, pack: str, index: int = 0) -> Rule:
+    if not isinstance(entry, dict):
+        raise RuleError(pack, f"#{index + 1}", None, "a [[rule]] must be a table")
+    rule_id = entry.get("id")
+    if not isinstance(rule_id, str) or not _KEBAB.fullmatch(rule_id):
+        raise RuleError(pack, f"#{index + 1}", "id", "must be a kebab-case string")
+
+    def fail(field_name: str, problem: str) -> RuleError:
+        return RuleError(pack, rule_id, field_name, problem)
+
+    unknown = set(entry) - _RULE_FIELDS
+    if unknown:
+        raise fail(sorted(unknown)[0], "unknown field")
+    description = _string(entry, "description", fail, required=True)
+    pattern = _pattern(entry.get("regex"), "regex", fail, ascii_classes=True)
+    if "secret" not in pattern.groupindex:
+        raise fail("regex", "needs a named group `secret`")
+    keywords = _strings(entry, "keywords", fail)
+    if not keywords:
+        raise fail("keywords", "needs at least one literal keyword")
+    if any(not k.strip() for k in keywords):
+        raise fail("keywords", "keywords must not be blank")
+    severity_text = _string(entry, "severity", fail, required=True)
+    try:
+        severity = Severity(severity_text)
+    except ValueError:
+        raise fail("severity", "must be one of low, medium, high, critical") from None
+    entropy = entry.get("entropy")
+    if entropy is not None and (isinstance(entropy, bool) or not isinstance(entropy, int | float)
+                                or not 0 <= entropy <= 8):
+        raise fail("entropy", "must be a number of bits per character between 0 and 8")
+    validator = entry.get("validator")
+    if validator is not None and validator not in VALIDATORS:
+        raise fail("validator", f"unknown validator; known: {', '.join(sorted(VALIDATORS))}")
+    multiline = entry.get("multiline", False)
+    if not isinstance(multiline, bool):
+        raise fail("multiline", "must be true or false")
+    hyperscan = entry.get("hyperscan")
+    if hyperscan is not None and (not isinstance(hyperscan, str) or not hyperscan):
+        raise fail("hyperscan", "must be a non-empty pattern string")
+    examples = _examples(entry.get("example"), "example", fail)
+    counterexamples = _examples(entry.get("counterexample"), "counterexample", fail)
+    return Rule(
+        id=rule_id,
+        pack=pack,
+        description=description,
+        pattern=pattern,
+        keywords=tuple(k.lower() for k in keywords),
+        severity=severity,
+        tags=tuple(_strings(entry, "tags", fail)),
+        entropy=float(entropy) if entropy is not None else None,
+        validator=validator,
+        multiline=multiline,
+        hyperscan=hyperscan,
+        allowlist=_allowlist(entry.get("allowlist"), fail),
+        examples=examples,
+        counterexamples=counterexamples,
+    )
+
+
+def _string(entry: dict[str, Any], name: str, fail: Any, *, required: bool = False) -> str:
+    value = entry.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise fail(name, "must be a non-empty string")
+    return value
+
+
+def _strings(entry: dict[str, Any], name: str, fail: Any) -> list[str]:
+    value = entry.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise fail(name, "must be a list of strings")
+    return value
+
+
+def _pattern(source: Any, name: str, fail: Any, *, ascii_classes: bool = False) -> regex.Pattern[str]:
+    """Rule regexes use ASCII classes (``\\w``, ``\\b``) and line anchors (``^``/``$``), like the
+    Hyperscan database built from them, so both engines agree on any text."""
+    if not isinstance(source, str) or not source:
+        raise fail(name, "must be a non-empty regex string")
+    try:
+        return regex.compile(source, (regex.ASCII | regex.MULTILINE) if ascii_classes else 0)
+    except regex.error as error:
+        raise fail(name, f"does not compile: {error}") from None
+
+
+def _allowlist(raw: Any, fail: Any) -> Allowlist:
+    if raw is None:
+        return Allowlist()
+    if not isinstance(raw, dict):
+        raise fail("allowlist", "must be a table")
+    unknown = set(raw) - _ALLOWLIST_FIELDS
+    if unknown:
+        raise fail(f"allowlist.{sorted(unknown)[0]}", "unknown field")
+    regexes = tuple(_pattern(p, "allowlist.regexes", fail) for p in _strings(raw, "regexes", fail))
+    context = tuple(_pattern(p, "allowlist.context", fail) for p in _strings(raw, "context", fail))
+    stopwords = tuple(word.lower() for word in _strings(raw, "stopwords", fail))
+    return Allowlist(regexes=regexes, stopwords=stopwords, context=context)
+
+
+def _examples(raw: Any, name: str, fail: Any) -> tuple[RuleExample, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise fail(name, f"needs at least one [[rule.{name}]]")
+    examples = []
+    for index, item in enumerate(raw):
+        where = f"{name}[{index}]"
+        if not isinstance(item, dict):
+            raise fail(where, "must be a table")
+        unknown = set(item) - _EXAMPLE_FIELDS
+        if unknown:
+            raise fail(f"{where}.{sorted(unknown)[0]}", "unknown field")
+        secret, text = item.get("secret"), item.get("text")
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            raise fail(f"{where}.secret", "must be a non-empty string")
+        if text is not None and (not isinstance(text, str) or not text):
+            raise fail(f"{where}.text", "must be a non-empty string")
+        if secret is None and text is None:
+            raise fail(where, "needs `secret` or `text`")
+        if name == "example" and secret is None:
+            raise fail(f"{where}.secret", "an example must name the secret it expects")
+        if secret is not None and text is not None and secret not in text:
+            raise fail(f"{where}.text", "must contain the secret")
+        key = item.get("key", "token")
+        if not isinstance(key, str) or not regex.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", key):
+            raise fail(f"{where}.key", "must be an identifier-like name")
+        contexts = item.get("contexts", list(_CONTEXTS))
+        if not isinstance(contexts, list) or not contexts or any(c not in _CONTEXTS for c in contexts):
+            raise fail(f"{where}.contexts", f"must be a non-empty list drawn from {', '.join(_CONTEXTS)}")
+        examples.append(RuleExample(secret=secret, key=key, text=text, contexts=tuple(contexts)))
+    return tuple(examples)
+
+
+CONTEXTS = _CONTEXTS

@@ -1,0 +1,142 @@
+"""Broker test harness: a config with fresh keys, a broker over a temporary SQLite file, and a real
+uvicorn server on a free loopback port in a thread (the API is always tested over real HTTP)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from broker.api.app import create_app
+from broker.client import BrokerClient
+from broker.config import BrokerConfig, parse_config
+from broker.keys import key_hash, new_audit_key, new_principal_key
+from broker.runtime import Broker, build_broker
+
+ROLES = ("orchestrator", "scanner", "resource", "admin")
+
+
+class FakeClock:
+    """A clock tests move by hand; starts at the real time so TTL arithmetic looks normal."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Env:
+    tmp: Path
+    keys: dict[str, str]
+    audit_key: str
+    issued: list[str] = field(default_factory=list)  # every secret any test handed out, for hygiene scans
+
+    def raw_config(self, **sections: Any) -> dict[str, Any]:
+        raw: dict[str, Any] = {
+            "broker": {"store": f"sqlite://{self.tmp / 'broker.db'}", "audit_key": self.audit_key},
+            "principals": [
+                {"name": f"{role}-1", "role": role, "key_sha256": key_hash(self.keys[role])} for role in ROLES
+            ],
+            "engines": {"token": {"default_ttl_seconds": 300, "max_ttl_seconds": 3600}},
+            "policy": [
+                {
+                    "agent": "demo-agent",
+                    "max_task_ttl_seconds": 900,
+                    "engines": {
+                        "token": {"scopes": ["reports:read", "reports:write"], "max_ttl_seconds": 900}
+                    },
+                },
+                {"agent": "ops-*", "engines": {"token": {"scopes": ["ops:*"], "max_ttl_seconds": 60}}},
+            ],
+            "reaper": {"max_sleep_seconds": 0.05},
+        }
+        for name, value in sections.items():
+            if isinstance(value, dict) and isinstance(raw.get(name), dict):
+                raw[name] = {**raw[name], **value}
+            else:
+                raw[name] = value
+        return raw
+
+    def config(self, **sections: Any) -> BrokerConfig:
+        return parse_config(self.raw_config(**sections), source="test")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp=tmp_path, keys={role: new_principal_key() for role in ROLES}, audit_key=new_audit_key())
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+class Server:
+    """uvicorn serving ``app`` on 127.0.0.1:<free port> in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@dataclass
+class Running:
+    broker: Broker
+    url: str
+    env: Env
+
+    def client(self, role: str | None = None) -> BrokerClient:
+        return BrokerClient(self.url, key=self.env.keys[role] if role else None)
+
+
+@pytest.fixture
+def serve(env: Env) -> Iterator[Callable[..., Running]]:
+    """``serve(config=None, clock=None, engines=None, run_reaper=True)`` starts a broker over HTTP."""
+    stack: list[tuple[Server, Broker]] = []
+
+    def start(
+        config: BrokerConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        engines: dict[str, Any] | None = None,
+        run_reaper: bool = True,
+        **kwargs: Any,
+    ) -> Running:
+        broker = build_broker(config or env.config(), clock=clock, engines=engines, **kwargs)
+        server = Server(create_app(broker, run_reaper=run_reaper)).__enter__()
+        stack.append((server, broker))
+        return Running(broker=broker, url=server.url, env=env)
+
+    yield start
+    for server, broker in reversed(stack):
+        server.__exit__()
+        broker.close()

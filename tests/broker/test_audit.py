@@ -1,0 +1,130 @@
+"""The audit chain: every kind of tampering is detected and named, by the library and the command."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import tomli_w
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker.audit import GENESIS, Tamper, chain_hash, verify
+from broker.model import AuditEvent, AuditKind, AuditRecord
+from jitsec.cli import main
+
+KEY = b"k" * 32
+
+
+def chain(n: int) -> list[AuditRecord]:
+    records, prev = [], GENESIS
+    for i in range(n):
+        event = AuditEvent(kind=AuditKind.ISSUE, at=1_700_000_000 + i, agent="a", lease_id=f"lse_{i}")
+        digest = chain_hash(KEY, prev, event)
+        records.append(AuditRecord(seq=i + 1, event=event, prev_hash=prev, hash=digest))
+        prev = digest
+    return records
+
+
+def test_intact_chain_verifies() -> None:
+    assert verify(KEY, chain(10)).ok
+    assert verify(KEY, []).ok
+
+
+@settings(max_examples=60)
+@given(st.integers(min_value=3, max_value=12), st.data())
+def test_each_tampering_is_named_at_the_right_record(n: int, data) -> None:
+    records = chain(n)
+    i = data.draw(st.integers(min_value=1, max_value=n - 2))
+    kind = data.draw(st.sampled_from(list(Tamper)))
+    tampered = list(records)
+    if kind is Tamper.EDITED:
+        event = records[i].event
+        tampered[i] = AuditRecord(
+            records[i].seq,
+            AuditEvent(kind=event.kind, at=event.at, agent="mallory", lease_id=event.lease_id),
+            records[i].prev_hash,
+            records[i].hash,
+        )
+        expected = records[i].seq
+    elif kind is Tamper.DELETED:
+        del tampered[i]
+        expected = records[i + 1].seq
+    elif kind is Tamper.INSERTED:
+        fake_event = AuditEvent(kind=AuditKind.REVOKE, at=0, agent="mallory")
+        fake = AuditRecord(
+            records[i].seq,
+            fake_event,
+            records[i - 1].hash,
+            chain_hash(b"wrong key" * 4, records[i - 1].hash, fake_event),
+        )
+        tampered.insert(i, fake)
+        expected = fake.seq
+    else:
+        tampered[i], tampered[i + 1] = tampered[i + 1], tampered[i]
+        expected = tampered[i].seq
+    result = verify(KEY, tampered)
+    assert not result.ok
+    assert result.problems[0].kind is kind and result.problems[0].seq == expected
+
+
+@pytest.fixture
+def configured(env, serve):
+    """A served broker with some history, its config on disk, then stopped."""
+    raw = env.raw_config()
+    path = env.tmp / "broker.toml"
+    path.write_text(tomli_w.dumps(raw))
+    running = serve(config=env.config())
+    started = running.client("orchestrator").start_task("demo-agent", "t", ["reports:read"])
+    with running.client().task(started.task_id, started.grant, handle_sigterm=False) as task:
+        for _ in range(3):
+            task.secret("token", ["reports:read"])
+    running.broker.close()
+    return path, env.tmp / "broker.db"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+TAMPERING = {
+    "record seq 4 was edited": ["UPDATE audit SET agent = 'someone-else' WHERE seq = 4"],
+    "deleted before seq 6": ["DELETE FROM audit WHERE seq = 5"],
+    "record seq 5 was inserted": [
+        "UPDATE audit SET seq = seq + 1000 WHERE seq >= 5",
+        "UPDATE audit SET seq = seq - 999 WHERE seq >= 1000",
+        "INSERT INTO audit SELECT 5, at, kind, principal, agent, task_id, lease_id, engine, scopes, "
+        "resource, 'forged', hash, hash FROM audit WHERE seq = 4",
+    ],
+    "record seq 2 is out of order": [
+        "UPDATE audit SET seq = 100 WHERE seq = 2",
+        "UPDATE audit SET seq = 2 WHERE seq = 3",
+        "UPDATE audit SET seq = 3 WHERE seq = 100",
+    ],
+}
+
+
+@pytest.mark.parametrize("message", list(TAMPERING))
+def test_cli_verify_names_the_tampered_record(configured, message: str) -> None:
+    path, db_path = configured
+    ok = run("audit", "verify", "--config", str(path))
+    assert ok.exit_code == 0 and "intact" in ok.output
+    db = sqlite3.connect(db_path)
+    for statement in TAMPERING[message]:
+        db.execute(statement)
+    db.commit()
+    db.close()
+    result = run("audit", "verify", "--config", str(path))
+    assert result.exit_code == 1
+    assert message in result.output.splitlines()[0]
+
+
+def test_cli_export_writes_json_lines(configured) -> None:
+    path, _ = configured
+    result = run("audit", "export", "--config", str(path))
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
+    assert lines[0]["kind"] == "task_start" and {"prev_hash", "hash", "agent", "scopes"} <= set(lines[0])
+    assert any(line["kind"] == "issue" for line in lines)

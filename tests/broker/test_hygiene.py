@@ -1,0 +1,77 @@
+"""No plaintext secret in the store's files, the logs, the audit or an error: every secret issued in a
+busy session (grants, task tokens, engine tokens, principal keys, rotations, failures) is searched for
+verbatim, and anything of a broker credential's shape is flagged too."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+import regex
+
+from broker.audit import record_to_dict
+from broker.client import BrokerAPIError
+from jitsec.credential_format import is_valid
+
+SHAPE = regex.compile(r"jit[a-z]*_[0-9A-Za-z]{46}")
+
+
+def test_no_secret_reaches_store_logs_audit_or_errors(serve, env, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    running = serve()
+    issued: list[str] = list(env.keys.values())
+    errors: list[str] = []
+    orchestrator, resource = running.client("orchestrator"), running.client("resource")
+    for n in range(5):
+        started = orchestrator.start_task("demo-agent", f"task {n}", ["reports:read", "reports:write"])
+        issued.append(started.grant)
+        with running.client().task(started.task_id, started.grant) as task:
+            issued.append(task.token)
+            for _ in range(4):
+                secret = task.secret("token", ["reports:read"])
+                issued.append(secret.value)
+                resource.introspect(secret.value, resource="reports-api")
+            secret.rotate(grace_seconds=5)
+            issued.append(secret.value)
+            replay = (started.task_id, started.grant)
+            for attempt in (
+                lambda replay=replay: running.client().redeem(*replay),
+                lambda: task.secret("token", ["payroll:read"]),
+                lambda: task.secret("token", ["reports:read"], ttl_seconds=10**6),
+            ):
+                with pytest.raises(BrokerAPIError) as refused:
+                    attempt()
+                errors.append(str(refused.value))
+            bad = httpx.post(
+                f"{running.url}/v1/introspect",
+                json={"token": 5, "junk": secret.value},
+                headers={"Authorization": f"Bearer {env.keys['resource']}"},
+            )
+            errors.append(bad.text)
+            errors.append(
+                httpx.post(
+                    f"{running.url}/v1/secrets",
+                    json={"engine": "token"},
+                    headers={"Authorization": f"Bearer {task.token}x"},
+                ).text
+            )
+    audit = [json.dumps(record_to_dict(r)) for r in running.broker.store.audit_records(limit=100_000)]
+    running.broker.close()
+
+    assert all(is_valid(secret) for secret in issued) and len(set(issued)) == len(issued)
+    texts = {"logs": caplog.text, "errors": "\n".join(errors)}
+    texts["audit export"] = "\n".join(audit)
+    assert len(audit) > 50
+    files = {p.name: p.read_bytes() for p in env.tmp.iterdir() if p.is_file()}
+    assert any(name.endswith(".db") for name in files)
+    for name, data in files.items():
+        text = data.decode("latin-1")
+        for secret in issued:
+            assert secret not in text, f"a secret is in {name}"
+        assert not [m for m in SHAPE.findall(text) if is_valid(m)], f"a broker credential is in {name}"
+    for name, text in texts.items():
+        for secret in issued:
+            assert secret not in text, f"a secret is in the {name}"
+        assert not [m for m in SHAPE.findall(text) if is_valid(m)], f"a broker credential is in the {name}"

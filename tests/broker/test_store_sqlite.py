@@ -1,0 +1,97 @@
+"""The SQLite store's contract: compare-and-set state moves, one-time redemption, paging, migrations."""
+
+from __future__ import annotations
+
+from broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
+from broker.store.base import RevocationUpdate, Store
+from broker.store.registry import open_store
+from broker.store.sqlite import SQLiteStore
+
+NOW = 1_700_000_000.0
+
+
+def event(kind: AuditKind = AuditKind.ISSUE) -> AuditEvent:
+    return AuditEvent(kind=kind, at=NOW)
+
+
+def lease(i: int, expires: float = NOW + 60, task: str = "tsk_1") -> Lease:
+    return Lease(
+        lease_id=f"lse_{i:04d}",
+        task_id=task,
+        agent="a",
+        engine="token",
+        scopes=("r:x",),
+        issued_at=NOW,
+        expires_at=expires,
+        fingerprint=f"{i:064x}",
+    )
+
+
+def fresh(tmp_path) -> SQLiteStore:
+    store = open_store(f"sqlite://{tmp_path / 's.db'}", b"k" * 32)
+    store.migrate()
+    store.migrate()  # idempotent
+    assert isinstance(store, SQLiteStore) and isinstance(store, Store)
+    return store
+
+
+def test_redeem_grant_succeeds_once(tmp_path) -> None:
+    store = fresh(tmp_path)
+    store.create_task(Task("tsk_1", "a", "t", ("r:x",), NOW, NOW + 600, "g" * 64, NOW + 300, "o"), event())
+    assert store.redeem_grant("tsk_1", NOW, lease(1), event(AuditKind.REDEEM)) is True
+    assert store.redeem_grant("tsk_1", NOW, lease(2), event(AuditKind.REDEEM)) is False
+    assert store.get_lease("lse_0002") is None  # the losing redemption left nothing
+    assert store.get_task("tsk_1").redeemed_at == NOW
+
+
+def test_begin_revocation_is_compare_and_set(tmp_path) -> None:
+    store = fresh(tmp_path)
+    for i in range(3):
+        store.add_lease(lease(i), event())
+    first = store.begin_revocation(["lse_0000", "lse_0001"], "why", "", NOW)
+    second = store.begin_revocation(["lse_0000", "lse_0001", "lse_0002"], "why", "", NOW)
+    assert {x.lease_id for x in first} == {"lse_0000", "lse_0001"}
+    assert [x.lease_id for x in second] == ["lse_0002"]
+    store.finish_revocation(
+        [RevocationUpdate("lse_0000", LeaseState.REVOKED, NOW, 1)], [event(AuditKind.REVOKE)]
+    )
+    store.finish_revocation(
+        [RevocationUpdate("lse_0000", LeaseState.FAILED, NOW, 2)], []
+    )  # not revoking: no-op
+    assert store.get_lease("lse_0000").state is LeaseState.REVOKED
+    assert store.get_lease("lse_0000").revoked_at == NOW
+
+
+def test_due_leases_retries_and_next_deadline(tmp_path) -> None:
+    store = fresh(tmp_path)
+    assert store.next_deadline() is None
+    store.add_lease(lease(1, NOW + 10), event())
+    store.add_lease(lease(2, NOW + 20), event())
+    assert store.next_deadline() == NOW + 10
+    assert [x.lease_id for x in store.leases_due(NOW + 15, 10)] == ["lse_0001"]
+    store.begin_revocation(["lse_0002"], "r", "", NOW + 5)
+    assert store.next_deadline() == NOW + 5  # the pending revocation comes first
+    assert [x.lease_id for x in store.leases_to_retry(NOW + 5, 10)] == ["lse_0002"]
+
+
+def test_live_leases_page_by_cursor(tmp_path) -> None:
+    store = fresh(tmp_path)
+    for i in range(25):
+        store.add_lease(lease(i, NOW + (5 if i == 3 else 60)), event())
+    seen, cursor = [], None
+    while True:
+        page = store.live_leases(cursor, 10, NOW + 10)
+        seen.extend(x.lease_id for x in page.leases)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == sorted(f"lse_{i:04d}" for i in range(25) if i != 3)
+
+
+def test_fingerprint_lookup_and_shorten_expiry(tmp_path) -> None:
+    store = fresh(tmp_path)
+    store.add_lease(lease(7), event())
+    assert store.lease_by_fingerprint(f"{7:064X}").lease_id == "lse_0007"  # case-insensitive hex
+    assert store.shorten_expiry("lse_0007", NOW + 1, event(AuditKind.ROTATE)) is True
+    assert store.shorten_expiry("lse_0007", NOW + 100, event(AuditKind.ROTATE)) is False  # never lengthens
+    assert store.get_lease("lse_0007").expires_at == NOW + 1

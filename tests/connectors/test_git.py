@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.sources.git import GitError, GitHistorySource
+from scanner.model import GitOrigin
+
+
+def commit_file(git, repo: Path, name: str, data: bytes, message: str) -> str:
+    target = repo / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    git("add", name)
+    git("commit", "-q", "-m", message)
+    return git("rev-parse", "HEAD").strip()
+
+
+def read_all(repo: Path, **options) -> tuple[GitHistorySource, dict[GitOrigin, bytes]]:
+    source = GitHistorySource(repo, **options)
+    blobs: dict[GitOrigin, bytes] = {}
+    for chunk in source.chunks():
+        assert isinstance(chunk.origin, GitOrigin)
+        blobs[chunk.origin] = blobs.get(chunk.origin, b"") + chunk.data
+    return source, blobs
+
+
+def test_each_blob_once_located_by_the_commit_that_introduced_it(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    first = commit_file(git_repo, repo, "config/app.env", b"TOKEN=one\n", "add config")
+    second = commit_file(git_repo, repo, "README", b"hello\n", "readme")
+    git_repo("checkout", "-q", "-b", "feature")
+    feature = commit_file(git_repo, repo, "config/app.env", b"TOKEN=one\nTOKEN=two\n", "feature")
+    git_repo("checkout", "-q", "main")
+    # The same content under another name, later: already scanned, not scanned again.
+    commit_file(git_repo, repo, "copy.env", b"TOKEN=one\n", "copy")
+    git_repo("merge", "-q", "--no-edit", "feature")
+
+    source, blobs = read_all(repo)
+    assert blobs == {
+        GitOrigin(first, "config/app.env"): b"TOKEN=one\n",
+        GitOrigin(second, "README"): b"hello\n",
+        GitOrigin(feature, "config/app.env"): b"TOKEN=one\nTOKEN=two\n",
+    }
+    assert source.stats.blobs_scanned == 3
+    assert source.stats.blobs_repeated >= 1
+    assert source.stats.commits == 5
+
+
+def test_unmerged_branches_and_tags_are_covered(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    commit_file(git_repo, repo, "a.txt", b"a\n", "a")
+    git_repo("checkout", "-q", "-b", "abandoned")
+    hidden = commit_file(git_repo, repo, "leak.txt", b"secret on a side branch\n", "oops")
+    git_repo("tag", "side", hidden)
+    git_repo("checkout", "-q", "main")
+    git_repo("branch", "-D", "abandoned")
+    _, blobs = read_all(repo)
+    assert blobs[GitOrigin(hidden, "leak.txt")] == b"secret on a side branch\n"
+
+
+def test_binary_blobs_are_skipped_and_counted(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    commit_file(git_repo, repo, "image.png", b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)), "png")
+    commit_file(git_repo, repo, "text.txt", b"\xff\xfe invalid utf-8 but text\n", "text")
+    source, blobs = read_all(repo)
+    assert [origin.path for origin in blobs] == ["text.txt"]
+    assert source.stats.blobs_binary == 1
+
+
+def test_large_blob_streams_in_line_aligned_chunks(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    content = b"".join(b"line %06d of a large file\n" % number for number in range(20000))
+    commit_file(git_repo, repo, "big.log", content, "big")
+    source = GitHistorySource(repo, chunk_size=4096)
+    chunks = list(source.chunks())
+    assert len(chunks) > 100
+    assert b"".join(chunk.data for chunk in chunks) == content
+    for chunk in chunks:
+        assert chunk.data.endswith(b"\n")
+        assert content[chunk.offset : chunk.offset + len(chunk.data)] == chunk.data
+        assert chunk.line == content[: chunk.offset].count(b"\n") + 1
+
+
+def test_unusual_paths_are_reported_as_written(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    commit_file(git_repo, repo, "dir with space/naïve \"quoted\".txt", b"x\n", "odd")
+    _, blobs = read_all(repo)
+    assert [origin.path for origin in blobs] == ['dir with space/naïve "quoted".txt']
+
+
+def test_empty_repository_yields_nothing(tmp_path: Path, git_repo) -> None:
+    source, blobs = read_all(tmp_path / "repo")
+    assert blobs == {} and source.stats.commits == 0
+
+
+def test_not_a_repository_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="not a git repository"):
+        list(GitHistorySource(tmp_path).chunks())
+
+
+def test_history_scan_through_the_pipeline_locates_by_commit_path_and_line(tmp_path: Path, git_repo) -> None:
+    from jitsec.credential_format import mint
+    from scanner.engine import Scanner
+    from scanner.fingerprint import Fingerprinter
+    from scanner.pipeline import run_sources
+    from scanner.ruleset import load_ruleset
+
+    repo = tmp_path / "repo"
+    secret = mint("jit_")
+    commit_file(git_repo, repo, "app.py", b"import os\n", "start")
+    leak = commit_file(git_repo, repo, "app.py", f"import os\n\nTOKEN = '{secret}'\n".encode(), "leak")
+    commit_file(git_repo, repo, "app.py", b"import os\nTOKEN = os.environ['TOKEN']\n", "fix")
+    pack = Path(__file__).parent / "packs" / "broker.toml"
+    scanner = Scanner(load_ruleset([pack], include_default=False), Fingerprinter(b"k" * 32), engine="python")
+    found = []
+    stats = run_sources([GitHistorySource(repo)], scanner, lambda chunk, findings: found.extend(findings))
+    assert [(f.origin, f.line, f.column, f.rule_id) for f in found] == [
+        (GitOrigin(leak, "app.py"), 3, 10, "test-broker-token")
+    ]
+    assert secret not in repr(found)
+    assert stats.errors.total == 0

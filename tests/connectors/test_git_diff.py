@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.sources.git_diff import DiffSource, parse_diff, pushed_revisions, unquote_path
+from scanner.model import FileOrigin, GitOrigin
+
+lines = st.lists(st.sampled_from(["a", "b", "c", "key=1", "+plus", "-minus", " space", "@@ x"]), max_size=12)
+
+
+@given(lines, lines)
+def test_added_runs_land_on_their_new_line_numbers(old: list[str], new: list[str]) -> None:
+    diff = difflib.unified_diff(
+        [line + "\n" for line in old], [line + "\n" for line in new], "a/f", "b/f", n=0, lineterm="\n"
+    )
+    added = list(parse_diff(iter(line.encode() for line in diff)))
+    new_lines = [line + "\n" for line in new]
+    for run in added:
+        assert run.path == "f"
+        run_lines = run.data.decode().splitlines(keepends=True)
+        assert new_lines[run.line - 1 : run.line - 1 + len(run_lines)] == run_lines
+    total = sum(run.data.count(b"\n") for run in added)
+    opcodes = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes()
+    assert total == sum(j2 - j1 for tag, _, _, j1, j2 in opcodes if tag in ("insert", "replace"))
+
+
+def test_quoted_paths_are_unquoted() -> None:
+    assert unquote_path(b'"b/na\\303\\257ve \\"q\\".txt"\t') == 'b/naïve "q".txt'
+    assert unquote_path(b"b/plain name.txt\t") == "b/plain name.txt"
+
+
+def write(repo: Path, name: str, data: bytes) -> None:
+    (repo / name).write_bytes(data)
+
+
+def test_staged_changes_only_added_lines(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    write(repo, "app.env", b"one\ntwo\nthree\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "base")
+    write(repo, "app.env", b"one\nTOKEN=new\ntwo\nthree\nlast\n")
+    write(repo, "new.txt", b"fresh\n")
+    write(repo, "unstaged.txt", b"not staged\n")
+    write(repo, "image.bin", b"\x00\x01binary")
+    git_repo("add", "app.env", "new.txt", "image.bin")
+    source = DiffSource.staged(repo)
+    chunks = list(source.chunks())
+    located = [(chunk.origin, chunk.line, chunk.data) for chunk in chunks]
+    assert located == [
+        (FileOrigin("app.env"), 2, b"TOKEN=new\n"),
+        (FileOrigin("app.env"), 5, b"last\n"),
+        (FileOrigin("new.txt"), 1, b"fresh\n"),
+    ]
+    assert source.errors.counts == {"binary-skipped": 1}
+
+
+def test_commit_range_locates_by_commit(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    write(repo, "a.txt", b"a\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "base")
+    base = git_repo("rev-parse", "HEAD").strip()
+    write(repo, "a.txt", b"a\nb\n")
+    git_repo("commit", "-q", "-am", "b")
+    second = git_repo("rev-parse", "HEAD").strip()
+    chunks = list(DiffSource(repo, revisions=[f"{base}..{second}"]).chunks())
+    located = [(chunk.origin, chunk.line, chunk.data) for chunk in chunks]
+    assert located == [(GitOrigin(second, "a.txt"), 2, b"b\n")]
+
+
+def test_pre_push_input_becomes_ranges(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    write(repo, "a.txt", b"a\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "base")
+    head = git_repo("rev-parse", "HEAD").strip()
+    zero = "0" * 40
+    unknown = "1" * 40
+    stdin = [
+        f"refs/heads/main {head} refs/heads/main {zero}",  # new branch
+        f"refs/heads/main {head} refs/heads/main {head}",  # update
+        f"(delete) {zero} refs/heads/old {head}",  # deletion: nothing to scan
+        f"refs/heads/main {head} refs/heads/main {unknown}",  # remote commit we do not have
+    ]
+    assert pushed_revisions(stdin, "origin", repo) == [
+        [head, "--not", "--remotes=origin"],
+        [f"{head}..{head}"],
+        [head, "--not", "--remotes=origin"],
+    ]

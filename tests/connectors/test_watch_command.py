@@ -1,0 +1,157 @@
+"""`jitsec watch` as users run it: a real subprocess, real files, real signals, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jitsec.credential_format import mint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "JITSEC_FINGERPRINT_KEY": "11" * 32,
+        "JITSEC_STATE_DIR": str(tmp_path / "state"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Lines:
+    """Collects a pipe's lines on a thread, so tests can wait for one without blocking forever."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if (match := re.search(pattern, line)) is not None:
+                    return match
+            time.sleep(0.02)
+        raise AssertionError(f"no line matching {pattern!r} in {self.lines!r}")
+
+
+def start_watch(arguments: list[str], env: dict[str, str], **options) -> tuple:
+    process = subprocess.Popen(
+        ["jitsec", "watch", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **options,
+    )
+    return process, Lines(process.stdout), Lines(process.stderr)
+
+
+def rows(lines: Lines) -> Iterator[dict]:
+    for line in lines.lines:
+        if line.startswith("{"):
+            yield json.loads(line)
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as handle:
+        handle.write(text)
+
+
+def test_sigterm_commits_checkpoints_and_a_restart_neither_skips_nor_repeats(tmp_path: Path, env) -> None:
+    log = tmp_path / "app.log"
+    first_secret, second_secret = mint("jit_"), mint("jit_")
+    log.write_text("boot\n")
+    arguments = [str(log), "-f", "jsonl", "--checkpoint-dir", str(tmp_path / "ck")]
+    process, out, err = start_watch(arguments, env)
+    err.wait_for("watching 1 source")
+    append(log, f"login ok token={first_secret}\n")
+    out.wait_for("broker-engine-token")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 1  # findings were reported
+    err.wait_for(r"stopped \(SIGTERM\)")
+    first_rows = [row for row in rows(out) if row["rule"] == "broker-engine-token"]
+    assert [row["line"] for row in first_rows] == [2]
+    assert first_secret not in "".join(out.lines + err.lines)
+
+    append(log, f"later token={second_secret}\n")  # written while the watcher was down
+    again, out2, err2 = start_watch([*arguments, "--exit-when-idle", "0.5"], env)
+    assert again.wait(timeout=60) == 1
+    second_rows = [row for row in rows(out2) if row["rule"] == "broker-engine-token"]
+    assert [row["line"] for row in second_rows] == [3]
+    assert second_secret not in "".join(out2.lines + err2.lines)
+
+
+def test_stdin_is_followed_line_by_line(tmp_path: Path, env) -> None:
+    process, out, err = start_watch(["-", "-f", "jsonl"], env, stdin=subprocess.PIPE)
+    err.wait_for("watching 1 source")
+    assert process.stdin is not None
+    process.stdin.write(f"pod log line with {mint('jitt_')}\n")
+    process.stdin.flush()
+    match = out.wait_for('"rule":"broker-task-token"|"rule":"broker-engine-token"')
+    assert match is not None
+    assert process.poll() is None  # still following: stdin is open
+    process.stdin.close()
+    assert process.wait(timeout=30) == 1
+
+
+def test_clean_input_exits_zero_when_idle(tmp_path: Path, env) -> None:
+    log = tmp_path / "quiet.log"
+    log.write_text("nothing to see\n")
+    process, _, err = start_watch([str(log), "--exit-when-idle", "0.5"], env)
+    assert process.wait(timeout=60) == 0
+    err.wait_for(r"stopped \(idle for 0.5s\): 0 finding")
+
+
+def test_bad_source_address_is_exit_2(tmp_path: Path, env) -> None:
+    process, _, err = start_watch([f"git:{tmp_path / 'no-repo'}"], env)
+    assert process.wait(timeout=60) == 2
+    err.wait_for("not a git repository")
+
+
+def test_daemon_config_serves_health_and_metrics_and_alerts(tmp_path: Path, env) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    incidents = tmp_path / "incidents.jsonl"
+    config = tmp_path / "jitsec.toml"
+    config.write_text(
+        f'sources = ["{logs}"]\n'
+        f'alerts = ["jsonl:{incidents}"]\n'
+        'checkpoint_dir = "ck"\nstate_dir = "state"\n'
+        '[http]\nlisten = "127.0.0.1:0"\n'
+    )
+    process, _, err = start_watch(["--config", str(config)], env)
+    address = err.wait_for(r"health and metrics on (http://\S+/)").group(1)
+    health = httpx.get(address + "healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    secret = mint("jit_")
+    (logs / "new.log").write_text(f"DEBUG token={secret}\n")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (incidents.exists() and incidents.read_text()):
+        time.sleep(0.05)
+    metrics = httpx.get(address + "metrics", timeout=10).text
+    assert re.search(r'jitsec_findings_total\{rule="broker-engine-token"\} 1\.0', metrics)
+    assert re.search(r"jitsec_bytes_scanned_total\{source=\"[^\"]+\"\} \d+", metrics)
+    assert "jitsec_incidents 1.0" in metrics
+    incident = json.loads(incidents.read_text().splitlines()[0])
+    assert secret not in incidents.read_text() and secret not in metrics
+    assert incident
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 1

@@ -1,0 +1,135 @@
+"""The broker's leak handling (``broker.leaks``) over a real SQLite store; HTTP is tested end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broker.engines.token import TokenEngine
+from broker.errors import BadRequest
+from broker.leaks import LeakDesk, LeakReport, LeakScope, LeakStatus, parse_reports, reports_body
+from broker.model import AuditKind, LeaseState
+from broker.policy import AgentPolicy, EnginePolicy, Policy
+from broker.revocation import RetryPolicy
+from broker.revoker import Revoker
+from broker.service import BrokerService
+from broker.store.registry import open_store
+from jitsec.credential_format import sha256_fingerprint
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[BrokerService]:
+    store = open_store(f"sqlite://{tmp_path / 'broker.db'}", b"k" * 32)
+    store.migrate()
+    engines = {"token": TokenEngine()}
+    policy = Policy((AgentPolicy("demo-agent", 900, {"token": EnginePolicy(("reports:*",))}),))
+    yield BrokerService(store, engines, policy, Revoker(store, engines, RetryPolicy()))
+    store.close()
+
+
+def issue(service: BrokerService, count: int = 1) -> tuple[str, list]:
+    started = service.start_task("orchestrator", "demo-agent", "nightly report", ["reports:read"], 600)
+    redeemed = service.redeem(started.task.task_id, started.grant)
+    caller = service.authenticate_task_token(redeemed.token)
+    return redeemed.token, [service.issue(caller, "token", ["reports:read"]) for _ in range(count)]
+
+
+def test_a_live_lease_is_revoked_with_the_location_audited(service: BrokerService) -> None:
+    _, [secret] = issue(service)
+    desk = LeakDesk(service)
+    [verdict] = desk.report("scanner", [LeakReport(sha256_fingerprint(secret.secret), "/var/log/a.log:3",
+                                                    "jitsec-engine-token")])
+    assert verdict.status is LeakStatus.REVOKED and verdict.lease_id == secret.lease.lease_id
+    assert verdict.agent == "demo-agent" and verdict.revoked_at is not None
+    lease = service.get_lease(secret.lease.lease_id)
+    assert lease.state is LeaseState.REVOKED and lease.revoke_reason == "leak"
+    assert not service.introspect(secret.secret, "resource").active
+    records = [r.event for r in service.store.audit_records()]
+    leak = [e for e in records if e.kind is AuditKind.LEAK]
+    revoke = [e for e in records if e.kind is AuditKind.REVOKE and e.lease_id == lease.lease_id]
+    assert leak and "/var/log/a.log:3" in leak[0].detail and leak[0].lease_id == lease.lease_id
+    assert revoke and "reason=leak" in revoke[0].detail
+    assert not any(secret.secret in (e.detail + e.resource) for e in records)
+
+
+def test_a_second_report_says_dead_and_an_unknown_fingerprint_unknown(service: BrokerService) -> None:
+    _, [secret] = issue(service)
+    desk = LeakDesk(service)
+    fp = sha256_fingerprint(secret.secret)
+    desk.report("scanner", [LeakReport(fp)])
+    dead, unknown = desk.report("scanner", [LeakReport(fp), LeakReport("ab" * 32)])
+    assert dead.status is LeakStatus.DEAD and dead.lease_id == secret.lease.lease_id
+    assert unknown.status is LeakStatus.UNKNOWN and unknown.lease_id is None
+
+
+def test_on_leak_task_revokes_every_lease_of_the_task(service: BrokerService) -> None:
+    _, secrets = issue(service, 3)
+    [verdict] = LeakDesk(service).report("scanner", [LeakReport(sha256_fingerprint(secrets[0].secret))],
+                                         LeakScope.TASK)
+    assert verdict.status is LeakStatus.REVOKED
+    assert {s.lease.lease_id for s in secrets[1:]} <= set(verdict.also_revoked)
+    assert all(not service.introspect(s.secret, "r").active for s in secrets)
+    assert service.get_task(secrets[0].lease.task_id).completed_at is not None
+
+
+def test_on_leak_agent_quarantines_the_agent(service: BrokerService) -> None:
+    _, first = issue(service)
+    _, second = issue(service)  # another task of the same agent
+    LeakDesk(service).report("scanner", [LeakReport(sha256_fingerprint(first[0].secret))], LeakScope.AGENT)
+    assert not service.introspect(second[0].secret, "r").active
+    assert service.store.is_quarantined("demo-agent")
+
+
+def test_a_leaked_task_token_ends_its_task(service: BrokerService) -> None:
+    token, [secret] = issue(service)
+    [verdict] = LeakDesk(service).report("scanner", [LeakReport(sha256_fingerprint(token))])
+    assert verdict.status is LeakStatus.REVOKED and secret.lease.lease_id in verdict.also_revoked
+    assert not service.introspect(secret.secret, "r").active
+
+
+def test_fingerprints_page_through_live_leases_only(service: BrokerService) -> None:
+    token, secrets = issue(service, 5)
+    desk = LeakDesk(service)
+    desk.report("scanner", [LeakReport(sha256_fingerprint(secrets[0].secret))])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = desk.fingerprints(cursor, limit=2)
+        seen.extend(entry.sha256 for entry in page.entries)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    expected = {sha256_fingerprint(s.secret) for s in secrets[1:]} | {sha256_fingerprint(token)}
+    assert set(seen) == expected and len(seen) == len(expected)
+    with pytest.raises(BadRequest):
+        desk.fingerprints(None, limit=0)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "'leaks' list"),
+        ({"leaks": []}, "1 to 1000"),
+        ({"leaks": [{"fingerprint": "jit_notahash"}]}, "never the secret"),
+        ({"leaks": [{"fingerprint": "a" * 64, "seen_at": "now"}]}, "seen_at"),
+        ({"leaks": [{"fingerprint": "a" * 64}], "on_leak": "everything"}, "on_leak"),
+    ],
+)
+def test_bad_report_bodies_are_refused_with_a_reason(body: dict, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_reports(body)
+
+
+@given(st.lists(st.builds(LeakReport, fingerprint=st.text("0123456789abcdef", min_size=64, max_size=64),
+                          location=st.text(max_size=50), rule_id=st.text(max_size=20),
+                          seen_at=st.none() | st.floats(0, 2e9)), min_size=1, max_size=5),
+       st.none() | st.sampled_from(list(LeakScope)))
+def test_report_bodies_round_trip(reports: list[LeakReport], scope: LeakScope | None) -> None:
+    parsed, parsed_scope = parse_reports(reports_body(reports, scope))
+    assert parsed_scope == scope
+    assert [p.fingerprint for p in parsed] == [r.fingerprint for r in reports]
+    assert all(p.location.isprintable() for p in parsed)

@@ -1,0 +1,113 @@
+"""Whatever the input, no crash, bounded memory, a clear message, and the scan goes on."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connectors.sources.files import FileEntry, FilesSource, PathFeed
+from jitsec.cli import main
+from scanner.engine import Scanner
+from scanner.pipeline import run_sources
+
+AWS = b"AKIA2OGYBAH6STMMNXNN"
+
+
+def scan_cli(sample_pack: Path, *paths: str):
+    args = ["scan", "--no-default-rules", "--rules", str(sample_pack), "-f", "jsonl", *paths]
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_invalid_utf8_and_late_nul_bytes_are_scanned(tmp_path: Path, sample_pack: Path) -> None:
+    path = tmp_path / "mixed.log"
+    path.write_bytes(b"ok\n" * 5000 + b"\xff\xfe\xc3(\x00\x00 key=" + AWS + b"\n\x80\x81")
+    result = scan_cli(sample_pack, str(path))
+    assert result.exit_code == 1 and '"line":5001' in result.stdout
+
+
+def test_binary_files_are_skipped_and_counted(tmp_path: Path, sample_pack: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "blob.bin").write_bytes(b"\x00\x01" + AWS)
+    result = scan_cli(sample_pack, str(tmp_path / "in"))
+    assert result.exit_code == 0 and "1 binary skipped" in result.stderr
+
+
+def test_a_sparse_2gb_file_is_skipped_without_reading_it(tmp_path: Path, sample_pack: Path) -> None:
+    path = tmp_path / "huge.img"
+    with open(path, "wb") as handle:
+        handle.truncate(2 * 1024**3)
+    result = scan_cli(sample_pack, str(path))
+    assert result.exit_code == 0 and "1 binary skipped" in result.stderr
+
+
+def test_one_huge_line_is_scanned_in_bounded_memory(tmp_path: Path, hs_scanner: Scanner) -> None:
+    size = 24 * 1024 * 1024
+    path = tmp_path / "one-line.log"
+    positions = [10, size // 2, size - 100, 3 * 1024 * 1024 + 5]
+    with open(path, "wb") as handle:
+        data = bytearray(b"ab " * (size // 3))
+        for position in positions:
+            data[position:position + len(AWS) + 2] = b" " + AWS + b" "
+        handle.write(data)
+        del data
+    source = FilesSource([path])
+    found = []
+    tracemalloc.start()
+    run_sources([source], hs_scanner, lambda chunk, fs: found.extend(fs))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert sorted(f.offset for f in found) == sorted(p + 1 for p in positions)
+    assert peak < 16 * 1024 * 1024  # a few chunks, not the 24 MiB line
+
+
+@pytest.mark.timeout(60)
+def test_fifos_devices_and_symlink_loops_do_not_block_or_crash(tmp_path: Path, sample_pack: Path) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "real.env").write_bytes(b"KEY=" + AWS + b"\n")
+    os.mkfifo(root / "pipe")
+    (root / "loop").symlink_to(root / "loop")
+    (root / "dangling").symlink_to(root / "nowhere")
+    (root / "dirloop").symlink_to(root)
+    result = scan_cli(sample_pack, str(root), "/dev/null", "/dev/zero")
+    assert result.exit_code == 2  # the loop and the dangling link could not be read
+    assert result.stdout.count('"rule"') == 1  # the real file was still scanned, once
+    assert "3 special files skipped" in result.stderr
+    assert "Too many levels of symbolic links" in result.stderr and "dangling" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_files_are_reported(tmp_path: Path, sample_pack: Path) -> None:
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "secret.env"
+    path.write_bytes(b"KEY=" + AWS)
+    path.chmod(0)
+    result = scan_cli(sample_pack, str(tmp_path / "in"))
+    assert result.exit_code == 2 and "Permission denied" in result.stderr
+
+
+def test_a_file_deleted_while_being_read_is_finished(tmp_path: Path, hs_scanner: Scanner) -> None:
+    path = tmp_path / "rotating.log"
+    path.write_bytes(b"filler\n" * 200_000 + b"KEY=" + AWS + b"\n")
+    source = FilesSource([path], chunk_size=65536)
+    chunks = source.chunks()
+    first = next(chunks)
+    path.unlink()
+    rest = list(chunks)
+    assert sum(len(c.data) for c in [first, *rest]) == 7 * 200_000 + 25
+    assert source.errors.total == 0
+
+
+def test_a_file_gone_before_it_is_opened_is_an_error_not_a_crash(tmp_path: Path, hs_scanner: Scanner) -> None:
+    present = tmp_path / "present.log"
+    present.write_bytes(b"KEY=" + AWS + b"\n")
+    feed = PathFeed([FileEntry(tmp_path / "vanished.log", 10), FileEntry(present, 25)])
+    source = FilesSource(feed)
+    found = []
+    stats = run_sources([source], hs_scanner, lambda chunk, fs: found.extend(fs))
+    assert len(found) == 1
+    assert stats.errors.counts == {"unreadable": 1} and "vanished.log" in stats.errors.examples[0]

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from connectors.base import SourceErrors
+from scanner.engine import Scanner
+from scanner.model import Chunk, Finding, KafkaOrigin, StreamOrigin
+from scanner.pipeline import run_sources
+
+AWS = b"AKIA2OGYBAH6STMMNXNN"
+
+
+class ListSource:
+    """An in-memory source: yields the given chunks, records acknowledgements, may fail midway."""
+
+    def __init__(self, chunks: list[Chunk], fail_after: int | None = None) -> None:
+        self.errors = SourceErrors()
+        self._chunks = chunks
+        self._fail_after = fail_after
+        self.acked: list[Chunk] = []
+        self.closed = False
+
+    def chunks(self) -> Iterator[Chunk]:
+        for index, chunk in enumerate(self._chunks):
+            if self._fail_after is not None and index == self._fail_after:
+                raise ConnectionError("broker went away")
+            yield chunk
+
+    def acknowledge(self, chunk: Chunk) -> None:
+        self.acked.append(chunk)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def split(data: bytes, size: int, origin=StreamOrigin("s")) -> list[Chunk]:  # noqa: B008
+    return [Chunk(data[i:i + size], origin, offset=i) for i in range(0, len(data), size)]
+
+
+def test_every_chunk_is_handled_then_acknowledged_in_order(hs_scanner: Scanner) -> None:
+    data = b"line one\nkey=" + AWS + b" end\n" + b"filler line\n" * 5
+    chunks = split(data, 7)  # the secret straddles several chunks
+    source = ListSource(chunks)
+    calls: list[tuple[Chunk, list[Finding]]] = []
+
+    def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
+        assert chunk not in source.acked  # handled before acknowledged
+        calls.append((chunk, findings))
+
+    stats = run_sources([source], hs_scanner, on_findings)
+    assert [c for c, _ in calls] == chunks == source.acked
+    found = [f for _, fs in calls for f in fs]
+    assert len(found) == 1 and found[0].offset == 13
+    holder = next(c for c, fs in calls if fs)
+    assert holder.offset + len(holder.data) > 13  # reported with a chunk that holds its bytes
+    assert stats.chunks == len(chunks) and stats.findings == 1 and stats.bytes == len(data)
+    assert source.closed
+
+
+def test_each_record_origin_is_its_own_stream(hs_scanner: Scanner) -> None:
+    records = [Chunk(b"v=" + AWS, KafkaOrigin("logs", 0, n)) for n in range(3)]
+    source = ListSource(records)
+    seen: list[int] = []
+    run_sources([source], hs_scanner, lambda chunk, fs: seen.append(len(fs)))
+    assert seen == [1, 1, 1] and source.acked == records
+
+
+def test_a_failing_source_is_counted_and_others_go_on(hs_scanner: Scanner) -> None:
+    good = ListSource(split(b"ok=" + AWS + b"\n", 5, StreamOrigin("good")))
+    bad = ListSource(split(b"x\n" * 10, 2, StreamOrigin("bad")), fail_after=3)
+    found: list[Finding] = []
+    lock = threading.Lock()
+
+    def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
+        with lock:
+            found.extend(findings)
+
+    stats = run_sources([good, bad], hs_scanner, on_findings)
+    assert len(found) == 1
+    assert stats.errors.counts == {"source": 1}
+    assert "broker went away" in stats.errors.examples[0]
+    assert len(bad.acked) == 3 and bad.closed
+
+
+def test_a_failing_handler_stops_acknowledging(hs_scanner: Scanner) -> None:
+    source = ListSource(split(b"a\nb\nc\n", 2))
+
+    def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
+        if chunk.offset == 2:
+            raise RuntimeError("sink is full")
+
+    stats = run_sources([source], hs_scanner, on_findings)
+    assert [c.offset for c in source.acked] == [0]
+    assert stats.errors.counts == {"handler": 1}
+
+
+def test_stop_event_ends_the_run(hs_scanner: Scanner) -> None:
+    stop = threading.Event()
+    stop.set()
+    source = ListSource(split(b"a\n" * 10, 2))
+    stats = run_sources([source], hs_scanner, lambda c, f: None, stop=stop)
+    assert stats.chunks == 0 and source.closed
