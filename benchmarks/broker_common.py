@@ -10,9 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
@@ -29,21 +29,36 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @contextmanager
-def broker_process(workers: int = 1, extra_toml: str = "") -> Iterator[tuple[str, dict[str, str], Path]]:
+def broker_process(
+    workers: int = 1, edit: Callable[[str], str] | None = None
+) -> Iterator[tuple[str, dict[str, str], Path]]:
     """Yields (url, principal keys, config path) of a `jitsec broker serve` process."""
     with tempfile.TemporaryDirectory(prefix="jitsec-bench-") as tmp:
         config = Path(tmp) / "broker.toml"
         keys = init_config(config).keys
-        if extra_toml:
-            config.write_text(config.read_text() + "\n" + extra_toml)
+        if edit is not None:
+            config.write_text(edit(config.read_text()))
         port = free_port()
         jitsec = os.path.join(os.path.dirname(sys.executable), "jitsec")
-        process = subprocess.Popen([jitsec, "broker", "serve", "--config", str(config), "--port", str(port),
-                                    "--workers", str(workers), "--log-level", "warning"])
+        process = subprocess.Popen(
+            [
+                jitsec,
+                "broker",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ]
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30
@@ -98,10 +113,11 @@ class RawConnection:
         self.writer.close()
 
 
-async def run_load(url: str, method: str, path: str, headers: dict[str, str], body: dict | None, total: int,
-                   concurrency: int) -> tuple[float, list[float], int]:
-    """``total`` requests over ``concurrency`` keep-alive connections: (seconds, latencies, failures)."""
-    request = RawConnection.build(method, path, headers, body)
+async def run_load(
+    url: str, request: bytes, *, total: int, concurrency: int
+) -> tuple[float, list[float], int]:
+    """``total`` copies of ``request`` (see ``RawConnection.build``) over ``concurrency`` keep-alive
+    connections: (seconds, latencies, failures)."""
     connections = [await RawConnection.open(url) for _ in range(concurrency)]
     latencies: list[float] = []
     failures = 0
@@ -125,9 +141,13 @@ async def run_load(url: str, method: str, path: str, headers: dict[str, str], bo
 
 
 def figures(total: int, elapsed: float, latencies: list[float], failures: int) -> dict[str, object]:
-    return {"requests": total, "per_second": round(total / elapsed),
-            "p50_ms": round(percentile(latencies, 50) * 1e3, 2), "p99_ms": round(percentile(latencies, 99) * 1e3, 2),
-            "failures": failures}
+    return {
+        "requests": total,
+        "per_second": round(total / elapsed),
+        "p50_ms": round(percentile(latencies, 50) * 1e3, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1e3, 2),
+        "failures": failures,
+    }
 
 
 def report(title: str, figures: dict[str, object]) -> None:

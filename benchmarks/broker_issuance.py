@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import httpx
 
-from broker_common import broker_process, figures, report, run_load
+import httpx
+from broker_common import RawConnection, broker_process, figures, report, run_load
 
 SCOPES = ["reports:read"]
 
@@ -25,21 +25,26 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the broker")
     args = parser.parse_args()
+    load = {"total": args.requests, "concurrency": args.concurrency}
     with broker_process(workers=args.workers) as (url, keys, _):
         orchestrator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['orchestrator']}"})
-        started = orchestrator.post("/v1/tasks", json={"agent": "demo-agent", "task": "bench", "scopes": SCOPES,
-                                                       "ttl_seconds": 900}).json()
-        token = httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem",
-                           headers={"Authorization": f"Bearer {started['grant']}"}).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        asyncio.run(run_load(url, "GET", "/healthz", {}, None, 500, args.concurrency))  # warm up
-        peer = asyncio.run(run_load(url, "GET", "/healthz", {}, None, args.requests, args.concurrency))
-        issued = asyncio.run(run_load(url, "POST", "/v1/secrets", auth,
-                                      {"engine": "token", "scopes": SCOPES, "ttl_seconds": 600}, args.requests,
-                                      args.concurrency))
-        report(f"peer GET /healthz (workers={args.workers}, concurrency={args.concurrency})", figures(args.requests, *peer))
-        report(f"issue POST /v1/secrets (workers={args.workers}, concurrency={args.concurrency})",
-               figures(args.requests, *issued))
+        task = {"agent": "demo-agent", "task": "bench", "scopes": SCOPES, "ttl_seconds": 900}
+        started = orchestrator.post("/v1/tasks", json=task).json()
+        grant = {"Authorization": f"Bearer {started['grant']}"}
+        token = httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem", headers=grant).json()["token"]
+        health = RawConnection.build("GET", "/healthz", {}, None)
+        issue = RawConnection.build(
+            "POST",
+            "/v1/secrets",
+            {"Authorization": f"Bearer {token}"},
+            {"engine": "token", "scopes": SCOPES, "ttl_seconds": 600},
+        )
+        asyncio.run(run_load(url, health, total=500, concurrency=args.concurrency))  # warm up
+        peer = asyncio.run(run_load(url, health, **load))
+        issued = asyncio.run(run_load(url, issue, **load))
+        where = f"workers={args.workers}, concurrency={args.concurrency}"
+        report(f"peer  GET /healthz     ({where})", figures(args.requests, *peer))
+        report(f"issue POST /v1/secrets ({where})", figures(args.requests, *issued))
         orchestrator.post(f"/v1/tasks/{started['task_id']}/complete")
 
 

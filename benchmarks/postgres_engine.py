@@ -6,8 +6,10 @@ Against the real cluster (``--dsn``, default ``$JITSEC_TEST_POSTGRES_DSN`` from 
    VALID UNTIL, CONNECTION LIMIT, COMMENT, GRANT CONNECT/USAGE/SELECT in one transaction);
 2. revoke: ``PostgresEngine.revoke`` of all of them (NOLOGIN, terminate sessions, REASSIGN/DROP OWNED,
    DROP ROLE, confirm);
-3. peer, same run and same threads: the bare minimum a careless engine would do (CREATE ROLE … LOGIN
-   PASSWORD + one GRANT; DROP OWNED + DROP ROLE) — the floor the safe procedure is compared against;
+3. peer, same run and same threads: the bare minimum (CREATE ROLE … LOGIN PASSWORD with the same kind
+   of SCRAM verifier + one GRANT; DROP OWNED + DROP ROLE): no expiry, no connection limit, no session
+   termination, no confirmation, no serialisation (it retries "tuple concurrently updated") — the
+   floor the safe procedure is compared against;
 4. latency through the broker's HTTP API (uvicorn on loopback, SQLite store): for each of ``--tasks``
    tasks an agent holds a PostgreSQL credential with an OPEN session; the time from sending
    ``POST /v1/tasks/{id}/complete`` until a fresh login with that credential is refused, p50/p99.
@@ -44,6 +46,7 @@ from broker.engines.base import IssueRequest
 from broker.engines.postgres import PostgresEngine, PostgresEngineConfig
 from broker.engines.postgres_connections import AdminConnections
 from broker.engines.postgres_roles import revoke_role
+from broker.engines.postgres_scram import DEFAULT_ITERATIONS, scram_sha256_verifier
 from broker.runtime import build_broker
 from jitsec.credential_format import CredentialKind, checksum, mint
 
@@ -93,8 +96,10 @@ def timed(work: Callable[[int], object], count: int, concurrency: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def engine_throughput(dsn: str, database: str, count: int, concurrency: int) -> dict[str, float]:
-    engine = PostgresEngine(PostgresEngineConfig(admin_dsn=dsn, role_prefix=PREFIX))
+def engine_throughput(dsn: str, database: str, count: int, concurrency: int,
+                      iterations: int) -> dict[str, float]:
+    config = PostgresEngineConfig(admin_dsn=dsn, role_prefix=PREFIX, scram_iterations=iterations)
+    engine = PostgresEngine(config)
     scope = f"postgres:{database}:public.orders:SELECT"
     handles: list[str] = [""] * count
 
@@ -111,8 +116,9 @@ def engine_throughput(dsn: str, database: str, count: int, concurrency: int) -> 
     return {"issue_per_s": issue_rate, "revoke_per_s": revoke_rate}
 
 
-def peer_throughput(dsn: str, database: str, count: int, concurrency: int) -> dict[str, float]:
-    """The careless floor: CREATE ROLE with a plaintext password + one GRANT; DROP OWNED + DROP ROLE."""
+def peer_throughput(dsn: str, database: str, count: int, concurrency: int,
+                    iterations: int) -> dict[str, float]:
+    """The bare floor: CREATE ROLE with a SCRAM verifier + one GRANT; DROP OWNED + DROP ROLE."""
     local = threading.local()
     target = make_conninfo(dsn, dbname=database)
 
@@ -140,8 +146,8 @@ def peer_throughput(dsn: str, database: str, count: int, concurrency: int) -> di
         role = sql.Identifier(names[i])
 
         def statements(c: psycopg.Connection) -> None:
-            c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                role, sql.Literal(mint(CredentialKind.POSTGRES_PASSWORD))))
+            verifier = scram_sha256_verifier(mint(CredentialKind.POSTGRES_PASSWORD), iterations=iterations)
+            c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(verifier)))
             c.execute(sql.SQL("GRANT SELECT ON public.orders TO {}").format(role))
 
         retrying(statements)
@@ -238,14 +244,17 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300, help="credentials issued then revoked")
     parser.add_argument("--concurrency", type=int, default=4, help="threads issuing / revoking")
     parser.add_argument("--tasks", type=int, default=50, help="tasks for the complete → refused latency")
+    parser.add_argument("--scram-iterations", type=int, default=DEFAULT_ITERATIONS,
+                        help="PBKDF2 iterations of the verifiers (engine and peer)")
     args = parser.parse_args()
     if not args.dsn:
         raise SystemExit("no DSN: run `eval \"$(scripts/services start postgres)\"` or pass --dsn")
     with bench_database(args.dsn) as database:
-        ours = engine_throughput(args.dsn, database, args.count, args.concurrency)
-        peer = peer_throughput(args.dsn, database, args.count, args.concurrency)
+        ours = engine_throughput(args.dsn, database, args.count, args.concurrency, args.scram_iterations)
+        peer = peer_throughput(args.dsn, database, args.count, args.concurrency, args.scram_iterations)
         latencies = complete_to_refused(args.dsn, database, args.tasks)
-    print(f"PostgreSQL engine, {args.count} credentials, {args.concurrency} threads")
+    print(f"PostgreSQL engine, {args.count} credentials, {args.concurrency} threads, "
+          f"SCRAM iterations {args.scram_iterations}")
     print(f"  issue  : {ours['issue_per_s']:8.1f}/s   "
           f"(peer, bare CREATE ROLE + GRANT: {peer['issue_per_s']:8.1f}/s)")
     print(f"  revoke : {ours['revoke_per_s']:8.1f}/s   "

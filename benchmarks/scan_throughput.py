@@ -4,8 +4,8 @@ Both tools run as whole processes (start-up, rule loading and output included). 
 corpus (median of several runs); detect-secrets, being ~1,000 times slower, scans a slice made of the
 first lines of every corpus file, and jitsec scans that same slice too, so accuracy is also compared on
 identical input. Per-process CPU time and peak RSS come from ``os.wait4``. Precision and recall are by
-line against the corpus ground truth. Per-rule candidate / confirmed counts come from an in-process scan
-of the corpus with the same rules (``Scanner.stats``).
+line against the corpus ground truth. Per-rule candidate / confirmed counts come from ``jitsec scan --stats``
+over the corpus.
 
     python -m benchmarks.scan_throughput            # short: 20 MB corpus, 1 MB detect-secrets slice
     python -m benchmarks.scan_throughput --full     # 200 MB corpus, 5 MB slice
@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,13 +54,24 @@ class Accuracy:
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
 
 
-def run_process(argv: list[str], stdout: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
+def run_process(
+    argv: list[str],
+    stdout: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stderr: Path | None = None,
+) -> Run:
     """Run one process to completion; wall time, user+sys CPU and peak RSS of that process alone.
     (detect-secrets runs inside the slice directory: in a git work tree it skips untracked paths.)"""
     with stdout.open("wb") as out:
         start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
+        err = stderr.open("wb") if stderr is not None else subprocess.DEVNULL
+        try:
+            process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            if stderr is not None:
+                err.close()  # type: ignore[union-attr]
         wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode)
@@ -118,34 +129,102 @@ def make_slice(info: CorpusInfo, directory: Path, size_mb: float) -> tuple[list[
     return files, limits
 
 
-def rule_stats(files: list[Path]) -> tuple[dict[str, dict[str, int]], float]:
-    """Per-rule candidates / confirmed from an in-process scan, and that scan's MB/s (matching only)."""
-    from scanner.engine import Scanner  # noqa: PLC0415 - only the stats step needs the engine in-process
-    from scanner.fingerprint import Fingerprinter  # noqa: PLC0415
-    from scanner.model import Chunk, FileOrigin  # noqa: PLC0415
-    from scanner.ruleset import load_ruleset  # noqa: PLC0415
+_STAT_ROW = re.compile(r"stats: (\S+)\s+candidates\s+(\d+)\s+confirmed\s+(\d+)")
 
-    scanner = Scanner(load_ruleset(), Fingerprinter(b"benchmark-key-" + b"0" * 18))
-    size = 0
-    start = time.perf_counter()
-    for path in files:
-        origin = FileOrigin(str(path))
-        stream = scanner.stream(origin)
-        offset = 0
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                stream.feed(Chunk(data=chunk, origin=origin, offset=offset))
-                offset += len(chunk)
-        stream.finish()
-        size += offset
-    elapsed = time.perf_counter() - start
-    rules = scanner.stats.as_dict()["rules"]
-    return rules, size / 1e6 / elapsed  # type: ignore[return-value]
+
+def rule_stats(setup: Setup) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """``jitsec scan --stats`` over the corpus: its summary lines and per-rule (candidates, confirmed)."""
+    errors = setup.out / "stats.txt"
+    argv = jitsec_argv(setup.files, setup.out / "stats.jsonl")
+    run_process(
+        [*argv[: -len(setup.files)], "--stats", *map(str, setup.files)],
+        setup.out / "stats.out",
+        setup.env,
+        stderr=errors,
+    )
+    summary, rules = [], {}
+    for line in errors.read_text(encoding="utf-8", errors="replace").splitlines():
+        row = _STAT_ROW.search(line)
+        if row:
+            rules[row[1]] = (int(row[2]), int(row[3]))
+        elif "stats:" in line:
+            summary.append(line.split("stats:", 1)[1].strip())
+    return summary, rules
 
 
 def median_run(runs: list[Run]) -> Run:
     ordered = sorted(runs, key=lambda r: r.wall)
     return ordered[len(ordered) // 2]
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    info: CorpusInfo
+    files: list[Path]
+    out: Path
+    env: dict[str, str]
+    runs: int
+
+    @property
+    def size_mb(self) -> float:
+        return self.info.size_bytes / 1e6
+
+
+def measure_jitsec(setup: Setup, workdir: Path) -> tuple[Run, Run, Accuracy]:
+    """Start-up alone (an empty file) and whole-corpus runs, medians; accuracy of the last run."""
+    empty = workdir / "empty.log"
+    empty.write_bytes(b"")
+    out, env = setup.out, setup.env
+    run_process(jitsec_argv([empty], out / "warm.jsonl"), out / "warm.txt", env)  # builds the cached database
+    startup = median_run(
+        [
+            run_process(jitsec_argv([empty], out / "empty.jsonl"), out / "empty.txt", env)
+            for _ in range(setup.runs)
+        ]
+    )
+    jit = median_run(
+        [
+            run_process(jitsec_argv(setup.files, out / "jitsec.jsonl"), out / "jitsec.txt", env)
+            for _ in range(setup.runs)
+        ]
+    )
+    return startup, jit, score(jitsec_lines(out / "jitsec.jsonl"), load_truth(setup.info.out))
+
+
+def compare_on_slice(
+    setup: Setup, directory: Path, slice_mb: float
+) -> tuple[float, Run, Accuracy, Run, Accuracy]:
+    """detect-secrets and jitsec on the same slice: (MB, ds run, ds accuracy, jitsec run, jitsec accuracy)."""
+    files, limits = make_slice(setup.info, directory, slice_mb)
+    size = sum(p.stat().st_size for p in files) / 1e6
+    truth = load_truth(setup.info.out, limits)
+    out = setup.out
+    ds = run_process(
+        ["detect-secrets", "scan", *(p.name for p in files)], out / "ds.json", cwd=files[0].parent
+    )
+    ds_lines = {line for line in detect_secrets_lines(out / "ds.json") if line[1] <= limits[line[0]]}
+    jit = run_process(jitsec_argv(files, out / "jitsec-slice.jsonl"), out / "jitsec-slice.txt", setup.env)
+    jit_lines = {line for line in jitsec_lines(out / "jitsec-slice.jsonl") if line[1] <= limits[line[0]]}
+    return size, ds, score(ds_lines, truth), jit, score(jit_lines, truth)
+
+
+def _accuracy(acc: Accuracy) -> str:
+    return f"precision {acc.precision:.4f}  recall {acc.recall:.4f}  (TP {acc.tp}, FP {acc.fp}, FN {acc.fn})"
+
+
+def print_rule_stats(setup: Setup) -> None:
+    summary, rules = rule_stats(setup)
+    print("\njitsec scan --stats over the corpus:")
+    for line in summary:
+        print(f"  {line}")
+    print(f"  {'rule':34} {'candidates':>10} {'confirmed':>10}")
+    for rule_id, (candidates, confirmed) in sorted(rules.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {rule_id:34} {candidates:>10} {confirmed:>10}")
+    flagged = jitsec_lines(setup.out / "jitsec.jsonl")
+    rows = map(json.loads, (setup.info.out / TRUTH).read_text(encoding="utf-8").splitlines())
+    missed = Counter(r["family"] for r in rows if r["positive"] and (r["path"], r["line"]) not in flagged)
+    if missed:
+        print(f"\njitsec missed, by family: {dict(missed)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,56 +241,50 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus_dir = args.workdir / f"corpus-{args.size_mb:g}mb-seed{args.seed}"
     info = reuse_or_generate(corpus_dir, args.size_mb, args.seed)
-    files = [info.out / name for name in info.files]
-    size_mb = info.size_bytes / 1e6
-    env = {**os.environ, "JITSEC_HOME": str(args.workdir / "jitsec-home")}
-    out = args.workdir / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"corpus: {size_mb:.1f} MB, {info.lines} lines, {info.positives} planted secrets, "
-          f"{info.negatives} hard negatives ({corpus_dir})")
+    setup = Setup(
+        info,
+        [info.out / name for name in info.files],
+        args.workdir / "out",
+        {**os.environ, "JITSEC_HOME": str(args.workdir / "jitsec-home")},
+        args.runs,
+    )
+    setup.out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"corpus: {setup.size_mb:.1f} MB, {info.lines} lines, {info.positives} planted secrets, "
+        f"{info.negatives} hard negatives ({corpus_dir})"
+    )
 
-    run_process(jitsec_argv(files[:1], out / "warm.jsonl"), out / "warm.txt", env)  # compile + cache the database
-    runs = [run_process(jitsec_argv(files, out / "jitsec.jsonl"), out / "jitsec.txt", env) for _ in range(args.runs)]
-    jit = median_run(runs)
-    jit_acc = score(jitsec_lines(out / "jitsec.jsonl"), load_truth(info.out))
+    startup, jit, jit_acc = measure_jitsec(setup, args.workdir)
+    print(f"\njitsec scan, whole corpus, median of {args.runs} runs (one process, --jobs 1):")
+    print(
+        f"  {setup.size_mb / jit.wall:7.1f} MB/s wall   {setup.size_mb / jit.cpu:7.1f} MB per CPU-second   "
+        f"wall {jit.wall:.2f} s  cpu {jit.cpu:.2f} s  peak RSS {jit.max_rss_mb:.0f} MB"
+    )
+    print(
+        f"  start-up alone (empty file): wall {startup.wall:.2f} s  cpu {startup.cpu:.2f} s; after start-up "
+        f"{setup.size_mb / max(jit.cpu - startup.cpu, 1e-9):.1f} MB per CPU-second"
+    )
+    print(f"  {_accuracy(jit_acc)}")
 
-    slice_files, limits = make_slice(info, args.workdir / f"slice-{args.slice_mb:g}mb", args.slice_mb)
-    slice_mb = sum(p.stat().st_size for p in slice_files) / 1e6
-    slice_truth = load_truth(info.out, limits)
-    cut = {name: limit for name, limit in limits.items()}
-    ds = run_process(["detect-secrets", "scan", *(p.name for p in slice_files)], out / "detect-secrets.json",
-                     cwd=slice_files[0].parent)
-    ds_flagged = {line for line in detect_secrets_lines(out / "detect-secrets.json") if line[1] <= cut[line[0]]}
-    ds_acc = score(ds_flagged, slice_truth)
-    jit_slice = run_process(jitsec_argv(slice_files, out / "jitsec-slice.jsonl"), out / "jitsec-slice.txt", env)
-    jit_slice_flagged = {line for line in jitsec_lines(out / "jitsec-slice.jsonl") if line[1] <= cut[line[0]]}
-    jit_slice_acc = score(jit_slice_flagged, slice_truth)
-
-    jit_mbps, ds_mbps = size_mb / jit.wall, slice_mb / ds.wall
-    print(f"\njitsec scan, whole corpus, median of {len(runs)} (one process, --jobs 1):")
-    print(f"  {jit_mbps:7.1f} MB/s wall   {size_mb / jit.cpu:7.1f} MB/s per CPU-second   "
-          f"wall {jit.wall:.2f} s  cpu {jit.cpu:.2f} s  peak RSS {jit.max_rss_mb:.0f} MB")
-    print(f"  precision {jit_acc.precision:.4f}  recall {jit_acc.recall:.4f}  "
-          f"(TP {jit_acc.tp}, FP {jit_acc.fp}, FN {jit_acc.fn})")
-    print(f"\nsame {slice_mb:.2f} MB slice (first lines of every file), both tools:")
-    print(f"  detect-secrets {ds_mbps:7.3f} MB/s wall  peak RSS {ds.max_rss_mb:.0f} MB  precision {ds_acc.precision:.4f}"
-          f"  recall {ds_acc.recall:.4f}  (TP {ds_acc.tp}, FP {ds_acc.fp}, FN {ds_acc.fn})")
-    print(f"  jitsec         {slice_mb / jit_slice.wall:7.3f} MB/s wall  peak RSS {jit_slice.max_rss_mb:.0f} MB  "
-          f"precision {jit_slice_acc.precision:.4f}  recall {jit_slice_acc.recall:.4f}  "
-          f"(TP {jit_slice_acc.tp}, FP {jit_slice_acc.fp}, FN {jit_slice_acc.fn})")
-    print(f"\nspeed ratio (jitsec whole-corpus MB/s / detect-secrets slice MB/s): {jit_mbps / ds_mbps:.0f}x")
-
-    stats, in_process = rule_stats(files)
-    candidates = sum(s["candidates"] for s in stats.values())
-    print(f"\nin-process matching {in_process:.1f} MB/s; {candidates} candidate windows confirmed in Python "
-          f"({100 * candidates / info.lines:.3f}% of lines)")
-    print(f"  {'rule':34} {'candidates':>10} {'confirmed':>10}")
-    for rule_id, counts in sorted(stats.items(), key=lambda kv: -kv[1]["candidates"]):
-        print(f"  {rule_id:34} {counts['candidates']:>10} {counts['confirmed']:>10}")
-    missed = Counter(row["family"] for row in map(json.loads, (info.out / TRUTH).read_text().splitlines())
-                     if row["positive"] and (row["path"], row["line"]) not in jitsec_lines(out / "jitsec.jsonl"))
-    if missed:
-        print(f"\njitsec missed by family: {dict(missed)}")
+    slice_mb, ds, ds_acc, jit_slice, slice_acc = compare_on_slice(
+        setup, args.workdir / f"slice-{args.slice_mb:g}mb", args.slice_mb
+    )
+    print(f"\nthe same {slice_mb:.2f} MB slice (first lines of every file), both tools, one run each:")
+    print(
+        f"  detect-secrets {slice_mb / ds.wall:8.3f} MB/s wall {slice_mb / ds.cpu:8.3f} MB per CPU-second  "
+        f"peak RSS {ds.max_rss_mb:.0f} MB  {_accuracy(ds_acc)}"
+    )
+    print(
+        f"  jitsec         {slice_mb / jit_slice.wall:8.3f} MB/s wall "
+        f"{slice_mb / jit_slice.cpu:8.3f} MB per CPU-second  "
+        f"peak RSS {jit_slice.max_rss_mb:.0f} MB  {_accuracy(slice_acc)}"
+    )
+    print(
+        f"\nspeed ratio, jitsec whole corpus / detect-secrets slice: "
+        f"{(setup.size_mb / jit.wall) / (slice_mb / ds.wall):.0f}x by wall time, "
+        f"{(setup.size_mb / jit.cpu) / (slice_mb / ds.cpu):.0f}x by CPU time"
+    )
+    print_rule_stats(setup)
     return 0
 
 

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from broker.engines.postgres_bootstrap import engine_section, policy_section
 from broker.keys import key_hash, new_audit_key, new_principal_key
 from broker.model import PRINCIPAL_ROLES
 
@@ -42,7 +43,7 @@ retry_max_attempts = 12              # ...then the lease is marked failed and an
 default_ttl_seconds = 300
 max_ttl_seconds = 3600
 
-{principals}
+{postgres_engine}{principals}
 # Policy: first entry whose `agent` glob matches wins; an agent no entry matches gets nothing.
 # Scopes are globs too ("reports:*"). TTLs never exceed the engine's max_ttl_seconds.
 [[policy]]
@@ -54,7 +55,7 @@ scopes = ["reports:read", "reports:write"]
 default_ttl_seconds = 300
 max_ttl_seconds = 900
 
-# [[policy]]
+{postgres_policy}# [[policy]]
 # agent = "billing-*"
 # max_task_ttl_seconds = 1800
 # [policy.engines.postgres]
@@ -73,9 +74,13 @@ class Initialised:
         return json.dumps({"config": str(self.path), "store": self.store, "keys": self.keys}, indent=2)
 
 
-def init_config(path: str | Path, *, store: str | None = None, force: bool = False) -> Initialised:
-    """Write a new config at ``path`` (mode 0600); refuses to overwrite unless ``force``."""
+def init_config(path: str | Path, *, store: str | None = None, force: bool = False,
+                postgres: str | None = None) -> Initialised:
+    """Write a new config at ``path`` (mode 0600); refuses to overwrite unless ``force``. With
+    ``postgres`` (an admin DSN) the PostgreSQL engine is configured too (ValueError if malformed)."""
     path = Path(path)
+    postgres_engine = engine_section(postgres) + "\n" if postgres else ""
+    postgres_policy = policy_section(postgres) + "\n" if postgres else ""
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to replace it (its keys stop working)")
     store_url = store or f"sqlite://{(path.parent / 'broker.db').resolve()}"
@@ -84,7 +89,8 @@ def init_config(path: str | Path, *, store: str | None = None, force: bool = Fal
         f'[[principals]]\nname = "{role}"\nrole = "{role}"\nkey_sha256 = "{key_hash(key)}"\n'
         for role, key in keys.items()
     )
-    text = TEMPLATE.format(store=json.dumps(store_url), audit_key=new_audit_key(), principals=principals)
+    text = TEMPLATE.format(store=json.dumps(store_url), audit_key=new_audit_key(), principals=principals,
+                           postgres_engine=postgres_engine, postgres_policy=postgres_policy)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import regex
-
 from broker.engines.base import Engine, IssueRequest
 from broker.errors import (
     BadRequest,
@@ -32,18 +30,14 @@ from broker.policy import Policy
 from broker.revocation import RevocationStatus
 from broker.revoker import RevocationResult, Revoker
 from broker.store.base import Store
+from broker.validation import check_agent, check_scopes, check_task_name, clean_detail
 from jitsec.credential_format import CredentialKind, mint, sha256_fingerprint
 from jitsec.redaction import preview
 
 log = logging.getLogger("jitsec.broker")
 
 GRANT_PREFIX = "jitg_"  # single-use task grants, same shape as every broker credential
-AGENT_NAME = regex.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}")
-TASK_NAME = regex.compile(r"[\p{L}\p{N}\p{P}\p{S} ]{1,200}")
-SCOPE = regex.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/*\-]{0,127}")  # "*": schema-wide postgres scopes
-MAX_SCOPES = 32
 MAX_GRACE_SECONDS = 3600
-MAX_DETAIL_CHARS = 500
 ACTIVE = (LeaseState.ACTIVE,)
 
 
@@ -96,33 +90,6 @@ class TaskCaller:
 
     task: Task
     token_lease: Lease
-
-
-def clean_detail(text: str) -> str:
-    """Free text bound for the audit: printable, bounded (never a secret: callers pass none)."""
-    printable = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return printable[:MAX_DETAIL_CHARS]
-
-
-def check_agent(agent: str) -> None:
-    if not AGENT_NAME.fullmatch(agent):
-        raise BadRequest(
-            "agent must be 1-128 characters: letters, digits and _ . : @ - (starting with a letter or digit)",
-            code="invalid_agent",
-        )
-
-
-def check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
-    if not scopes:
-        raise BadRequest("scopes must name at least one scope", code="invalid_scope")
-    if len(scopes) > MAX_SCOPES:
-        raise BadRequest(f"at most {MAX_SCOPES} scopes per request", code="invalid_scope")
-    for scope in scopes:
-        if not SCOPE.fullmatch(scope):
-            raise BadRequest(
-                "each scope must be 1-128 characters: letters, digits and _ . : / * -", code="invalid_scope"
-            )
-    return tuple(dict.fromkeys(scopes))
 
 
 class BrokerService:
@@ -179,11 +146,7 @@ class BrokerService:
         self, principal: str, agent: str, name: str, scopes: Sequence[str], ttl_seconds: int | None = None
     ) -> StartedTask:
         check_agent(agent)
-        if not TASK_NAME.fullmatch(name):
-            raise BadRequest(
-                "task must be 1-200 printable characters (no control or format characters)",
-                code="invalid_task",
-            )
+        check_task_name(name)
         wanted = check_scopes(scopes)
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise BadRequest("ttl_seconds must be positive", code="invalid_ttl")
@@ -232,14 +195,6 @@ class BrokerService:
         if task is None or not hmac.compare_digest(task.grant_sha256, sha256_fingerprint(grant)):
             raise Unauthenticated("invalid grant for this task", code="invalid_grant")
         now = self.clock()
-        event = AuditEvent(
-            kind=AuditKind.REDEEM,
-            at=now,
-            principal=task.agent,
-            agent=task.agent,
-            task_id=task.task_id,
-            scopes=task.scopes,
-        )
         if task.redeemed_at is not None:
             raise self._replay(task, now)
         if now >= task.grant_expires_at or not task.is_open(now):

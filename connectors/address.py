@@ -5,7 +5,7 @@ address                                   source
 ========================================  =============================================================
 ``PATH`` (a file)                         the file; followed like ``tail -F`` when ``follow``
 ``PATH`` (a directory)                    every file below it; watched with watchdog when ``follow``
-``-``                                     standard input, line by line
+``-``                                     standard input (line by line when ``follow``)
 ``git:PATH``                              every blob in the history of the repository at PATH, all refs
 ``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G``  a Kafka consumer group (connectors.sources.kafka)
 ``elasticsearch://HOST:PORT/INDEX_PATTERN``  documents of an index pattern (connectors.sources.elasticsearch)
@@ -23,7 +23,9 @@ from pathlib import Path
 
 from connectors.base import Source
 from connectors.checkpoints import CheckpointStore
+from connectors.sources.files import FilesSource
 from connectors.sources.git import GitError, GitHistorySource, check_repository
+from connectors.sources.stdin import StdinSource
 from connectors.sources.stdin_follow import StdinFollowSource
 from connectors.sources.tail import TailSource
 
@@ -68,7 +70,7 @@ def open_source(
         )
         return opener(address, follow=follow, checkpoint_dir=checkpoint_dir)
     if address == "-":
-        return StdinFollowSource()
+        return StdinFollowSource() if follow else StdinSource()
     return _open_path(Path(address), follow=follow, checkpoint_dir=checkpoint_dir, from_end=from_end)
 
 
@@ -83,16 +85,16 @@ def _open_git(path: str) -> Source:
 
 
 def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_end: bool) -> Source:
+    if not follow:  # read what is there once: the scanner's file walker (recursive, skips binaries)
+        if not path.exists():
+            raise SourceAddressError(f"{path}: no such file or directory")
+        return FilesSource([path])
     checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
     if path.is_dir():
-        if follow:
-            # watchdog starts threads machinery on import; only a directory watch pays for it.
-            from connectors.sources.watch import DirectoryWatchSource  # noqa: PLC0415
+        # watchdog starts its machinery on import; only a directory watch pays for it.
+        from connectors.sources.watch import DirectoryWatchSource  # noqa: PLC0415
 
-            return DirectoryWatchSource(path, checkpoints=checkpoints, from_end=from_end)
-        raise SourceAddressError(f"{path}: a directory is read once by `jitsec scan`, followed by `watch`")
-    if not follow and not path.exists():
-        raise SourceAddressError(f"{path}: no such file or directory")
+        return DirectoryWatchSource(path, checkpoints=checkpoints, from_end=from_end)
     # A followed file that does not exist yet is waited for, like `tail -F`.
     return TailSource(path, follow=follow, checkpoints=checkpoints, from_end=from_end)
 

@@ -62,10 +62,13 @@ def head_digest(handle: BinaryIO, length: int) -> str:
 def is_same_file(position: FilePosition, handle: BinaryIO) -> bool:
     """Whether ``handle`` is the file ``position`` was taken from, and still holds what was read.
 
-    Same inode but shorter than the offset means it was truncated; a different head means it was
-    replaced (or rewritten in place). Either way the saved offset no longer applies.
+    A different inode is another file (a rotation happened); same inode but shorter than the offset
+    means it was truncated; a different head means it was rewritten in place. In each case the saved
+    offset no longer applies.
     """
     stat = os.fstat(handle.fileno())
+    if (stat.st_dev, stat.st_ino) != (position.device, position.inode):
+        return False
     if stat.st_size < position.offset or stat.st_size < position.head_len:
         return False
     return head_digest(handle, position.head_len) == position.head_sha256

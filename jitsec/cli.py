@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "broker": "jitsec.commands.broker:broker_group",
     "audit": "jitsec.commands.broker:audit_group",
     "demo": "jitsec.commands.demo:demo",
+    "conformance": "jitsec.commands.conformance:conformance",
 }
 
 

@@ -13,6 +13,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import regex
@@ -20,19 +21,21 @@ import regex
 from jitsec.credential_format import sha256_fingerprint
 from jitsec.redaction import preview
 from scanner.decoders import decode_variants, marker_lines
-from scanner.filters import PRAGMA, PRAGMA_NEXTLINE, is_generic_negative, is_lock_path, passes_rule
+from scanner.filters import PRAGMA, PRAGMA_NEXTLINE, is_generic_negative, passes_rule
 from scanner.fingerprint import Fingerprinter
 from scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
-from scanner.model import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, GitOrigin, Origin
+from scanner.model import BrokerStatus, Chunk, Confidence, Finding, Origin
 from scanner.ruleset import Rule, RuleSet
+from scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan
 from scanner.validators import BROKER_VALIDATORS
+
+__all__ = ["LONG_LINE_OVERLAP", "MAX_CARRY", "MULTILINE_WINDOW", "EngineName", "ScanStats", "Scanner",
+           "StreamScan"]
 
 EngineName = Literal["auto", "hyperscan", "python"]
 
 LINE_WINDOW = 4096  # bytes either side of a hit a single-line rule is confirmed in (within its line)
 MULTILINE_WINDOW = 16384  # bytes either side of a hit for multiline rules (a PEM block fits)
-MAX_CARRY = 1 << 20  # a line longer than this is scanned in pieces
-LONG_LINE_OVERLAP = 4096  # overlap between the pieces of a very long line
 _BEFORE = 256  # bytes of line before a match given to context checks
 
 
@@ -49,8 +52,9 @@ class ScanStats:
         self._lock = threading.Lock()
         self._ids = rule_ids
         self.rules: dict[str, RuleStats] = {rule_id: RuleStats() for rule_id in rule_ids}
-        self.bytes_scanned = 0
+        self.bytes_scanned = 0  # includes overlap rescanned between chunks
         self.decoded_lines = 0
+        self.lines = 0
 
     def add(self, candidates: dict[int, int], scanned: int, decoded: int) -> None:
         with self._lock:
@@ -58,6 +62,10 @@ class ScanStats:
                 self.rules[self._ids[index]].candidates += count
             self.bytes_scanned += scanned
             self.decoded_lines += decoded
+
+    def add_lines(self, count: int) -> None:
+        with self._lock:
+            self.lines += count
 
     def confirm(self, rule_id: str, count: int = 1) -> None:
         with self._lock:
@@ -71,6 +79,7 @@ class ScanStats:
         with self._lock:
             return {
                 "bytes_scanned": self.bytes_scanned,
+                "lines": self.lines,
                 "decoded_lines": self.decoded_lines,
                 "rules": {k: {"candidates": v.candidates, "confirmed": v.confirmed}
                           for k, v in self.rules.items() if v.candidates or v.confirmed},
@@ -99,8 +108,11 @@ class Scanner:
         engine: EngineName = "auto",
         live_fingerprints: Callable[[str], bool] | None = None,
         ignored_sha1: frozenset[str] = frozenset(),
-        cache_dir: object = None,
+        cache_dir: Path | None = None,
     ) -> None:
+        """``live_fingerprints(sha256_hex)`` says whether a candidate is a live credential the caller
+        knows (CONFIRMED); ``ignored_sha1`` holds SHA-1s of accepted secrets (detect-secrets
+        baselines); ``cache_dir`` is where the compiled Hyperscan database is kept."""
         self.ruleset = ruleset
         self.fingerprinter = fingerprinter
         self.rules: tuple[Rule, ...] = ruleset.rules
@@ -111,7 +123,7 @@ class Scanner:
         if engine == "python" or (engine == "auto" and not hyperscan_available()):
             self.matcher: KeywordMatcher | HyperscanMatcher = KeywordMatcher(self.rules)
         else:
-            self.matcher = HyperscanMatcher(self.rules, ruleset.digest, cache_dir)  # type: ignore[arg-type]
+            self.matcher = HyperscanMatcher(self.rules, ruleset.digest, cache_dir)
         self.engine: str = self.matcher.name
         self._marker_id = len(self.rules)  # the matcher's id for "line with an encoding marker"
         self.keyword_index = KeywordIndex(self.rules, use_hyperscan=self.engine == "hyperscan")
@@ -127,40 +139,47 @@ class Scanner:
 
     # -- the pipeline of one buffer ---------------------------------------------------------------
 
-    def matches(self, data: bytes, *, skip_heuristic: bool = False, decode: bool = True) -> list[_Match]:
-        """Every match in ``data`` passing all checks, deduplicated, in position order."""
+    def matches(self, data: bytes, *, skip_heuristic: bool = False, fresh_from: int = 0) -> list[_Match]:
+        """Every match in ``data`` passing all checks, deduplicated, in position order.
+
+        Bytes before ``fresh_from`` (a line start) were scanned before and are here again only so that
+        a multiline match can complete: there, only multiline rules are confirmed and nothing is decoded.
+        """
         candidates: dict[int, int] = {}
         hits = self.matcher.hits(data)
         marker_ends: list[int] | None = None
         if self.matcher.reports_markers:
             marker = self._marker_id
-            marker_ends = [end for index, _, end in hits if index == marker]
-            if marker_ends:
-                hits = [hit for hit in hits if hit[0] != marker]
+            marker_ends = [end for index, _, end in hits if index == marker and end >= fresh_from]
+            hits = [hit for hit in hits if hit[0] != marker]
+        if fresh_from:
+            rules = self.rules
+            hits = [hit for hit in hits if hit[2] >= fresh_from or hit[1] == WHOLE or rules[hit[0]].multiline]
         found = self._confirm(data, hits, candidates, skip_heuristic)
         decoded = 0
         replaced: list[tuple[int, int]] = []  # original spans a decoded pass judged instead of the raw one
-        if decode:
-            for start, end in self._lines_to_decode(data, marker_ends):
-                line = data[start:end].decode("latin-1")
-                for variant in decode_variants(line):
-                    decoded += 1
-                    replaced.extend((start + s[2], start + s[3]) for s in variant.segments)
-                    raw = variant.text.encode("latin-1", "replace")
-                    variant_hits = [h for h in self.matcher.hits(raw) if h[0] != self._marker_id]
-                    for match in self._confirm(raw, variant_hits, candidates, skip_heuristic):
-                        position = start + variant.original_position(match.position)
-                        end_position = start + variant.original_position(max(match.end - 1, 0)) + 1
-                        found.append(_Match(match.rule_index, position, match.secret, end_position, True))
+        for start, end in self._lines_to_decode(data, marker_ends, fresh_from):
+            line = data[start:end].decode("latin-1")
+            for variant in decode_variants(line):
+                decoded += 1
+                replaced.extend((start + s[2], start + s[3]) for s in variant.segments)
+                raw = variant.text.encode("latin-1", "replace")
+                variant_hits = [h for h in self.matcher.hits(raw) if h[0] != self._marker_id]
+                for match in self._confirm(raw, variant_hits, candidates, skip_heuristic):
+                    position = start + variant.original_position(match.position)
+                    end_position = start + variant.original_position(max(match.end - 1, 0)) + 1
+                    found.append(_Match(match.rule_index, position, match.secret, end_position, True))
         self.stats.add(candidates, len(data), decoded)
         if replaced:
             found = [m for m in found if m.decoded or not _overlaps(m, replaced)]
-        return _unique(found)
+        return _most_specific(_unique(found), self.rules)
 
-    def _lines_to_decode(self, data: bytes, marker_ends: list[int] | None) -> list[tuple[int, int]]:
-        """Marker lines that also hold a keyword of some rule: one keyword scan over all of them."""
+    def _lines_to_decode(
+        self, data: bytes, marker_ends: list[int] | None, fresh_from: int
+    ) -> list[tuple[int, int]]:
+        """Fresh marker lines that also hold a keyword of some rule: one keyword scan over all of them."""
         if marker_ends is None:
-            lines = marker_lines(data)
+            lines = [line for line in marker_lines(data) if line[1] >= fresh_from]
         else:
             lines = [(data.rfind(b"\n", 0, end) + 1, end) for end in marker_ends]
         if not lines:
@@ -224,26 +243,26 @@ class Scanner:
         position = base + match.start() if rule.multiline else secret_start
         if _has_pragma(data, position):
             return None
-        if self.ignored_sha1 and hashlib.sha1(secret.encode("utf-8"), usedforsecurity=False).hexdigest() in (
+        if self.ignored_sha1 and hashlib.sha1(_utf8(secret), usedforsecurity=False).hexdigest() in (
             self.ignored_sha1
         ):
             return None
         return position, secret, base + match.end()
 
-    def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, base_line: int,
+    def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, line: int,
                 read_at: float | None) -> Finding:
-        """Turn an internal match into a Finding: from here on only preview and fingerprints exist."""
+        """Turn an internal match into a Finding: from here on only preview and fingerprints exist.
+        ``line`` is the line number of ``match.position`` (the caller counts newlines once)."""
         rule = self.rules[match.rule_index]
-        line = base_line + data.count(b"\n", 0, match.position)
         column = match.position - data.rfind(b"\n", 0, match.position)
         sha = None
         broker = None
         confidence = Confidence.STRUCTURAL if rule.validator else Confidence.HEURISTIC
         if rule.validator in BROKER_VALIDATORS:
-            sha = sha256_fingerprint(match.secret)
+            sha = sha256_fingerprint(_utf8(match.secret))
             broker = BrokerStatus.UNKNOWN
         if self.live_fingerprints is not None:
-            candidate_sha = sha or sha256_fingerprint(match.secret)
+            candidate_sha = sha or sha256_fingerprint(_utf8(match.secret))
             if self.live_fingerprints(candidate_sha):
                 sha, confidence = candidate_sha, Confidence.CONFIRMED
         self.stats.confirm(rule.id)
@@ -264,6 +283,11 @@ class Scanner:
         )
 
 
+def _utf8(secret: str) -> bytes:
+    """Decoded JSON escapes may hold lone surrogates; hash them rather than fail."""
+    return secret.encode("utf-8", "surrogatepass")
+
+
 def _overlaps(match: _Match, spans: list[tuple[int, int]]) -> bool:
     return any(start < match.end and match.position < end for start, end in spans)
 
@@ -278,6 +302,23 @@ def _unique(found: list[_Match]) -> list[_Match]:
         if current is None or (match.decoded and not current.decoded):
             best[key] = match
     return sorted(best.values(), key=lambda m: (m.position, m.rule_index))
+
+
+def _most_specific(found: list[_Match], rules: tuple[Rule, ...]) -> list[_Match]:
+    """One finding per secret occurrence: where a named format and a generic rule caught the same
+    secret at the same place, the named format wins (a checksummed one first), so an analyst sees
+    `aws-access-key-id`, not that and `generic-secret` twice over."""
+    best: dict[tuple[int, str], _Match] = {}
+    for match in found:
+        key = (match.position, match.secret)
+        current = best.get(key)
+        if current is None or _specificity(rules[match.rule_index]) > _specificity(rules[current.rule_index]):
+            best[key] = match
+    return sorted(best.values(), key=lambda m: (m.position, m.rule_index))
+
+
+def _specificity(rule: Rule) -> tuple[bool, bool]:
+    return (rule.validator is not None, "generic" not in rule.tags)
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -303,97 +344,3 @@ def _has_pragma(data: bytes, position: int) -> bool:
         previous = data[data.rfind(b"\n", 0, line_start - 1) + 1: line_start]
         return PRAGMA_NEXTLINE.encode() in previous
     return False
-
-
-def _origin_path(origin: Origin) -> str | None:
-    if isinstance(origin, FileOrigin | GitOrigin):
-        return origin.path
-    return None
-
-
-class StreamScan:
-    """Scans consecutive chunks of one origin as one stream.
-
-    Complete lines are scanned as they arrive; a partial last line waits for the next chunk (up to
-    ``MAX_CARRY`` bytes, then a very long line is scanned in overlapping pieces). When the rule set has
-    multiline rules, the last ``MULTILINE_WINDOW`` bytes are scanned again with the next chunk so a PEM
-    block split between chunks is found; a secret is reported once whatever the chunking.
-    ``scanned_until`` is the absolute offset below which everything has been scanned and reported.
-    Not thread-safe: one stream per origin per thread.
-    """
-
-    def __init__(self, scanner: Scanner, origin: Origin) -> None:
-        self.scanner = scanner
-        self.origin = origin
-        self._skip_heuristic = is_lock_path(_origin_path(origin))
-        self._buffer = b""
-        self._offset: int | None = None  # absolute offset of _buffer[0]
-        self._line = 1
-        self._read_at: float | None = None
-        self._seen: set[tuple[str, int, str]] = set()
-        self.scanned_until = 0
-
-    def feed(self, chunk: Chunk) -> list[Finding]:
-        if self._offset is None:
-            self._offset, self._line, self.scanned_until = chunk.offset, chunk.line, chunk.offset
-        elif chunk.offset != self._offset + len(self._buffer):
-            # Not contiguous (a source restarted or skipped): close the old stream, start anew.
-            findings = self.finish()
-            self._offset, self._line, self.scanned_until = chunk.offset, chunk.line, chunk.offset
-            return findings + self.feed(chunk)
-        self._read_at = chunk.read_at if chunk.read_at is not None else self._read_at
-        data = self._buffer + chunk.data if self._buffer else chunk.data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0 and len(data) < MAX_CARRY:
-            self._buffer = data
-            return []
-        if cut == 0:  # one very long line: scan a piece, keep an overlap, report what cannot be cut
-            cut = len(data)
-            keep = report_until = cut - LONG_LINE_OVERLAP
-            whole_only = True
-        else:
-            keep = cut
-            if self.scanner.has_multiline and cut > MULTILINE_WINDOW:
-                keep = data.find(b"\n", cut - MULTILINE_WINDOW, cut) + 1 or cut
-            elif self.scanner.has_multiline:
-                keep = 0
-            report_until, whole_only = cut, False
-        findings = self._scan(data[:cut], report_until, keep, whole_only=whole_only)
-        self._advance(data, keep, scanned=report_until if whole_only else cut)
-        return findings
-
-    def finish(self) -> list[Finding]:
-        """Scan what is left (a last line without newline); the stream may be fed again afterwards."""
-        if self._offset is None or self._offset + len(self._buffer) <= self.scanned_until:
-            return []  # nothing arrived since the last scan: a rescan could find nothing new
-        data = self._buffer
-        findings = self._scan(data, len(data), len(data), whole_only=False)
-        self._advance(data, len(data), scanned=len(data))
-        self._seen.clear()
-        return findings
-
-    def _scan(self, data: bytes, report_until: int, keep: int, *, whole_only: bool) -> list[Finding]:
-        assert self._offset is not None
-        findings: list[Finding] = []
-        seen_next: set[tuple[str, int, str]] = set()
-        for match in self.scanner.matches(data, skip_heuristic=self._skip_heuristic):
-            if match.position >= report_until or (whole_only and match.end >= len(data)):
-                continue
-            finding = self.scanner.finding(match, self.origin, data, base_offset=self._offset,
-                                           base_line=self._line, read_at=self._read_at)
-            key = (finding.rule_id, finding.offset, finding.fingerprint)
-            if match.position >= keep:
-                seen_next.add(key)
-            if key in self._seen:
-                self.scanner.stats.confirm(finding.rule_id, -1)
-                continue
-            findings.append(finding)
-        self._seen = seen_next
-        return findings
-
-    def _advance(self, data: bytes, keep: int, *, scanned: int) -> None:
-        assert self._offset is not None
-        self.scanned_until = self._offset + scanned
-        self._line += data.count(b"\n", 0, keep)
-        self._offset += keep
-        self._buffer = data[keep:]

@@ -10,16 +10,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import cache
+from types import ModuleType
 
 import regex
-from detect_secrets.filters.heuristic import (
-    is_lock_file,
-    is_not_alphanumeric_string,
-    is_potential_uuid,
-    is_prefixed_with_dollar_sign,
-    is_sequential_string,
-    is_templated_secret,
-)
 
 from scanner.ruleset import Rule
 from scanner.validators import VALIDATORS
@@ -33,7 +27,18 @@ _DIGEST_CONTEXT = regex.compile(
     r"(?i)(?:sha(?:1|224|256|384|512)?|md5|digest|checksum|hash|commit|integrity|etag|"
     r"trace[_-]?id|span[_-]?id|request[_-]?id|uuid|guid|nonce)[\"']?\s*[:=]?\s*[\"']?\s*$"
 )
+# printf/format placeholders standing where a value will go: %s, %-10s, %(password)s, %1$s
+_FORMAT_PLACEHOLDER = regex.compile(r"%(?:\([^)]*\)|\d+\$)?[-#0 +]*\d*(?:\.\d+)?[sdrifxXq]")
 _DIGEST_VALUE = regex.compile(r"(?i)^(?:sha(?:1|256|384|512)[-:]|md5[-:])")
+
+
+@cache
+def _heuristics() -> ModuleType:
+    """detect-secrets' heuristics, imported on first use: importing the package costs ~0.2 s, which
+    a pre-commit run over clean files should not pay."""
+    from detect_secrets.filters import heuristic  # noqa: PLC0415
+
+    return heuristic
 
 
 def shannon_entropy(text: str) -> float:
@@ -47,21 +52,24 @@ def shannon_entropy(text: str) -> float:
 def is_placeholder(secret: str) -> bool:
     """Templates and well-known filler values that are never real secrets."""
     lowered = secret.lower()
+    heuristic = _heuristics()
     return (
-        is_templated_secret(secret)
-        or is_prefixed_with_dollar_sign(secret)
+        heuristic.is_templated_secret(secret)
+        or heuristic.is_prefixed_with_dollar_sign(secret)
         or any(word in lowered for word in _PLACEHOLDER_WORDS)
         or (lowered.startswith("<") and lowered.endswith(">"))
+        or bool(_FORMAT_PLACEHOLDER.fullmatch(secret))
     )
 
 
 def is_generic_negative(secret: str, before: str) -> bool:
     """Hard negatives for heuristic rules; ``before`` is the text before the match on its line."""
+    heuristic = _heuristics()
     return (
         is_placeholder(secret)
-        or is_not_alphanumeric_string(secret)
-        or is_sequential_string(secret)
-        or is_potential_uuid(secret)
+        or heuristic.is_not_alphanumeric_string(secret)
+        or heuristic.is_sequential_string(secret)
+        or heuristic.is_potential_uuid(secret)
         or bool(_DIGEST_VALUE.match(secret))
         or bool(_DIGEST_CONTEXT.search(before[-64:]))
     )
@@ -85,4 +93,8 @@ def passes_rule(rule: Rule, secret: str, before: str) -> bool:
 
 def is_lock_path(path: str | None) -> bool:
     """Lock files are full of integrity hashes; heuristic rules stay silent there."""
-    return bool(path) and is_lock_file(path)
+    if not path:
+        return False
+    name = path.rsplit("/", 1)[-1].lower()
+    # Every lock file detect-secrets knows has "lock" or ".resolved" in its name; skip the import otherwise.
+    return ("lock" in name or name.endswith(".resolved")) and _heuristics().is_lock_file(path)

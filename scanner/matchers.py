@@ -159,7 +159,7 @@ class HyperscanMatcher:
     # -- building and caching -------------------------------------------------------------------
 
     def _load_or_build(self, rules: Sequence[Rule], digest: str) -> tuple[object, dict[int, int], list[int]]:
-        patterns = [(rule.hyperscan or relax_bounds(rule.pattern.pattern)).encode("utf-8") for rule in rules]
+        patterns = [relax_bounds(rule.hyperscan or rule.pattern.pattern).encode("utf-8") for rule in rules]
         patterns.append(MARKER_LINE)
         key = hashlib.sha256(
             json.dumps([digest, hyperscan.__version__, [p.hex() for p in patterns]]).encode()

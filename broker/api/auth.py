@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from broker.config import Principal
@@ -60,11 +61,24 @@ class PrincipalKeys:
         return None
 
 
-def service_of(request: Request) -> BrokerService:
+async def service_of(request: Request) -> BrokerService:
+    """The app's service, as a dependency (async: FastAPI would run a plain function in a thread)."""
     return request.app.state.service
 
 
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+def runs_inline(service: BrokerService, engine_name: str | None = None) -> bool:
+    """True when a call may run on the event loop: the store answers from local disk
+    (``inline_reads``) and the engine, if any, does no network I/O (``blocking_io`` False). Everything
+    else goes to the thread pool so a slow database or engine never stalls other requests."""
+    if not getattr(service.store, "inline_reads", False):
+        return False
+    if engine_name is None:
+        return True
+    engine = service.engines.get(engine_name)
+    return engine is not None and not getattr(engine, "blocking_io", True)
+
+
+async def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
     if credentials is None or not credentials.credentials:
         raise Unauthenticated(
             "missing bearer credential (Authorization: Bearer ...)", code="missing_credential"
@@ -79,7 +93,11 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     elif secret.startswith(GRANT_PREFIX):
         return Caller(role=Role.AGENT_GRANT, name="grant", grant=secret)
     elif secret.startswith(TASK_TOKEN_PREFIX):
-        task = service_of(request).authenticate_task_token(secret)
+        service: BrokerService = request.app.state.service
+        if runs_inline(service):
+            task = service.authenticate_task_token(secret)
+        else:
+            task = await run_in_threadpool(service.authenticate_task_token, secret)
         return Caller(role=Role.AGENT_TASK_TOKEN, name=task.task.agent, task=task)
     raise Unauthenticated("unknown credential", code="invalid_credential")
 
@@ -88,10 +106,10 @@ def require(*roles: Role) -> Callable[..., Caller]:
     """A dependency that authenticates the caller and insists on one of ``roles``."""
     allowed = frozenset(roles)
 
-    def dependency(
+    async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Caller:
-        caller = _authenticate(request, credentials)
+        caller = await _authenticate(request, credentials)
         if caller.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"this endpoint is for: {names} (you are {caller.role.value})", code="wrong_role")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
 
-from broker.api.auth import Caller, require, service_of
+from broker.api.auth import Caller, require, runs_inline, service_of
 from broker.api.schemas import ERROR_RESPONSES, SecretIssued, SecretRequest
 from broker.model import Role
 from broker.service import BrokerService, IssuedSecret
@@ -28,10 +29,13 @@ def issued_body(issued: IssuedSecret) -> SecretIssued:
 
 
 @router.post("/v1/secrets", status_code=201, response_model=SecretIssued)
-def issue_secret(
+async def issue_secret(
     body: SecretRequest,
     service: Annotated[BrokerService, Depends(service_of)],
     caller: Annotated[Caller, Depends(require(Role.AGENT_TASK_TOKEN))],
 ) -> SecretIssued:
     assert caller.task is not None
-    return issued_body(service.issue(caller.task, body.engine, body.scopes, body.ttl_seconds))
+    if runs_inline(service, body.engine):  # the lean path: local store, engine without network I/O
+        return issued_body(service.issue(caller.task, body.engine, body.scopes, body.ttl_seconds))
+    issued = await run_in_threadpool(service.issue, caller.task, body.engine, body.scopes, body.ttl_seconds)
+    return issued_body(issued)

@@ -14,6 +14,8 @@ Contract:
   engine's own making that is not among them (orphans after a crash between issue and store).
 - Engines are called from several threads at once; they must be thread-safe.
 - Exception messages and logs must never contain the secret.
+- Optional attribute ``blocking_io`` (default True): set it False only if ``issue`` does no network or
+  disk I/O; the API then issues on the event loop instead of the thread pool (the token engine does).
 
 Engines are built by ``broker.engines.registry.build_engine`` from ``[engines.<name>]`` in the config.
 """

@@ -50,7 +50,10 @@ class Reconciler:
             try:
                 removed[name] = engine.reconcile(self.live_handles(name))
             except TransientEngineError as error:
-                log.warning("reconciling engine %s failed, will retry: %s", name, error)
+                log.warning("reconciling engine %s failed, will retry next interval: %s", name, error)
+                continue
+            except Exception as error:  # never let housekeeping disturb the reaper's own work
+                log.error("reconciling engine %s failed: %s: %s", name, type(error).__name__, error)
                 continue
             if removed[name]:
                 log.warning("reconciler dropped %d orphaned credential(s) of engine %s", removed[name], name)

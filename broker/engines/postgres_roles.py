@@ -2,8 +2,8 @@
 
 Every name reaches SQL through ``sql.Identifier`` and every value through ``sql.Literal`` or a bound
 parameter; privileges come from the ``Privilege`` enum, never from request text. The password is
-sent as a SCRAM-SHA-256 verifier computed client-side (``postgres_scram``), so the plaintext never appears in
-a statement, a server log or ``pg_stat_activity``.
+sent as a SCRAM-SHA-256 verifier computed client-side (``postgres_scram``), so the plaintext never
+appears in a statement, a server log or ``pg_stat_activity``.
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ class UrandomDigits:
 class TokenEngine:
     """Mints ``jit_`` tokens. ``randbelow`` is injectable for tests; a CSPRNG by default."""
 
+    blocking_io = False  # minting is CPU only: the API may call it on the event loop
+
     def __init__(
         self,
         name: str = "token",

@@ -10,6 +10,8 @@ Contract for every implementation (SQLite embedded, PostgreSQL for several broke
   compare-and-set on the current state, so two processes revoking one lease never both "win".
 - ``try_acquire_reaper_lock`` gives the reaper role to exactly one process at a time (SQLite: a file
   lock; PostgreSQL: an advisory lock); it is re-entrant for the holder and released by ``close``.
+- Optional attribute ``inline_reads`` (default False): True only for a store whose calls never wait on
+  a network (SQLite); the API then calls it on the event loop on its hot paths.
 - Times are UNIX seconds; queries that depend on "now" take it as a parameter (tests inject clocks).
 
 Stores are opened by URL through ``broker.store.registry.open_store``.

@@ -155,6 +155,8 @@ def _states_clause(states: Collection[LeaseState] | None) -> tuple[str, list[str
 class SQLiteStore:
     """See ``broker.store.base.Store`` for the contract."""
 
+    inline_reads = True  # local file, sub-millisecond calls: the API may call it on the event loop
+
     def __init__(self, path: str | Path, audit_key: bytes) -> None:
         self.path = Path(path)
         self._key = audit_key
@@ -204,6 +206,9 @@ class SQLiteStore:
 
     def _run_batch(self, batch: list[_Work]) -> None:
         db = self._db
+        if len(batch) == 1:  # alone: no savepoint needed, the transaction is the item's
+            self._run_alone(batch[0])
+            return
         try:
             db.execute("BEGIN IMMEDIATE")
             for item in batch:
@@ -224,6 +229,25 @@ class SQLiteStore:
         finally:
             for item in batch:
                 item.done = True
+
+    def _run_alone(self, item: _Work) -> None:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                item.result = item.work(db)
+            except Exception as error:
+                item.error = error
+                db.execute("ROLLBACK")
+                return
+            db.execute("COMMIT")
+        except BaseException as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            item.error = item.error or error
+            raise
+        finally:
+            item.done = True
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._lock:

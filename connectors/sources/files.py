@@ -13,8 +13,9 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from connectors.base import SourceErrors
 from scanner.model import Chunk, FileOrigin
@@ -31,10 +32,15 @@ class FileEntry:
 
 @dataclass(slots=True)
 class WalkReport:
-    """What a walk stepped over, besides errors."""
+    """What a walk stepped over, besides errors; shared by the sources of one scan (``--jobs``)."""
 
     special: int = 0  # FIFOs, sockets, devices
     binary: int = 0  # skipped because they look binary (counted by the sources)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, kind: Literal["special", "binary"]) -> None:
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + 1)
 
 
 def walk(paths: Iterable[Path], errors: SourceErrors, report: WalkReport) -> Iterator[FileEntry]:
@@ -78,7 +84,7 @@ def _regular(path: Path, errors: SourceErrors, report: WalkReport) -> FileEntry 
     if stat.S_ISREG(info.st_mode):
         return FileEntry(path, info.st_size)
     if not stat.S_ISDIR(info.st_mode):
-        report.special += 1
+        report.count("special")
     return None
 
 
@@ -115,7 +121,6 @@ class FilesSource:
         self._skip_binary = skip_binary
         self._clock = clock
         self._closed = False
-        self._report_lock = threading.Lock()
         self.files = 0
 
     def chunks(self) -> Iterator[Chunk]:
@@ -134,10 +139,9 @@ class FilesSource:
             return
         try:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since the walk
-                with self._report_lock:
-                    self.report.special += 1
+                self.report.count("special")
                 return
-            offset = 0
+            offset, line = 0, 1
             while not self._closed:
                 try:
                     data = handle.read(self._chunk_size)
@@ -148,12 +152,12 @@ class FilesSource:
                     break
                 if offset == 0:
                     if self._skip_binary and b"\0" in data[:BINARY_SNIFF]:
-                        with self._report_lock:
-                            self.report.binary += 1
+                        self.report.count("binary")
                         return
                     self.files += 1
-                yield Chunk(data=data, origin=origin, offset=offset, read_at=self._clock())
+                yield Chunk(data=data, origin=origin, offset=offset, line=line, read_at=self._clock())
                 offset += len(data)
+                line += data.count(b"\n")
         finally:
             handle.close()
 

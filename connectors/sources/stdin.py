@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,18 +34,33 @@ class StdinSource:
         self._closed = False
 
     def chunks(self) -> Iterator[Chunk]:
-        read = getattr(self._stream, "read1", self._stream.read)
-        offset = 0
+        offset, line = 0, 1
         while not self._closed:
             try:
-                data = read(self._chunk_size)
+                data = self._read_available()
             except OSError as error:
                 self.errors.record("unreadable", f"{self._origin.name}: {error.strerror or error}")
                 return
             if not data:
                 return
-            yield Chunk(data=data, origin=self._origin, offset=offset, read_at=self._clock())
+            yield Chunk(data=data, origin=self._origin, offset=offset, line=line, read_at=self._clock())
             offset += len(data)
+            line += data.count(b"\n")
+
+    def _read_available(self) -> bytes:
+        """Block for some bytes, then take whatever else is already waiting, up to ``chunk_size``:
+        a live pipe is scanned line by line, a fast one in large chunks."""
+        read = getattr(self._stream, "read1", self._stream.read)
+        parts = [read(self._chunk_size)]
+        size = len(parts[0])
+        try:
+            descriptor = self._stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            return parts[0]
+        while parts[-1] and size < self._chunk_size and select.select([descriptor], [], [], 0)[0]:
+            parts.append(read(self._chunk_size - size))
+            size += len(parts[-1])
+        return b"".join(parts)
 
     def acknowledge(self, chunk: Chunk) -> None:
         """A pipe has no position to commit."""

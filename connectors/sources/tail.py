@@ -5,7 +5,8 @@ because polling also sees truncation, replacement and files on network mounts, a
 inside the leak-response latency budget. Each chunk ends at a line boundary when it can (see
 ``linebuffer``). Positions are checkpointed only once acknowledged, keyed by the file's path; a
 checkpoint names the inode and a hash of the file's first bytes, so a file replaced while the daemon
-was down is read from its start rather than from a stale offset.
+was down is read from its start rather than from a stale offset, and a file rotated away while the
+daemon was down is found by its inode in the same directory and finished first.
 
 Faults never end the stream: a missing or unreadable file is counted and retried until it appears.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -32,7 +34,8 @@ RETRY_INTERVAL = 1.0  # between attempts to open a missing or unreadable file
 class _OpenFile:
     """The file currently being read, with its identity and where reading stands."""
 
-    def __init__(self, fd: int, assembler: LineAssembler) -> None:
+    def __init__(self, path: str, fd: int, assembler: LineAssembler) -> None:
+        self.path = path
         self.fd = fd
         stat = os.fstat(fd)
         self.device = stat.st_dev
@@ -42,13 +45,13 @@ class _OpenFile:
         self.head_len = 0
         self.head_sha256 = ""
 
-    def position_after(self, piece: Piece, path: str) -> FilePosition:
+    def position_after(self, piece: Piece) -> FilePosition:
         end = piece.offset + len(piece.data)
         if self.head_len < HEAD_BYTES and end > self.head_len:
             self.head_len = min(HEAD_BYTES, end)
             self.head_sha256 = hashlib.sha256(os.pread(self.fd, self.head_len, 0)).hexdigest()
         return FilePosition(
-            path=path,
+            path=self.path,
             device=self.device,
             inode=self.inode,
             offset=end,
@@ -56,6 +59,13 @@ class _OpenFile:
             head_len=self.head_len,
             head_sha256=self.head_sha256,
         )
+
+    def head_changed(self) -> bool:
+        """The first bytes differ from those read: truncated and rewritten past our offset between
+        two polls (copytruncate under a busy writer), which a size check alone cannot see."""
+        if self.head_len == 0:
+            return False
+        return hashlib.sha256(os.pread(self.fd, self.head_len, 0)).hexdigest() != self.head_sha256
 
 
 class TailSource:
@@ -94,10 +104,13 @@ class TailSource:
         self._first_open = True
         self._reported: set[str] = set()  # problem kinds already counted in this episode
         self.opened = threading.Event()  # set once the file has been opened and positioned
+        self._saved: FilePosition | None = None  # the checkpoint found at start
 
     # -- Source protocol -------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[Chunk]:
+        self._saved = self._load_checkpoint()
+        yield from self._catch_up_rotated()
         current: _OpenFile | None = None
         try:
             while not self._stop.is_set():
@@ -149,12 +162,12 @@ class TailSource:
     def _chunk(self, current: _OpenFile, piece: Piece) -> Chunk:
         chunk = Chunk(
             data=piece.data,
-            origin=FileOrigin(self.path),
+            origin=FileOrigin(current.path),
             offset=piece.offset,
             line=piece.line,
             read_at=piece.read_at,
         )
-        position = current.position_after(piece, self.path)
+        position = current.position_after(piece)
         with self._lock:
             self._unacked.append((chunk, position))
         return chunk
@@ -176,15 +189,21 @@ class TailSource:
         return data
 
     def _at_end(self, current: _OpenFile) -> Generator[Chunk, None, _OpenFile | None]:
-        """At end of file: release an overdue partial line, then handle rotation or truncation.
-        Returns the file to go on reading (None after a rotation: reopen by path)."""
+        """At end of file: release an overdue partial line, wait a poll interval, then look for
+        rotation or truncation before reading on (checking after the wait, right before the next read,
+        is what lets a truncate-and-rewrite within one interval be seen). Returns the file to go on
+        reading (None after a rotation: reopen by path)."""
         piece = current.assembler.flush(self.clock())
         if piece is not None:
             yield self._chunk(current, piece)
+        if self._stop.wait(self.poll_interval):
+            return current
         change = self._replaced_or_truncated(current)
-        if change == "truncated":
+        if change == "truncated":  # what is past our offset now is new content: do not read it here
             self.truncations += 1
-            yield from self._drain(current)
+            piece = current.assembler.flush(self.clock(), force=True)
+            if piece is not None:
+                yield self._chunk(current, piece)
             os.lseek(current.fd, 0, os.SEEK_SET)
             current.assembler = LineAssembler(partial_timeout=self.partial_timeout)
             current.read_offset = 0
@@ -194,8 +213,6 @@ class TailSource:
             yield from self._drain(current)
             os.close(current.fd)
             return None
-        else:
-            self._stop.wait(self.poll_interval)
         return current
 
     def _drain(self, current: _OpenFile) -> Iterator[Chunk]:
@@ -213,7 +230,7 @@ class TailSource:
             by_fd = os.fstat(current.fd)
         except OSError:
             return "rotated"
-        if by_fd.st_size < current.read_offset:
+        if by_fd.st_size < current.read_offset or current.head_changed():
             return "truncated"
         try:
             by_path = os.stat(self.path)
@@ -227,7 +244,7 @@ class TailSource:
 
     def _open(self) -> _OpenFile | None:
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             self._record_once("missing", f"{self.path}: no such file (waiting for it)")
             return None
@@ -237,15 +254,60 @@ class TailSource:
         except OSError as exc:
             self._record_once("unreadable", f"{self.path}: {exc.strerror}")
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device: `-` or `scan` read those
+            os.close(fd)
+            self._record_once("not-a-file", f"{self.path}: not a regular file")
+            return None
         self._reported.clear()
         first, self._first_open = self._first_open, False
         assembler = LineAssembler(partial_timeout=self.partial_timeout)
         if first:
             assembler = self._resume(fd) or assembler
-        current = _OpenFile(fd, assembler)
+        current = _OpenFile(self.path, fd, assembler)
         os.lseek(fd, current.read_offset, os.SEEK_SET)
         self.opened.set()
         return current
+
+    def _load_checkpoint(self) -> FilePosition | None:
+        if self.checkpoints is None:
+            return None
+        try:
+            return self.checkpoints.load_position(self._key)
+        except CheckpointError as exc:
+            self.errors.record("checkpoint", str(exc))
+            return None
+
+    def _catch_up_rotated(self) -> Iterator[Chunk]:
+        """If the checkpointed file was rotated away while we were down, read the rest of it (found
+        by inode in the same directory) before the new file, so the rotation skips nothing."""
+        saved = self._saved
+        if saved is None:
+            return
+        try:
+            now = os.stat(self.path)
+            if (now.st_dev, now.st_ino) == (saved.device, saved.inode):
+                return
+        except OSError:
+            pass
+        rotated = _find_by_inode(os.path.dirname(os.path.abspath(self.path)), saved.device, saved.inode)
+        if rotated is None:
+            return
+        try:
+            fd = os.open(rotated, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return
+        try:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                if not is_same_file(saved, handle):
+                    return
+            resume = LineAssembler(offset=saved.offset, line=saved.line, partial_timeout=self.partial_timeout)
+            old = _OpenFile(rotated, fd, resume)
+            old.head_len, old.head_sha256 = saved.head_len, saved.head_sha256
+            os.lseek(fd, saved.offset, os.SEEK_SET)
+            self.rotations += 1
+            yield from self._drain(old)
+        finally:
+            os.close(fd)
 
     def _record_once(self, kind: str, message: str) -> None:
         """Count a problem once per episode, not once per retry."""
@@ -256,12 +318,7 @@ class TailSource:
     def _resume(self, fd: int) -> LineAssembler | None:
         """Where to start in a file opened for the first time: a valid checkpoint, else the end
         (``from_end``), else the beginning."""
-        position = None
-        if self.checkpoints is not None:
-            try:
-                position = self.checkpoints.load_position(self._key)
-            except CheckpointError as exc:
-                self.errors.record("checkpoint", str(exc))
+        position = self._saved
         if position is not None:
             with os.fdopen(os.dup(fd), "rb") as handle:
                 if is_same_file(position, handle):
@@ -274,6 +331,18 @@ class TailSource:
             offset, lines = _count_lines(fd)
             return LineAssembler(offset=offset, line=lines + 1, partial_timeout=self.partial_timeout)
         return None
+
+
+def _find_by_inode(directory: str, device: int, inode: int) -> str | None:
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                if (info.st_dev, info.st_ino) == (device, inode) and entry.is_file(follow_symlinks=False):
+                    return entry.path
+    except OSError:
+        return None
+    return None
 
 
 def _count_lines(fd: int) -> tuple[int, int]:

@@ -256,7 +256,10 @@ class DirectoryWatchSource:
         state = self._files.get(path)
         if state is not None:
             replaced = (info.st_dev, info.st_ino) != (state.device, state.inode)
-            if not replaced and info.st_size >= state.read_offset:
+            rewritten = state.head_len > 0 and (
+                hashlib.sha256(os.pread(fd, state.head_len, 0)).hexdigest() != state.head_sha256
+            )
+            if not replaced and not rewritten and info.st_size >= state.read_offset:
                 return state
         state = _FileState(info.st_dev, info.st_ino, self._new_assembler(), 0)
         if first_sight:

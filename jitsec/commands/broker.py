@@ -44,11 +44,13 @@ def broker_group() -> None:
 @click.option("--store", default=None, help="store URL (default: sqlite file next to the config)")
 @click.option("--json", "as_json", is_flag=True, help="print the keys as JSON")
 @click.option("--force", is_flag=True, help="overwrite an existing config (its keys stop working)")
-def init(config_path: str, store: str | None, as_json: bool, force: bool) -> None:
+@click.option("--postgres", "postgres_dsn", default=None, metavar="DSN",
+              help="configure the PostgreSQL engine with this admin DSN (docs/postgres.md)")
+def init(config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None) -> None:
     """Write a config with fresh principal keys (printed ONCE, stored only as hashes)."""
     try:
-        done = init_config(config_path, store=store, force=force)
-    except FileExistsError as error:
+        done = init_config(config_path, store=store, force=force, postgres=postgres_dsn)
+    except (FileExistsError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     if as_json:
         click.echo(done.as_json())

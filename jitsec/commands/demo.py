@@ -52,9 +52,12 @@ AGENT = "demo-agent"
 class EmbeddedBroker:
     """A throw-away broker over loopback HTTP: fresh keys, SQLite in ``directory``, token engine."""
 
-    def __init__(self, directory: Path, *, on_leak: str | None = None) -> None:
+    def __init__(self, directory: Path, *, on_leak: str | None = None,
+                 engines: dict[str, Any] | None = None, policy_engines: dict[str, Any] | None = None) -> None:
+        """``engines`` adds ``[engines.*]`` sections and ``policy_engines`` what ``demo-agent`` may get
+        from them (tests of other engines, e.g. PostgreSQL)."""
         self.keys = {role: new_principal_key() for role in ROLES}
-        raw = {
+        raw: dict[str, Any] = {
             "broker": {"store": f"sqlite://{directory / 'broker.db'}", "audit_key": new_audit_key()},
             "principals": [{"name": role, "role": role, "key_sha256": key_hash(self.keys[role])}
                            for role in ROLES],
@@ -66,6 +69,8 @@ class EmbeddedBroker:
         }
         if on_leak is not None:
             raw["leaks"] = {"on_leak": on_leak}
+        raw["engines"].update(engines or {})
+        raw["policy"][0]["engines"].update(policy_engines or {})
         self.broker: Broker = build_broker(parse_config(raw, source="demo"))
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))

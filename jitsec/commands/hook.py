@@ -12,10 +12,11 @@ engine are imported, and the compiled rule database comes from the scanner's on-
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -23,7 +24,7 @@ import click
 from connectors.base import Source
 from connectors.sources.git import GitError, git_executable
 from connectors.sources.git_diff import DiffSource, pushed_revisions
-from scanner.model import Finding, describe_origin
+from scanner.model import Chunk, Finding, describe_origin
 
 EXIT_CLEAN, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 # What stops a hook from scanning (ValueError covers bad input and jitsec.commands.scanning's setup errors).
@@ -39,20 +40,29 @@ def _repository_root() -> Path:
     return Path(result.stdout.decode().strip())
 
 
-def _scan(sources: Sequence[Source], rules: Sequence[Path], baseline: Path | None) -> list[Finding]:
-    """Every finding in ``sources`` that the baseline does not accept."""
-    from jitsec.commands.scanning import build_scanner, load_baselines  # noqa: PLC0415 - start-up cost
-
-    accepted = load_baselines([baseline] if baseline is not None else [])
-    scanner = build_scanner(rules, accepted)
-    findings: list[Finding] = []
+def _added_chunks(sources: Sequence[Source]) -> Iterator[Chunk]:
     for source in sources:
         try:
-            for chunk in source.chunks():
-                found = scanner.scan_bytes(chunk.data, chunk.origin, offset=chunk.offset, line=chunk.line)
-                findings.extend(finding for finding in found if not accepted.accepts(finding))
+            yield from source.chunks()
         finally:
             source.close()
+
+
+def _scan(sources: Sequence[Source], rules: Sequence[Path], baselines: Sequence[Path]) -> list[Finding]:
+    """Every finding in ``sources`` that the baseline does not accept. Nothing added (a commit that
+    only deletes or renames) returns before the scanner is even loaded."""
+    chunks = _added_chunks(sources)
+    first = next(chunks, None)
+    if first is None:
+        return []
+    from jitsec.commands.scanning import build_scanner, load_baselines  # noqa: PLC0415 - start-up cost
+
+    accepted = load_baselines(baselines)
+    scanner = build_scanner(rules, accepted)
+    findings: list[Finding] = []
+    for chunk in itertools.chain([first], chunks):
+        found = scanner.scan_bytes(chunk.data, chunk.origin, offset=chunk.offset, line=chunk.line)
+        findings.extend(finding for finding in found if not accepted.accepts(finding))
     return findings
 
 
@@ -72,21 +82,25 @@ def _report(findings: Iterable[Finding], what: str, bypass: str) -> None:
     )
 
 
-def _default_baseline(root: Path, given: Path | None) -> Path | None:
-    if given is not None:
-        return given
-    candidate = root / ".secrets.baseline"
-    return candidate if candidate.is_file() else None
+DEFAULT_BASELINES = (".jitsec.baseline", ".secrets.baseline")  # jitsec's own, then detect-secrets'
 
 
-def _not_scanned(root: Path, baseline: Path | None) -> frozenset[str]:
-    """The baseline file itself lists hashes of secrets: it is data about findings, not a leak."""
-    if baseline is None:
-        return frozenset()
-    try:
-        return frozenset({baseline.resolve().relative_to(root.resolve()).as_posix()})
-    except ValueError:
-        return frozenset()
+def _baselines(root: Path, given: Sequence[Path]) -> list[Path]:
+    """The baselines given, else those of ``DEFAULT_BASELINES`` present at the repository root."""
+    if given:
+        return list(given)
+    return [root / name for name in DEFAULT_BASELINES if (root / name).is_file()]
+
+
+def _not_scanned(root: Path, baselines: Sequence[Path]) -> frozenset[str]:
+    """Baseline files list fingerprints and hashes of secrets: data about findings, not leaks."""
+    excluded = set()
+    for baseline in baselines:
+        try:
+            excluded.add(baseline.resolve().relative_to(root.resolve()).as_posix())
+        except ValueError:
+            continue
+    return frozenset(excluded)
 
 
 rules_option = click.option(
@@ -94,8 +108,9 @@ rules_option = click.option(
     help="Extra rule pack (TOML); repeatable.",
 )  # fmt: skip
 baseline_option = click.option(
-    "--baseline", type=click.Path(path_type=Path, dir_okay=False),
-    help="Accepted findings (jitsec or detect-secrets format). Default: .secrets.baseline at the repo root.",
+    "--baseline", "baselines", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+    help="Accepted findings (jitsec or detect-secrets format); repeatable. "
+    "Default: .jitsec.baseline and .secrets.baseline at the repository root, when present.",
 )  # fmt: skip
 
 
@@ -107,13 +122,13 @@ def hook() -> None:
 @hook.command(name="pre-commit")
 @rules_option
 @baseline_option
-def pre_commit(rules: tuple[Path, ...], baseline: Path | None) -> None:
+def pre_commit(rules: tuple[Path, ...], baselines: tuple[Path, ...]) -> None:
     """Scan the lines added by the staged changes; exit 1 (blocking the commit) on a finding."""
     try:
         root = _repository_root()
-        baseline = _default_baseline(root, baseline)
-        source = DiffSource.staged(root, exclude=_not_scanned(root, baseline))
-        findings = _scan([source], rules, baseline)
+        accepted = _baselines(root, baselines)
+        source = DiffSource.staged(root, exclude=_not_scanned(root, accepted))
+        findings = _scan([source], rules, accepted)
     except _SCAN_ERRORS as exc:
         click.echo(f"jitsec: could not scan the staged changes: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -136,7 +151,7 @@ def pre_push(
     from_ref: str | None,
     to_ref: str | None,
     rules: tuple[Path, ...],
-    baseline: Path | None,
+    baselines: tuple[Path, ...],
 ) -> None:
     """Scan the lines added by the commits being pushed; exit 1 (blocking the push) on a finding.
 
@@ -146,10 +161,10 @@ def pre_push(
     try:
         root = _repository_root()
         ranges = _pushed_ranges(root, remote, from_ref, to_ref)
-        baseline = _default_baseline(root, baseline)
-        excluded = _not_scanned(root, baseline)
+        accepted = _baselines(root, baselines)
+        excluded = _not_scanned(root, accepted)
         sources = [DiffSource(root, revisions=revisions, exclude=excluded) for revisions in ranges]
-        findings = _scan(sources, rules, baseline)
+        findings = _scan(sources, rules, accepted)
     except _SCAN_ERRORS as exc:
         click.echo(f"jitsec: could not scan the pushed commits: {exc}", err=True)
         sys.exit(EXIT_ERROR)

@@ -1,4 +1,5 @@
-"""Building the scanner for ``hook`` and ``watch``: rule packs, the local fingerprint key, baselines.
+"""Building the scanner for ``hook`` and ``watch`` (rule packs, the local fingerprint key, baselines),
+and reading non-path source addresses once for ``scan``.
 
 Imported only by commands that are about to scan (the engine pulls in Hyperscan). Errors come out as
 ``ScannerSetupError`` with a message fit for the terminal.
@@ -6,13 +7,18 @@ Imported only by commands that are about to scan (the engine pulls in Hyperscan)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from connectors.address import SourceAddressError, open_source
 from scanner.baseline import Baseline, BaselineError, load_baseline
 from scanner.engine import Scanner
 from scanner.fingerprint import Fingerprinter, FingerprintKeyError
+from scanner.model import Chunk, Finding
+from scanner.pipeline import run_sources
 from scanner.ruleset import RuleError, load_ruleset
+from scanner.scan_job import ScanResult
 
 
 class ScannerSetupError(ValueError):
@@ -46,3 +52,36 @@ def build_scanner(
         return Scanner(ruleset, fingerprinter, ignored_sha1=ignored, live_fingerprints=live_fingerprints)
     except (RuleError, FingerprintKeyError, RuntimeError) as exc:
         raise ScannerSetupError(str(exc)) from exc
+
+
+def scan_addresses(
+    addresses: Sequence[str],
+    scanner: Scanner,
+    baseline: Baseline,
+    emit: Callable[[list[Finding]], None],
+    result: ScanResult,
+) -> None:
+    """Read ``git:``/``kafka://``/``elasticsearch://`` sources once, for ``jitsec scan``: findings the
+    baseline does not accept go to ``emit``; counts and errors are added to ``result``."""
+    try:
+        sources = [open_source(address, follow=False) for address in addresses]
+    except SourceAddressError as exc:
+        result.errors.record("source", str(exc))
+        return
+    lock = threading.Lock()
+
+    def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
+        fresh = [finding for finding in findings if not baseline.accepts(finding)]
+        with lock:
+            result.baselined += len(findings) - len(fresh)
+            result.findings += len(fresh)
+            if fresh:
+                emit(fresh)
+
+    stats = run_sources(sources, scanner, on_findings)
+    result.bytes += stats.bytes
+    result.files += sum(getattr(getattr(source, "stats", None), "blobs_scanned", 0) for source in sources)
+    for kind, count in stats.errors.counts.items():
+        result.errors.counts[kind] = result.errors.counts.get(kind, 0) + count
+    room = max(0, result.errors.max_examples - len(result.errors.examples))
+    result.errors.examples.extend(stats.errors.examples[:room])

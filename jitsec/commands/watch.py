@@ -26,12 +26,14 @@ import click
 from connectors.address import SourceAddressError, open_source
 from connectors.base import Source, SourceErrors
 from connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
+from connectors.sources.git import GitStats
 from connectors.telemetry import DaemonMetrics, HealthServer
 from jitsec.commands.scanning import ScannerSetupError, build_scanner, load_baselines
 from scanner.baseline import Baseline
+from scanner.engine import Scanner
 from scanner.model import Chunk, Finding
 from scanner.output import FORMATS, FindingWriter
-from scanner.pipeline import run_sources
+from scanner.pipeline import PipelineStats, run_sources
 from scanner.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -110,7 +112,7 @@ class Watch:
                     self.writer.write(kept)
                     self.writer.stream.flush()
 
-    def run(self, scanner: Any) -> Any:
+    def run(self, scanner: Scanner) -> PipelineStats:
         idle = threading.Thread(target=self._idle_watch, name="idle-watch", daemon=True)
         idle.start()
         try:
@@ -145,7 +147,7 @@ def _install_signal_handlers(watch: Watch) -> None:
         signal.signal(signum, handle)
 
 
-def _summary(watch: Watch, stats: Any, metrics: DaemonMetrics) -> dict[str, Any]:
+def _summary(watch: Watch, stats: PipelineStats, metrics: DaemonMetrics) -> dict[str, Any]:
     elapsed = metrics.clock() - metrics.started
     return {
         "findings": watch.findings,
@@ -155,6 +157,25 @@ def _summary(watch: Watch, stats: Any, metrics: DaemonMetrics) -> dict[str, Any]
         "stopped_by": watch.stopped_by,
         "errors": dict(stats.errors.counts),
     }
+
+
+def _report_end(summary: dict[str, Any], stats: PipelineStats, sources: Sequence[MeteredSource]) -> None:
+    click.echo(
+        f"jitsec: stopped ({summary['stopped_by']}): {summary['findings']} finding(s), "
+        f"{summary['chunks']} chunks, {summary['bytes']} bytes",
+        err=True,
+    )
+    for source in sources:
+        history = getattr(source.source, "stats", None)
+        if isinstance(history, GitStats):
+            click.echo(
+                f"jitsec: {source.name}: {history.commits} commits, {history.blobs_scanned} blobs "
+                f"scanned ({history.bytes_scanned} bytes), {history.blobs_binary} binary skipped, "
+                f"{history.blobs_repeated} repeats skipped",
+                err=True,
+            )
+    for example in stats.errors.examples:
+        click.echo(f"jitsec: {example}", err=True)
 
 
 def _run(
@@ -176,6 +197,11 @@ def _run(
             scanner = build_scanner(
                 settings.rules, baseline, runtime.live_fingerprints if runtime is not None else None
             )
+            if settings.listen is not None:
+                server = HealthServer(metrics, *settings.listen)
+                server.start()
+                cleanup.callback(server.close)
+                click.echo(f"jitsec: health and metrics on http://{_host_port(server.address)}/", err=True)
         except (SourceAddressError, ScannerSetupError, OSError) as exc:
             click.echo(f"jitsec: {exc}", err=True)
             return EXIT_ERROR
@@ -186,24 +212,13 @@ def _run(
         )  # fmt: skip
         book = runtime.responder.incidents if runtime is not None else None
         metrics.watch_sources([(s.name, s) for s in sources], book.__len__ if book is not None else None)
-        if settings.listen is not None:
-            server = HealthServer(metrics, *settings.listen)
-            server.start()
-            cleanup.callback(server.close)
-            click.echo(f"jitsec: health and metrics on http://{_host_port(server.address)}/", err=True)
         _install_signal_handlers(watch)
         click.echo(f"jitsec: watching {len(sources)} source(s); rules {scanner.ruleset.digest}", err=True)
         stats = watch.run(scanner)
         summary = _summary(watch, stats, metrics)
         if writer is not None:
             writer.close(summary)
-        click.echo(
-            f"jitsec: stopped ({summary['stopped_by']}): {summary['findings']} finding(s), "
-            f"{summary['chunks']} chunks, {summary['bytes']} bytes",
-            err=True,
-        )
-        for example in stats.errors.examples:
-            click.echo(f"jitsec: {example}", err=True)
+        _report_end(summary, stats, sources)
     return EXIT_FINDINGS if watch.findings else EXIT_CLEAN
 
 

@@ -101,6 +101,7 @@ class IncidentBook:
         self._new_id = new_id
         self._rules_digest = rules_digest
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._dirty: set[str] = set()  # fingerprints with a deferred update (so due() is not O(all))
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -146,6 +147,7 @@ class IncidentBook:
             if changed or now - entry.sent_at >= self.policy.resend_interval:
                 return self._emit(entry, now)
             entry.dirty = True
+            self._dirty.add(finding.fingerprint)
             return None
 
     def resolve(self, finding: Finding, location: str, resolution: Resolution) -> Incident | None:
@@ -171,14 +173,16 @@ class IncidentBook:
         """Deferred updates whose re-send interval has passed (call every second or so)."""
         now = self._clock()
         with self._lock:
-            return [self._emit(entry, now) for entry in self._entries.values()
-                    if entry.dirty and now - entry.sent_at >= self.policy.resend_interval]
+            ready = [fp for fp in self._dirty if fp in self._entries
+                     and now - self._entries[fp].sent_at >= self.policy.resend_interval]
+            return [self._emit(self._entries[fp], now) for fp in ready]
 
     def pending(self) -> list[Incident]:
         """Every deferred update regardless of the interval (a final flush before exit)."""
         now = self._clock()
         with self._lock:
-            return [self._emit(entry, now) for entry in self._entries.values() if entry.dirty]
+            ready = [fp for fp in self._dirty if fp in self._entries]
+            return [self._emit(self._entries[fp], now) for fp in ready]
 
     def _open(self, finding: Finding, location: str, resolution: Resolution, now: float,
               seen: float) -> Incident:
@@ -200,13 +204,15 @@ class IncidentBook:
         )
         self._entries[finding.fingerprint] = _Entry(incident, resolution, sent_at=now)
         while len(self._entries) > self.policy.max_incidents:
-            self._entries.popitem(last=False)
+            forgotten, _ = self._entries.popitem(last=False)
+            self._dirty.discard(forgotten)
         return incident
 
     def _emit(self, entry: _Entry, now: float) -> Incident:
         entry.incident = replace(entry.incident, version=entry.incident.version + 1)
         entry.sent_at = now
         entry.dirty = False
+        self._dirty.discard(entry.incident.fingerprint)
         return entry.incident
 
 

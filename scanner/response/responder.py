@@ -249,14 +249,17 @@ class Responder:
             self._send(self.incidents.resolve(finding, item["location"], _resolution_of(verdict, latency)))
 
     def _remember(self, verdicts: Iterable[LeakVerdict]) -> None:
-        """A credential the broker revoked or found dead stays dead: later sightings are counted
-        locally as ``dead`` without asking again (bounded memory; forgetting only costs a report)."""
+        """Final verdicts are remembered: a credential the broker revoked or found dead stays dead,
+        and one it does not know was never issued by it (leases exist before their secret can
+        leak). Later sightings are answered locally without asking again, so a token repeated in
+        every log line costs one report (bounded memory; forgetting only costs a report)."""
         for verdict in verdicts:
-            if verdict.status in (LeakStatus.REVOKED, LeakStatus.DEAD):
+            if verdict.status in (LeakStatus.REVOKED, LeakStatus.DEAD, LeakStatus.UNKNOWN):
                 if len(self._final) >= MAX_REMEMBERED:
                     self._final.clear()
-                self._final[verdict.fingerprint] = replace(verdict, status=LeakStatus.DEAD)
-                if self._cache is not None:
+                final = LeakStatus.UNKNOWN if verdict.status is LeakStatus.UNKNOWN else LeakStatus.DEAD
+                self._final[verdict.fingerprint] = replace(verdict, status=final)
+                if self._cache is not None and final is LeakStatus.DEAD:
                     self._cache.discard(verdict.fingerprint)
 
     # -- sinks ------------------------------------------------------------------------------------

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from dataclasses import replace
+
+from broker.audit import iter_records, verify
 from broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
 from broker.store.base import RevocationUpdate, Store
 from broker.store.registry import open_store
@@ -95,3 +100,53 @@ def test_fingerprint_lookup_and_shorten_expiry(tmp_path) -> None:
     assert store.shorten_expiry("lse_0007", NOW + 1, event(AuditKind.ROTATE)) is True
     assert store.shorten_expiry("lse_0007", NOW + 100, event(AuditKind.ROTATE)) is False  # never lengthens
     assert store.get_lease("lse_0007").expires_at == NOW + 1
+
+
+def test_two_connections_writing_at_once_keep_one_valid_chain(tmp_path) -> None:
+    """Two store objects on one file stand for two broker processes (separate connections and locks)."""
+    path = tmp_path / "shared.db"
+    stores = [SQLiteStore(path, b"k" * 32), SQLiteStore(path, b"k" * 32)]
+    stores[0].migrate()
+
+    def write(store: SQLiteStore, base: int) -> None:
+        for i in range(150):
+            store.add_lease(lease(base + i), event())
+
+    threads = [threading.Thread(target=write, args=(store, n * 1000)) for n, store in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = verify(b"k" * 32, iter_records(stores[0]))
+    assert result.ok and result.records == 300
+    for store in stores:
+        store.close()
+
+
+def test_group_commit_fails_only_the_bad_writer(tmp_path) -> None:
+    """Writers from many threads share transactions; a duplicate fingerprint fails its own write only."""
+    store = fresh(tmp_path)
+    errors: list[BaseException] = []
+
+    def write(base: int) -> None:
+        for i in range(40):
+            try:
+                # every writer also tries lease 0's fingerprint once: exactly one of those may win
+                store.add_lease(
+                    lease(base + i) if i else _with_fingerprint(lease(base), f"{0:064x}"), event()
+                )
+            except sqlite3.IntegrityError as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n * 100 + 1,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 7  # seven duplicates refused, everything else stored
+    assert len(store.live_leases(None, 1000, NOW).leases) == 8 * 39 + 1
+    assert verify(b"k" * 32, iter_records(store)).ok
+
+
+def _with_fingerprint(item: Lease, fingerprint: str) -> Lease:
+    return replace(item, fingerprint=fingerprint)

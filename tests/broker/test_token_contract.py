@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.engines.base import IssueRequest
-from broker.engines.token import TokenEngine
+from broker.engines.token import TokenEngine, UrandomDigits
 from broker.errors import ScopeError
 from jitsec.credential_format import BODY_LENGTH, CredentialKind, checksum, parse
 
@@ -67,3 +67,15 @@ def test_the_scanner_finds_every_minted_token_and_rejects_corrupted_ones() -> No
     assert not [
         f for f in scanner.scan_bytes(text.encode(), model.StreamOrigin("log")) if f.credential_sha256
     ]
+
+
+def test_urandom_digits_are_in_range_and_roughly_uniform() -> None:
+    digits = UrandomDigits()
+    counts = [0] * 62
+    draws = 62 * 500
+    for _ in range(draws):
+        counts[digits(62)] += 1
+    expected = draws / 62
+    chi_square = sum((c - expected) ** 2 / expected for c in counts)
+    assert chi_square < 130  # 61 degrees of freedom: p < 1e-6 of a false alarm
+    assert 0 <= digits(10) < 10  # other bounds fall back to secrets.randbelow

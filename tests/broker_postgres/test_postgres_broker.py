@@ -6,6 +6,7 @@ processes share one PostgreSQL store."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from broker.api.app import create_app
 from broker.audit import verify
 from broker.config import parse_config
+from broker.engines.base import IssueRequest
+from broker.engines.postgres import PostgresEngine, PostgresEngineConfig
 from broker.runtime import Broker, build_broker
 from broker.store.postgres import PostgresStore
 from jitsec.credential_format import checksum
@@ -150,8 +153,9 @@ def wait_until_login_refused(postgres_dsn: str, database: str, secret: dict[str,
 
 def test_a_task_credential_works_for_its_scope_and_dies_with_the_task(
     serve: Callable[[dict[str, Any]], Served], raw_config: dict[str, Any], postgres_dsn: str,
-    target: str, fresh_database: str,
+    target: str, *, fresh_database: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     served = serve(raw_config)
     scope = f"postgres:{target}:public.a:SELECT"
     task_id, token = start_task(served.url, [scope])
@@ -177,6 +181,8 @@ def test_a_task_credential_works_for_its_scope_and_dies_with_the_task(
         dumped = "".join(str(row) for table in ("tasks", "leases", "audit")
                          for row in conn.execute(f"SELECT * FROM jitsec.{table}").fetchall())  # noqa: S608
     assert secret["username"] in dumped and secret["secret"] not in dumped and token not in dumped
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert secret["secret"] not in logged and token not in logged
 
 
 def test_a_schema_wide_scope_reads_every_table(
@@ -290,3 +296,18 @@ def test_two_broker_processes_on_one_store_issue_and_revoke_without_conflict(
     store.close()
     result = verify(bytes.fromhex(AUDIT_KEY), records)
     assert result.ok, [p.describe() for p in result.problems]
+
+
+def test_a_starting_broker_reconciles_orphaned_roles(
+    serve: Callable[[dict[str, Any]], Served], raw_config: dict[str, Any], postgres_dsn: str,
+    target: str, role_prefix: str,
+) -> None:
+    raw_config["engines"]["postgres"]["reconcile_grace_seconds"] = 0
+    orphan_maker = PostgresEngine(PostgresEngineConfig(admin_dsn=postgres_dsn, role_prefix=role_prefix))
+    orphan = orphan_maker.issue(IssueRequest(
+        lease_id="lse_lost_in_a_crash", agent="demo-agent", task_id="tsk_x", task_name="crashed",
+        scopes=(f"postgres:{target}:public.a:SELECT",), ttl_seconds=300, expires_at=time.time() + 300))
+    orphan_maker.close()
+    serve(raw_config)
+    wait_until_login_refused(postgres_dsn, target, {"username": orphan.username, "secret": orphan.secret},
+                             within=10)

@@ -148,10 +148,10 @@ def test_a_busy_session_is_terminated_mid_query(
 def test_valid_until_refuses_logins_after_expiry_without_any_revocation(
     engine: PostgresEngine, postgres_dsn: str, database: str
 ) -> None:
-    credential = engine.issue(request_for(f"postgres:{database}:public.a:SELECT", ttl=1.5))
+    credential = engine.issue(request_for(f"postgres:{database}:public.a:SELECT", ttl=3))
     with login(postgres_dsn, database, credential) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
-    time.sleep(2.0)
+    time.sleep(3.5)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         login(postgres_dsn, database, credential)
 

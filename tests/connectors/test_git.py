@@ -5,14 +5,19 @@ from pathlib import Path
 import pytest
 
 from connectors.sources.git import GitError, GitHistorySource
+from jitsec.credential_format import mint
+from scanner.engine import Scanner
+from scanner.fingerprint import Fingerprinter
 from scanner.model import GitOrigin
+from scanner.pipeline import run_sources
+from scanner.ruleset import load_ruleset
 
 
 def commit_file(git, repo: Path, name: str, data: bytes, message: str) -> str:
     target = repo / name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
-    git("add", name)
+    git("--literal-pathspecs", "add", "--", name)
     git("commit", "-q", "-m", message)
     return git("rev-parse", "HEAD").strip()
 
@@ -85,9 +90,11 @@ def test_large_blob_streams_in_line_aligned_chunks(tmp_path: Path, git_repo) -> 
 
 def test_unusual_paths_are_reported_as_written(tmp_path: Path, git_repo) -> None:
     repo = tmp_path / "repo"
-    commit_file(git_repo, repo, "dir with space/naïve \"quoted\".txt", b"x\n", "odd")
+    names = ['dir with space/naïve "quoted".txt', ":starts-with-colon", "new\nline.txt", "tab\there"]
+    for number, name in enumerate(names):
+        commit_file(git_repo, repo, name, b"x%d\n" % number, "odd")
     _, blobs = read_all(repo)
-    assert [origin.path for origin in blobs] == ['dir with space/naïve "quoted".txt']
+    assert sorted(origin.path for origin in blobs) == sorted(names)
 
 
 def test_empty_repository_yields_nothing(tmp_path: Path, git_repo) -> None:
@@ -101,12 +108,6 @@ def test_not_a_repository_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_history_scan_through_the_pipeline_locates_by_commit_path_and_line(tmp_path: Path, git_repo) -> None:
-    from jitsec.credential_format import mint
-    from scanner.engine import Scanner
-    from scanner.fingerprint import Fingerprinter
-    from scanner.pipeline import run_sources
-    from scanner.ruleset import load_ruleset
-
     repo = tmp_path / "repo"
     secret = mint("jit_")
     commit_file(git_repo, repo, "app.py", b"import os\n", "start")

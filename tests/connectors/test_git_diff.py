@@ -91,3 +91,14 @@ def test_pre_push_input_becomes_ranges(tmp_path: Path, git_repo) -> None:
         [f"{head}..{head}"],
         [head, "--not", "--remotes=origin"],
     ]
+
+
+def test_staged_paths_with_special_characters(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    names = ['sp ace/naïve "q".txt', "new\nline.txt", "tab\there", "back\\slash"]
+    for name in names:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes(b"added\n")
+    git_repo("add", "-A")
+    paths = sorted(chunk.origin.path for chunk in DiffSource.staged(repo).chunks())
+    assert paths == sorted(names)

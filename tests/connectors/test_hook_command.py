@@ -130,3 +130,14 @@ def test_pre_push_with_pre_commit_framework_environment(repo: Path, env) -> None
 def test_outside_a_repository_is_exit_2(tmp_path: Path, env) -> None:
     result = run(["jitsec", "hook", "pre-commit"], tmp_path, env)
     assert result.returncode == 2 and "not inside a git work tree" in result.stderr
+
+
+def test_jitsec_baseline_at_the_root_is_honoured(repo: Path, env) -> None:
+    init(repo, env)
+    (repo / "fixture.py").write_text(f"EXAMPLE_TOKEN = '{mint('jit_')}'\n")
+    created = run(["jitsec", "baseline", "create", "fixture.py"], repo, env)
+    assert created.returncode == 0, created.stderr
+    assert (repo / ".jitsec.baseline").is_file()
+    git(repo, env, "add", ".")
+    result = run(["jitsec", "hook", "pre-commit"], repo, env)
+    assert result.returncode == 0, result.stderr

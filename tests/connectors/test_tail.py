@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from connectors.checkpoints import CheckpointStore
@@ -171,3 +172,76 @@ def test_without_follow_reads_once_and_ends(tmp_path: Path) -> None:
     log.write_bytes(b"x\ny")
     chunks = list(TailSource(log, follow=False).chunks())
     assert b"".join(chunk.data for chunk in chunks) == b"x\ny"
+
+
+def test_no_line_lost_or_repeated_across_repeated_rotations_under_load(tmp_path: Path, follow) -> None:
+    """Writes race each rotation (some land in the renamed file, the next in the new one at once);
+    rotations themselves are further apart than the poll interval, as real ones are. (Rotating a
+    file twice within one poll loses the middle file, as with ``tail -F``.)"""
+    log = tmp_path / "busy.log"
+    log.write_bytes(b"")
+    source = TailSource(log, poll_interval=0.005)
+    follower = follow(source)
+    assert source.opened.wait(5)
+    handle = log.open("ab", buffering=0)
+    for number in range(3000):
+        handle.write(b"line %05d\n" % number)
+        if number % 400 == 399:  # logrotate: rename; the writer writes a few more lines, then reopens
+            os.rename(log, tmp_path / f"busy.log.{number}")
+            for late in range(5):
+                handle.write(b"late %05d %d\n" % (number, late))
+            handle.close()
+            handle = log.open("ab", buffering=0)
+            time.sleep(0.05)
+    handle.close()
+    follower.wait_for_data(b"line 02999\n")
+    follower.stop()
+    expected = []
+    for number in range(3000):
+        expected.append(b"line %05d" % number)
+        if number % 400 == 399:
+            expected.extend(b"late %05d %d" % (number, late) for late in range(5))
+    assert follower.data.splitlines() == expected
+
+
+def test_file_rotated_while_down_is_finished_before_the_new_one(tmp_path: Path, follow) -> None:
+    log = tmp_path / "app.log"
+    store = CheckpointStore(tmp_path / "checkpoints")
+    log.write_bytes(b"seen before the restart\n")
+    first = follow(TailSource(log, poll_interval=0.01, checkpoints=store))
+    first.wait_for_data(b"restart\n")
+    first.stop()
+    append(log, b"written after the stop\n")
+    os.rename(log, tmp_path / "app.log.1")
+    log.write_bytes(b"new file\n")
+    source = TailSource(log, poll_interval=0.01, checkpoints=store)
+    second = follow(source)
+    second.wait_for_data(b"new file\n")
+    second.stop()
+    assert second.data == b"written after the stop\nnew file\n"
+    assert second.chunks[0].origin == FileOrigin(str(tmp_path / "app.log.1"))
+    assert second.chunks[0].line == 2 and source.rotations == 1
+
+
+def test_truncated_and_regrown_between_polls_is_read_from_the_start(tmp_path: Path, follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"first generation line\n")
+    source = TailSource(log, poll_interval=0.2)
+    follower = follow(source)
+    follower.wait_for_data(b"generation line\n")
+    with log.open("r+b") as handle:  # truncate and rewrite past the old offset within one poll
+        handle.truncate(0)
+        handle.write(b"SECOND generation, longer than the first one\n")
+    follower.wait_for_data(b"SECOND generation, longer than the first one\n")
+    follower.stop()
+    assert source.truncations == 1
+    assert follower.data == b"first generation line\nSECOND generation, longer than the first one\n"
+
+
+def test_fifo_is_not_followed_and_does_not_hang(tmp_path: Path, follow) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    source = TailSource(fifo, poll_interval=0.01)
+    follower = follow(source)
+    follower.wait_for(lambda _: source.errors.counts.get("not-a-file") == 1)
+    follower.stop()

@@ -155,3 +155,25 @@ def test_daemon_config_serves_health_and_metrics_and_alerts(tmp_path: Path, env)
     assert incident
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 1
+
+
+def test_git_history_ends_by_itself_with_a_json_report(tmp_path: Path, env) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git_env = {**env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    for arguments in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", "-C", str(repo), *arguments], check=True, env=git_env)
+    (repo / "deploy.env").write_text(f"A=1\nTOKEN={mint('jit_')}\n")
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True, env=git_env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "leak"], check=True, env=git_env)
+    (repo / "deploy.env").write_text("A=1\n")
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-am", "remove"], check=True, env=git_env)
+    leak = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD~1"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    process, out, err = start_watch([f"git:{repo}", "-f", "json"], env)
+    assert process.wait(timeout=60) == 1
+    err.wait_for(r"3 commits, 2 blobs scanned")
+    document = json.loads("".join(out.lines))
+    rows = [row for row in document["findings"] if row["rule"] == "broker-engine-token"]
+    assert [(row["path"], row["line"]) for row in rows] == [(f"{leak[:12]}:deploy.env", 2)]

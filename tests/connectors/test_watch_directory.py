@@ -107,3 +107,15 @@ def test_restart_resumes_each_file(tmp_path: Path, follow) -> None:
     second.wait_for(lambda f: b"a2\n" in f.data and b"c1\n" in f.data)
     second.stop()
     assert by_path(second) == {str(root / "a.log"): b"a2\n", str(root / "c.log"): b"c1\n"}
+
+
+def test_file_rewritten_in_place_is_read_from_its_start(tmp_path: Path, follow) -> None:
+    root = tmp_path / "logs"
+    root.mkdir()
+    (root / "app.log").write_bytes(b"short\n")
+    follower = follow(DirectoryWatchSource(root))
+    follower.wait_for_data(b"short\n")
+    (root / "app.log").write_bytes(b"rewritten with longer content\n")  # truncate + write, same inode
+    follower.wait_for_data(b"rewritten with longer content\n")
+    follower.stop()
+    assert follower.data == b"short\nrewritten with longer content\n"

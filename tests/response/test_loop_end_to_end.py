@@ -4,6 +4,7 @@ responder and a JSONL sink. Tests wait on outcomes (introspection, files), never
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -82,7 +83,8 @@ def loop(tmp_path: Path, ruleset: RuleSet) -> Iterator[Loop]:
     running.broker.close()
 
 
-def test_a_leaked_token_is_revoked_and_alerted(loop: Loop) -> None:
+def test_a_leaked_token_is_revoked_and_alerted(loop: Loop, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     token, lease_id = loop.issue()
     assert loop.is_active(token)
     loop.leak(f"Authorization: Bearer {token}")
@@ -95,6 +97,7 @@ def test_a_leaked_token_is_revoked_and_alerted(loop: Loop) -> None:
     assert incident["latency_ms"] is not None and incident["latency_ms"] >= 0
     assert str(loop.log) in incident["locations"][0]
     assert token not in loop.alerts.read_text()
+    assert token not in caplog.text
     kinds = [r.event.kind for r in loop.broker.broker.store.audit_records() if r.event.lease_id == lease_id]
     assert AuditKind.LEAK in kinds and AuditKind.REVOKE in kinds
 

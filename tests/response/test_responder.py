@@ -106,6 +106,7 @@ def test_seen_again_is_one_incident_with_two_occurrences(tmp_path: Path) -> None
     [again] = handler.respond(chunk(), [finding()])
     handler.close()
     assert again.broker is BrokerStatus.DEAD
+    assert desk.calls == [[SHA]]  # the second sighting was answered locally
     assert {i.incident_id for i in sink.incidents} == {sink.incidents[0].incident_id}
     assert sink.incidents[-1].occurrences == 2
     assert sink.incidents[-1].action is ResponseAction.REVOKED
@@ -173,3 +174,13 @@ def test_a_restart_delivers_the_spooled_reports(tmp_path: Path) -> None:
     second.close()
     assert desk.calls == [[SHA]]
     assert later.incidents[-1].action is ResponseAction.REVOKED
+
+
+def test_an_unknown_broker_format_token_is_asked_about_once(tmp_path: Path) -> None:
+    desk, sink = Desk(set()), Collect()
+    handler = responder(tmp_path, desk, sink, [10.0])
+    outs = [handler.respond(chunk(), [finding()])[0] for _ in range(5)]
+    handler.close()
+    assert desk.calls == [[SHA]]
+    assert {out.broker for out in outs} == {BrokerStatus.UNKNOWN}
+    assert sink.incidents[-1].occurrences == 5 and sink.incidents[-1].action is ResponseAction.ALERT_ONLY

@@ -43,8 +43,12 @@ def fingerprinter() -> Fingerprinter:
 
 
 @pytest.fixture(scope="module", params=["python", "hyperscan"])
-def scanner(request: pytest.FixtureRequest, ruleset: RuleSet, fingerprinter: Fingerprinter,
-            tmp_path_factory: pytest.TempPathFactory) -> Scanner:
+def scanner(
+    request: pytest.FixtureRequest,
+    ruleset: RuleSet,
+    fingerprinter: Fingerprinter,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Scanner:
     """Both matcher paths: the examples must hold whichever one finds the candidates."""
     cache = tmp_path_factory.mktemp(f"hs-cache-{request.param}")
     return Scanner(ruleset, fingerprinter, engine=request.param, cache_dir=cache)
@@ -117,9 +121,14 @@ def _broker_findings(scanner: Scanner, text: str) -> list:
 
 
 @settings(max_examples=60, deadline=None)
-@given(prefix=_PREFIXES, seed=st.integers(0, 2**32), wrapper=st.sampled_from(["{}", "token={}", '{{"t":"{}"}}', "x {} y"]))
-def test_every_minted_credential_is_found(scanner: Scanner, fingerprinter: Fingerprinter, prefix: str, seed: int,
-                                          wrapper: str) -> None:
+@given(
+    prefix=_PREFIXES,
+    seed=st.integers(0, 2**32),
+    wrapper=st.sampled_from(["{}", "token={}", '{{"t":"{}"}}', "x {} y"]),
+)
+def test_every_minted_credential_is_found(
+    scanner: Scanner, fingerprinter: Fingerprinter, prefix: str, seed: int, wrapper: str
+) -> None:
     credential = mint(prefix, randbelow=random.Random(seed).randrange)
     found = _broker_findings(scanner, wrapper.format(credential))
     assert [f.fingerprint for f in found] == [fingerprinter.fingerprint(credential)]
@@ -128,10 +137,11 @@ def test_every_minted_credential_is_found(scanner: Scanner, fingerprinter: Finge
 
 @settings(max_examples=60, deadline=None)
 @given(prefix=_PREFIXES, seed=st.integers(0, 2**32), position=st.integers(0, 5), shift=st.integers(1, 61))
-def test_a_wrong_checksum_is_never_a_broker_finding(scanner: Scanner, prefix: str, seed: int, position: int,
-                                                    shift: int) -> None:
+def test_a_wrong_checksum_is_never_a_broker_finding(
+    scanner: Scanner, prefix: str, seed: int, position: int, shift: int
+) -> None:
     credential = mint(prefix, randbelow=random.Random(seed).randrange)
     check_at = len(credential) - 6 + position
     wrong = ALPHABET[(ALPHABET.index(credential[check_at]) + shift) % 62]
-    tampered = credential[:check_at] + wrong + credential[check_at + 1:]
+    tampered = credential[:check_at] + wrong + credential[check_at + 1 :]
     assert _broker_findings(scanner, f"token={tampered}") == []

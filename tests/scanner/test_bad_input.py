@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.sources.files import FileEntry, FilesSource, PathFeed
+from connectors.sources.stdin import StdinSource
 from jitsec.cli import main
 from scanner.engine import Scanner
 from scanner.pipeline import run_sources
@@ -99,6 +101,7 @@ def test_a_file_deleted_while_being_read_is_finished(tmp_path: Path, hs_scanner:
     path.unlink()
     rest = list(chunks)
     assert sum(len(c.data) for c in [first, *rest]) == 7 * 200_000 + 25
+    assert rest[0].line == 1 + first.data.count(b"\n")
     assert source.errors.total == 0
 
 
@@ -111,3 +114,17 @@ def test_a_file_gone_before_it_is_opened_is_an_error_not_a_crash(tmp_path: Path,
     stats = run_sources([source], hs_scanner, lambda chunk, fs: found.extend(fs))
     assert len(found) == 1
     assert stats.errors.counts == {"unreadable": 1} and "vanished.log" in stats.errors.examples[0]
+
+
+def test_stdin_source_reads_a_real_pipe_in_large_chunks() -> None:
+    read_end, write_end = os.pipe()
+    payload = (b"line of log text\n" * 40_000) + b"KEY=" + AWS + b"\n"
+    with os.fdopen(read_end, "rb") as reader:
+        writer = threading.Thread(target=lambda: (os.write(write_end, payload), os.close(write_end)))
+        writer.start()
+        chunks = list(StdinSource(reader, chunk_size=1 << 20).chunks())
+        writer.join()
+    assert b"".join(c.data for c in chunks) == payload
+    assert [c.offset for c in chunks] == [sum(len(c.data) for c in chunks[:i]) for i in range(len(chunks))]
+    lines_before = [sum(c.data.count(b"\n") for c in chunks[:i]) for i in range(len(chunks))]
+    assert [c.line for c in chunks] == [1 + count for count in lines_before]

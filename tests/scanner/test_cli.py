@@ -145,3 +145,16 @@ def test_subprocess_pipe_and_exit_code(rules_args: list[str], tmp_path: Path) ->
     assert json.loads(done.stdout)["rule"] == "sample-aws-access-key-id"
     assert AWS.encode() not in done.stdout + done.stderr
     assert (tmp_path / "home" / "fingerprint.key").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif"])
+def test_no_plaintext_secret_leaves_the_scanner(tree: Path, rules_args: list[str], tmp_path: Path,
+                                                fmt: str) -> None:
+    token = (tree / "notes.md").read_text().split()[1]
+    out, baseline = tmp_path / "out", tmp_path / "baseline.json"
+    scanned = invoke(["scan", *rules_args, "--stats", "-f", fmt, "-o", str(out), str(tree)])
+    created = invoke(["baseline", "create", *rules_args, "-o", str(baseline), str(tree)])
+    written = out.read_text() + baseline.read_text() + scanned.output + created.output
+    assert "sample-broker-token" in written
+    for secret in (AWS, token, token[4:20]):
+        assert secret not in written

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote, unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scanner.decoders import decode_variants, marker_lines
 from scanner.engine import Scanner
@@ -63,3 +66,30 @@ def test_url_encoded_password_is_reported_decoded(scanner: Scanner, encoded: str
 
 def test_encoded_placeholders_stay_negatives(scanner: Scanner) -> None:
     assert scanner.scan_bytes(b"https://h.test/?password=%24%7BDB_PASSWORD%7D", StreamOrigin()) == []
+
+
+def test_lone_surrogates_from_json_escapes_do_not_crash(scanner: Scanner) -> None:
+    line = b'{"m":"x\\n password=Zq8\\ud800vR2mK9pL4w"}'
+    (finding,) = scanner.scan_bytes(line, StreamOrigin())
+    assert finding.rule_id == "sample-password-assignment"
+
+
+plain = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, blacklist_characters="%\\\"'<> "),
+                max_size=12)
+encoded = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=8).map(
+    lambda value: quote(value, safe=""))
+
+
+@given(parts=st.lists(st.tuples(plain, encoded), min_size=1, max_size=5), tail=plain)
+def test_url_decoding_maps_every_unchanged_character_back(parts: list[tuple[str, str]], tail: str) -> None:
+    line = "".join(p + e for p, e in parts) + tail
+    variants = decode_variants(line)
+    if not any(variant.kind == "url" for variant in variants):
+        assert "%" not in line or all(e == unquote(e) for _, e in parts)
+        return
+    variant = next(v for v in variants if v.kind == "url")
+    assert unquote(line) == variant.text
+    inside = {i for start, end, _, _ in variant.segments for i in range(start, end)}
+    for position, char in enumerate(variant.text):
+        if position not in inside:
+            assert line[variant.original_position(position)] == char

@@ -168,3 +168,9 @@ def test_scanner_is_usable_from_many_threads(hs_scanner: Scanner) -> None:
     with ThreadPoolExecutor(4) as pool:
         counts = list(pool.map(lambda _: len(scan(hs_scanner, text)), range(16)))
     assert counts == [20] * 16
+
+
+@pytest.mark.parametrize("value", ["%s", "%(password)s", "%-12s", "%1$s"])
+def test_format_placeholders_are_not_passwords(scanner: Scanner, value: str) -> None:
+    assert scan(scanner, f"password={value}") == []
+    assert scan(scanner, f"password = '{value}'") == []

@@ -116,6 +116,11 @@ def http_receiver() -> Iterator[HttpReceiver]:
     receiver.stop()
 
 
+class _ReusableTcpServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True  # the test stops and restarts a listener on the same port
+    daemon_threads = True
+
+
 class SyslogReceiver:
     """Real syslog listeners on loopback: UDP datagrams, or TCP with octet-counting framing."""
 
@@ -147,9 +152,7 @@ class SyslogReceiver:
         if self.protocol == "udp":
             self._server = socketserver.ThreadingUDPServer(("127.0.0.1", self.port), Udp)
         else:
-            socketserver.ThreadingTCPServer.allow_reuse_address = True
-            socketserver.ThreadingTCPServer.daemon_threads = True
-            self._server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Tcp)
+            self._server = _ReusableTcpServer(("127.0.0.1", self.port), Tcp)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:

@@ -5,13 +5,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from connectors.sinks.spool import Backoff
 from connectors.sinks.syslog import SyslogSink, format_rfc5424, frame_octet_counting
 from scanner.model import Incident, Severity
 
 RFC5424 = re.compile(
     rb"^<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) jitsec (?P<pid>\d+) incident "
-    rb"\[jitsec@32473(?P<sd>[^\]]*)\] \xef\xbb\xbf(?P<msg>.*)$",
+    rb"\[jitsec@32473(?P<sd>(?:[^\]\\]|\\.)*)\] \xef\xbb\xbf(?P<msg>.*)$",
     re.S,
 )
 
@@ -33,6 +36,23 @@ def test_the_message_is_rfc5424_with_structured_data(make_incident: Callable[...
 def test_structured_data_values_are_escaped(make_incident: Callable[..., Incident]) -> None:
     message = format_rfc5424(make_incident(1, rule_id='a"b]c\\d'), hostname="h", procid=1)
     assert b'rule="a\\"b\\]c\\\\d"' in message
+
+
+@given(
+    rule=st.text(max_size=40) | st.sampled_from(['a]b', 'q"x', "back\\slash]"]),
+    location=st.text(max_size=60),
+    host=st.text(max_size=80),
+)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # a pure factory
+def test_any_incident_makes_a_well_formed_message(
+    make_incident: Callable[..., Incident], rule: str, location: str, host: str
+) -> None:
+    message = format_rfc5424(make_incident(1, rule_id=rule, locations=(location,)), hostname=host, procid=7)
+    match = RFC5424.match(message)
+    assert match is not None
+    header = message.split(b"\xef\xbb\xbf", 1)[0]
+    header.decode("ascii")  # header fields are ASCII whatever the input
+    assert b'rule="' in match["sd"]
 
 
 def test_octet_counting_frames_by_byte_length() -> None:

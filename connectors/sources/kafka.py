@@ -1,0 +1,398 @@
+"""A Kafka consumer group as a source: every record of one or more topics, at least once.
+
+Address: ``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G[&format=auto|json|text][&start=earliest|latest]``.
+
+Values are scanned as raw text, or, when they are JSON, one chunk per string field located by
+``KafkaOrigin(topic, partition, offset, field)``. A record is *handled* once every chunk made from it
+was acknowledged; the group's offset for a partition is committed only up to the first record not yet
+handled (manual commits, never auto-commit), periodically, on a rebalance and on ``close``. A
+consumer killed mid-stream therefore re-reads what was not handled: nothing is lost, duplicates are
+possible (the response folds them into one incident).
+
+Poison records never stop the stream: binary values, invalid UTF-8, values larger than
+``max_json_bytes`` and malformed JSON are counted in ``errors`` by kind and scanned as raw bytes
+(large values in pieces of ``piece_bytes``, one stream, so nothing is skipped). A broker that goes
+away is waited for: connecting and committing are retried with backoff, the client reconnects on its
+own, and positions are kept in memory, so no record is skipped when it returns.
+
+Threading: ``chunks()`` runs the consumer on the caller's thread; ``acknowledge`` may be called from
+any thread; ``close`` may be called from any thread, waits for the current poll (at most
+``poll_timeout_ms``), commits what was acknowledged and leaves the group. It is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from connectors.address import SourceAddressError
+from connectors.base import SourceErrors
+from connectors.sources.json_fields import encode_field, raw_pieces, string_fields
+from scanner.model import Chunk, KafkaOrigin
+
+ValueFormat = Literal["auto", "json", "text"]
+StartAt = Literal["earliest", "latest"]
+SCHEME = "kafka://"
+DEFAULT_GROUP = "jitsec-scanner"
+BINARY_PROBE = 8000
+
+
+class KafkaAddressError(SourceAddressError):
+    """A ``kafka://`` address that cannot be used; the message says what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAddress:
+    bootstrap: str  # HOST:PORT
+    topics: tuple[str, ...]
+    group: str = DEFAULT_GROUP
+    value_format: ValueFormat = "auto"
+    start: StartAt = "earliest"
+
+
+def parse_kafka_address(address: str) -> KafkaAddress:
+    """``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G`` → ``KafkaAddress``; ``KafkaAddressError`` otherwise.
+
+    ``group`` defaults to ``jitsec-scanner``; ``format`` (auto, json, text) and ``start`` (earliest,
+    latest: where a group without committed offsets begins) are optional.
+    """
+    expected = "expected kafka://HOST:PORT/TOPIC[,TOPIC]?group=G"
+    if not address.startswith(SCHEME):
+        raise KafkaAddressError(f"{address!r}: not a kafka:// address; {expected}")
+    parts = urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise KafkaAddressError(f"{address!r}: bad port ({error}); {expected}") from None
+    if not parts.hostname or port is None:
+        raise KafkaAddressError(f"{address!r}: needs HOST:PORT; {expected}")
+    topics = tuple(topic for topic in parts.path.lstrip("/").split(",") if topic)
+    if not topics:
+        raise KafkaAddressError(f"{address!r}: names no topic; {expected}")
+    for topic in topics:
+        if len(topic) > 249 or not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic):
+            raise KafkaAddressError(f"{address!r}: {topic!r} is not a valid topic name")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - {"group", "format", "start"}
+    if unknown:
+        raise KafkaAddressError(f"{address!r}: unknown parameter(s) {sorted(unknown)}; {expected}")
+    group = _single(query, "group", DEFAULT_GROUP, address)
+    if not group:
+        raise KafkaAddressError(f"{address!r}: group is empty; {expected}")
+    value_format = _single(query, "format", "auto", address)
+    if value_format not in ("auto", "json", "text"):
+        raise KafkaAddressError(f"{address!r}: format must be auto, json or text")
+    start = _single(query, "start", "earliest", address)
+    if start not in ("earliest", "latest"):
+        raise KafkaAddressError(f"{address!r}: start must be earliest or latest")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return KafkaAddress(f"{host}:{port}", topics, group, value_format, start)  # type: ignore[arg-type]
+
+
+def _single(query: dict[str, list[str]], name: str, default: str, address: str) -> str:
+    values = query.get(name)
+    if not values:
+        return default
+    if len(values) > 1:
+        raise KafkaAddressError(f"{address!r}: {name} given {len(values)} times")
+    return values[0]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSourceSettings:
+    """Tuning, with defaults that suit a daemon; tests shorten the timeouts."""
+
+    max_json_bytes: int = 1 << 20  # larger values are not parsed, only scanned raw (and counted)
+    piece_bytes: int = 1 << 20  # raw values are yielded in pieces of this size
+    poll_timeout_ms: int = 200
+    commit_interval_s: float = 1.0
+    idle_exit_s: float = 10.0  # scan (not follow): give up waiting for an assignment after this
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 5.0
+    max_partition_fetch_bytes: int = 1 << 20
+    session_timeout_ms: int = 10_000
+    connect_timeout_ms: int = 5_000  # how long one attempt to reach the bootstrap server may block
+
+
+# -- values → (field, bytes) ----------------------------------------------------------------------
+
+
+def value_fields(  # noqa: PLR0911 - one early exit per kind of value, cheapest test first
+    value: bytes | None, value_format: ValueFormat, max_json_bytes: int, report: Callable[[str, str], None]
+) -> list[tuple[str | None, bytes]]:
+    """What to scan in one record value: ``(field path, bytes)`` per JSON string, or ``(None, raw)``.
+
+    ``report(kind, detail)`` is told about poison values (binary, invalid_utf8, oversized,
+    malformed_json); they are still returned raw so that the scanner sees every byte.
+    """
+    if not value:
+        return [(None, b"")]
+    if BINARY_PROBE and b"\x00" in value[:BINARY_PROBE]:
+        report("binary", f"{len(value)} bytes with NUL")
+        return [(None, value)]
+    looks_json = value.lstrip()[:1] in (b"{", b"[")
+    if value_format == "text" or (value_format == "auto" and not looks_json):
+        if not _is_utf8(value):
+            report("invalid_utf8", f"{len(value)} bytes")
+        return [(None, value)]
+    if len(value) > max_json_bytes:
+        report("oversized", f"{len(value)} bytes, over {max_json_bytes}: scanned raw")
+        return [(None, value)]
+    try:
+        document: Any = json.loads(value)
+    except UnicodeDecodeError:
+        report("invalid_utf8", f"{len(value)} bytes")
+        return [(None, value)]
+    except (ValueError, RecursionError) as error:
+        report("malformed_json", type(error).__name__)
+        return [(None, value)]
+    fields = [(path, encode_field(text)) for path, text in string_fields(document)]
+    return fields or [(None, b"")]
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# -- acknowledgement bookkeeping ----------------------------------------------------------------
+
+
+class _PartitionTrack:
+    """Records of one partition yielded and not yet handled, in offset order, with chunks left each."""
+
+    def __init__(self) -> None:
+        self.pending: deque[list[int]] = deque()  # [offset, chunks not yet acknowledged]
+        self.handled_until: int | None = None  # next offset to commit (all below are handled)
+
+    def yielded(self, offset: int, chunks: int) -> None:
+        self.pending.append([offset, chunks])
+
+    def acknowledge(self, offset: int) -> None:
+        for entry in self.pending:
+            if entry[0] == offset:
+                entry[1] -= 1
+                break
+        while self.pending and self.pending[0][1] <= 0:
+            self.handled_until = self.pending.popleft()[0] + 1
+
+
+class KafkaSource:
+    """Implements ``connectors.base.Source`` over a kafka-python consumer group."""
+
+    def __init__(self, address: KafkaAddress, *, follow: bool,
+                 settings: KafkaSourceSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.address = address
+        self.follow = follow
+        self.settings = settings or KafkaSourceSettings()
+        self.errors = SourceErrors()
+        self.records_read = 0
+        self.bytes_read = 0
+        self._clock = clock
+        self._consumer: KafkaConsumer | None = None
+        self._lock = threading.RLock()  # guards the consumer (kafka-python's is not thread-safe)
+        self._track_lock = threading.Lock()
+        self._tracks: dict[TopicPartition, _PartitionTrack] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._last_commit = clock()
+        self._closed = threading.Event()
+
+    # -- Source protocol ----------------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[Chunk]:
+        consumer = self._connect()
+        if consumer is None:
+            return
+        idle_since = self._clock()
+        while not self._closed.is_set():
+            batches = self._poll(consumer)
+            if batches is None:
+                return
+            if not batches:
+                if not self.follow and self._finished(consumer, idle_since):
+                    return
+                continue
+            idle_since = self._clock()
+            for records in batches.values():
+                for record in records:
+                    if self._closed.is_set():
+                        return  # not yielded, not committed: the next consumer reads it
+                    yield from self._record_chunks(record)
+
+    def acknowledge(self, chunk: Chunk) -> None:
+        origin = chunk.origin
+        if not isinstance(origin, KafkaOrigin):
+            raise TypeError(f"not a chunk of this source: {type(origin).__name__}")
+        with self._track_lock:
+            track = self._tracks.get(TopicPartition(origin.topic, origin.partition))
+            if track is not None:  # None: the partition was revoked since; its new owner re-reads it
+                track.acknowledge(origin.offset)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            consumer, self._consumer = self._consumer, None
+            if consumer is None:
+                return
+            self._commit(consumer, force=True)
+            try:
+                consumer.close(autocommit=False)
+            except Exception as error:  # leaving the group is best effort; offsets are committed
+                self.errors.record("close", type(error).__name__)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _connect(self) -> KafkaConsumer | None:
+        """A subscribed consumer, retrying while the broker cannot be reached; None once closed."""
+        attempt = 0
+        while not self._closed.is_set():
+            try:
+                consumer = KafkaConsumer(
+                    **self._version_specific(),
+                    bootstrap_servers=self.address.bootstrap,
+                    group_id=self.address.group,
+                    client_id=f"jitsec-{self.address.group}",
+                    enable_auto_commit=False,
+                    auto_offset_reset=self.address.start,
+                    max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
+                    session_timeout_ms=self.settings.session_timeout_ms,
+                    heartbeat_interval_ms=max(1000, self.settings.session_timeout_ms // 4),
+                    reconnect_backoff_max_ms=int(self.settings.retry_max_s * 1000),
+                )
+                consumer.subscribe(list(self.address.topics), listener=_Rebalance(self, consumer))
+            except KafkaError as error:
+                attempt += 1
+                self.errors.record("connect", f"{self.address.bootstrap}: {type(error).__name__}")
+                self._closed.wait(self._backoff(attempt))
+                continue
+            with self._lock:
+                if self._closed.is_set():
+                    consumer.close(autocommit=False)
+                    return None
+                self._consumer = consumer
+            return consumer
+        return None
+
+    def _version_specific(self) -> dict[str, Any]:
+        """Options only newer kafka-python releases know (older ones reject unknown options)."""
+        if "bootstrap_timeout_ms" not in KafkaConsumer.DEFAULT_CONFIG:
+            return {}
+        return {"bootstrap_timeout_ms": self.settings.connect_timeout_ms}
+
+    def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]] | None:
+        """One poll (and a due commit) under the lock; None when the source was closed meanwhile."""
+        with self._lock:
+            if self._consumer is not consumer:
+                return None
+            self._commit(consumer, force=False)
+            try:
+                return consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+            except KafkaError as error:
+                self.errors.record("fetch", type(error).__name__)
+        self._closed.wait(self.settings.retry_initial_s)
+        return {}
+
+    def _finished(self, consumer: KafkaConsumer, idle_since: float) -> bool:
+        """For a scan (not follow): every assigned partition is read to its end, or nobody assigns us."""
+        with self._lock:
+            if self._consumer is not consumer:
+                return True
+            assigned = consumer.assignment()
+            if not assigned:
+                return self._clock() - idle_since > self.settings.idle_exit_s
+            try:
+                ends = consumer.end_offsets(list(assigned))
+                return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+            except KafkaError as error:
+                self.errors.record("fetch", type(error).__name__)
+                return False
+
+    def _record_chunks(self, record: Any) -> Iterator[Chunk]:
+        value: bytes | None = record.value
+        self.records_read += 1
+        self.bytes_read += len(value or b"")
+        where = f"{record.topic}/{record.partition}@{record.offset}"
+        fields = value_fields(value, self.address.value_format, self.settings.max_json_bytes,
+                              lambda kind, detail: self.errors.record(kind, f"{where}: {detail}"))
+        pieces = [
+            (field, offset, line, piece)
+            for field, data in fields
+            for offset, line, piece in raw_pieces(data, self.settings.piece_bytes)
+        ]
+        tp = TopicPartition(record.topic, record.partition)
+        with self._track_lock:
+            self._tracks.setdefault(tp, _PartitionTrack()).yielded(record.offset, len(pieces))
+        read_at = self._clock()
+        for field, offset, line, piece in pieces:
+            origin = KafkaOrigin(record.topic, record.partition, record.offset, field)
+            yield Chunk(data=piece, origin=origin, offset=offset, line=line, read_at=read_at)
+
+    def _commit(self, consumer: KafkaConsumer, *, force: bool,
+                only: set[TopicPartition] | None = None) -> None:
+        """Commit every partition's handled position that moved; failures are retried next time."""
+        if not force and self._clock() - self._last_commit < self.settings.commit_interval_s:
+            return
+        with self._track_lock:
+            offsets = {
+                tp: OffsetAndMetadata(track.handled_until, "", -1)
+                for tp, track in self._tracks.items()
+                if track.handled_until is not None
+                and track.handled_until != self._committed.get(tp)
+                and (only is None or tp in only)
+            }
+        self._last_commit = self._clock()
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets)
+        except Exception as error:  # broker away or group rebalancing: keep them for the next try
+            self.errors.record("commit", type(error).__name__)
+            return
+        for tp, meta in offsets.items():
+            self._committed[tp] = meta.offset
+
+    def _on_revoked(self, consumer: KafkaConsumer, revoked: set[TopicPartition]) -> None:
+        self._commit(consumer, force=True, only=set(revoked))
+        with self._track_lock:
+            for tp in revoked:
+                self._tracks.pop(tp, None)
+                self._committed.pop(tp, None)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** min(attempt, 16))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Commits what was handled before partitions move to another group member (called inside poll)."""
+
+    def __init__(self, source: KafkaSource, consumer: KafkaConsumer) -> None:
+        self._source = source
+        self._consumer = consumer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._source._on_revoked(self._consumer, set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        with self._source._track_lock:
+            for tp in assigned:
+                self._source._tracks.pop(tp, None)
+
+
+def open_kafka_source(address: str, *, follow: bool) -> KafkaSource:
+    """The source a ``kafka://`` address names (``jitsec scan`` / ``watch``); connects on ``chunks()``."""
+    return KafkaSource(parse_kafka_address(address), follow=follow)

@@ -1,0 +1,95 @@
+"""Test 8.2, task-completion revocation (requirement 4.3): when the agent completes its task, every
+secret of the task is dead at once, long before its TTL, and an open database session is ended.
+
+The agent holds two tokens (and, with ``--postgres``, a database role with an open session), all with
+TTLs of minutes. It completes the task through the SDK; from the moment the broker answers, the suite
+checks each credential at its resource, with no allowance beyond ``--immediate`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from jitsec.conformance.context import Context, Recorder
+from jitsec.conformance.resources import (
+    GRANTED_TABLE,
+    Probe,
+    session_alive,
+    task_token_probe,
+    token_probe,
+    wait_for,
+)
+
+TEST_ID = "8.2"
+TITLE = "Task-completion revocation"
+REQUIREMENT = "4.3"
+LONG_TTL = 300
+
+
+def _dead_within(probe: Callable[[], Probe], limit: float) -> tuple[bool, float | None, str]:
+    """Whether ``probe`` reports the credential dead within ``limit`` seconds, when, and why."""
+    start = time.monotonic()
+    last: list[Probe] = []
+
+    def dead() -> bool:
+        last[:] = [probe()]
+        return not last[0].works
+
+    held = wait_for(dead, timeout=limit, interval=0.01)
+    measured = None if held is None else held - start
+    return held is not None, measured, last[0].reason if last else ""
+
+
+def run(ctx: Context, rec: Recorder) -> None:
+    limit = ctx.settings.immediate_seconds
+    pg = ctx.postgres
+    scopes = [ctx.READ, ctx.WRITE] + ([pg.scope(GRANTED_TABLE, "SELECT")] if pg else [])
+    started = ctx.start_task(rec, ctx.agent(rec, "complete"), scopes, ttl_seconds=LONG_TTL * 2, label="8.2")
+    task = ctx.enter(ctx.agent_task(started))
+    task_token = task.token
+    tokens = [ctx.secret(task, "token", [scope], LONG_TTL) for scope in (ctx.READ, ctx.WRITE)]
+    for token in tokens:
+        rec.check(
+            f"token {token.lease_id} works before completion", token_probe(ctx.resource, token.value).works
+        )
+    database = session = None
+    if pg is not None:
+        database = ctx.secret(task, "postgres", [pg.scope(GRANTED_TABLE, "SELECT")], LONG_TTL)
+        session = pg.connect(database.username or "", database.value)
+        rec.check("database session open before completion", session_alive(session).works)
+    else:
+        rec.note("no --postgres: database credentials and sessions not tested")
+
+    body = task.client.complete_task(task.task_id, bearer=task_token)  # the agent completes its task
+    task.complete()  # the SDK purges what it held (a second completion is a no-op at the broker)
+    expected = len(tokens) + 1 + (1 if database is not None else 0)  # + the task token
+    rec.check(
+        "the broker revoked every lease of the task at completion",
+        body.get("revoked") == expected and not body.get("retrying") and not body.get("failed"),
+        f"revoked {body.get('revoked')} of {expected}, retrying {body.get('retrying')}, "
+        f"failed {body.get('failed')}",
+    )
+    for token in tokens:
+        ok, measured, reason = _dead_within(lambda t=token: token_probe(ctx.resource, t.value), limit)
+        rec.check(f"token {token.lease_id} dead after completion", ok, reason, measured=measured, limit=limit)
+    ok, measured, reason = _dead_within(
+        lambda: task_token_probe(ctx.anonymous, task_token, started.task_id), limit
+    )
+    rec.check("task token refused after completion", ok, reason, measured=measured, limit=limit)
+    if pg is not None and database is not None:
+        ok, measured, reason = _dead_within(lambda: session_alive(session), limit)
+        rec.check(
+            "open database session terminated at completion", ok, reason, measured=measured, limit=limit
+        )
+        ok, measured, reason = _dead_within(lambda: pg.login(database.username or "", database.value), limit)
+        rec.check("database login refused after completion", ok, reason, measured=measured, limit=limit)
+        session.close()
+    for issued in [*tokens, *([database] if database else [])]:
+        lease = ctx.lease(issued.lease_id)
+        rec.check(
+            f"lease {issued.lease_id} recorded as revoked at completion",
+            lease["state"] == "revoked" and lease["revoke_reason"] == "task_complete",
+            f"state {lease['state']}, reason {lease['revoke_reason']}",
+        )
+    ctx.cleanup([started.task_id])

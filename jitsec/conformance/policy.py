@@ -1,0 +1,47 @@
+"""The policy a deployment needs for the suite's agents, as a snippet for the broker's config.
+
+The suite's agents are named ``<prefix><run>-<label><n>`` (default prefix ``conformance-``), so one
+glob entry covers them. The entry grants exactly what the tests need: two token scopes (8.3 asks for
+``conformance:admin`` and expects a refusal), and, with a database, SELECT and INSERT on one fixture
+table (8.3 asks for the other table and expects a refusal).
+"""
+
+from __future__ import annotations
+
+from jitsec.conformance.resources import GRANTED_TABLE, SCHEMA
+
+TOKEN_SCOPES = ("conformance:read", "conformance:write")
+
+
+def policy_snippet(agent_prefix: str = "conformance-", database: str | None = None) -> str:
+    """TOML to append to the broker's config (before any catch-all ``agent = "*"`` entry)."""
+    lines = [
+        "# jitsec conformance: the test agents (first matching entry wins: keep this before wildcards)",
+        "[[policy]]",
+        f'agent = "{agent_prefix}*"',
+        "max_task_ttl_seconds = 900",
+        "",
+        "[policy.engines.token]",
+        "scopes = [" + ", ".join(_toml_string(s) for s in TOKEN_SCOPES) + "]",
+        "default_ttl_seconds = 60",
+        "max_ttl_seconds = 600",
+    ]
+    if database is not None:
+        from broker.engines.postgres_scope import PostgresScope, Privilege  # noqa: PLC0415
+
+        scopes = [
+            PostgresScope(database, SCHEMA, GRANTED_TABLE, Privilege(p)).render()
+            for p in ("SELECT", "INSERT")
+        ]
+        lines += [
+            "",
+            "[policy.engines.postgres]  # needs an [engines.postgres] section for this database",
+            "scopes = [" + ", ".join(_toml_string(s) for s in scopes) + "]",
+            "default_ttl_seconds = 60",
+            "max_ttl_seconds = 600",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

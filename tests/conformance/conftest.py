@@ -1,0 +1,210 @@
+"""A real deployment for the suite to test: the project's broker over loopback HTTP (uvicorn in a
+thread), a SQLite store, the token engine and the PostgreSQL engine against the real cluster (a fresh
+database and role prefix per test module), a policy with the conformance entry, and a log file
+capturing the broker's loggers at DEBUG (8.5 searches it)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import tomli_w
+import uvicorn
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from broker.api.app import create_app
+from broker.config import load_config
+from broker.engines.postgres_connections import AdminConnections
+from broker.engines.postgres_roles import revoke_role
+from broker.keys import key_hash, new_audit_key, new_principal_key
+from broker.runtime import Broker, build_broker
+from jitsec.conformance.context import SecretLedger
+from jitsec.conformance.model import Report
+from jitsec.conformance.resources import GRANTED_TABLE, SCHEMA, PostgresTarget
+from jitsec.conformance.runner import Suite
+from jitsec.conformance.settings import PrincipalKeys, SuiteSettings
+
+ROLES = ("orchestrator", "scanner", "resource", "admin")
+
+
+class Server:
+    """uvicorn serving ``app`` on 127.0.0.1:<free port> in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@dataclass
+class Deployment:
+    """A running broker and everything the suite needs to be pointed at it."""
+
+    url: str
+    config_path: Path
+    keys: dict[str, str]
+    log_path: Path
+    postgres_dsn: str
+    broker: Broker
+
+    def settings(self, tmp: Path, **overrides: Any) -> SuiteSettings:
+        values: dict[str, Any] = {
+            "broker_url": self.url,
+            "keys": PrincipalKeys(self.keys["orchestrator"], self.keys["resource"], self.keys["scanner"]),
+            "report_dir": tmp / "report",
+            "config_path": self.config_path,
+            "postgres_dsn": self.postgres_dsn,
+            "broker_logs": (self.log_path,),
+            "ttl_seconds": 2,
+            "agents": 2,
+            "tasks_per_agent": 2,
+            "requests_per_task": 2,
+            "leak_threshold_seconds": 10.0,
+            "work_dir": tmp / "work",
+        }
+        values.update(overrides)
+        return SuiteSettings(**values)
+
+    def run(self, tmp: Path, **overrides: Any) -> tuple[Report, SecretLedger]:
+        suite = Suite(self.settings(tmp, **overrides))
+        return suite.run(), suite.ledger
+
+
+@contextlib.contextmanager
+def _database(postgres_dsn: str) -> Iterator[str]:
+    name = f"jitsec_t_conformance_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(postgres_dsn, dbname=name)
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _drop_roles(postgres_dsn: str, prefix: str) -> None:
+    connections = AdminConnections(postgres_dsn)
+    try:
+        with connections.connection() as conn:
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,)
+                ).fetchall()
+            ]
+        for name in names:
+            revoke_role(connections, name, [])
+    finally:
+        connections.close()
+
+
+def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dict[str, str]]:
+    keys = {role: new_principal_key() for role in ROLES}
+    database = PostgresTarget(dsn).database
+    pg_scopes = [PostgresTarget(dsn).scope(GRANTED_TABLE, p) for p in ("SELECT", "INSERT")]
+    raw = {
+        "broker": {"store": f"sqlite://{directory / 'broker.db'}", "audit_key": new_audit_key()},
+        "principals": [{"name": f"{r}-1", "role": r, "key_sha256": key_hash(keys[r])} for r in ROLES],
+        "engines": {
+            "token": {"default_ttl_seconds": 60, "max_ttl_seconds": 600},
+            "postgres": {
+                "admin_dsn": dsn,
+                "role_prefix": role_prefix,
+                "max_ttl_seconds": 600,
+                "default_ttl_seconds": 60,
+                "reconcile_grace_seconds": 600.0,
+            },
+        },
+        "policy": [
+            {
+                "agent": "conformance-*",
+                "max_task_ttl_seconds": 900,
+                "engines": {
+                    "token": {"scopes": ["conformance:read", "conformance:write"], "max_ttl_seconds": 600},
+                    "postgres": {"scopes": pg_scopes, "max_ttl_seconds": 600},
+                },
+            }
+        ],
+        "reaper": {"max_sleep_seconds": 0.05},
+    }
+    assert database
+    path = directory / "broker.toml"
+    path.write_text(tomli_w.dumps(raw), encoding="utf-8")
+    path.chmod(0o600)
+    return path, keys
+
+
+@pytest.fixture(scope="module")
+def deployment(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    directory = tmp_path_factory.mktemp("deployment")
+    prefix = f"jc{uuid.uuid4().hex[:6]}_"
+    with _database(postgres_dsn) as dsn:
+        PostgresTarget(dsn).ensure_fixture()
+        config_path, keys = write_config(directory, dsn, prefix)
+        log_path = directory / "broker.log"
+        handler = logging.FileHandler(log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.DEBUG)
+        loggers = [logging.getLogger(name) for name in ("jitsec", "uvicorn", "httpx")]
+        previous = [(logger.level, logger.propagate) for logger in loggers]
+        for logger in loggers:  # the broker's log goes to its file only (a broken broker's too)
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
+            logger.propagate = False
+        broker = build_broker(load_config(config_path))
+        server = Server(create_app(broker)).start()
+        try:
+            yield Deployment(server.url, config_path, keys, log_path, dsn, broker)
+        finally:
+            server.stop()
+            broker.close()
+            for logger, (level, propagate) in zip(loggers, previous, strict=True):
+                logger.removeHandler(handler)
+                logger.setLevel(level)
+                logger.propagate = propagate
+            handler.close()
+            _drop_roles(postgres_dsn, prefix)
+
+
+@pytest.fixture
+def wait() -> Callable[[Callable[[], bool], float], bool]:
+    def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+    return until
+
+
+__all__ = ["GRANTED_TABLE", "SCHEMA"]

@@ -1,0 +1,51 @@
+"""The suite against the project's own broker (SQLite store, token engine, PostgreSQL engine on the
+real cluster): every test passes, the report reaches the advanced level, and no report file holds a
+secret the run handled (searched with the project's scanner and for every secret of the run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jitsec.conformance.report import write_reports
+from jitsec.conformance.search import SecretSearch
+
+pytestmark = pytest.mark.postgres
+CI_REPORT_DIR = Path(__file__).resolve().parents[2] / "reports" / "conformance"
+
+
+def test_every_test_passes_against_the_project_broker(deployment, tmp_path: Path) -> None:
+    report, ledger = deployment.run(tmp_path)
+    failing = {
+        r.test_id: [c.name for c in r.checks if not c.passed] or r.error
+        for r in report.results
+        if not r.passed
+    }
+    assert failing == {}
+    assert [r.test_id for r in report.results] == ["8.1", "8.2", "8.3", "8.4", "8.5", "8.6", "8.7"]
+    assert report.score == 100.0
+    assert report.maturity.level == "advanced"
+    latency = float(report.results[-1].fact("leak_latency_ms") or "nan")
+    assert 0 < latency < 10_000
+    assert int(report.results[5].fact("candidates") or 0) >= 1  # the memory image held dead credentials
+    paths = write_reports(report, tmp_path / "report", secrets=ledger.values())
+    data = json.loads(paths["json"].read_text())
+    assert data["passed"] is True and data["maturity"]["level"] == "advanced"
+    assert len(ledger) > 20
+    from jitsec.conformance.context import Context  # noqa: PLC0415
+
+    scanner = Context(deployment.settings(tmp_path), tmp_path).scanner()
+    search = SecretSearch(scanner, ledger.values())
+    for path in paths.values():
+        blob = path.read_bytes()
+        assert search.known_hits(blob, path.name) == []
+        assert [c for c in search.candidates(blob, path.name) if c.value in search.known_values] == []
+    keep = os.environ.get("JITSEC_CONFORMANCE_REPORT_DIR") or (
+        str(CI_REPORT_DIR) if os.environ.get("CI") else ""
+    )
+    if keep:  # CI keeps the report as an artefact (reports/ is git-ignored)
+        shutil.copytree(tmp_path / "report", keep, dirs_exist_ok=True)

@@ -1,0 +1,314 @@
+"""KafkaSource against the real broker started by scripts/services: origins, poison records, at-least-once
+across a killed consumer, partition sharing in one group, a broker that is not there at first."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
+from scanner.model import Chunk, KafkaOrigin
+
+pytestmark = pytest.mark.kafka
+
+FAST = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.2, idle_exit_s=8.0,
+                           retry_initial_s=0.1, retry_max_s=0.5, session_timeout_ms=6000,
+                           connect_timeout_ms=1000)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _topic(bootstrap: str, partitions: int) -> str:
+    name = f"jitsec-test-{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+    return name
+
+
+def _produce(bootstrap: str, topic: str, values: list[bytes], *, partition: int | None = None) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=60 * 1024 * 1024,
+                             linger_ms=5)
+    try:
+        for value in values:
+            producer.send(topic, value, partition=partition)
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+
+
+def _source(bootstrap: str, topic: str, group: str, *, follow: bool = False,
+            settings: KafkaSourceSettings = FAST) -> KafkaSource:
+    return KafkaSource(parse_kafka_address(f"kafka://{bootstrap}/{topic}?group={group}"),
+                       follow=follow, settings=settings)
+
+
+def _drain(source: KafkaSource) -> list[Chunk]:
+    chunks = []
+    try:
+        for chunk in source.chunks():
+            chunks.append(chunk)
+            source.acknowledge(chunk)
+    finally:
+        source.close()
+    return chunks
+
+
+def _committed(bootstrap: str, topic: str, group: str, partitions: int) -> list[int | None]:
+    from kafka import KafkaConsumer  # noqa: PLC0415
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return [consumer.committed(TopicPartition(topic, p)) for p in range(partitions)]
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_text_and_json_records_become_chunks_located_by_topic_partition_offset_field(
+        kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap, 1)
+    _produce(kafka_bootstrap, topic, [
+        b"user=alice token=planted-one",
+        json.dumps({"level": "info", "ctx": {"headers": ["Authorization: planted-two"]}, "n": 1}).encode(),
+    ])
+    chunks = _drain(_source(kafka_bootstrap, topic, "g-origins"))
+    located = [(c.origin, c.data) for c in chunks]
+    assert located == [
+        (KafkaOrigin(topic, 0, 0, None), b"user=alice token=planted-one"),
+        (KafkaOrigin(topic, 0, 1, "level"), b"info"),
+        (KafkaOrigin(topic, 0, 1, "ctx.headers[0]"), b"Authorization: planted-two"),
+    ]
+    assert all(c.read_at is not None for c in chunks)
+    assert _committed(kafka_bootstrap, topic, "g-origins", 1) == [2]  # clean shutdown committed
+
+
+def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap, 1)
+    big = (b"x" * 1023 + b"\n") * (50 * 1024) + b"tail-marker"  # 50 MiB and a bit
+    values = [b"\x00\x01\x02binary", b"caf\xe9 not utf-8", b'{"broken": ', big, b"after-the-poison"]
+    _produce(kafka_bootstrap, topic, values)
+    source = _source(kafka_bootstrap, topic, "g-poison")
+    chunks = _drain(source)
+    by_offset: dict[int, bytes] = {}
+    for chunk in chunks:
+        assert isinstance(chunk.origin, KafkaOrigin)
+        by_offset[chunk.origin.offset] = by_offset.get(chunk.origin.offset, b"") + chunk.data
+    assert by_offset == dict(enumerate(values))
+    big_pieces = [c for c in chunks if c.origin == KafkaOrigin(topic, 0, 3, None)]
+    assert len(big_pieces) > 1
+    assert [c.offset for c in big_pieces] == sorted(c.offset for c in big_pieces)
+    assert source.errors.counts == {"binary": 1, "invalid_utf8": 1, "malformed_json": 1}
+    assert _committed(kafka_bootstrap, topic, "g-poison", 1) == [5]
+
+
+def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap, 1)
+    _produce(kafka_bootstrap, topic, [json.dumps({"a": "x", "b": "y"}).encode(), b"second", b"third"])
+    source = _source(kafka_bootstrap, topic, "g-partial")
+    seen = []
+    for chunk in source.chunks():
+        seen.append(chunk)
+        if len(seen) == 1:
+            source.acknowledge(chunk)  # only field a of record 0: record 0 is not handled yet
+        if len(seen) == 4:
+            break
+    source.close()
+    assert _committed(kafka_bootstrap, topic, "g-partial", 1) == [None]
+
+    source = _source(kafka_bootstrap, topic, "g-partial")
+    for chunk in source.chunks():
+        source.acknowledge(chunk)
+        if chunk.origin == KafkaOrigin(topic, 0, 1, None):
+            break
+    source.close()
+    assert _committed(kafka_bootstrap, topic, "g-partial", 1) == [2]
+
+
+WORKER = """
+import json, sys, time
+from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
+settings = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.1, session_timeout_ms=6000,
+                               max_partition_fetch_bytes=4096)
+source = KafkaSource(parse_kafka_address(sys.argv[1]), follow=True, settings=settings)
+for chunk in source.chunks():
+    source.acknowledge(chunk)
+    print(json.dumps([chunk.origin.partition, chunk.origin.offset]), flush=True)
+    time.sleep(0.002)  # a scanner's pace, so that the kill lands mid-stream
+"""
+
+
+def _worker(address: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen([sys.executable, "-c", WORKER, address], stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+
+
+def _read_lines(process: subprocess.Popen[str], into: list[tuple[int, int]]) -> threading.Thread:
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            partition, offset = json.loads(line)
+            into.append((partition, offset))
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_killed_consumer_loses_nothing_after_restart(kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap, 2)
+    total = 2000
+    _produce(kafka_bootstrap, topic, [f"line {i} planted-{i}".encode() for i in range(total)])
+    address = f"kafka://{kafka_bootstrap}/{topic}?group=g-kill"
+
+    first: list[tuple[int, int]] = []
+    process = _worker(address)
+    pump = _read_lines(process, first)
+    _wait(lambda: len(first) >= 300
+          and any(_committed(kafka_bootstrap, topic, "g-kill", 2)))
+    process.send_signal(signal.SIGKILL)  # no clean shutdown, no final commit
+    process.wait(timeout=10)
+    pump.join(timeout=10)
+    assert len(first) < total, "the consumer finished before it was killed; nothing was tested"
+
+    second: list[tuple[int, int]] = []
+    process = _worker(address)
+    pump = _read_lines(process, second)
+    try:
+        _wait(lambda: len(set(first) | set(second)) >= total)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    seen = set(first) | set(second)
+    per_partition = {p: sorted(o for q, o in seen if q == p) for p in (0, 1)}
+    assert sum(len(v) for v in per_partition.values()) == total
+    for offsets in per_partition.values():
+        assert offsets == list(range(len(offsets)))  # no gap: every offset seen
+    assert len(second) < total  # the restart resumed from a commit, it did not start over
+
+
+def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap, 4)
+    for partition in range(4):
+        _produce(kafka_bootstrap, topic, [f"p{partition}-{i}".encode() for i in range(50)],
+                 partition=partition)
+    sources = [_source(kafka_bootstrap, topic, "g-share", follow=True) for _ in range(2)]
+    got: list[list[KafkaOrigin]] = [[], []]
+
+    def run(index: int) -> None:
+        for chunk in sources[index].chunks():
+            sources[index].acknowledge(chunk)
+            assert isinstance(chunk.origin, KafkaOrigin)
+            got[index].append(chunk.origin)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(2)]
+    threads[0].start()
+    _wait(lambda: len(got[0]) > 0)
+    threads[1].start()  # joins later: the group rebalances, partitions are split
+    _wait(lambda: len({(o.partition, o.offset) for o in got[0] + got[1]}) == 200
+          and all(_stable_split(sources)))
+    # after the split, new records land on both consumers
+    for partition in range(4):
+        _produce(kafka_bootstrap, topic, [f"late-{partition}".encode()], partition=partition)
+    _wait(lambda: len({(o.partition, o.offset) for o in got[0] + got[1]}) == 204)
+    for source in sources:
+        source.close()
+    for thread in threads:
+        thread.join(timeout=20)
+    late = [{o.partition for o in got[i] if o.offset == 50} for i in range(2)]
+    assert late[0] and late[1]
+    assert late[0] | late[1] == {0, 1, 2, 3}
+    assert not late[0] & late[1]
+
+
+def _stable_split(sources: list[KafkaSource]) -> Iterator[bool]:
+    for source in sources:
+        consumer = source._consumer
+        yield consumer is not None and len(consumer.assignment()) == 2
+
+
+class _Forwarder:
+    """A loopback TCP port that forwards to the broker, opened only when the test says so."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._server: socket.socket | None = None
+
+    def open(self) -> None:
+        server = socket.create_server(("127.0.0.1", self.port))
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def test_a_broker_that_is_not_there_yet_is_waited_for(kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap, 1)
+    _produce(kafka_bootstrap, topic, [b"first", b"second"])
+    forwarder = _Forwarder(kafka_bootstrap)
+    source = KafkaSource(parse_kafka_address(f"kafka://127.0.0.1:{forwarder.port}/{topic}?group=g-late"),
+                         follow=False, settings=FAST)
+    chunks: list[Chunk] = []
+    thread = threading.Thread(target=lambda: chunks.extend(_drain(source)), daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: source.errors.counts.get("connect", 0) >= 2, timeout=30)
+        assert chunks == []
+        forwarder.open()
+        thread.join(timeout=60)
+    finally:
+        forwarder.close()
+        source.close()
+    assert [c.data for c in chunks] == [b"first", b"second"]
