@@ -25,6 +25,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (Linux /proc): what the broker itself
+    spent, whatever else the machine was doing."""
+    total = 0.0
+    pending = [pid]
+    ticks = os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -35,8 +53,8 @@ def percentile(values: list[float], q: float) -> float:
 @contextmanager
 def broker_process(
     workers: int = 1, edit: Callable[[str], str] | None = None
-) -> Iterator[tuple[str, dict[str, str], Path]]:
-    """Yields (url, principal keys, config path) of a `jitsec broker serve` process."""
+) -> Iterator[tuple[str, dict[str, str], Path, int]]:
+    """Yields (url, principal keys, config path, pid) of a `jitsec broker serve` process."""
     with tempfile.TemporaryDirectory(prefix="jitsec-bench-") as tmp:
         config = Path(tmp) / "broker.toml"
         keys = init_config(config).keys
@@ -71,7 +89,7 @@ def broker_process(
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("the broker did not start")
                 time.sleep(0.1)
-            yield url, keys, config
+            yield url, keys, config, process.pid
         finally:
             process.terminate()
             process.wait(30)

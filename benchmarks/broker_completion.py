@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leases", type=int, default=10_000)
     args = parser.parse_args()
-    with broker_process() as (url, keys, config_path):
+    with broker_process() as (url, keys, config_path, _):
         orchestrator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['orchestrator']}"})
         small_task, small_token = start(url, orchestrator)
         fill(url, small_token, 1)

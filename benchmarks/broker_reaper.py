@@ -52,7 +52,7 @@ def measure(leases: int, window: int, max_sleep: float) -> dict[str, object]:
     def edit(text: str) -> str:
         return text.replace("max_sleep_seconds = 0.2", f"max_sleep_seconds = {max_sleep}")
 
-    with broker_process(edit=edit) as (url, keys, config_path):
+    with broker_process(edit=edit) as (url, keys, config_path, _):
         orchestrator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['orchestrator']}"})
         task = {"agent": "demo-agent", "task": "bench", "scopes": SCOPES, "ttl_seconds": 900}
         started = orchestrator.post("/v1/tasks", json=task).json()

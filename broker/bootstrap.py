@@ -37,7 +37,9 @@ max_sleep_seconds = 0.2              # the longest the reaper sleeps between pas
 batch_size = 500
 retry_base_seconds = 0.5             # revocation retries: exponential backoff with jitter...
 retry_cap_seconds = 60.0             # ...capped at this delay...
-retry_max_attempts = 12              # ...then the lease is marked failed and an alert is raised
+retry_max_attempts = 0               # 0: never give up on a credential that may still work; N: fail + alert after N
+retry_alert_after_attempts = 3      # alert "still revoking" after this many failed attempts...
+retry_alert_every_attempts = 10     # ...and again every this many
 
 [engines.token]                      # opaque jit_ tokens, checked with POST /v1/introspect
 default_ttl_seconds = 300

@@ -244,12 +244,16 @@ def _reaper(source: str, table: dict[str, Any]) -> ReaperSettings:
         retry=RetryPolicy(
             base_seconds=reader.get("retry_base_seconds", float, 0.5),
             cap_seconds=reader.get("retry_cap_seconds", float, 60.0),
-            max_attempts=reader.positive("retry_max_attempts", 12),
+            max_attempts=reader.get("retry_max_attempts", int, 0),
+            alert_after_attempts=reader.positive("retry_alert_after_attempts", 3),
+            alert_every_attempts=reader.positive("retry_alert_every_attempts", 10),
         ),
     )
     reader.done()
     if settings.max_sleep_seconds <= 0:
         raise ConfigError(f"{source}: reaper.max_sleep_seconds must be positive")
+    if settings.retry.max_attempts < 0:
+        raise ConfigError(f"{source}: reaper.retry_max_attempts must be 0 (never give up) or positive")
     return settings
 
 

@@ -59,15 +59,27 @@ class RevocationStatus(Enum):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits uniform(0.5, 1) x min(cap, base x 2^(n-1))."""
+    """Exponential backoff with full jitter: attempt n waits uniform(0.5, 1) x min(cap, base x 2^(n-1)).
+
+    ``max_attempts = 0`` (the default) never gives up: a credential that may still work is retried
+    until the engine answers, alerting after ``alert_after_attempts`` and every ``alert_every_attempts``
+    after that, so an outage is loud but a long one never turns into a forgotten live credential.
+    """
 
     base_seconds: float = 0.5
     cap_seconds: float = 60.0
-    max_attempts: int = 12
+    max_attempts: int = 0
+    alert_after_attempts: int = 3
+    alert_every_attempts: int = 10
 
     def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
         return ceiling * (0.5 + 0.5 * rand())
 
     def gives_up_after(self, attempts: int) -> bool:
-        return attempts >= self.max_attempts
+        return 0 < self.max_attempts <= attempts
+
+    def alerts_while_waiting(self, attempts: int) -> bool:
+        """Whether a retry after ``attempts`` failed attempts should raise a "still revoking" alert."""
+        past = attempts - self.alert_after_attempts
+        return past >= 0 and past % self.alert_every_attempts == 0

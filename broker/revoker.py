@@ -93,6 +93,7 @@ class Revoker:
         events: list[AuditEvent] = []
         results: list[RevocationResult] = []
         failures: list[tuple[Lease, str]] = []
+        waiting: list[tuple[Lease, str]] = []
         for lease in leases:
             now = self._clock()
             attempts = lease.attempts + 1
@@ -102,6 +103,8 @@ class Revoker:
             results.append(RevocationResult(lease=_applied(lease, update), status=status))
             if status is RevocationStatus.FAILED:
                 failures.append((lease, update.last_error or "unknown error"))
+            elif status is RevocationStatus.RETRYING and self._retry.alerts_while_waiting(attempts):
+                waiting.append((lease, f"still revoking after {attempts} attempts: {update.last_error}"))
             elif status is RevocationStatus.REVOKED and self._metrics is not None:
                 self._metrics.revoked.labels(lease.revoke_reason or "unknown").inc()
                 if lease.revoke_reason == EXPIRED:
@@ -110,6 +113,8 @@ class Revoker:
         for lease, message in failures:
             if self._metrics is not None:
                 self._metrics.revoke_failures.inc()
+            self._alert(lease, message)
+        for lease, message in waiting:
             self._alert(lease, message)
         return results
 

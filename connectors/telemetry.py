@@ -69,7 +69,7 @@ class _SourceCollector:
             "jitsec_source_errors", "Problems sources stepped over, by kind", labels=["source", "kind"]
         )
         lag = GaugeMetricFamily(
-            "jitsec_consumer_lag", "Records or bytes not yet read, where a source can tell", labels=["source"]
+            "jitsec_consumer_lag", "Bytes or records not yet read, where a source can tell", labels=["source"]
         )
         for name, source in self.sources:
             counts: SourceErrors = source.errors

@@ -73,7 +73,20 @@ _BUILDERS: dict[str, Callable[[str, Path], Sink]] = {
     "webhook": _webhook,
     "syslog+udp": _syslog("udp"),
     "syslog+tcp": _syslog("tcp"),
+    "kafka": lambda target, spool_dir: _streaming("kafka", target, spool_dir),
+    "elasticsearch": lambda target, spool_dir: _streaming("elasticsearch", target, spool_dir),
 }
+
+
+def _streaming(kind: str, target: str, spool_dir: Path) -> Sink:
+    """``kafka://HOST:PORT/TOPIC`` and ``elasticsearch://HOST:PORT/INDEX``; clients imported on use."""
+    if kind == "kafka":
+        from connectors.sinks.kafka import build_kafka_sink  # noqa: PLC0415
+
+        return build_kafka_sink(f"kafka:{target}", spool_dir)
+    from connectors.sinks.elasticsearch import build_elasticsearch_sink  # noqa: PLC0415
+
+    return build_elasticsearch_sink(f"elasticsearch:{target}", spool_dir)
 
 
 def build_sink(spec: str, spool_dir: Path | str) -> Sink:

@@ -105,6 +105,7 @@ class TailSource:
         self._reported: set[str] = set()  # problem kinds already counted in this episode
         self.opened = threading.Event()  # set once the file has been opened and positioned
         self._saved: FilePosition | None = None  # the checkpoint found at start
+        self._progress: tuple[int, int, int] | None = None  # (device, inode, offset) of the last read
 
     # -- Source protocol -------------------------------------------------------------------------
 
@@ -157,6 +158,19 @@ class TailSource:
         if acked is not None and self.checkpoints is not None:
             self._save(acked, durable=True)
 
+    def lag(self) -> int | None:
+        """Bytes in the file not read yet (the daemon's consumer-lag metric); None before the first read."""
+        progress = self._progress
+        if progress is None:
+            return None
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        if (info.st_dev, info.st_ino) != progress[:2]:
+            return info.st_size  # rotated: the new file is all unread
+        return max(0, info.st_size - progress[2])
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _chunk(self, current: _OpenFile, piece: Piece) -> Chunk:
@@ -186,6 +200,7 @@ class TailSource:
             self.errors.record("read-error", f"{self.path}: {exc.strerror}")
             return None
         current.read_offset += len(data)
+        self._progress = (current.device, current.inode, current.read_offset)
         return data
 
     def _at_end(self, current: _OpenFile) -> Generator[Chunk, None, _OpenFile | None]:

@@ -161,6 +161,19 @@ class DirectoryWatchSource:
             self._dirty_acked.update(self._acked)
         self._save_checkpoints(durable=True)
 
+    def lag(self) -> int:
+        """Bytes in known files not read yet (the daemon's consumer-lag metric); files not seen yet
+        are not counted."""
+        total = 0
+        for path, state in list(self._files.items()):
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) == (state.device, state.inode) and not state.binary:
+                total += max(0, info.st_size - state.read_offset)
+        return total
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _key(self, path: str) -> str:

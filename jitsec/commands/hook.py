@@ -155,8 +155,8 @@ def pre_push(
 ) -> None:
     """Scan the lines added by the commits being pushed; exit 1 (blocking the push) on a finding.
 
-    Git runs it as ``pre-push REMOTE URL`` with one ``LOCAL_REF LOCAL_ID REMOTE_REF REMOTE_ID`` line
-    per pushed ref on stdin; under the pre-commit framework the range comes from its environment.
+    Git runs it as `pre-push REMOTE URL` with one `LOCAL_REF LOCAL_ID REMOTE_REF REMOTE_ID` line per
+    pushed ref on stdin; under the pre-commit framework the range comes from its environment.
     """
     try:
         root = _repository_root()

@@ -112,6 +112,7 @@ class Context:
         self._open_tasks: list[str] = []
         self._agent_counter = 0
         self._scanner: Any = None
+        self._agent_clients: list[BrokerClient] = []
 
     def scanner(self) -> Any:
         """The project's scanner with the default rule packs, keyed by a key of this run only (the
@@ -126,7 +127,7 @@ class Context:
 
     def close(self) -> None:
         self.cleanup()
-        for client in (self.orchestrator, self.resource, self.anonymous):
+        for client in (self.orchestrator, self.resource, self.anonymous, *self._agent_clients):
             client.close()
         if self.audit is not None:
             self.audit.close()

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ class Env:
     tmp: Path
     keys: dict[str, str]
     audit_key: str
-    issued: list[str] = field(default_factory=list)  # every secret any test handed out, for hygiene scans
 
     def raw_config(self, **sections: Any) -> dict[str, Any]:
         raw: dict[str, Any] = {

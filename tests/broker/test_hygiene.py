@@ -14,6 +14,10 @@ import regex
 from broker.audit import record_to_dict
 from broker.client import BrokerAPIError
 from jitsec.credential_format import is_valid
+from scanner.engine import Scanner
+from scanner.fingerprint import Fingerprinter
+from scanner.model import StreamOrigin
+from scanner.ruleset import load_ruleset
 
 SHAPE = regex.compile(r"jit[a-z]*_[0-9A-Za-z]{46}")
 
@@ -71,6 +75,13 @@ def test_no_secret_reaches_store_logs_audit_or_errors(serve, env, caplog) -> Non
         for secret in issued:
             assert secret not in text, f"a secret is in {name}"
         assert not [m for m in SHAPE.findall(text) if is_valid(m)], f"a broker credential is in {name}"
+    scanner = Scanner(load_ruleset(), Fingerprinter(b"k" * 32), engine="python")  # a third pair of eyes
+    control = scanner.scan_bytes(f"token={issued[-1]}".encode(), StreamOrigin("control"))
+    assert [f for f in control if f.credential_sha256]  # the scanner does see a leaked secret
+    blobs = {**files, **{name: text.encode() for name, text in texts.items()}}
+    for name, data in blobs.items():
+        found = [f for f in scanner.scan_bytes(data, StreamOrigin(name)) if f.credential_sha256]
+        assert not found, f"the scanner found a broker credential in {name}"
     for name, text in texts.items():
         for secret in issued:
             assert secret not in text, f"a secret is in the {name}"

@@ -128,6 +128,32 @@ def test_retries_give_up_into_failed_with_an_alert(serve, env, clock) -> None:
     assert len(alerts) == 1 and "gave up after 3 attempts" in alerts[0]
 
 
+def test_by_default_retries_never_give_up_and_alert_while_waiting(serve, clock) -> None:
+    alerts: list[str] = []
+    engine = FlakyEngine([TransientEngineError("database unreachable")] * 25)
+    running = serve(
+        clock=clock,
+        engines={"token": engine},
+        run_reaper=False,
+        alert=lambda lease, message: alerts.append(message),
+    )
+    _, secret = _issue_one(running)
+    running.broker.service.revoke_lease(secret.lease_id, "requested")
+    for _ in range(24):
+        clock.advance(600)
+        running.broker.reaper.run_once()
+    lease = running.broker.store.get_lease(secret.lease_id)
+    assert lease.state is LeaseState.REVOKING and lease.attempts == 25
+    assert [message.split(":")[0] for message in alerts] == [
+        "still revoking after 3 attempts",
+        "still revoking after 13 attempts",
+        "still revoking after 23 attempts",
+    ]
+    clock.advance(600)
+    running.broker.reaper.run_once()
+    assert running.broker.store.get_lease(secret.lease_id).state is LeaseState.REVOKED
+
+
 def test_concurrent_revocations_of_one_lease_revoke_once(serve) -> None:
     engine = FlakyEngine([])
     running = serve(engines={"token": engine}, run_reaper=False)

@@ -145,7 +145,8 @@ def wait_until_login_refused(postgres_dsn: str, database: str, secret: dict[str,
         try:
             login(postgres_dsn, database, secret).close()
         except psycopg.OperationalError as error:  # NOLOGIN first, then the role is gone
-            assert "not permitted to log in" in str(error) or "password authentication failed" in str(error)
+            refusals = ("not permitted to log in", "password authentication failed", "does not exist")
+            assert any(refusal in str(error) for refusal in refusals), str(error)
             return
         assert time.monotonic() < deadline, "the credential still logs in"
         time.sleep(0.05)

@@ -49,3 +49,41 @@ def test_every_test_passes_against_the_project_broker(deployment, tmp_path: Path
     )
     if keep:  # CI keeps the report as an artefact (reports/ is git-ignored)
         shutil.copytree(tmp_path / "report", keep, dirs_exist_ok=True)
+
+
+def test_cli_runs_selected_tests_and_writes_reports(deployment, tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from jitsec.cli import main  # noqa: PLC0415
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": deployment.keys}))
+    result = CliRunner().invoke(
+        main,
+        [
+            "conformance",
+            "--broker",
+            deployment.url,
+            "--config",
+            str(deployment.config_path),
+            "--postgres",
+            deployment.postgres_dsn,
+            "--keys-file",
+            str(keys),
+            "--report-dir",
+            str(tmp_path / "out"),
+            "--only",
+            "8.2",
+            "--only",
+            "8.3",
+        ],
+        env={"JITSEC_ORCHESTRATOR_KEY": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert "8.2 Task-completion revocation: PASS" in result.output
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "conformance.md",
+        "conformance.html",
+        "conformance.json",
+    }
+    assert json.loads((tmp_path / "out" / "conformance.json").read_text())["score"] == pytest.approx(28.6)

@@ -3,8 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from connectors.sources.git import GitError, GitHistorySource
+from connectors.sources.git import BlobChange, GitError, GitHistorySource, _parse_raw_log
 from jitsec.credential_format import mint
 from scanner.engine import Scanner
 from scanner.fingerprint import Fingerprinter
@@ -122,3 +124,24 @@ def test_history_scan_through_the_pipeline_locates_by_commit_path_and_line(tmp_p
     ]
     assert secret not in repr(found)
     assert stats.errors.total == 0
+
+
+hex40 = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
+raw_paths = st.binary(min_size=1, max_size=30).filter(lambda p: b"\0" not in p)
+changes = st.tuples(st.sampled_from([b"A", b"M", b"D", b"T"]), st.sampled_from([b"100644", b"160000"]), hex40,
+                    raw_paths)
+
+
+@given(st.lists(st.tuples(hex40, st.lists(changes, max_size=4)), max_size=5))
+def test_raw_log_parser_yields_exactly_the_added_and_modified_blobs(log) -> None:
+    tokens: list[bytes] = []
+    expected: list[BlobChange] = []
+    for commit, entries in log:
+        tokens += [b"", commit.encode()]
+        expected.append(BlobChange(commit, "", ""))
+        for number, (status, mode, blob, path) in enumerate(entries):
+            header = b":100644 %s %s %s %s" % (mode, b"1" * 40, blob.encode(), status)
+            tokens += [(b"\n" if number == 0 else b"") + header, path]
+            if status != b"D" and mode != b"160000" and blob.strip("0"):
+                expected.append(BlobChange(commit, path.decode("utf-8", "surrogateescape"), blob))
+    assert list(_parse_raw_log(iter(tokens))) == expected

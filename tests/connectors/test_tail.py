@@ -245,3 +245,15 @@ def test_fifo_is_not_followed_and_does_not_hang(tmp_path: Path, follow) -> None:
     follower = follow(source)
     follower.wait_for(lambda _: source.errors.counts.get("not-a-file") == 1)
     follower.stop()
+
+
+def test_lag_counts_bytes_written_but_not_read(tmp_path: Path, follow) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\n")
+    source = TailSource(log, poll_interval=60)  # reads once, then sleeps through the appends
+    assert source.lag() is None
+    follower = follow(source)
+    follower.wait_for_data(b"one\n")
+    append(log, b"two\nthree\n")
+    assert source.lag() == 10
+    follower.stop()

@@ -119,3 +119,14 @@ def test_file_rewritten_in_place_is_read_from_its_start(tmp_path: Path, follow) 
     follower.wait_for_data(b"rewritten with longer content\n")
     follower.stop()
     assert follower.data == b"short\nrewritten with longer content\n"
+
+
+def test_lag_is_zero_once_everything_is_read(tmp_path: Path, follow) -> None:
+    root = tmp_path / "logs"
+    root.mkdir()
+    (root / "a.log").write_bytes(b"a\n")
+    source = DirectoryWatchSource(root)
+    follower = follow(source)
+    follower.wait_for_data(b"a\n")
+    assert source.lag() == 0
+    follower.stop()

@@ -1,0 +1,160 @@
+"""Elasticsearch sink: incidents indexed as Elastic Common Schema (ECS) documents a SOC can search.
+
+One document per incident (``_id`` = incident id), replaced by each newer version: indexing uses
+external versioning with the incident's ``version``, so a late retry of an older version can never
+overwrite a newer one (Elasticsearch answers 409, which counts as delivered). ``send`` only spools
+(``SpooledSink``); the spool's thread indexes and waits for Elasticsearch's answer, retrying while it
+is down. A document Elasticsearch refuses for good (400) is set aside in the spool's dead table.
+
+ECS fields written: ``@timestamp`` (last seen), ``message`` (the one-line summary), ``event.kind``
+(``alert``), ``event.category`` (``intrusion_detection``), ``event.type`` (``indicator``),
+``event.action`` (what the response did), ``event.outcome``, ``event.severity`` (21/47/73/99),
+``event.id``, ``event.start``/``event.end`` (first/last seen), ``event.dataset``/``event.module``,
+``rule.id``, ``rule.name``, ``rule.description``, ``rule.ruleset``, ``rule.version`` (rules digest),
+``observer.*``, ``tags``, and, under the custom ``jitsec`` namespace, the full ``jitsec.incident/1``
+record (fingerprint, preview, occurrences, locations, lease, agent, task, scopes, latency).
+No secret: the incident holds a redacted preview and a keyed fingerprint only.
+
+Spec for ``--alert``: ``elasticsearch://HOST:PORT/INDEX`` (the index is created with a mapping that
+makes ids keywords and times dates).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, TransportError
+
+from connectors.sinks.base import SpooledSink
+from connectors.sinks.serialize import incident_summary, incident_to_dict
+from connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
+from scanner.model import Incident, ResponseAction, Severity
+
+DEFAULT_INDEX = "jitsec-incidents"
+_SEVERITY_SCORE = {Severity.LOW: 21, Severity.MEDIUM: 47, Severity.HIGH: 73, Severity.CRITICAL: 99}
+_OUTCOME = {ResponseAction.REVOKED: "success", ResponseAction.IRREVOCABLE: "failure"}
+
+MAPPINGS: dict[str, Any] = {
+    "properties": {
+        "@timestamp": {"type": "date"},
+        "message": {"type": "text"},
+        "tags": {"type": "keyword"},
+        "event": {"properties": {
+            "kind": {"type": "keyword"}, "category": {"type": "keyword"}, "type": {"type": "keyword"},
+            "action": {"type": "keyword"}, "outcome": {"type": "keyword"}, "severity": {"type": "long"},
+            "id": {"type": "keyword"}, "start": {"type": "date"}, "end": {"type": "date"},
+            "dataset": {"type": "keyword"}, "module": {"type": "keyword"},
+        }},
+        "rule": {"properties": {
+            "id": {"type": "keyword"}, "name": {"type": "keyword"}, "description": {"type": "text"},
+            "ruleset": {"type": "keyword"}, "version": {"type": "keyword"},
+        }},
+        "observer": {"properties": {
+            "product": {"type": "keyword"}, "vendor": {"type": "keyword"}, "type": {"type": "keyword"},
+        }},
+        "jitsec": {"properties": {"incident": {"properties": {
+            "incident_id": {"type": "keyword"}, "fingerprint": {"type": "keyword"},
+            "lease_id": {"type": "keyword"}, "agent": {"type": "keyword"}, "task": {"type": "keyword"},
+            "scopes": {"type": "keyword"}, "locations": {"type": "keyword"}, "preview": {"type": "keyword"},
+            "action": {"type": "keyword"}, "broker": {"type": "keyword"},
+            "first_seen": {"type": "double"}, "last_seen": {"type": "double"},
+            "revoked_at": {"type": "double"}, "latency_ms": {"type": "double"},
+        }}}},
+    }
+}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def incident_to_ecs(incident: Incident) -> dict[str, Any]:
+    """The ECS document for one incident version."""
+    return {
+        "@timestamp": _iso(incident.last_seen),
+        "message": incident_summary(incident),
+        "tags": ["jitsec", "secret-leak", incident.severity.value, incident.action.value],
+        "event": {
+            "kind": "alert",
+            "category": ["intrusion_detection"],
+            "type": ["indicator"],
+            "action": incident.action.value,
+            "outcome": _OUTCOME.get(incident.action, "unknown"),
+            "severity": _SEVERITY_SCORE[incident.severity],
+            "id": incident.incident_id,
+            "start": _iso(incident.first_seen),
+            "end": _iso(incident.last_seen),
+            "dataset": "jitsec.incident",
+            "module": "jitsec",
+        },
+        "rule": {
+            "id": incident.rule_id,
+            "name": incident.rule_id,
+            "description": incident.description,
+            "ruleset": "jitsec",
+            "version": incident.rules_digest,
+        },
+        "observer": {"product": "jitsec", "vendor": "jitsec", "type": "secret-scanner"},
+        "jitsec": {"incident": incident_to_dict(incident)},
+    }
+
+
+def parse_elasticsearch_sink_spec(spec: str) -> tuple[str, str]:
+    """``elasticsearch://HOST:PORT/INDEX`` → ``(url, index)``; ``ValueError`` says what was expected."""
+    parts = urlsplit(spec)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    index = parts.path.lstrip("/") or DEFAULT_INDEX
+    if parts.scheme != "elasticsearch" or not parts.hostname or port is None or any(
+            c in index for c in ' "*,/\\<>|?#') or index != index.lower():
+        raise ValueError(f"elasticsearch sink {spec!r}: expected elasticsearch://HOST:PORT/INDEX "
+                         "(a lowercase index name)")
+    return f"http://{parts.hostname}:{port}", index
+
+
+class ElasticsearchSink(SpooledSink):
+    def __init__(self, url: str, spool_dir: Path | str, *, index: str = DEFAULT_INDEX,
+                 backoff: Backoff | None = None, timeout: float = 10.0,
+                 client: Elasticsearch | None = None) -> None:
+        self.url = url
+        self.index = index
+        self._client = client or Elasticsearch(url, request_timeout=timeout, max_retries=0)
+        self._owns_client = client is None
+        self._index_ready = False
+        super().__init__(f"elasticsearch:{url}/{index}", spool_dir, backoff=backoff)
+
+    def deliver(self, incident: Incident) -> None:
+        try:
+            self._ensure_index()
+            self._client.index(index=self.index, id=incident.incident_id, document=incident_to_ecs(incident),
+                               version=incident.version, version_type="external")
+        except ConflictError:
+            return  # this or a newer version is already indexed
+        except BadRequestError as error:
+            raise PermanentDeliveryError(f"elasticsearch refused the incident: {error.error}") from None
+        except (TransportError, ApiError) as error:
+            raise DeliveryError(f"elasticsearch unavailable: {type(error).__name__}") from None
+
+    def _ensure_index(self) -> None:
+        if self._index_ready:
+            return
+        try:
+            self._client.indices.create(index=self.index, mappings=MAPPINGS)
+        except BadRequestError as error:
+            if error.error != "resource_already_exists_exception":
+                raise
+        self._index_ready = True
+
+    def _close_receiver(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+
+def build_elasticsearch_sink(spec: str, spool_dir: Path | str) -> ElasticsearchSink:
+    url, index = parse_elasticsearch_sink_spec(spec)
+    return ElasticsearchSink(url, spool_dir, index=index)
