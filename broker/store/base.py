@@ -25,6 +25,9 @@ from typing import Protocol, runtime_checkable
 
 from broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 
+IN_FLIGHT_SECONDS = 30.0
+"""How long a revocation begun by one caller is its own before the reaper's retry pass may take it."""
+
 
 @dataclass(frozen=True, slots=True)
 class RevocationUpdate:
@@ -99,8 +102,10 @@ class Store(Protocol):
         ...
 
     def begin_revocation(self, lease_ids: Sequence[str], reason: str, detail: str, now: float) -> list[Lease]:
-        """Move the still-active ones to ``revoking`` (reason, detail, requested_at, next_attempt_at=now)
-        and return them as updated. Leases not active are skipped (someone else got there first)."""
+        """Move the still-active ones to ``revoking`` (reason, detail, requested_at, next_attempt_at =
+        now + IN_FLIGHT_SECONDS) and return them as updated. Leases not active are skipped (someone else
+        got there first). The caller attempts them at once; the later ``next_attempt_at`` keeps the
+        reaper's retry pass off an attempt in flight, and picks the lease up if its caller died."""
         ...
 
     def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from broker.audit import GENESIS, chain_hash
 from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Page, Task
-from broker.store.base import RevocationUpdate
+from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
 from broker.store.postgres_migrations import MIGRATIONS, SCHEMA
 
 # Advisory lock keys (per database): arbitrary constants, spelled so a DBA can recognise them.
@@ -386,7 +386,7 @@ class PostgresStore:
                 f"UPDATE jitsec.leases SET state = 'revoking', revoke_reason = %s, revoke_detail = %s, "
                 f"revoke_requested_at = %s, next_attempt_at = %s WHERE state = 'active' "
                 f"AND lease_id = ANY(%s) RETURNING {_LEASE_COLUMNS}",
-                (reason, detail, now, now, list(lease_ids)),
+                (reason, detail, now, now + IN_FLIGHT_SECONDS, list(lease_ids)),
             ).fetchall()
             return [_lease(r) for r in rows]
 

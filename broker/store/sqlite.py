@@ -21,7 +21,7 @@ from typing import IO
 
 from broker.audit import GENESIS, chain_hash
 from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Page, Task
-from broker.store.base import RevocationUpdate
+from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -438,7 +438,7 @@ class SQLiteStore:
                     f"UPDATE leases SET state = 'revoking', revoke_reason = ?, revoke_detail = ?, "
                     f"revoke_requested_at = ?, next_attempt_at = ? WHERE state = 'active' "
                     f"AND lease_id IN ({marks}) RETURNING {_LEASE_COLUMNS}",
-                    (reason, detail, now, now, *batch),
+                    (reason, detail, now, now + IN_FLIGHT_SECONDS, *batch),
                 ).fetchall()
                 moved.extend(_lease(r) for r in rows)
         return moved

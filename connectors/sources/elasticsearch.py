@@ -2,7 +2,8 @@
 following) new documents by timestamp, each document scanned once per string field.
 
 Address: ``elasticsearch://HOST:PORT/INDEX_PATTERN[?timestamp=FIELD]`` (``timestamp`` defaults to
-``@timestamp``). Chunks are located by ``ElasticsearchOrigin(index, doc_id, field path)``.
+``@timestamp``). Chunks are located by ``ElasticsearchOrigin(index, doc_id, field path)``; each ends
+with a newline (added when missing) so the scanner reports it at once.
 
 Backfill. The pattern is expanded to concrete indices (data streams to their backing indices), read
 in name order, each through its own point in time (PIT) sorted by ``_shard_doc`` and paged with
@@ -40,7 +41,7 @@ from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundErro
 from connectors.address import SourceAddressError
 from connectors.base import SourceErrors
 from connectors.checkpoints import CheckpointError, CheckpointStore
-from connectors.sources.json_fields import encode_field, raw_pieces, string_fields
+from connectors.sources.json_fields import encode_field, raw_pieces, string_fields, terminated
 from scanner.model import Chunk, ElasticsearchOrigin
 
 SCHEME = "elasticsearch://"
@@ -236,6 +237,8 @@ class ElasticsearchSource:
             if not hits:
                 break
             for hit in hits:
+                if self._closed.is_set():
+                    return  # not yielded, not checkpointed: the next run reads it
                 key = f"{hit['_index']}/{hit['_id']}"
                 ts = _timestamp_of(hit, self.address.timestamp_field)
                 near_end = start_watermark is not None and ts is not None \
@@ -302,6 +305,8 @@ class ElasticsearchSource:
                 if not hits:
                     return
                 for hit in hits:
+                    if self._closed.is_set():
+                        return
                     key = f"{hit['_index']}/{hit['_id']}"
                     ts = int(hit["sort"][0])
                     if key in self._yielded_seen:
@@ -335,7 +340,7 @@ class ElasticsearchSource:
         self.documents_read += 1
         fields = [(path, encode_field(text)) for path, text in string_fields(hit.get("_source") or {})]
         pieces = [(path, offset, line, piece) for path, data in fields
-                  for offset, line, piece in raw_pieces(data, self.settings.piece_bytes)]
+                  for offset, line, piece in raw_pieces(terminated(data), self.settings.piece_bytes)]
         entry = _Pending(len(pieces), effect)
         with self._lock:
             self._pending.append(entry)

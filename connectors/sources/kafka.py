@@ -3,7 +3,8 @@
 Address: ``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G[&format=auto|json|text][&start=earliest|latest]``.
 
 Values are scanned as raw text, or, when they are JSON, one chunk per string field located by
-``KafkaOrigin(topic, partition, offset, field)``. A record is *handled* once every chunk made from it
+``KafkaOrigin(topic, partition, offset, field)``; each ends with a newline (added when missing) so the
+scanner reports it at once. A record is *handled* once every chunk made from it
 was acknowledged; the group's offset for a partition is committed only up to the first record not yet
 handled (manual commits, never auto-commit), periodically, on a rebalance and on ``close``. A
 consumer killed mid-stream therefore re-reads what was not handled: nothing is lost, duplicates are
@@ -38,7 +39,7 @@ from kafka.structs import OffsetAndMetadata
 
 from connectors.address import SourceAddressError
 from connectors.base import SourceErrors
-from connectors.sources.json_fields import encode_field, raw_pieces, string_fields
+from connectors.sources.json_fields import encode_field, raw_pieces, string_fields, terminated
 from scanner.model import Chunk, KafkaOrigin
 
 ValueFormat = Literal["auto", "json", "text"]
@@ -332,7 +333,7 @@ class KafkaSource:
         pieces = [
             (field, offset, line, piece)
             for field, data in fields
-            for offset, line, piece in raw_pieces(data, self.settings.piece_bytes)
+            for offset, line, piece in raw_pieces(terminated(data), self.settings.piece_bytes)
         ]
         tp = TopicPartition(record.topic, record.partition)
         with self._track_lock:

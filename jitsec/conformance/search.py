@@ -26,6 +26,10 @@ from jitsec.conformance.model import Searched
 from jitsec.credential_format import sha256_fingerprint
 from jitsec.redaction import preview
 
+# Bytes other than printable ASCII, tab, CR and LF become line breaks before the scanner sees them
+# (like ``strings``): credentials are ASCII and keep their positions, while binary data (memory images,
+# database pages) no longer forms megabyte-long "lines" for the line-based decoders to chew on.
+_TO_LINES = bytes(b if (32 <= b < 127 or b in (9, 10, 13)) else 10 for b in range(256))
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{24,}={0,2}")
 _HEX_RUN = re.compile(rb"(?:[0-9a-fA-F]{2}){16,}")
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -94,6 +98,7 @@ class SecretSearch:
         return hits
 
     def candidates(self, data: bytes, where: str, *, decode: bool = True) -> list[Candidate]:
+        data = data.translate(_TO_LINES)
         found = self._scan(data, where, "plain")
         if decode and len(data) <= DECODE_LIMIT:
             for encoding, decoded in _decoded_runs(data):

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from broker.audit import iter_records, verify
 from broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
-from broker.store.base import RevocationUpdate, Store
+from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
 from broker.store.registry import open_store
 from broker.store.sqlite import SQLiteStore
 
@@ -75,8 +75,10 @@ def test_due_leases_retries_and_next_deadline(tmp_path) -> None:
     assert store.next_deadline() == NOW + 10
     assert [x.lease_id for x in store.leases_due(NOW + 15, 10)] == ["lse_0001"]
     store.begin_revocation(["lse_0002"], "r", "", NOW + 5)
-    assert store.next_deadline() == NOW + 5  # the pending revocation comes first
-    assert [x.lease_id for x in store.leases_to_retry(NOW + 5, 10)] == ["lse_0002"]
+    assert store.next_deadline() == NOW + 10  # lse_0001 expires before the begun one may be retried
+    assert store.leases_to_retry(NOW + 5, 10) == []  # in flight: its caller attempts it now
+    in_flight_over = NOW + 5 + IN_FLIGHT_SECONDS
+    assert [x.lease_id for x in store.leases_to_retry(in_flight_over, 10)] == ["lse_0002"]  # caller died
 
 
 def test_live_leases_page_by_cursor(tmp_path) -> None:

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from broker.audit import Tamper, verify
 from broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
-from broker.store.base import RevocationUpdate, Store
+from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
 from broker.store.postgres import PostgresStore, open_postgres
 from broker.store.registry import open_store
 
@@ -147,9 +147,11 @@ def test_revocation_is_compare_and_set(store: PostgresStore) -> None:
     store.add_lease(lease, event())
     started = store.begin_revocation([lease.lease_id], "task_complete", "", 10.0)
     assert [(x.lease_id, x.state, x.next_attempt_at) for x in started] == [
-        (lease.lease_id, LeaseState.REVOKING, 10.0)]
+        (lease.lease_id, LeaseState.REVOKING, 10.0 + IN_FLIGHT_SECONDS)]
     assert store.begin_revocation([lease.lease_id], "task_complete", "", 11.0) == []
-    assert lease.lease_id in {x.lease_id for x in store.leases_to_retry(10.0, 10_000)}
+    assert lease.lease_id not in {x.lease_id for x in store.leases_to_retry(10.0, 10_000)}  # in flight
+    in_flight_over = 10.0 + IN_FLIGHT_SECONDS
+    assert lease.lease_id in {x.lease_id for x in store.leases_to_retry(in_flight_over, 10_000)}
     store.finish_revocation([RevocationUpdate(lease.lease_id, LeaseState.REVOKING, 12.0, 1, 20.0, "down")],
                            [event(AuditKind.REVOKE_RETRY)])
     assert lease.lease_id not in {x.lease_id for x in store.leases_to_retry(15.0, 10_000)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
 import threading
 import time
@@ -95,7 +96,10 @@ class Deployment:
 
     def run(self, tmp: Path, **overrides: Any) -> tuple[Report, SecretLedger]:
         suite = Suite(self.settings(tmp, **overrides))
-        return suite.run(), suite.ledger
+        try:
+            return suite.run(), suite.ledger
+        finally:  # agent sandboxes and the leak file (it holds a dead token) go with the run
+            shutil.rmtree(tmp / "work", ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -192,6 +196,8 @@ def deployment(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> I
                 logger.propagate = propagate
             handler.close()
             _drop_roles(postgres_dsn, prefix)
+            # A deliberately broken broker (8.5's test) logged plaintext secrets: leave no file behind.
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

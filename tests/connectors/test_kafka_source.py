@@ -89,9 +89,9 @@ def test_text_and_json_records_become_chunks_located_by_topic_partition_offset_f
     chunks = _drain(_source(kafka_bootstrap, topic, "g-origins"))
     located = [(c.origin, c.data) for c in chunks]
     assert located == [
-        (KafkaOrigin(topic, 0, 0, None), b"user=alice token=planted-one"),
-        (KafkaOrigin(topic, 0, 1, "level"), b"info"),
-        (KafkaOrigin(topic, 0, 1, "ctx.headers[0]"), b"Authorization: planted-two"),
+        (KafkaOrigin(topic, 0, 0, None), b"user=alice token=planted-one\n"),  # terminated: scanned at once
+        (KafkaOrigin(topic, 0, 1, "level"), b"info\n"),
+        (KafkaOrigin(topic, 0, 1, "ctx.headers[0]"), b"Authorization: planted-two\n"),
     ]
     assert all(c.read_at is not None for c in chunks)
     assert _committed(kafka_bootstrap, topic, "g-origins", 1) == [2]  # clean shutdown committed
@@ -108,7 +108,7 @@ def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(kafka_
     for chunk in chunks:
         assert isinstance(chunk.origin, KafkaOrigin)
         by_offset[chunk.origin.offset] = by_offset.get(chunk.origin.offset, b"") + chunk.data
-    assert by_offset == dict(enumerate(values))
+    assert by_offset == {offset: value + b"\n" for offset, value in enumerate(values)}
     big_pieces = [c for c in chunks if c.origin == KafkaOrigin(topic, 0, 3, None)]
     assert len(big_pieces) > 1
     assert [c.offset for c in big_pieces] == sorted(c.offset for c in big_pieces)
@@ -311,4 +311,4 @@ def test_a_broker_that_is_not_there_yet_is_waited_for(kafka_bootstrap: str) -> N
     finally:
         forwarder.close()
         source.close()
-    assert [c.data for c in chunks] == [b"first", b"second"]
+    assert [c.data for c in chunks] == [b"first\n", b"second\n"]
