@@ -137,6 +137,15 @@ class Scanner:
         scan = self.stream(origin)
         return scan.feed(Chunk(data=data, origin=origin, offset=offset, line=line)) + scan.finish()
 
+    def candidate_secrets(self, data: bytes) -> list[tuple[str, str]]:
+        """``(rule_id, secret)`` for every confirmed match in ``data``, in position order.
+
+        Plaintext on purpose, for the one caller that must try a candidate at the resource (the
+        conformance suite playing the attacker); everything else works with findings. Never log,
+        store or print what this returns.
+        """
+        return [(self.rules[m.rule_index].id, m.secret) for m in self.matches(data)]
+
     # -- the pipeline of one buffer ---------------------------------------------------------------
 
     def matches(self, data: bytes, *, skip_heuristic: bool = False, fresh_from: int = 0) -> list[_Match]:

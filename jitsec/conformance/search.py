@@ -109,9 +109,10 @@ class SecretSearch:
         return list(unique.values())
 
     def _scan(self, data: bytes, where: str, encoding: str) -> list[Candidate]:
-        scanner = self._scanner
-        rules = scanner.rules  # type: ignore[attr-defined]
-        return [Candidate(m.secret, rules[m.rule_index].id, where, encoding) for m in scanner.matches(data)]  # type: ignore[attr-defined]
+        return [
+            Candidate(secret, rule_id, where, encoding)
+            for rule_id, secret in self._scanner.candidate_secrets(data)
+        ]
 
 
 def _decoded_runs(data: bytes) -> Iterable[tuple[str, bytes]]:
