@@ -21,10 +21,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jitsec.conformance.model import Searched
 from jitsec.credential_format import sha256_fingerprint
 from jitsec.redaction import preview
+
+if TYPE_CHECKING:
+    from scanner.engine import Scanner
 
 # Bytes other than printable ASCII, tab, CR and LF become line breaks before the scanner sees them
 # (like ``strings``): credentials are ASCII and keep their positions, while binary data (memory images,
@@ -76,7 +80,7 @@ def encoded_forms(secret: str) -> dict[str, tuple[bytes, ...]]:
 class SecretSearch:
     """Scanner discovery plus a search for known secrets; one instance per test (holds the secrets)."""
 
-    def __init__(self, scanner: object, known: Iterable[str] = ()) -> None:
+    def __init__(self, scanner: Scanner, known: Iterable[str] = ()) -> None:
         self._scanner = scanner
         self._known = {s: encoded_forms(s) for s in known if s}
 
