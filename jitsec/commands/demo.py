@@ -174,7 +174,7 @@ def wait_inactive(resource: BrokerClient, token: str, timeout: float,
 
 
 def run_demo(directory: Path, *, timeout: float = 8.0, say: Callable[[str], None] = lambda _: None,
-             ruleset: RuleSet | None = None, engine: EngineName = "python") -> dict:
+             ruleset: RuleSet | None = None, engine: EngineName = "auto") -> dict:
     """Run the loop once in ``directory``; returns the machine-readable summary."""
     started_at = time.monotonic()
     log_path = directory / "agent.log"
@@ -271,10 +271,10 @@ def _show(console: Console, summary: dict) -> None:
               help="Run in this directory and keep it (broker database, log, spools).")
 @click.option("--timeout", type=float, default=8.0, show_default=True,
               help="Seconds to wait for the revocation before giving up.")
-@click.option("--engine", type=click.Choice(["python", "hyperscan", "auto"]), default="python",
+@click.option("--engine", type=click.Choice(["python", "hyperscan", "auto"]), default="auto",
               show_default=True,
-              help="Matcher for the tailed log. The pure-Python matcher finds the same secrets; a first "
-                   "Hyperscan compile of the full rule set takes longer than the whole demo.")
+              help="Matcher for the tailed log: auto uses Hyperscan when installed (its compiled database is "
+                   "cached after the first run); the pure-Python matcher finds the same secrets.")
 def demo(as_json: bool, keep: Path | None, timeout: float, engine: EngineName) -> None:
     """Leak a broker-issued token into a log and watch the scanner get it revoked.
 

@@ -18,6 +18,7 @@ from scanner.engine import EngineName, Scanner
 from scanner.fingerprint import Fingerprinter, FingerprintKeyError
 from scanner.model import Finding
 from scanner.output import FORMATS, FindingWriter, Format
+from scanner.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
 from scanner.ruleset import RuleError, RuleSet, default_pack_paths, load_pack, load_ruleset, make_ruleset
 from scanner.scan_job import EXIT_ERROR, ScanResult, plan, run_scan
 
@@ -71,13 +72,15 @@ def _load_rules(rule_files: tuple[Path, ...], no_default: bool, gitleaks: Path |
     return ruleset
 
 
-def _build_scanner(ruleset: RuleSet, engine: str, baseline: Baseline) -> Scanner:
+def _build_scanner(ruleset: RuleSet, engine: str, baseline: Baseline,
+                   live_fingerprints: Callable[[str], bool] | None = None) -> Scanner:
     try:
         fingerprinter = Fingerprinter.load_or_create()
     except FingerprintKeyError as error:
         raise _fail(str(error)) from None
     try:
-        return Scanner(ruleset, fingerprinter, engine=cast(EngineName, engine), ignored_sha1=baseline.sha1)
+        return Scanner(ruleset, fingerprinter, engine=cast(EngineName, engine), ignored_sha1=baseline.sha1,
+                       live_fingerprints=live_fingerprints)
     except RuntimeError as error:
         raise _fail(str(error)) from None
 
@@ -144,10 +147,11 @@ def _report(result: ScanResult, scanner: Scanner) -> None:
               help="Write findings here instead of stdout.")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print throughput (MB per CPU second), candidate share and per-rule counts to stderr.")
+@response_options
 def scan(  # noqa: PLR0917 - click passes options positionally by name
     paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
          rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
-         fmt: str, output: Path | None, show_stats: bool) -> None:
+         fmt: str, output: Path | None, show_stats: bool, response: ResponseOptions) -> None:
     """Find secrets in files, directories (recursively) and standard input (`-`).
 
     Secrets are shown only as redacted previews with a keyed fingerprint. Binary files, FIFOs and
@@ -169,7 +173,8 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
     started_wall = time.perf_counter()
     ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
     baseline = _load_baselines(baselines)
-    scanner = _build_scanner(ruleset, engine, baseline)
+    runtime = build_response(response, rules_digest=ruleset.digest) if response.enabled else None
+    scanner = _build_scanner(ruleset, engine, baseline, runtime.live_fingerprints if runtime else None)
     try:
         target: Any = open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)  # noqa: SIM115
     except OSError as error:
@@ -177,12 +182,25 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
     with target as stream:
         color = output is None and stream.isatty()
         writer = FindingWriter(cast(Format, fmt), stream, ruleset, color=color)
-        result = _execute(paths, scanner, baseline, jobs, progress, writer.write)
+        try:
+            result = _execute(paths, scanner, baseline, jobs, progress, _responding(writer.write, runtime))
+        finally:
+            if runtime is not None:
+                runtime.close()
         writer.close(result.summary())
     _report(result, scanner)
     if show_stats:
         _print_stats(result, scanner, time.process_time(), time.perf_counter() - started_wall)
     sys.exit(result.exit_code)
+
+
+def _responding(emit: Callable[[list[Finding]], None],
+                runtime: ResponseRuntime | None) -> Callable[[list[Finding]], None]:
+    """With ``--broker`` or ``--alert``, findings pass through the leak response first (which reports
+    broker-format hits, sets ``broker`` on them and raises incidents) before they are written."""
+    if runtime is None:
+        return emit
+    return lambda found: emit(runtime.responder.respond(None, found))
 
 
 def _print_stats(result: ScanResult, scanner: Scanner, cpu: float, wall: float) -> None:

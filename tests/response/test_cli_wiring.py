@@ -72,3 +72,34 @@ def test_a_bad_alert_spec_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["watch", str(log), "--alert", "pager:duty"],
                                 env=env_for(tmp_path, None))
     assert result.exit_code == 2 and "--alert" in result.output
+
+
+def test_scan_with_a_broker_revokes_and_marks_findings(tmp_path: Path, broker: EmbeddedBroker) -> None:
+    token = issue(broker)
+    config = tmp_path / "settings.env"
+    config.write_text(f"API_TOKEN={token}\n")
+    alerts = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(
+        main, ["scan", str(config), "-f", "jsonl", "--engine", "python", "--alert", f"jsonl:{alerts}"],
+        env=env_for(tmp_path, broker), catch_exceptions=False,
+    )
+    assert result.exit_code == 1, result.output
+    findings = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert {f["broker"] for f in findings if f.get("credential_sha256")} == {"revoked"}
+    assert not broker.broker.service.introspect(token, "t").active
+    assert json.loads(alerts.read_text().splitlines()[-1])["action"] == "revoked"
+    assert token not in result.output
+
+
+def test_scan_without_a_broker_marks_broker_format_hits_unknown(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    token = issue(broker)
+    config = tmp_path / "settings.env"
+    config.write_text(f"API_TOKEN={token}\n")
+    result = CliRunner().invoke(main, ["scan", str(config), "-f", "jsonl", "--engine", "python"],
+                                env=env_for(tmp_path, None), catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    findings = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert {f["broker"] for f in findings if f.get("credential_sha256")} == {"unknown"}
+    assert broker.broker.service.introspect(token, "t").active
