@@ -43,8 +43,20 @@ class LazyGroup(click.Group):
         return command
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """The version and the digest of the default rule set, the digest every alert is stamped with."""
+    if not value or ctx.resilient_parsing:
+        return
+    from scanner.ruleset import load_ruleset  # noqa: PLC0415 - only --version pays for loading rules
+
+    ruleset = load_ruleset()
+    click.echo(f"jitsec {__version__} (rules {ruleset.digest}: {len(ruleset.rules)} default rules)")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="jitsec")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and the default rule-set digest, and exit.")
 def main() -> None:
     """Just-in-time secrets for AI agents, and a leak scanner that revokes what it finds.
 
