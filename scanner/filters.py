@@ -24,7 +24,7 @@ PRAGMA_NEXTLINE = "pragma: allowlist nextline secret"
 _PLACEHOLDER_WORDS = ("xxxx", "changeme", "change_me", "redacted", "placeholder", "****", "${", "{{", "%(")
 # A digest or id named as such just before the value, e.g. `sha256:`, `"commit": "`, `integrity="`.
 _DIGEST_CONTEXT = regex.compile(
-    r"(?i)(?:sha(?:1|224|256|384|512)?|md5|digest|checksum|hash|commit|integrity|etag|"
+    r"(?i)(?:sha(?:1|224|256|384|512)?|md5|digest|checksum|hash|hashed[_-]?secret|commit|integrity|etag|"
     r"trace[_-]?id|span[_-]?id|request[_-]?id|uuid|guid|nonce)[\"']?\s*[:=]?\s*[\"']?\s*$"
 )
 # printf/format placeholders standing where a value will go: %s, %-10s, %(password)s, %1$s

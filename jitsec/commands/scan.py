@@ -13,6 +13,8 @@ from typing import Any, TextIO, cast
 
 import click
 
+from connectors.address import is_source_address
+from jitsec.commands.scanning import scan_addresses
 from scanner.baseline import Baseline, BaselineError, baseline_document, load_baseline
 from scanner.engine import EngineName, Scanner
 from scanner.fingerprint import Fingerprinter, FingerprintKeyError
@@ -116,10 +118,16 @@ def _stderr_console() -> Any:
 
 def _execute(paths: tuple[str, ...], scanner: Scanner, baseline: Baseline, jobs: int,  # noqa: PLR0917
              progress: bool | None, emit: Callable[[list[Finding]], None]) -> ScanResult:
+    addresses = [path for path in paths if is_source_address(path)]  # git:, kafka://, elasticsearch://
+    paths = tuple(path for path in paths if not is_source_address(path))
     planned = plan(paths)
     total = sum(entry.size for entry in planned[0])
     with _progress_bar(progress, total) as advance:
-        return run_scan(paths, scanner, emit, baseline=baseline, jobs=jobs, progress=advance, planned=planned)
+        result = run_scan(paths, scanner, emit, baseline=baseline, jobs=jobs, progress=advance,
+                          planned=planned)
+    if addresses:
+        scan_addresses(addresses, scanner, baseline, emit, result)
+    return result
 
 
 def _report(result: ScanResult, scanner: Scanner) -> None:

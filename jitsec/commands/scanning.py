@@ -15,7 +15,7 @@ from connectors.address import SourceAddressError, open_source
 from scanner.baseline import Baseline, BaselineError, load_baseline
 from scanner.engine import Scanner
 from scanner.fingerprint import Fingerprinter, FingerprintKeyError
-from scanner.model import Chunk, Finding
+from scanner.model import Chunk, Finding, GitOrigin
 from scanner.pipeline import run_sources
 from scanner.ruleset import RuleError, load_ruleset
 from scanner.scan_job import ScanResult
@@ -54,6 +54,34 @@ def build_scanner(
         raise ScannerSetupError(str(exc)) from exc
 
 
+class FirstSeenInHistory:
+    """Reports a secret that stays in a file over many commits once, at the commit that introduced it.
+
+    The history source scans every blob once, but each later version of a file is another blob that
+    still holds the secret; without this, one leak would be reported once per version. History is read
+    oldest first, so the first finding kept is the introducing commit. Other origins pass through.
+    Thread-safe; remembers (rule, fingerprint, path) of kept history findings only.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        self.repeats = 0
+
+    def __call__(self, findings: Sequence[Finding]) -> list[Finding]:
+        kept = []
+        for finding in findings:
+            if isinstance(finding.origin, GitOrigin):
+                key = (finding.rule_id, finding.fingerprint, finding.origin.path)
+                with self._lock:
+                    if key in self._seen:
+                        self.repeats += 1
+                        continue
+                    self._seen.add(key)
+            kept.append(finding)
+        return kept
+
+
 def scan_addresses(
     addresses: Sequence[str],
     scanner: Scanner,
@@ -69,11 +97,13 @@ def scan_addresses(
         result.errors.record("source", str(exc))
         return
     lock = threading.Lock()
+    first_seen = FirstSeenInHistory()
 
     def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
-        fresh = [finding for finding in findings if not baseline.accepts(finding)]
+        unaccepted = [finding for finding in findings if not baseline.accepts(finding)]
+        fresh = first_seen(unaccepted)
         with lock:
-            result.baselined += len(findings) - len(fresh)
+            result.baselined += len(findings) - len(unaccepted)
             result.findings += len(fresh)
             if fresh:
                 emit(fresh)

@@ -28,7 +28,7 @@ from connectors.base import Source, SourceErrors
 from connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
 from connectors.sources.git import GitStats
 from connectors.telemetry import DaemonMetrics, HealthServer
-from jitsec.commands.scanning import ScannerSetupError, build_scanner, load_baselines
+from jitsec.commands.scanning import FirstSeenInHistory, ScannerSetupError, build_scanner, load_baselines
 from scanner.baseline import Baseline
 from scanner.engine import Scanner
 from scanner.model import Chunk, Finding
@@ -90,6 +90,7 @@ class Watch:
         self.findings = 0
         self.stopped_by = "end of input"
         self._write_lock = threading.Lock()
+        self.first_seen = FirstSeenInHistory()
 
     def stop(self, reason: str) -> None:
         """Stop following; safe from signal handlers and other threads, idempotent."""
@@ -101,7 +102,7 @@ class Watch:
             source.close()
 
     def on_findings(self, chunk: Chunk, findings: list[Finding]) -> None:
-        kept = [finding for finding in findings if not self.baseline.accepts(finding)]
+        kept = self.first_seen([finding for finding in findings if not self.baseline.accepts(finding)])
         if kept and self.runtime is not None:
             kept = self.runtime.responder.respond(chunk, kept)
         if kept:
@@ -159,13 +160,13 @@ def _summary(watch: Watch, stats: PipelineStats, metrics: DaemonMetrics) -> dict
     }
 
 
-def _report_end(summary: dict[str, Any], stats: PipelineStats, sources: Sequence[MeteredSource]) -> None:
+def _report_end(watch: Watch, summary: dict[str, Any], stats: PipelineStats) -> None:
     click.echo(
         f"jitsec: stopped ({summary['stopped_by']}): {summary['findings']} finding(s), "
         f"{summary['chunks']} chunks, {summary['bytes']} bytes",
         err=True,
     )
-    for source in sources:
+    for source in watch.sources:
         history = getattr(source.source, "stats", None)
         if isinstance(history, GitStats):
             click.echo(
@@ -174,6 +175,9 @@ def _report_end(summary: dict[str, Any], stats: PipelineStats, sources: Sequence
                 f"{history.blobs_repeated} repeats skipped",
                 err=True,
             )
+    if watch.first_seen.repeats:
+        click.echo(f"jitsec: {watch.first_seen.repeats} repeat(s) of secrets already reported at the "
+                   "commit that introduced them", err=True)
     for example in stats.errors.examples:
         click.echo(f"jitsec: {example}", err=True)
 
@@ -218,7 +222,7 @@ def _run(
         summary = _summary(watch, stats, metrics)
         if writer is not None:
             writer.close(summary)
-        _report_end(summary, stats, sources)
+        _report_end(watch, summary, stats)
     return EXIT_FINDINGS if watch.findings else EXIT_CLEAN
 
 

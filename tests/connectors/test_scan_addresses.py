@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 from jitsec.commands.scanning import scan_addresses
@@ -31,3 +34,37 @@ def test_git_address_is_scanned_once_with_baseline_and_errors(tmp_path: Path, gi
     broken = ScanResult()
     scan_addresses([f"git:{tmp_path / 'nothing'}"], scanner, Baseline(), lambda found: None, broken)
     assert broken.errors.counts == {"source": 1} and broken.exit_code == 2
+
+
+def test_a_secret_kept_over_many_commits_is_reported_once(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    secret = mint("jit_")
+    (repo / "app.env").write_text(f"TOKEN={secret}\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "introduce")
+    introduced = git_repo("rev-parse", "HEAD").strip()
+    for number in range(3):  # later versions of the file still hold it
+        (repo / "app.env").write_text((repo / "app.env").read_text() + f"DEBUG={number}\n")
+        git_repo("commit", "-q", "-am", f"edit {number}")
+    scanner = Scanner(load_ruleset([PACK], include_default=False), Fingerprinter(b"f" * 32), engine="python")
+    emitted = []
+    result = ScanResult()
+    scan_addresses([f"git:{repo}"], scanner, Baseline(), emitted.extend, result)
+    assert [(f.origin.commit, f.origin.path, f.line) for f in emitted] == [(introduced, "app.env", 1)]
+    assert result.findings == 1 and result.files == 4
+
+
+def test_jitsec_scan_accepts_git_addresses_beside_paths(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    (repo / "old.env").write_text(f"TOKEN={mint('jit_')}\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "leak")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("nothing\n")
+    env = {**os.environ, "JITSEC_FINGERPRINT_KEY": "66" * 32}
+    result = subprocess.run(["jitsec", "scan", "-f", "jsonl", f"git:{repo}", str(plain)], capture_output=True,
+                            text=True, env=env, check=False)
+    assert result.returncode == 1, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    paths = [row["path"].split(":", 1)[1] for row in rows if row["rule"] == "broker-engine-token"]
+    assert paths == ["old.env"]

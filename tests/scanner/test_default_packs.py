@@ -60,3 +60,14 @@ def test_chunking_does_not_change_findings_on_the_default_packs(default_scanners
                                                                 cuts: list[int]) -> None:
     scanner = default_scanners[0]
     assert stream_scan(scanner, data, cuts) == stream_scan(scanner, data, [])
+
+
+def test_a_detect_secrets_baseline_is_not_itself_a_leak(default_scanners: Scanners) -> None:
+    """Its `hashed_secret` values are SHA-1 digests, named as such: no rule may report them."""
+    baseline = (
+        b'{"results": {"app/settings.py": [{"type": "Secret Keyword", "filename": "app/settings.py",\n'
+        b'  "hashed_secret": "5b2e6f1a9c0d4e3f8a7b6c5d4e3f2a1b0c9d8e7f", "is_verified": false,\n'
+        b'  "line_number": 3}]}}\n'
+    )
+    for scanner in default_scanners:
+        assert scanner.scan_bytes(baseline, StreamOrigin(".secrets.baseline")) == []
