@@ -53,7 +53,7 @@ class FindingWriter:
         self.fmt, self.stream, self.ruleset = fmt, stream, ruleset
         self._held: list[Finding] = []
         self._console = Console(file=stream, force_terminal=color, no_color=not color, highlight=False,
-                                soft_wrap=True) if fmt == "text" else None
+                                emoji=False, soft_wrap=True) if fmt == "text" else None
 
     def write(self, findings: Sequence[Finding]) -> None:
         for finding in findings:

@@ -64,7 +64,7 @@ def incident_panel(incident: Incident) -> Panel:
 class ConsoleSink:
     def __init__(self, console: Console | None = None) -> None:
         self.name = "console"
-        self._console = console or Console(stderr=True)
+        self._console = console or Console(stderr=True, emoji=False)
         self._lock = threading.Lock()
 
     def send(self, incident: Incident) -> None:

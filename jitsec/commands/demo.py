@@ -284,7 +284,7 @@ def demo(as_json: bool, keep: Path | None, timeout: float, engine: EngineName) -
     was not revoked.
     """
     logging.basicConfig(level=logging.ERROR)
-    console = Console(stderr=as_json)
+    console = Console(stderr=as_json, emoji=False)
     say = (lambda _: None) if as_json else (lambda text: console.print(f"[dim]•[/] {text}"))
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)

@@ -113,7 +113,7 @@ def _progress_bar(enabled: bool | None, total: int) -> Iterator[Callable[[int], 
 def _stderr_console() -> Any:
     from rich.console import Console  # noqa: PLC0415
 
-    return Console(stderr=True)
+    return Console(stderr=True, emoji=False)
 
 
 def _execute(paths: tuple[str, ...], scanner: Scanner, baseline: Baseline, jobs: int,  # noqa: PLR0917
@@ -339,4 +339,4 @@ def rules_list(
         table.add_column(column, no_wrap=column == "id")
     for row in rows:
         table.add_row(row["id"], row["pack"], row["severity"], row["validator"] or "", row["description"])
-    Console(file=out).print(table)
+    Console(file=out, emoji=False).print(table)

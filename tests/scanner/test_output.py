@@ -70,3 +70,13 @@ def test_text_output_is_one_line_per_finding(hs_scanner: Scanner) -> None:
     assert len(lines) == 2
     assert lines[0].startswith("app/config.env:1:5") and "sample-aws-access-key-id" in lines[0]
     assert finding_row(found[0])["preview"] in lines[0]
+
+
+def test_text_output_prints_locations_literally_never_as_emoji_or_markup(hs_scanner: Scanner) -> None:
+    text = b"\n" * 99 + f"aws={AWS}\n".encode()
+    found = hs_scanner.scan_bytes(text, FileOrigin("logs/[bold]x[/]:100:.log"))
+    stream = io.StringIO()
+    writer = FindingWriter("text", stream, hs_scanner.ruleset)
+    writer.write(found)
+    writer.close({})
+    assert "logs/[bold]x[/]:100:.log:100:5" in stream.getvalue()
