@@ -19,7 +19,8 @@ from connectors.sinks.syslog import SyslogSink
 from connectors.sinks.webhook import WebhookSink
 
 ALERT_SPEC_HELP = ("console | jsonl:PATH | webhook:URL | syslog+udp://HOST:PORT | "
-                   "syslog+tcp://HOST:PORT (repeatable)")
+                   "syslog+tcp://HOST:PORT | kafka://HOST:PORT/TOPIC | elasticsearch://HOST:PORT/INDEX "
+                   "(repeatable)")
 
 
 @dataclass(frozen=True, slots=True)
