@@ -20,95 +20,30 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from broker.audit import GENESIS, chain_hash
-from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Page, Task
+from broker.audit import GENESIS
+from broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
 from broker.store.postgres_migrations import MIGRATIONS, SCHEMA
+from broker.store.sql_common import AUDIT_COLUMNS, SqlDialect, revocation_values
 
 # Advisory lock keys (per database): arbitrary constants, spelled so a DBA can recognise them.
 AUDIT_LOCK_KEY = 0x6A69747365630101
 MIGRATE_LOCK_KEY = 0x6A69747365630102
 REAPER_LOCK_KEY = 0x6A69747365630103
 
-_LEASE_COLUMNS = (
-    "lease_id, task_id, agent, engine, scopes, issued_at, expires_at, fingerprint, handle, "
-    "state, revoke_reason, revoke_detail, revoke_requested_at, revoked_at, attempts, "
-    "next_attempt_at, last_error, rotated_from, username"
+_SQL = SqlDialect(
+    mark="%s",
+    prefix="jitsec.",
+    encode_scopes=list,  # text[]: psycopg adapts a list to an array and loads the array as a list
+    decode_scopes=tuple,
 )
-_TASK_COLUMNS = (
-    "task_id, agent, name, scopes, created_at, expires_at, grant_sha256, grant_expires_at, "
-    "created_by, redeemed_at, completed_at"
-)
-_AUDIT_COLUMNS = (
-    "seq, at, kind, principal, agent, task_id, lease_id, engine, scopes, resource, detail, prev_hash, hash"
-)
-_LEASE_INSERT = f"INSERT INTO jitsec.leases ({_LEASE_COLUMNS}) VALUES ({', '.join(['%s'] * 19)})"
+# seq is the head's seq + 1, numbered by ``_append`` under the audit advisory lock (follows the chain)
+_INSERT_AUDIT = f"INSERT INTO jitsec.audit ({AUDIT_COLUMNS}) VALUES ({_SQL.marks(13)})"
+# one constant text for every state filter; binding NULL (no states given) matches every lease
+_STATE_FILTER = " AND (%s::text[] IS NULL OR state = ANY(%s::text[]))"
+_BEGIN_REVOCATION = _SQL.begin_revocation("= ANY(%s)")
 
 T = TypeVar("T")
-
-
-def _lease(row: Sequence[Any]) -> Lease:
-    return Lease(
-        lease_id=row[0],
-        task_id=row[1],
-        agent=row[2],
-        engine=row[3],
-        scopes=tuple(row[4]),
-        issued_at=row[5],
-        expires_at=row[6],
-        fingerprint=row[7],
-        handle=row[8],
-        state=LeaseState(row[9]),
-        revoke_reason=row[10],
-        revoke_detail=row[11],
-        revoke_requested_at=row[12],
-        revoked_at=row[13],
-        attempts=row[14],
-        next_attempt_at=row[15],
-        last_error=row[16],
-        rotated_from=row[17],
-        username=row[18],
-    )
-
-
-def _task(row: Sequence[Any]) -> Task:
-    return Task(
-        task_id=row[0],
-        agent=row[1],
-        name=row[2],
-        scopes=tuple(row[3]),
-        created_at=row[4],
-        expires_at=row[5],
-        grant_sha256=row[6],
-        grant_expires_at=row[7],
-        created_by=row[8],
-        redeemed_at=row[9],
-        completed_at=row[10],
-    )
-
-
-def _lease_values(lease: Lease) -> tuple[object, ...]:
-    return (
-        lease.lease_id,
-        lease.task_id,
-        lease.agent,
-        lease.engine,
-        list(lease.scopes),
-        lease.issued_at,
-        lease.expires_at,
-        lease.fingerprint,
-        lease.handle,
-        lease.state.value,
-        lease.revoke_reason,
-        lease.revoke_detail,
-        lease.revoke_requested_at,
-        lease.revoked_at,
-        lease.attempts,
-        lease.next_attempt_at,
-        lease.last_error,
-        lease.rotated_from,
-        lease.username,
-    )
 
 
 def _states(states: Collection[LeaseState] | None) -> list[str] | None:
@@ -192,32 +127,10 @@ class PostgresStore:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK_KEY,))
         row = conn.execute("SELECT seq, hash FROM jitsec.audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (row[0], row[1]) if row else (0, GENESIS)
-        rows = []
-        for event in events:
-            seq += 1
-            digest = chain_hash(self._key, prev, event)
-            rows.append(
-                (
-                    seq,
-                    event.at,
-                    event.kind.value,
-                    event.principal,
-                    event.agent,
-                    event.task_id,
-                    event.lease_id,
-                    event.engine,
-                    list(event.scopes),
-                    event.resource,
-                    event.detail,
-                    prev,
-                    digest,
-                )
-            )
-            prev = digest
+        chained = _SQL.audit_rows(self._key, prev, events)
+        rows = [(number, *values) for number, values in enumerate(chained, start=seq + 1)]
         with conn.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO jitsec.audit ({_AUDIT_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})", rows
-            )
+            cursor.executemany(_INSERT_AUDIT, rows)
 
     def migrate(self) -> None:
         def work(conn: psycopg.Connection) -> None:
@@ -242,39 +155,21 @@ class PostgresStore:
     # tasks -----------------------------------------------------------------------------------------
     def create_task(self, task: Task, event: AuditEvent) -> None:
         def work(conn: psycopg.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO jitsec.tasks ({_TASK_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
-                (
-                    task.task_id,
-                    task.agent,
-                    task.name,
-                    list(task.scopes),
-                    task.created_at,
-                    task.expires_at,
-                    task.grant_sha256,
-                    task.grant_expires_at,
-                    task.created_by,
-                    task.redeemed_at,
-                    task.completed_at,
-                ),
-            )
+            conn.execute(_SQL.insert_task, _SQL.task_values(task))
             self._append(conn, [event])
 
         self._run(work, transaction=True)
 
     def get_task(self, task_id: str) -> Task | None:
-        rows = self._read(f"SELECT {_TASK_COLUMNS} FROM jitsec.tasks WHERE task_id = %s", (task_id,))
-        return _task(rows[0]) if rows else None
+        rows = self._read(_SQL.get_task, (task_id,))
+        return _SQL.task(rows[0]) if rows else None
 
     def redeem_grant(self, task_id: str, now: float, token_lease: Lease, event: AuditEvent) -> bool:
         def work(conn: psycopg.Connection) -> bool:
-            changed = conn.execute(
-                "UPDATE jitsec.tasks SET redeemed_at = %s WHERE task_id = %s AND redeemed_at IS NULL",
-                (now, task_id),
-            ).rowcount
+            changed = conn.execute(_SQL.redeem_grant, (now, task_id)).rowcount
             if not changed:
                 return False
-            conn.execute(_LEASE_INSERT, _lease_values(token_lease))
+            conn.execute(_SQL.insert_lease, _SQL.lease_values(token_lease))
             self._append(conn, [event])
             return True
 
@@ -282,10 +177,7 @@ class PostgresStore:
 
     def complete_task(self, task_id: str, now: float, event: AuditEvent) -> bool:
         def work(conn: psycopg.Connection) -> bool:
-            changed = conn.execute(
-                "UPDATE jitsec.tasks SET completed_at = %s WHERE task_id = %s AND completed_at IS NULL",
-                (now, task_id),
-            ).rowcount
+            changed = conn.execute(_SQL.complete_task, (now, task_id)).rowcount
             if changed:
                 self._append(conn, [event])
             return bool(changed)
@@ -293,71 +185,45 @@ class PostgresStore:
         return self._run(work, transaction=True)
 
     def open_tasks_of_agent(self, agent: str, now: float) -> list[Task]:
-        rows = self._read(
-            f"SELECT {_TASK_COLUMNS} FROM jitsec.tasks WHERE agent = %s "
-            "AND completed_at IS NULL AND expires_at > %s",
-            (agent, now),
-        )
-        return [_task(r) for r in rows]
+        rows = self._read(_SQL.open_tasks_of_agent, (agent, now))
+        return [_SQL.task(r) for r in rows]
 
     # leases ----------------------------------------------------------------------------------------
     def add_lease(self, lease: Lease, event: AuditEvent) -> None:
         def work(conn: psycopg.Connection) -> None:
-            conn.execute(_LEASE_INSERT, _lease_values(lease))
+            conn.execute(_SQL.insert_lease, _SQL.lease_values(lease))
             self._append(conn, [event])
 
         self._run(work, transaction=True)
 
     def get_lease(self, lease_id: str) -> Lease | None:
-        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE lease_id = %s", (lease_id,))
-        return _lease(rows[0]) if rows else None
+        rows = self._read(_SQL.get_lease, (lease_id,))
+        return _SQL.lease(rows[0]) if rows else None
 
     def lease_by_fingerprint(self, sha256: str) -> Lease | None:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE fingerprint = %s", (sha256.lower(),)
-        )
-        return _lease(rows[0]) if rows else None
+        rows = self._read(_SQL.lease_by_fingerprint, (sha256.lower(),))
+        return _SQL.lease(rows[0]) if rows else None
 
     def leases_of_task(self, task_id: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE task_id = %s "
-            "AND (%s::text[] IS NULL OR state = ANY(%s::text[]))",
-            (task_id, _states(states), _states(states)),
-        )
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_of_task + _STATE_FILTER, (task_id, _states(states), _states(states)))
+        return [_SQL.lease(r) for r in rows]
 
     def leases_of_agent(self, agent: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE agent = %s "
-            "AND (%s::text[] IS NULL OR state = ANY(%s::text[]))",
-            (agent, _states(states), _states(states)),
-        )
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_of_agent + _STATE_FILTER, (agent, _states(states), _states(states)))
+        return [_SQL.lease(r) for r in rows]
 
     def live_leases(self, cursor: str | None, limit: int, now: float) -> Page:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE state = 'active' "
-            "AND expires_at > %s AND lease_id > %s ORDER BY lease_id LIMIT %s",
-            (now, cursor or "", limit + 1),
-        )
-        leases = tuple(_lease(r) for r in rows[:limit])
+        rows = self._read(_SQL.live_leases, (now, cursor or "", limit + 1))
+        leases = tuple(_SQL.lease(r) for r in rows[:limit])
         return Page(leases=leases, next_cursor=leases[-1].lease_id if len(rows) > limit else None)
 
     def leases_due(self, now: float, limit: int) -> list[Lease]:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE state = 'active' "
-            "AND expires_at <= %s ORDER BY expires_at LIMIT %s",
-            (now, limit),
-        )
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_due, (now, limit))
+        return [_SQL.lease(r) for r in rows]
 
     def leases_to_retry(self, now: float, limit: int) -> list[Lease]:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM jitsec.leases WHERE state = 'revoking' "
-            "AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s",
-            (now, limit),
-        )
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_to_retry, (now, limit))
+        return [_SQL.lease(r) for r in rows]
 
     def next_deadline(self) -> float | None:
         rows = self._read(
@@ -369,11 +235,7 @@ class PostgresStore:
 
     def shorten_expiry(self, lease_id: str, expires_at: float, event: AuditEvent) -> bool:
         def work(conn: psycopg.Connection) -> bool:
-            changed = conn.execute(
-                "UPDATE jitsec.leases SET expires_at = %s WHERE lease_id = %s "
-                "AND state = 'active' AND expires_at > %s",
-                (expires_at, lease_id, expires_at),
-            ).rowcount
+            changed = conn.execute(_SQL.shorten_expiry, (expires_at, lease_id, expires_at)).rowcount
             if changed:
                 self._append(conn, [event])
             return bool(changed)
@@ -383,33 +245,16 @@ class PostgresStore:
     def begin_revocation(self, lease_ids: Sequence[str], reason: str, detail: str, now: float) -> list[Lease]:
         def work(conn: psycopg.Connection) -> list[Lease]:
             rows = conn.execute(
-                f"UPDATE jitsec.leases SET state = 'revoking', revoke_reason = %s, revoke_detail = %s, "
-                f"revoke_requested_at = %s, next_attempt_at = %s WHERE state = 'active' "
-                f"AND lease_id = ANY(%s) RETURNING {_LEASE_COLUMNS}",
-                (reason, detail, now, now + IN_FLIGHT_SECONDS, list(lease_ids)),
+                _BEGIN_REVOCATION, (reason, detail, now, now + IN_FLIGHT_SECONDS, list(lease_ids))
             ).fetchall()
-            return [_lease(r) for r in rows]
+            return [_SQL.lease(r) for r in rows]
 
         return self._run(work, transaction=True) if lease_ids else []
 
     def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
         def work(conn: psycopg.Connection) -> None:
             with conn.cursor() as cursor:
-                cursor.executemany(
-                    "UPDATE jitsec.leases SET state = %s, revoked_at = %s, attempts = %s, "
-                    "next_attempt_at = %s, last_error = %s WHERE lease_id = %s AND state = 'revoking'",
-                    [
-                        (
-                            u.state.value,
-                            u.at if u.state is LeaseState.REVOKED else None,
-                            u.attempts,
-                            u.next_attempt_at,
-                            u.last_error,
-                            u.lease_id,
-                        )
-                        for u in updates
-                    ],
-                )
+                cursor.executemany(_SQL.finish_revocation, [revocation_values(u) for u in updates])
             self._append(conn, events)
 
         if updates or events:
@@ -421,30 +266,7 @@ class PostgresStore:
             self._run(lambda conn: self._append(conn, events), transaction=True)
 
     def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
-        rows = self._read(
-            f"SELECT {_AUDIT_COLUMNS} FROM jitsec.audit WHERE seq > %s ORDER BY seq LIMIT %s",
-            (after_seq, limit),
-        )
-        return [
-            AuditRecord(
-                seq=r[0],
-                event=AuditEvent(
-                    kind=AuditKind(r[2]),
-                    at=r[1],
-                    principal=r[3],
-                    agent=r[4],
-                    task_id=r[5],
-                    lease_id=r[6],
-                    engine=r[7],
-                    scopes=tuple(r[8]),
-                    resource=r[9],
-                    detail=r[10],
-                ),
-                prev_hash=r[11],
-                hash=r[12],
-            )
-            for r in rows
-        ]
+        return [_SQL.audit_record(r) for r in self._read(_SQL.audit_records, (after_seq, limit))]
 
     # agents ----------------------------------------------------------------------------------------
     def set_quarantined(self, agent: str, quarantined: bool, event: AuditEvent) -> None:
@@ -456,13 +278,13 @@ class PostgresStore:
                     (agent, event.at),
                 )
             else:
-                conn.execute("DELETE FROM jitsec.quarantine WHERE agent = %s", (agent,))
+                conn.execute(_SQL.unquarantine, (agent,))
             self._append(conn, [event])
 
         self._run(work, transaction=True)
 
     def is_quarantined(self, agent: str) -> bool:
-        return bool(self._read("SELECT 1 FROM jitsec.quarantine WHERE agent = %s", (agent,)))
+        return bool(self._read(_SQL.is_quarantined, (agent,)))
 
     # coordination ----------------------------------------------------------------------------------
     def try_acquire_reaper_lock(self) -> bool:

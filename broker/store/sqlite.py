@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from broker.audit import GENESIS, chain_hash
-from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Page, Task
+from broker.audit import GENESIS
+from broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
+from broker.store.sql_common import AUDIT_ROW_COLUMNS, SqlDialect, revocation_values
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -53,18 +54,14 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_LEASE_COLUMNS = (
-    "lease_id, task_id, agent, engine, scopes, issued_at, expires_at, fingerprint, handle, "
-    "state, revoke_reason, revoke_detail, revoke_requested_at, revoked_at, attempts, "
-    "next_attempt_at, last_error, rotated_from, username"
+_SQL = SqlDialect(
+    mark="?",
+    prefix="",
+    encode_scopes=lambda scopes: json.dumps(list(scopes)),  # SQLite has no arrays: scopes are JSON text
+    decode_scopes=lambda value: tuple(json.loads(value)),
 )
-_TASK_COLUMNS = (
-    "task_id, agent, name, scopes, created_at, expires_at, grant_sha256, grant_expires_at, "
-    "created_by, redeemed_at, completed_at"
-)
-
-
-_LEASE_MARKS = ",".join("?" * 19)
+# seq is the rowid SQLite assigns (writers are serialised by BEGIN IMMEDIATE, so it follows the chain)
+_INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_ROW_COLUMNS}) VALUES ({_SQL.marks(12)})"
 
 
 @dataclass(slots=True)
@@ -75,74 +72,6 @@ class _Work:
     done: bool = False
     result: object = None
     error: BaseException | None = None
-
-
-def _scopes(value: str) -> tuple[str, ...]:
-    return tuple(json.loads(value))
-
-
-def _lease(row: sqlite3.Row | tuple) -> Lease:
-    return Lease(
-        lease_id=row[0],
-        task_id=row[1],
-        agent=row[2],
-        engine=row[3],
-        scopes=_scopes(row[4]),
-        issued_at=row[5],
-        expires_at=row[6],
-        fingerprint=row[7],
-        handle=row[8],
-        state=LeaseState(row[9]),
-        revoke_reason=row[10],
-        revoke_detail=row[11],
-        revoke_requested_at=row[12],
-        revoked_at=row[13],
-        attempts=row[14],
-        next_attempt_at=row[15],
-        last_error=row[16],
-        rotated_from=row[17],
-        username=row[18],
-    )
-
-
-def _task(row: tuple) -> Task:
-    return Task(
-        task_id=row[0],
-        agent=row[1],
-        name=row[2],
-        scopes=_scopes(row[3]),
-        created_at=row[4],
-        expires_at=row[5],
-        grant_sha256=row[6],
-        grant_expires_at=row[7],
-        created_by=row[8],
-        redeemed_at=row[9],
-        completed_at=row[10],
-    )
-
-
-def _lease_values(lease: Lease) -> tuple:
-    return (
-        lease.lease_id,
-        lease.task_id,
-        lease.agent,
-        lease.engine,
-        json.dumps(list(lease.scopes)),
-        lease.issued_at,
-        lease.expires_at,
-        lease.fingerprint,
-        lease.handle,
-        lease.state.value,
-        lease.revoke_reason,
-        lease.revoke_detail,
-        lease.revoke_requested_at,
-        lease.revoked_at,
-        lease.attempts,
-        lease.next_attempt_at,
-        lease.last_error,
-        lease.rotated_from,
-        lease.username,
-    )
 
 
 def _states_clause(states: Collection[LeaseState] | None) -> tuple[str, list[str]]:
@@ -258,31 +187,7 @@ class SQLiteStore:
             return
         row = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         prev = row[0] if row else GENESIS
-        rows = []
-        for event in events:
-            digest = chain_hash(self._key, prev, event)
-            rows.append(
-                (
-                    event.at,
-                    event.kind.value,
-                    event.principal,
-                    event.agent,
-                    event.task_id,
-                    event.lease_id,
-                    event.engine,
-                    json.dumps(list(event.scopes)),
-                    event.resource,
-                    event.detail,
-                    prev,
-                    digest,
-                )
-            )
-            prev = digest
-        db.executemany(
-            "INSERT INTO audit (at, kind, principal, agent, task_id, lease_id, engine, scopes, "
-            "resource, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        db.executemany(_INSERT_AUDIT, _SQL.audit_rows(self._key, prev, events))
 
     def migrate(self) -> None:
         with self._write() as db:
@@ -305,110 +210,71 @@ class SQLiteStore:
     # tasks -----------------------------------------------------------------------------------------
     def create_task(self, task: Task, event: AuditEvent) -> None:
         with self._write() as db:
-            db.execute(
-                f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    task.task_id,
-                    task.agent,
-                    task.name,
-                    json.dumps(list(task.scopes)),
-                    task.created_at,
-                    task.expires_at,
-                    task.grant_sha256,
-                    task.grant_expires_at,
-                    task.created_by,
-                    task.redeemed_at,
-                    task.completed_at,
-                ),
-            )
+            db.execute(_SQL.insert_task, _SQL.task_values(task))
             self._append(db, [event])
 
     def get_task(self, task_id: str) -> Task | None:
-        rows = self._read(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,))
-        return _task(rows[0]) if rows else None
+        rows = self._read(_SQL.get_task, (task_id,))
+        return _SQL.task(rows[0]) if rows else None
 
     def redeem_grant(self, task_id: str, now: float, token_lease: Lease, event: AuditEvent) -> bool:
         with self._write() as db:
-            changed = db.execute(
-                "UPDATE tasks SET redeemed_at = ? WHERE task_id = ? AND redeemed_at IS NULL", (now, task_id)
-            ).rowcount
+            changed = db.execute(_SQL.redeem_grant, (now, task_id)).rowcount
             if not changed:
                 return False
-            db.execute(
-                f"INSERT INTO leases ({_LEASE_COLUMNS}) VALUES ({','.join('?' * 19)})",
-                _lease_values(token_lease),
-            )
+            db.execute(_SQL.insert_lease, _SQL.lease_values(token_lease))
             self._append(db, [event])
             return True
 
     def complete_task(self, task_id: str, now: float, event: AuditEvent) -> bool:
         with self._write() as db:
-            changed = db.execute(
-                "UPDATE tasks SET completed_at = ? WHERE task_id = ? AND completed_at IS NULL", (now, task_id)
-            ).rowcount
+            changed = db.execute(_SQL.complete_task, (now, task_id)).rowcount
             if changed:
                 self._append(db, [event])
             return bool(changed)
 
     def open_tasks_of_agent(self, agent: str, now: float) -> list[Task]:
-        rows = self._read(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent = ? AND completed_at IS NULL AND expires_at > ?",
-            (agent, now),
-        )
-        return [_task(r) for r in rows]
+        rows = self._read(_SQL.open_tasks_of_agent, (agent, now))
+        return [_SQL.task(r) for r in rows]
 
     # leases ----------------------------------------------------------------------------------------
     def add_lease(self, lease: Lease, event: AuditEvent) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute(f"INSERT INTO leases ({_LEASE_COLUMNS}) VALUES ({_LEASE_MARKS})", _lease_values(lease))
+            db.execute(_SQL.insert_lease, _SQL.lease_values(lease))
             self._append(db, [event])
 
         self._grouped(work)
 
     def get_lease(self, lease_id: str) -> Lease | None:
-        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,))
-        return _lease(rows[0]) if rows else None
+        rows = self._read(_SQL.get_lease, (lease_id,))
+        return _SQL.lease(rows[0]) if rows else None
 
     def lease_by_fingerprint(self, sha256: str) -> Lease | None:
-        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE fingerprint = ?", (sha256.lower(),))
-        return _lease(rows[0]) if rows else None
+        rows = self._read(_SQL.lease_by_fingerprint, (sha256.lower(),))
+        return _SQL.lease(rows[0]) if rows else None
 
     def leases_of_task(self, task_id: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
         clause, values = _states_clause(states)
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE task_id = ?{clause}", (task_id, *values)
-        )
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_of_task + clause, (task_id, *values))
+        return [_SQL.lease(r) for r in rows]
 
     def leases_of_agent(self, agent: str, states: Collection[LeaseState] | None = None) -> list[Lease]:
         clause, values = _states_clause(states)
-        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE agent = ?{clause}", (agent, *values))
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_of_agent + clause, (agent, *values))
+        return [_SQL.lease(r) for r in rows]
 
     def live_leases(self, cursor: str | None, limit: int, now: float) -> Page:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE state = 'active' AND expires_at > ? "
-            "AND lease_id > ? ORDER BY lease_id LIMIT ?",
-            (now, cursor or "", limit + 1),
-        )
-        leases = tuple(_lease(r) for r in rows[:limit])
+        rows = self._read(_SQL.live_leases, (now, cursor or "", limit + 1))
+        leases = tuple(_SQL.lease(r) for r in rows[:limit])
         return Page(leases=leases, next_cursor=leases[-1].lease_id if len(rows) > limit else None)
 
     def leases_due(self, now: float, limit: int) -> list[Lease]:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE state = 'active' AND expires_at <= ? "
-            "ORDER BY expires_at LIMIT ?",
-            (now, limit),
-        )
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_due, (now, limit))
+        return [_SQL.lease(r) for r in rows]
 
     def leases_to_retry(self, now: float, limit: int) -> list[Lease]:
-        rows = self._read(
-            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE state = 'revoking' "
-            "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-            (now, limit),
-        )
-        return [_lease(r) for r in rows]
+        rows = self._read(_SQL.leases_to_retry, (now, limit))
+        return [_SQL.lease(r) for r in rows]
 
     def next_deadline(self) -> float | None:
         rows = self._read(
@@ -420,10 +286,7 @@ class SQLiteStore:
 
     def shorten_expiry(self, lease_id: str, expires_at: float, event: AuditEvent) -> bool:
         with self._write() as db:
-            changed = db.execute(
-                "UPDATE leases SET expires_at = ? WHERE lease_id = ? AND state = 'active' AND expires_at > ?",
-                (expires_at, lease_id, expires_at),
-            ).rowcount
+            changed = db.execute(_SQL.shorten_expiry, (expires_at, lease_id, expires_at)).rowcount
             if changed:
                 self._append(db, [event])
             return bool(changed)
@@ -433,33 +296,16 @@ class SQLiteStore:
         with self._write() as db:
             for start in range(0, len(lease_ids), 500):
                 batch = list(lease_ids[start : start + 500])
-                marks = ",".join("?" * len(batch))
                 rows = db.execute(
-                    f"UPDATE leases SET state = 'revoking', revoke_reason = ?, revoke_detail = ?, "
-                    f"revoke_requested_at = ?, next_attempt_at = ? WHERE state = 'active' "
-                    f"AND lease_id IN ({marks}) RETURNING {_LEASE_COLUMNS}",
+                    _SQL.begin_revocation(f"IN ({_SQL.marks(len(batch))})"),
                     (reason, detail, now, now + IN_FLIGHT_SECONDS, *batch),
                 ).fetchall()
-                moved.extend(_lease(r) for r in rows)
+                moved.extend(_SQL.lease(r) for r in rows)
         return moved
 
     def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
         with self._write() as db:
-            db.executemany(
-                "UPDATE leases SET state = ?, revoked_at = ?, attempts = ?, next_attempt_at = ?, "
-                "last_error = ? WHERE lease_id = ? AND state = 'revoking'",
-                [
-                    (
-                        u.state.value,
-                        u.at if u.state is LeaseState.REVOKED else None,
-                        u.attempts,
-                        u.next_attempt_at,
-                        u.last_error,
-                        u.lease_id,
-                    )
-                    for u in updates
-                ],
-            )
+            db.executemany(_SQL.finish_revocation, [revocation_values(u) for u in updates])
             self._append(db, events)
 
     # audit -----------------------------------------------------------------------------------------
@@ -467,31 +313,7 @@ class SQLiteStore:
         self._grouped(lambda db: self._append(db, events))
 
     def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
-        rows = self._read(
-            "SELECT seq, at, kind, principal, agent, task_id, lease_id, engine, scopes, "
-            "resource, detail, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        )
-        return [
-            AuditRecord(
-                seq=r[0],
-                event=AuditEvent(
-                    kind=AuditKind(r[2]),
-                    at=r[1],
-                    principal=r[3],
-                    agent=r[4],
-                    task_id=r[5],
-                    lease_id=r[6],
-                    engine=r[7],
-                    scopes=_scopes(r[8]),
-                    resource=r[9],
-                    detail=r[10],
-                ),
-                prev_hash=r[11],
-                hash=r[12],
-            )
-            for r in rows
-        ]
+        return [_SQL.audit_record(r) for r in self._read(_SQL.audit_records, (after_seq, limit))]
 
     # agents ----------------------------------------------------------------------------------------
     def set_quarantined(self, agent: str, quarantined: bool, event: AuditEvent) -> None:
@@ -499,11 +321,11 @@ class SQLiteStore:
             if quarantined:
                 db.execute("INSERT OR IGNORE INTO quarantine (agent, since) VALUES (?, ?)", (agent, event.at))
             else:
-                db.execute("DELETE FROM quarantine WHERE agent = ?", (agent,))
+                db.execute(_SQL.unquarantine, (agent,))
             self._append(db, [event])
 
     def is_quarantined(self, agent: str) -> bool:
-        return bool(self._read("SELECT 1 FROM quarantine WHERE agent = ?", (agent,)))
+        return bool(self._read(_SQL.is_quarantined, (agent,)))
 
     # coordination ----------------------------------------------------------------------------------
     def try_acquire_reaper_lock(self) -> bool:

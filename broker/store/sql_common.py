@@ -1,0 +1,256 @@
+# ruff: noqa: S608  (SQL text is built from constant column lists, table names and marks only; values are bound)
+"""The SQL both stores share: column lists, statement texts and the row <-> model mapping.
+
+SQLite and PostgreSQL run the same task, lease and audit statements; only the placeholder (``?`` or
+``%s``), the table prefix (none or ``jitsec.``) and how scopes are stored (JSON text or ``text[]``)
+differ. Each store builds one ``SqlDialect`` at import and keeps for itself only what really differs:
+connections, transactions and locking, audit sequencing, ``IN``/``ANY``, upserts, migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from broker.audit import chain_hash
+from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Task
+from broker.store.base import RevocationUpdate
+
+LEASE_COLUMNS = (
+    "lease_id, task_id, agent, engine, scopes, issued_at, expires_at, fingerprint, handle, "
+    "state, revoke_reason, revoke_detail, revoke_requested_at, revoked_at, attempts, "
+    "next_attempt_at, last_error, rotated_from, username"
+)
+TASK_COLUMNS = (
+    "task_id, agent, name, scopes, created_at, expires_at, grant_sha256, grant_expires_at, "
+    "created_by, redeemed_at, completed_at"
+)
+AUDIT_ROW_COLUMNS = (
+    "at, kind, principal, agent, task_id, lease_id, engine, scopes, resource, detail, prev_hash, hash"
+)
+"""The audit columns ``SqlDialect.audit_rows`` fills, in that order (all but ``seq``)."""
+AUDIT_COLUMNS = f"seq, {AUDIT_ROW_COLUMNS}"
+
+
+def revocation_values(update: RevocationUpdate) -> tuple[object, ...]:
+    """Parameters of ``SqlDialect.finish_revocation`` for one update (``revoked_at`` only once revoked)."""
+    return (
+        update.state.value,
+        update.at if update.state is LeaseState.REVOKED else None,
+        update.attempts,
+        update.next_attempt_at,
+        update.last_error,
+        update.lease_id,
+    )
+
+
+class SqlDialect:
+    """One database's spelling of the shared statements (built once) and its row <-> model mapping.
+
+    ``encode_scopes``/``decode_scopes`` convert a scope tuple to and from its stored form.
+    """
+
+    def __init__(
+        self,
+        *,
+        mark: str,
+        prefix: str,
+        encode_scopes: Callable[[Sequence[str]], object],
+        decode_scopes: Callable[[Any], tuple[str, ...]],
+    ) -> None:
+        self.mark = mark
+        self._encode_scopes = encode_scopes
+        self._decode_scopes = decode_scopes
+        m = mark
+        tasks, leases, audit, quarantine = (prefix + t for t in ("tasks", "leases", "audit", "quarantine"))
+        self._leases = leases
+        select_tasks = f"SELECT {TASK_COLUMNS} FROM {tasks}"
+        select_leases = f"SELECT {LEASE_COLUMNS} FROM {leases}"
+
+        self.insert_task = f"INSERT INTO {tasks} ({TASK_COLUMNS}) VALUES ({self.marks(11)})"
+        self.get_task = f"{select_tasks} WHERE task_id = {m}"
+        self.redeem_grant = (
+            f"UPDATE {tasks} SET redeemed_at = {m} WHERE task_id = {m} AND redeemed_at IS NULL"
+        )
+        self.complete_task = (
+            f"UPDATE {tasks} SET completed_at = {m} WHERE task_id = {m} AND completed_at IS NULL"
+        )
+        self.open_tasks_of_agent = (
+            f"{select_tasks} WHERE agent = {m} AND completed_at IS NULL AND expires_at > {m}"
+        )
+
+        self.insert_lease = f"INSERT INTO {leases} ({LEASE_COLUMNS}) VALUES ({self.marks(19)})"
+        self.get_lease = f"{select_leases} WHERE lease_id = {m}"
+        self.lease_by_fingerprint = f"{select_leases} WHERE fingerprint = {m}"
+        # the two below are completed by each store's own state filter (IN list or ANY array)
+        self.leases_of_task = f"{select_leases} WHERE task_id = {m}"
+        self.leases_of_agent = f"{select_leases} WHERE agent = {m}"
+        self.live_leases = (
+            f"{select_leases} WHERE state = 'active' AND expires_at > {m} "
+            f"AND lease_id > {m} ORDER BY lease_id LIMIT {m}"
+        )
+        self.leases_due = (
+            f"{select_leases} WHERE state = 'active' AND expires_at <= {m} ORDER BY expires_at LIMIT {m}"
+        )
+        self.leases_to_retry = (
+            f"{select_leases} WHERE state = 'revoking' "
+            f"AND next_attempt_at <= {m} ORDER BY next_attempt_at LIMIT {m}"
+        )
+        self.shorten_expiry = (
+            f"UPDATE {leases} SET expires_at = {m} WHERE lease_id = {m} "
+            f"AND state = 'active' AND expires_at > {m}"
+        )
+        self.finish_revocation = (
+            f"UPDATE {leases} SET state = {m}, revoked_at = {m}, attempts = {m}, next_attempt_at = {m}, "
+            f"last_error = {m} WHERE lease_id = {m} AND state = 'revoking'"
+        )
+
+        self.audit_records = f"SELECT {AUDIT_COLUMNS} FROM {audit} WHERE seq > {m} ORDER BY seq LIMIT {m}"
+        self.unquarantine = f"DELETE FROM {quarantine} WHERE agent = {m}"
+        self.is_quarantined = f"SELECT 1 FROM {quarantine} WHERE agent = {m}"
+
+    def marks(self, count: int) -> str:
+        """``count`` placeholders for a VALUES or IN list."""
+        return ", ".join([self.mark] * count)
+
+    def begin_revocation(self, lease_id_test: str) -> str:
+        """The compare-and-set from active to revoking, returning the moved leases.
+
+        Parameters: reason, detail, requested_at, next_attempt_at, then whatever ``lease_id_test``
+        (``IN (...)`` or ``= ANY(...)``, the one part the dialects spell differently) binds.
+        """
+        m = self.mark
+        return (
+            f"UPDATE {self._leases} SET state = 'revoking', revoke_reason = {m}, revoke_detail = {m}, "
+            f"revoke_requested_at = {m}, next_attempt_at = {m} WHERE state = 'active' "
+            f"AND lease_id {lease_id_test} RETURNING {LEASE_COLUMNS}"
+        )
+
+    # rows -> models ----------------------------------------------------------------------------
+    def lease(self, row: Sequence[Any]) -> Lease:
+        """A lease from a row of ``LEASE_COLUMNS``."""
+        return Lease(
+            lease_id=row[0],
+            task_id=row[1],
+            agent=row[2],
+            engine=row[3],
+            scopes=self._decode_scopes(row[4]),
+            issued_at=row[5],
+            expires_at=row[6],
+            fingerprint=row[7],
+            handle=row[8],
+            state=LeaseState(row[9]),
+            revoke_reason=row[10],
+            revoke_detail=row[11],
+            revoke_requested_at=row[12],
+            revoked_at=row[13],
+            attempts=row[14],
+            next_attempt_at=row[15],
+            last_error=row[16],
+            rotated_from=row[17],
+            username=row[18],
+        )
+
+    def task(self, row: Sequence[Any]) -> Task:
+        """A task from a row of ``TASK_COLUMNS``."""
+        return Task(
+            task_id=row[0],
+            agent=row[1],
+            name=row[2],
+            scopes=self._decode_scopes(row[3]),
+            created_at=row[4],
+            expires_at=row[5],
+            grant_sha256=row[6],
+            grant_expires_at=row[7],
+            created_by=row[8],
+            redeemed_at=row[9],
+            completed_at=row[10],
+        )
+
+    def audit_record(self, row: Sequence[Any]) -> AuditRecord:
+        """An audit record from a row of ``AUDIT_COLUMNS``."""
+        return AuditRecord(
+            seq=row[0],
+            event=AuditEvent(
+                kind=AuditKind(row[2]),
+                at=row[1],
+                principal=row[3],
+                agent=row[4],
+                task_id=row[5],
+                lease_id=row[6],
+                engine=row[7],
+                scopes=self._decode_scopes(row[8]),
+                resource=row[9],
+                detail=row[10],
+            ),
+            prev_hash=row[11],
+            hash=row[12],
+        )
+
+    # models -> parameters ----------------------------------------------------------------------
+    def task_values(self, task: Task) -> tuple[object, ...]:
+        """Parameters of ``insert_task``."""
+        return (
+            task.task_id,
+            task.agent,
+            task.name,
+            self._encode_scopes(task.scopes),
+            task.created_at,
+            task.expires_at,
+            task.grant_sha256,
+            task.grant_expires_at,
+            task.created_by,
+            task.redeemed_at,
+            task.completed_at,
+        )
+
+    def lease_values(self, lease: Lease) -> tuple[object, ...]:
+        """Parameters of ``insert_lease``."""
+        return (
+            lease.lease_id,
+            lease.task_id,
+            lease.agent,
+            lease.engine,
+            self._encode_scopes(lease.scopes),
+            lease.issued_at,
+            lease.expires_at,
+            lease.fingerprint,
+            lease.handle,
+            lease.state.value,
+            lease.revoke_reason,
+            lease.revoke_detail,
+            lease.revoke_requested_at,
+            lease.revoked_at,
+            lease.attempts,
+            lease.next_attempt_at,
+            lease.last_error,
+            lease.rotated_from,
+            lease.username,
+        )
+
+    def audit_rows(self, key: bytes, prev: str, events: Iterable[AuditEvent]) -> list[tuple[object, ...]]:
+        """``events`` chained after the hash ``prev``, as rows of ``AUDIT_ROW_COLUMNS``.
+
+        The caller must hold the audit append lock from reading ``prev`` until it inserts the rows.
+        """
+        rows: list[tuple[object, ...]] = []
+        for event in events:
+            digest = chain_hash(key, prev, event)
+            rows.append(
+                (
+                    event.at,
+                    event.kind.value,
+                    event.principal,
+                    event.agent,
+                    event.task_id,
+                    event.lease_id,
+                    event.engine,
+                    self._encode_scopes(event.scopes),
+                    event.resource,
+                    event.detail,
+                    prev,
+                    digest,
+                )
+            )
+            prev = digest
+        return rows
