@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -36,7 +35,6 @@ from typing import Any
 
 import httpx
 import psycopg
-import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -47,6 +45,7 @@ from broker.engines.postgres import PostgresEngine, PostgresEngineConfig
 from broker.engines.postgres_connections import AdminConnections
 from broker.engines.postgres_roles import revoke_role
 from broker.engines.postgres_scram import DEFAULT_ITERATIONS, scram_sha256_verifier
+from broker.loopback import LoopbackServer
 from broker.runtime import build_broker
 from jitsec.credential_format import CredentialKind, checksum, mint
 
@@ -172,12 +171,6 @@ def peer_throughput(dsn: str, database: str, count: int, concurrency: int,
     return {"issue_per_s": create_rate, "revoke_per_s": drop_rate, "retries": float(len(retries))}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def complete_to_refused(dsn: str, database: str, tasks: int) -> list[float]:
     """Seconds from sending ``complete`` to the first refused login, one task at a time."""
     key = "jitk_" + "1" * 40 + checksum("1" * 40)
@@ -191,22 +184,15 @@ def complete_to_refused(dsn: str, database: str, tasks: int) -> list[float]:
                 "postgres": {"scopes": [f"postgres:{database}:public.*:SELECT"]}}}],
         }
         broker = build_broker(parse_config(raw))
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(broker), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.01)
-        url, scope = f"http://127.0.0.1:{port}", f"postgres:{database}:public.orders:SELECT"
+        http = LoopbackServer(create_app(broker)).start()
+        scope = f"postgres:{database}:public.orders:SELECT"
         latencies: list[float] = []
         try:
-            with httpx.Client(base_url=url, timeout=30) as client:
+            with httpx.Client(base_url=http.url, timeout=30) as client:
                 for _ in range(tasks):
                     latencies.append(_one_task(client, key, scope, dsn, database))
         finally:
-            server.should_exit = True
-            thread.join(10)
+            http.stop()
             broker.close()
     return latencies
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import socket
 import tempfile
 import threading
 import time
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +30,7 @@ from broker.audit import event_to_dict
 from broker.client import BrokerClient
 from broker.config import parse_config
 from broker.keys import key_hash, new_audit_key, new_principal_key
+from broker.loopback import LoopbackServer
 from broker.runtime import Broker, build_broker
 from connectors.sinks.console import incident_panel
 from connectors.sinks.serialize import incident_from_dict, incident_to_dict
@@ -72,30 +71,18 @@ class EmbeddedBroker:
         raw["engines"].update(engines or {})
         raw["policy"][0]["engines"].update(policy_engines or {})
         self.broker: Broker = build_broker(parse_config(raw, source="demo"))
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(self.broker), log_level="error", lifespan="on", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="demo-broker", daemon=True)
+        self._http = LoopbackServer(create_app(self.broker), name="demo-broker", log_level="error")
+        self.url = self._http.url
 
     def start(self, timeout: float = 10.0) -> EmbeddedBroker:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the embedded broker did not start")
-            time.sleep(0.005)
+        self._http.start(timeout)
         return self
 
     def client(self, role: str | None = None, **kwargs: Any) -> BrokerClient:
         return BrokerClient(self.url, key=self.keys[role] if role else None, **kwargs)
 
     def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
+        self._http.stop()
         self.broker.close()
 
 

@@ -3,8 +3,6 @@ uvicorn server on a free loopback port in a thread (the API is always tested ove
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from broker.api.app import create_app
 from broker.client import BrokerClient
 from broker.config import BrokerConfig, parse_config
 from broker.keys import key_hash, new_audit_key, new_principal_key
+from broker.loopback import LoopbackServer as Server
 from broker.runtime import Broker, build_broker
 
 ROLES = ("orchestrator", "scanner", "resource", "admin")
@@ -82,32 +80,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-class Server:
-    """uvicorn serving ``app`` on 127.0.0.1:<free port> in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-
-
 @dataclass
 class Running:
     broker: Broker
@@ -131,11 +103,11 @@ def serve(env: Env) -> Iterator[Callable[..., Running]]:
         **kwargs: Any,
     ) -> Running:
         broker = build_broker(config or env.config(), clock=clock, engines=engines, **kwargs)
-        server = Server(create_app(broker, run_reaper=run_reaper)).__enter__()
+        server = Server(create_app(broker, run_reaper=run_reaper)).start()
         stack.append((server, broker))
         return Running(broker=broker, url=server.url, env=env)
 
     yield start
     for server, broker in reversed(stack):
-        server.__exit__()
+        server.stop()
         broker.close()

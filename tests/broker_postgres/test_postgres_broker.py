@@ -10,7 +10,6 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,6 @@ import httpx
 import psycopg
 import pytest
 import tomli_w
-import uvicorn
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from broker.api.app import create_app
@@ -29,6 +27,7 @@ from broker.audit import verify
 from broker.config import parse_config
 from broker.engines.base import IssueRequest
 from broker.engines.postgres import PostgresEngine, PostgresEngineConfig
+from broker.loopback import LoopbackServer
 from broker.runtime import Broker, build_broker
 from broker.store.postgres import PostgresStore
 from jitsec.credential_format import checksum
@@ -70,12 +69,11 @@ def raw_config(fresh_database: str, postgres_dsn: str, role_prefix: str, target:
 
 
 class Served:
-    def __init__(self, broker: Broker, url: str, server: uvicorn.Server, thread: threading.Thread) -> None:
-        self.broker, self.url, self._server, self._thread = broker, url, server, thread
+    def __init__(self, broker: Broker, http: LoopbackServer) -> None:
+        self.broker, self.url, self._http = broker, http.url, http
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+        self._http.stop()
         self.broker.close()
 
 
@@ -86,16 +84,7 @@ def serve(role_prefix: str) -> Iterator[Callable[[dict[str, Any]], Served]]:
 
     def start(raw: dict[str, Any]) -> Served:
         broker = build_broker(parse_config(raw))
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(broker), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the broker did not start"
-            time.sleep(0.02)
-        running.append(Served(broker, f"http://127.0.0.1:{port}", server, thread))
+        running.append(Served(broker, LoopbackServer(create_app(broker)).start(timeout=20)))
         return running[-1]
 
     yield start

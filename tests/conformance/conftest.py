@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +18,6 @@ from typing import Any
 import psycopg
 import pytest
 import tomli_w
-import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -29,6 +26,7 @@ from broker.config import load_config
 from broker.engines.postgres_connections import AdminConnections
 from broker.engines.postgres_roles import revoke_role
 from broker.keys import key_hash, new_audit_key, new_principal_key
+from broker.loopback import LoopbackServer as Server
 from broker.runtime import Broker, build_broker
 from jitsec.conformance.context import SecretLedger
 from jitsec.conformance.model import Report
@@ -37,32 +35,6 @@ from jitsec.conformance.runner import Suite
 from jitsec.conformance.settings import PrincipalKeys, SuiteSettings
 
 ROLES = ("orchestrator", "scanner", "resource", "admin")
-
-
-class Server:
-    """uvicorn serving ``app`` on 127.0.0.1:<free port> in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 @dataclass

@@ -163,5 +163,4 @@ def test_a_refused_port_really_refuses(tmp_path: Path) -> None:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((host, int(port)), timeout=2)
     finally:
-        broker._sock.close()
-        broker.broker.close()
+        broker.close()  # never started: closes the bound socket and the broker
