@@ -122,6 +122,7 @@ class KafkaSourceSettings:
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     max_partition_fetch_bytes: int = 1 << 20
+    max_poll_records: int = 500
     session_timeout_ms: int = 10_000
     connect_timeout_ms: int = 5_000  # how long one attempt to reach the bootstrap server may block
 
@@ -212,6 +213,7 @@ class KafkaSource:
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = clock()
         self._closed = threading.Event()
+        self._lag: int | None = None
 
     # -- Source protocol ----------------------------------------------------------------------------
 
@@ -244,6 +246,12 @@ class KafkaSource:
             if track is not None:  # None: the partition was revoked since; its new owner re-reads it
                 track.acknowledge(origin.offset)
 
+    def lag(self) -> int | None:
+        """Records on the assigned partitions not yet handed out, as of the last poll; None before
+        the first fetch. Read from the consumer's own fetch state, so a metrics scrape costs no
+        broker round trip and never waits on the polling thread."""
+        return self._lag
+
     def close(self) -> None:
         self._closed.set()
         with self._lock:
@@ -271,6 +279,7 @@ class KafkaSource:
                     enable_auto_commit=False,
                     auto_offset_reset=self.address.start,
                     max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
+                    max_poll_records=self.settings.max_poll_records,
                     session_timeout_ms=self.settings.session_timeout_ms,
                     heartbeat_interval_ms=max(1000, self.settings.session_timeout_ms // 4),
                     reconnect_backoff_max_ms=int(self.settings.retry_max_s * 1000),
@@ -302,7 +311,9 @@ class KafkaSource:
                 return None
             self._commit(consumer, force=False)
             try:
-                return consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+                batches = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+                self._lag = _lag(consumer)
+                return batches
             except KafkaError as error:
                 self.errors.record("fetch", type(error).__name__)
         self._closed.wait(self.settings.retry_initial_s)
@@ -376,6 +387,16 @@ class KafkaSource:
 
     def _backoff(self, attempt: int) -> float:
         return min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** min(attempt, 16))
+
+
+def _lag(consumer: KafkaConsumer) -> int | None:
+    """Sum over assigned partitions of last known high-water mark minus position (local state only)."""
+    total: int | None = None
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        if highwater is not None:
+            total = (total or 0) + max(0, highwater - consumer.position(partition))
+    return total
 
 
 class _Rebalance(ConsumerRebalanceListener):

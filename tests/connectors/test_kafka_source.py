@@ -4,6 +4,7 @@ across a killed consumer, partition sharing in one group, a broker that is not t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -312,3 +313,24 @@ def test_a_broker_that_is_not_there_yet_is_waited_for(kafka_bootstrap: str) -> N
         forwarder.close()
         source.close()
     assert [c.data for c in chunks] == [b"first\n", b"second\n"]
+
+
+def test_lag_counts_the_records_not_yet_handed_out(kafka_bootstrap: str) -> None:
+    topic = _topic(kafka_bootstrap, 1)
+    _produce(kafka_bootstrap, topic, [f"line {n}".encode() for n in range(300)])
+    settings = dataclasses.replace(FAST, max_poll_records=50)
+    source = _source(kafka_bootstrap, topic, f"g-{uuid.uuid4().hex[:8]}", settings=settings)
+    assert source.lag() is None  # nothing fetched yet
+    seen = 0
+    lag_after_first_chunk = None
+    try:
+        for chunk in source.chunks():
+            seen += 1
+            if lag_after_first_chunk is None:
+                lag_after_first_chunk = source.lag()
+            source.acknowledge(chunk)
+    finally:
+        source.close()
+    assert seen == 300
+    assert lag_after_first_chunk is not None and 250 <= lag_after_first_chunk < 300
+    assert source.lag() == 0
