@@ -7,7 +7,11 @@ skipped, with the reason, on a developer's machine that has not started the serv
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -36,3 +40,87 @@ def kafka_bootstrap() -> str:
 @pytest.fixture(scope="session")
 def elasticsearch_url() -> str:
     return _service_setting("JITSEC_TEST_ELASTICSEARCH_URL", "elasticsearch")
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to ``target``, so a test can take a service away and bring it back
+    without touching the shared one. The port is chosen at once (it can be handed out before the
+    proxy listens); ``start`` listens on it, again after a ``stop``; ``stop`` closes the listener and
+    cuts every open connection."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    close = stop
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, upstream))
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with self._lock:
+                self._sockets.discard(source)
+                self._sockets.discard(sink)
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
+    """Makes ``TcpProxy(host, port)`` instances, all stopped when the test ends."""
+    made: list[TcpProxy] = []
+
+    def make(host: str, port: int) -> TcpProxy:
+        made.append(TcpProxy(host, port))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()

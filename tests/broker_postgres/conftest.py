@@ -6,10 +6,9 @@ went away"; start it again on the same port: "it came back")."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -79,84 +78,15 @@ def as_url() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def postgres_proxy(postgres_dsn: str) -> Iterator[TcpProxy]:
+def postgres_proxy(postgres_dsn: str, tcp_proxy: Callable[[str, int], Any]) -> Any:
+    """A proxy (tests/conftest.py ``TcpProxy``) in front of the shared cluster, listening."""
     settings = conninfo_to_dict(postgres_dsn)
-    proxy = TcpProxy(str(settings.get("host") or "127.0.0.1"), int(settings.get("port") or 5432))
+    proxy = tcp_proxy(str(settings.get("host") or "127.0.0.1"), int(settings.get("port") or 5432))
     proxy.start()
-    try:
-        yield proxy
-    finally:
-        proxy.close()
+    return proxy
 
 
 @pytest.fixture
-def via_proxy(postgres_proxy: TcpProxy) -> Callable[[str], str]:
+def via_proxy(postgres_proxy: Any) -> Callable[[str], str]:
     """Rewrite a DSN to go through the test's proxy."""
     return lambda dsn: make_conninfo(dsn, host="127.0.0.1", port=str(postgres_proxy.port))
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to ``target``. ``stop`` closes the listener and cuts every open
-    connection; ``start`` listens again on the same port."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
-            listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    close = stop
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self._target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets.update((client, upstream))
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            with self._lock:
-                self._sockets.discard(source)
-                self._sockets.discard(sink)

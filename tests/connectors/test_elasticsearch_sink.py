@@ -4,14 +4,12 @@ yet only delays them."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -103,53 +101,27 @@ def test_incidents_are_searchable_and_newer_versions_win(
 
 
 @pytest.mark.elasticsearch
-def test_a_node_not_reachable_yet_delays_incidents(es: Elasticsearch, index: str, elasticsearch_url: str,
-                                                    tmp_path: Path) -> None:
+def test_a_node_not_reachable_yet_delays_incidents(
+    es: Elasticsearch,
+    index: str,
+    elasticsearch_url: str,
+    tmp_path: Path,
+    tcp_proxy: Callable[[str, int], Any],
+) -> None:
     host, _, port = elasticsearch_url.removeprefix("http://").rpartition(":")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    free_port = probe.getsockname()[1]
-    probe.close()
-    sink = ElasticsearchSink(f"http://127.0.0.1:{free_port}", tmp_path, index=index, backoff=FAST,
+    proxy = tcp_proxy(host, int(port))  # not listening yet
+    sink = ElasticsearchSink(f"http://127.0.0.1:{proxy.port}", tmp_path, index=index, backoff=FAST,
                              timeout=2.0)
     sink.send(make_incident(1)[0])
     sink.send(make_incident(2)[0])
     assert not sink.flush(timeout=1.0)
     assert sink.stats().pending == 2
 
-    server = socket.create_server(("127.0.0.1", free_port))
-    stop = threading.Event()
-
-    def forward() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection((host, int(port)))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-
-    thread = threading.Thread(target=forward, daemon=True)
-    thread.start()
+    proxy.start()
     try:
         assert sink.flush(timeout=60)
     finally:
         sink.close()
-        stop.set()
-        thread.join(timeout=5)
-        server.close()
     es.indices.refresh(index=index)
     assert es.count(index=index)["count"] == 2
 
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)

@@ -3,13 +3,12 @@ resume from a checkpoint, follow mode exactly once, and a server that goes away 
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch, helpers
@@ -173,62 +172,13 @@ def test_follow_picks_up_new_documents_exactly_once(es: Elasticsearch, prefix: s
     assert _docs(more) == [(f"{prefix}-0", "after-restart")]
 
 
-class _Forwarder:
-    """A loopback port forwarding to Elasticsearch that the test can cut and restore."""
-
-    def __init__(self, target: str) -> None:
-        host, _, port = target.removeprefix("http://").rpartition(":")
-        self.target = (host, int(port))
-        self._server: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self.port = 0
-
-    def open(self) -> None:
-        server = socket.create_server(("127.0.0.1", self.port))
-        self.port = server.getsockname()[1]
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
-
-    def cut(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
-                self._server.shutdown(socket.SHUT_RDWR)
-            self._server.close()
-            self._server = None
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-        self._conns.clear()
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
-
-
-def test_elasticsearch_going_away_and_back_loses_nothing(es: Elasticsearch, prefix: str,
-                                                          elasticsearch_url: str) -> None:
+def test_elasticsearch_going_away_and_back_loses_nothing(
+    es: Elasticsearch, prefix: str, elasticsearch_url: str, tcp_proxy: Callable[[str, int], Any]
+) -> None:
     expected = _load(es, prefix, indices=2, per_index=40)
-    forwarder = _Forwarder(elasticsearch_url)
-    forwarder.open()
+    host, _, port = elasticsearch_url.removeprefix("http://").rpartition(":")
+    forwarder = tcp_proxy(host, int(port))
+    forwarder.start()
     source = _source(f"http://127.0.0.1:{forwarder.port}", f"{prefix}-*")
     chunks: list[Chunk] = []
     resumed = threading.Event()
@@ -238,14 +188,14 @@ def test_elasticsearch_going_away_and_back_loses_nothing(es: Elasticsearch, pref
             chunks.append(chunk)
             source.acknowledge(chunk)
             if len(chunks) == 30:  # gone mid-page; back 1.5 s later, while the source retries
-                forwarder.cut()
-                threading.Timer(1.5, lambda: (forwarder.open(), resumed.set())).start()
+                forwarder.stop()
+                threading.Timer(1.5, lambda: (forwarder.start(), resumed.set())).start()
         source.close()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(timeout=120)
-    forwarder.cut()
+    forwarder.stop()
     assert resumed.is_set(), (source.errors, len(chunks))
     assert set(_docs(chunks)) == expected
     assert source.errors.counts.get("connection", 0) >= 1

@@ -3,13 +3,12 @@ broker that is not reachable yet only delays them (spooled, in order)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
@@ -80,53 +79,24 @@ def test_incidents_arrive_as_json_keyed_by_incident_and_hold_no_secret(kafka_boo
 
 
 @pytest.mark.kafka
-def test_a_broker_not_reachable_yet_delays_incidents_in_order(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_a_broker_not_reachable_yet_delays_incidents_in_order(
+    kafka_bootstrap: str, tmp_path: Path, tcp_proxy: Callable[[str, int], Any]
+) -> None:
     topic = f"jitsec-alerts-{uuid.uuid4().hex[:10]}"
     host, _, port = kafka_bootstrap.rpartition(":")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    free_port = listener.getsockname()[1]
-    listener.close()
-    sink = KafkaSink(f"127.0.0.1:{free_port}", topic, tmp_path, backoff=FAST, timeout=1.0)
+    proxy = tcp_proxy(host, int(port))  # not listening yet
+    sink = KafkaSink(f"127.0.0.1:{proxy.port}", topic, tmp_path, backoff=FAST, timeout=1.0)
     for number in range(3):
         sink.send(make_incident(number)[0])
     time.sleep(1.5)
     stats = sink.stats()
     assert stats.pending == 3 and stats.failures >= 1  # nothing lost, nothing delivered yet
 
-    server = socket.create_server(("127.0.0.1", free_port))
-    stop = threading.Event()
-
-    def forward() -> None:  # the bootstrap address comes up; metadata then names the real broker
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection((host, int(port)))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-
-    thread = threading.Thread(target=forward, daemon=True)
-    thread.start()
+    proxy.start()  # the bootstrap address comes up; metadata then names the real broker
     try:
         assert sink.flush(timeout=60)
     finally:
         sink.close()
-        stop.set()
-        thread.join(timeout=5)
-        server.close()
     records = _read(kafka_bootstrap, topic, 3)
     assert [key for key, _ in records] == [b"inc-0", b"inc-1", b"inc-2"]
 
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)

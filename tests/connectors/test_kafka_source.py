@@ -3,19 +3,18 @@ across a killed consumer, partition sharing in one group, a broker that is not t
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer, TopicPartition
@@ -251,54 +250,13 @@ def _stable_split(sources: list[KafkaSource]) -> Iterator[bool]:
         yield consumer is not None and len(consumer.assignment()) == 2
 
 
-class _Forwarder:
-    """A loopback TCP port that forwards to the broker, opened only when the test says so."""
-
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition(":")
-        self.target = (host, int(port))
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._server: socket.socket | None = None
-
-    def open(self) -> None:
-        server = socket.create_server(("127.0.0.1", self.port))
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-
-def test_a_broker_that_is_not_there_yet_is_waited_for(kafka_bootstrap: str) -> None:
+def test_a_broker_that_is_not_there_yet_is_waited_for(
+    kafka_bootstrap: str, tcp_proxy: Callable[[str, int], Any]
+) -> None:
     topic = _topic(kafka_bootstrap, 1)
     _produce(kafka_bootstrap, topic, [b"first", b"second"])
-    forwarder = _Forwarder(kafka_bootstrap)
+    host, _, port = kafka_bootstrap.rpartition(":")
+    forwarder = tcp_proxy(host, int(port))  # a port nothing listens on until the test says so
     source = KafkaSource(parse_kafka_address(f"kafka://127.0.0.1:{forwarder.port}/{topic}?group=g-late"),
                          follow=False, settings=FAST)
     chunks: list[Chunk] = []
@@ -307,10 +265,9 @@ def test_a_broker_that_is_not_there_yet_is_waited_for(kafka_bootstrap: str) -> N
     try:
         _wait(lambda: source.errors.counts.get("connect", 0) >= 2, timeout=30)
         assert chunks == []
-        forwarder.open()
+        forwarder.start()
         thread.join(timeout=60)
     finally:
-        forwarder.close()
         source.close()
     assert [c.data for c in chunks] == [b"first\n", b"second\n"]
 
