@@ -124,3 +124,16 @@ def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
     yield make
     for proxy in made:
         proxy.stop()
+
+
+def _with_last_character_changed(credential: str) -> str:
+    return credential[:-1] + ("A" if credential[-1] != "A" else "B")
+
+
+@pytest.fixture(scope="session")
+def last_character_changed() -> Callable[[str], str]:
+    """Spoils a credential by its final character, never yielding the credential itself.
+
+    Appending a fixed letter instead is wrong once in 62 draws: the last character may already be it.
+    """
+    return _with_last_character_changed
