@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -55,7 +56,8 @@ class StartedTask:
 
 class BrokerClient:
     """One HTTP connection pool to the broker. ``key`` is a principal key (orchestrator, resource,
-    scanner, admin); agents need none (they authenticate with the grant, then the task token)."""
+    scanner, admin); agents need none (they authenticate with the grant, then the task token).
+    ``verify`` may name the CA bundle of a broker served with a private CA."""
 
     def __init__(
         self,
@@ -69,9 +71,8 @@ class BrokerClient:
     ) -> None:
         self._key = key
         self.clock = clock
-        self._http = httpx.Client(
-            base_url=url.rstrip("/"), transport=transport, timeout=timeout, verify=verify
-        )
+        tls = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        self._http = httpx.Client(base_url=url.rstrip("/"), transport=transport, timeout=timeout, verify=tls)
 
     def __repr__(self) -> str:
         return f"BrokerClient({str(self._http.base_url)!r}, key={'<redacted>' if self._key else None})"

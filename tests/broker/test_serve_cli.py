@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -81,7 +82,8 @@ def test_init_then_serve_over_tls(tmp_path) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{url}/healthz", verify=cert).status_code == 200:
+                trusted = ssl.create_default_context(cafile=cert)
+                if httpx.get(f"{url}/healthz", verify=trusted).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
