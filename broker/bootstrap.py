@@ -22,6 +22,7 @@ TEMPLATE = """\
 store = {store}                      # sqlite:///abs/path.db (embedded) or postgresql://...
 audit_key = "{audit_key}"  # HMAC key of the audit chain: keep this file private (0600)
 grant_ttl_seconds = 300              # how long a task grant may wait to be redeemed
+on_grant_replay = "end-task"         # a redeemed grant presented again: "end-task" (revoke all) or "refuse"
 max_request_bytes = 65536            # larger request bodies get 413
 
 [server]

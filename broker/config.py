@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,18 @@ class Principal:
     name: str
     role: Role
     key_sha256: str
+
+
+class ReplayAction(Enum):
+    """``[broker] on_grant_replay``: what the broker does when a redeemed grant is presented again.
+
+    Either way the presenter gets 401 ``grant_replayed`` and a ``replay`` audit record. ``end-task``
+    also ends the task and revokes every lease it holds (RFC 6749 §4.1.2): if a thief redeemed the
+    grant first, the legitimate agent's redemption is the replay, and the thief's token must die.
+    """
+
+    END_TASK = "end-task"
+    REFUSE = "refuse"  # refuse the replay only; the token issued at the first redemption stays valid
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,7 @@ class BrokerConfig:
     server: ServerSettings = field(default_factory=ServerSettings)
     source: str = "<memory>"
     leaks: LeakSettings = field(default_factory=LeakSettings)  # [leaks]: see docs/response.md
+    on_grant_replay: ReplayAction = ReplayAction.END_TASK
 
 
 class _Reader:
@@ -143,6 +157,7 @@ def parse_config(
         grant_ttl_seconds=broker.positive("grant_ttl_seconds", 300),
         max_request_bytes=broker.positive("max_request_bytes", 65536),
     )
+    on_grant_replay = _replay_action(broker)
     broker.done()
     config = BrokerConfig(
         store_url=store_url,
@@ -155,6 +170,7 @@ def parse_config(
         server=_server(source, top.get("server", dict, {}), base_dir),
         source=source,
         leaks=_leaks(source, top.get("leaks", dict, {})),
+        on_grant_replay=on_grant_replay,
     )
     top.done()
     for entry in config.policy.entries:
@@ -165,6 +181,15 @@ def parse_config(
                     "which has no [engines.<name>] section"
                 )
     return config
+
+
+def _replay_action(broker: _Reader) -> ReplayAction:
+    value = broker.get("on_grant_replay", str, ReplayAction.END_TASK.value)
+    try:
+        return ReplayAction(value)
+    except ValueError:
+        allowed = ", ".join(f'"{action.value}"' for action in ReplayAction)
+        raise broker.error("on_grant_replay", f"must be one of {allowed}") from None
 
 
 def _resolve_store(url: str, base_dir: Path | None) -> str:

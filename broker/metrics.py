@@ -25,6 +25,11 @@ class BrokerMetrics:
         self.replays = Counter(
             "jitsec_broker_grant_replays_total", "Grants presented again after redemption", registry=reg
         )
+        self.replay_tasks_ended = Counter(
+            "jitsec_broker_grant_replay_tasks_ended_total",
+            "Tasks ended because their grant was presented again (on_grant_replay = end-task)",
+            registry=reg,
+        )
         self.introspections = Counter(
             "jitsec_broker_introspections_total", "Introspection calls", ["active"], registry=reg
         )

@@ -64,6 +64,7 @@ def build_broker(
         config.policy,
         revoker,
         grant_ttl_seconds=config.limits.grant_ttl_seconds,
+        on_grant_replay=config.on_grant_replay,
         clock=clock,
         metrics=metrics,
     )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from broker.config import ReplayAction
 from broker.engines.base import Engine, IssueRequest
 from broker.errors import (
     BadRequest,
@@ -38,6 +39,7 @@ log = logging.getLogger("jitsec.broker")
 
 GRANT_PREFIX = "jitg_"  # single-use task grants, same shape as every broker credential
 MAX_GRACE_SECONDS = 3600
+GRANT_REPLAY_REASON = "grant_replay"  # the revocation reason when a replayed grant ends its task
 ACTIVE = (LeaseState.ACTIVE,)
 
 
@@ -103,11 +105,13 @@ class BrokerService:
         revoker: Revoker,
         *,
         grant_ttl_seconds: int = 300,
+        on_grant_replay: ReplayAction = ReplayAction.END_TASK,
         clock: Callable[[], float] = time.time,
         metrics: BrokerMetrics | None = None,
     ) -> None:
         self.store, self.engines, self.policy, self.revoker = store, engines, policy, revoker
         self.grant_ttl_seconds = grant_ttl_seconds
+        self.on_grant_replay = on_grant_replay
         self.clock = clock
         self.metrics = metrics or BrokerMetrics()
 
@@ -190,7 +194,8 @@ class BrokerService:
         return task
 
     def redeem(self, task_id: str, grant: str) -> RedeemedTask:
-        """Exchange the single-use grant for the task token. A second presentation is a ``replay``."""
+        """Exchange the single-use grant for the task token. A second presentation is a ``replay``
+        (see ``_replay``), whether it comes after the first or loses a race with it in the store."""
         task = self.store.get_task(task_id)
         if task is None or not hmac.compare_digest(task.grant_sha256, sha256_fingerprint(grant)):
             raise Unauthenticated("invalid grant for this task", code="invalid_grant")
@@ -230,7 +235,17 @@ class BrokerService:
         return RedeemedTask(task=task, token_lease=lease, token=token)
 
     def _replay(self, task: Task, now: float) -> BrokerError:
+        """Audit a replayed grant and, under ``end-task``, end its task before refusing.
+
+        Two presentations of one grant mean it left the agent, and which presenter is the thief is
+        unknown: when the thief redeemed first, this refusal reaches the legitimate agent. So, as RFC
+        6749 §4.1.2 asks of authorization codes, every lease of the task is revoked (the task token the
+        first redemption returned included), through ``complete_task``. Idempotent: a replay on a task
+        already ended revokes nothing new and is still audited. A store error propagates (a 500, no
+        token); an engine failure leaves the lease retrying and alerting, like any revocation.
+        """
         self.metrics.replays.inc()
+        ending = self.on_grant_replay is ReplayAction.END_TASK
         self.audit(
             AuditEvent(
                 kind=AuditKind.REPLAY,
@@ -239,10 +254,25 @@ class BrokerService:
                 agent=task.agent,
                 task_id=task.task_id,
                 scopes=task.scopes,
-                detail="grant presented again",
+                detail=f"grant presented again; on_grant_replay={self.on_grant_replay.value}",
             )
         )
-        return Unauthenticated("grant already redeemed", code="grant_replayed")
+        if not ending:
+            return Unauthenticated("grant already redeemed", code="grant_replayed")
+        done = self.complete_task(task.task_id, task.agent, GRANT_REPLAY_REASON)
+        if done.newly_completed:
+            self.metrics.replay_tasks_ended.inc()
+        log.warning(
+            "grant of task %s (agent %s) presented again: task %s, %d lease(s) revoked now",
+            task.task_id,
+            task.agent,
+            "ended" if done.newly_completed else "already ended",
+            done.count(RevocationStatus.REVOKED),
+        )
+        return Unauthenticated(
+            "grant already redeemed: the task has been ended and its credentials revoked",
+            code="grant_replayed",
+        )
 
     def authenticate_task_token(self, token: str) -> TaskCaller:
         """The task behind a task token, if the token is live and its task still open."""
