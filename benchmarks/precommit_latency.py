@@ -18,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +85,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def installed_script(name: str) -> str | None:
+    """The console script installed with this interpreter, else the first on PATH. A version
+    manager's shim on PATH (pyenv's is a shell script) would add its own start-up to both hooks."""
+    beside = Path(sysconfig.get_path("scripts")) / name
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env = {**os.environ, **GIT_ENV, "JITSEC_FINGERPRINT_KEY": "44" * 32}
-    jitsec = shutil.which("jitsec") or "jitsec"
-    detect_secrets_hook = shutil.which("detect-secrets-hook")
+    jitsec = installed_script("jitsec") or "jitsec"
+    detect_secrets_hook = installed_script("detect-secrets-hook")
     with tempfile.TemporaryDirectory(prefix="jitsec-hook-bench-") as tmp:
         repo = Path(tmp) / "repo"
         build_repository(repo, files=args.files, lines=args.lines, seed=args.seed, env=env)

@@ -10,9 +10,6 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
-from rich.console import Console
-from rich.markup import escape
-
 from jitsec import __version__
 from scanner.model import Finding, Severity, describe_origin
 from scanner.ruleset import Rule, RuleSet
@@ -52,8 +49,12 @@ class FindingWriter:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         self.fmt, self.stream, self.ruleset = fmt, stream, ruleset
         self._held: list[Finding] = []
-        self._console = Console(file=stream, force_terminal=color, no_color=not color, highlight=False,
-                                emoji=False, soft_wrap=True) if fmt == "text" else None
+        self._console = None
+        if fmt == "text":  # rich costs ~30 ms to import: a git hook or a JSON run never pays it
+            from rich.console import Console  # noqa: PLC0415
+
+            self._console = Console(file=stream, force_terminal=color, no_color=not color, highlight=False,
+                                    emoji=False, soft_wrap=True)
 
     def write(self, findings: Sequence[Finding]) -> None:
         for finding in findings:
@@ -77,6 +78,8 @@ class FindingWriter:
 
 
 def _text_line(finding: Finding) -> str:
+    from rich.markup import escape  # noqa: PLC0415 - see FindingWriter
+
     where = f"{describe_origin(finding.origin)}:{finding.line}:{finding.column}"
     style = _STYLE[finding.severity]
     return (f"{escape(where)}  [{style}]{finding.severity.value}[/]  {escape(finding.rule_id)}  "

@@ -2,7 +2,8 @@
 
 ``console`` | ``jsonl:PATH`` | ``webhook:URL`` | ``syslog+udp://HOST:PORT`` | ``syslog+tcp://HOST:PORT``
 
-Other areas add a scheme with one entry in ``_BUILDERS`` (e.g. ``kafka:``).
+Other areas add a scheme with one entry in ``_BUILDERS`` (e.g. ``kafka:``). Each builder imports its
+sink on use: parsing specs (every ``--alert``, every git hook) must not pay for HTTP or Kafka clients.
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from connectors.base import Sink
-from connectors.sinks.console import ConsoleSink
-from connectors.sinks.jsonl import JsonlSink
-from connectors.sinks.syslog import SyslogSink
-from connectors.sinks.webhook import WebhookSink
 
 ALERT_SPEC_HELP = ("console | jsonl:PATH | webhook:URL | syslog+udp://HOST:PORT | "
                    "syslog+tcp://HOST:PORT | kafka://HOST:PORT/TOPIC | elasticsearch://HOST:PORT/INDEX "
@@ -49,19 +46,27 @@ def parse_alert_spec(spec: str) -> AlertSpec:
 
 
 def _console(target: str, spool_dir: Path) -> Sink:
+    from connectors.sinks.console import ConsoleSink  # noqa: PLC0415 - imported on use
+
     return ConsoleSink()
 
 
 def _jsonl(target: str, spool_dir: Path) -> Sink:
+    from connectors.sinks.jsonl import JsonlSink  # noqa: PLC0415 - imported on use
+
     return JsonlSink(target, spool_dir)
 
 
 def _webhook(target: str, spool_dir: Path) -> Sink:
+    from connectors.sinks.webhook import WebhookSink  # noqa: PLC0415 - imported on use
+
     return WebhookSink(target, spool_dir)
 
 
 def _syslog(protocol: str) -> Callable[[str, Path], Sink]:
     def build(target: str, spool_dir: Path) -> Sink:
+        from connectors.sinks.syslog import SyslogSink  # noqa: PLC0415 - imported on use
+
         host, _, port = target.rpartition(":")
         return SyslogSink(host, int(port), spool_dir, protocol=protocol)
 
@@ -80,7 +85,7 @@ _BUILDERS: dict[str, Callable[[str, Path], Sink]] = {
 
 
 def _streaming(kind: str, target: str, spool_dir: Path) -> Sink:
-    """``kafka://HOST:PORT/TOPIC`` and ``elasticsearch://HOST:PORT/INDEX``; clients imported on use."""
+    """``kafka://HOST:PORT/TOPIC`` and ``elasticsearch://HOST:PORT/INDEX``."""
     if kind == "kafka":
         from connectors.sinks.kafka import build_kafka_sink  # noqa: PLC0415
 

@@ -6,8 +6,16 @@ or pre-commit's ``PRE_COMMIT_FROM_REF``/``PRE_COMMIT_TO_REF``). Findings already
 baseline pass. The message names file, line and rule with a redacted preview only, and says how to
 proceed. Exit codes: 0 clean, 1 blocked, 2 could not scan.
 
-Start-up time is the budget here (a hook runs on every commit): only the git reader and the scanner
-engine are imported, and the compiled rule database comes from the scanner's on-disk cache.
+With a broker (``--broker`` or ``$JITSEC_BROKER_URL``, key from ``$JITSEC_BROKER_KEY``) the hook
+takes part in the leak response like ``jitsec scan``: a live broker-issued credential in the added
+lines is revoked before the hook exits 1, and the message says per finding what the broker did. A
+broker that does not answer costs a few seconds at most: the report waits in the leak outbox of the
+state directory for the next run, and the commit is blocked all the same.
+
+Start-up time is the budget here (a hook runs on every commit): only the git reader, the scanner
+engine and the declaration of the leak-response options are imported (the broker client and the
+alert sinks only when a broker or a sink is configured), and the compiled rule database comes from
+the scanner's on-disk cache.
 """
 
 from __future__ import annotations
@@ -16,19 +24,30 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from connectors.base import Source
 from connectors.sources.git import GitError, git_executable
 from connectors.sources.git_diff import DiffSource, pushed_revisions
-from scanner.model import Chunk, Finding, describe_origin
+from scanner.model import BrokerStatus, Chunk, Finding, ResponseAction, describe_origin
+from scanner.response.options import ResponseOptions, response_options
+
+if TYPE_CHECKING:
+    from scanner.response.options import ResponseRuntime
 
 EXIT_CLEAN, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 # What stops a hook from scanning (ValueError covers bad input and jitsec.commands.scanning's setup errors).
 _SCAN_ERRORS = (GitError, subprocess.CalledProcessError, OSError, ValueError)
+# A hook holds up a commit: the broker gets less time than a scan gives it. What it cannot take in
+# that time waits in the leak outbox (state directory) for the next run with a broker.
+BROKER_TIMEOUT_SECONDS = 2.0
+FLUSH_SECONDS = 1.0
 
 
 def _repository_root() -> Path:
@@ -48,32 +67,118 @@ def _added_chunks(sources: Sequence[Source]) -> Iterator[Chunk]:
             source.close()
 
 
-def _scan(sources: Sequence[Source], rules: Sequence[Path], baselines: Sequence[Path]) -> list[Finding]:
-    """Every finding in ``sources`` that the baseline does not accept. Nothing added (a commit that
-    only deletes or renames) returns before the scanner is even loaded."""
+# Per finding (by fingerprint): what the leak response did, as the block message says it.
+Outcomes = dict[str, str]
+
+
+def _scan(
+    sources: Sequence[Source],
+    rules: Sequence[Path],
+    baselines: Sequence[Path],
+    response: ResponseOptions | None = None,
+) -> tuple[list[Finding], Outcomes]:
+    """Every finding in ``sources`` that the baseline does not accept, and what the leak response did
+    about each (empty without one). Nothing added (a commit that only deletes or renames) returns
+    before the scanner is even loaded, and before the broker is asked anything."""
     chunks = _added_chunks(sources)
     first = next(chunks, None)
     if first is None:
-        return []
+        return [], {}
     from jitsec.commands.scanning import build_scanner, load_baselines  # noqa: PLC0415 - start-up cost
 
     accepted = load_baselines(baselines)
     scanner = build_scanner(rules, accepted)
+    runtime = _start_response(response, scanner.ruleset.digest) if response.enabled else None
+    if runtime is not None:
+        scanner.live_fingerprints = runtime.live_fingerprints  # prefix-less broker secrets, as in scan
     findings: list[Finding] = []
-    for chunk in itertools.chain([first], chunks):
-        found = scanner.scan_bytes(chunk.data, chunk.origin, offset=chunk.offset, line=chunk.line)
-        findings.extend(finding for finding in found if not accepted.accepts(finding))
-    return findings
+    try:
+        for chunk in itertools.chain([first], chunks):
+            found = scanner.scan_bytes(chunk.data, chunk.origin, offset=chunk.offset, line=chunk.line)
+            kept = [finding for finding in found if not accepted.accepts(finding)]
+            if kept and runtime is not None:  # reported (and revoked) before the hook says anything
+                kept = runtime.responder.respond(_read_now(chunk), kept)
+            findings.extend(kept)
+    finally:
+        if runtime is not None:
+            runtime.close(FLUSH_SECONDS)
+    return findings, _outcomes(runtime, findings) if runtime is not None else {}
 
 
-def _report(findings: Iterable[Finding], what: str, bypass: str) -> None:
+def _start_response(response: ResponseOptions, rules_digest: str) -> ResponseRuntime:
+    """``scan``'s leak response (``build_response``), with a broker client on the hook's timeout."""
+    from scanner.response.options import build_response  # noqa: PLC0415 - start-up cost
+
+    client = None
+    if response.broker_url:
+        from broker.client import BrokerClient  # noqa: PLC0415 - start-up cost
+
+        client = BrokerClient(response.broker_url, key=response.broker_key, timeout=BROKER_TIMEOUT_SECONDS)
+    try:
+        return build_response(response, client=client, rules_digest=rules_digest)
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
+
+
+def _read_now(chunk: Chunk) -> Chunk:
+    """The diff reader does not stamp chunks; the leak-to-revocation latency starts here."""
+    return chunk if chunk.read_at is not None else replace(chunk, read_at=time.monotonic())
+
+
+_OUTCOME_TEXT = {
+    ResponseAction.REVOKED: "revoked by the broker",
+    ResponseAction.ALREADY_DEAD: "already dead (expired or revoked before)",
+    ResponseAction.IRREVOCABLE: "live, and the broker could not revoke it: rotate it by hand",
+    ResponseAction.PENDING: "broker unreachable: the report waits in the leak outbox",
+}
+
+
+def _outcomes(runtime: ResponseRuntime, findings: Iterable[Finding]) -> Outcomes:
+    """Read after ``runtime.close``: incidents then hold the broker's last word (an outboxed report
+    the broker took during the flush is ``revoked``, not ``pending``)."""
+    outcomes: Outcomes = {}
+    for finding in findings:
+        incident = runtime.responder.incidents.get(finding.fingerprint)
+        action = incident.action if incident is not None else ResponseAction.ALERT_ONLY
+        if action in _OUTCOME_TEXT:
+            text = _OUTCOME_TEXT[action]
+            if action is ResponseAction.REVOKED and incident is not None and incident.lease_id:
+                text += f" (lease {incident.lease_id})"
+        elif (incident.broker if incident is not None else finding.broker) is BrokerStatus.UNKNOWN:
+            text = "unknown to the broker" if runtime.client is not None else "broker format, no broker asked"
+        else:
+            text = "not a broker credential: rotate it at its issuer"
+        outcomes[finding.fingerprint] = text
+    return outcomes
+
+
+def _report(
+    findings: Iterable[Finding],
+    what: str,
+    bypass: str,
+    outcomes: Outcomes | None = None,
+    response: ResponseOptions | None = None,
+) -> None:
     listed = sorted(findings, key=lambda f: (describe_origin(f.origin), f.line, f.column))
+    outcomes = outcomes or {}
     err = click.get_text_stream("stderr")
     err.write(f"jitsec: {what} blocked: {len(listed)} secret(s) found\n\n")
     for finding in listed:
+        outcome = outcomes.get(finding.fingerprint)
         err.write(
             f"  {describe_origin(finding.origin)}:{finding.line}:{finding.column}  "
-            f"{finding.rule_id}  {finding.preview}\n"
+            f"{finding.rule_id}  {finding.preview}" + (f"  -> {outcome}" if outcome else "") + "\n"
+        )
+    revoked = sum(1 for text in outcomes.values() if text.startswith(_OUTCOME_TEXT[ResponseAction.REVOKED]))
+    if revoked:
+        err.write(f"\n{revoked} live broker credential(s) revoked: the agents holding them need new ones.\n")
+    pending = _OUTCOME_TEXT[ResponseAction.PENDING] in outcomes.values()
+    if pending and response is not None:
+        err.write(
+            f"\nThe broker did not answer. The leak report is kept in the outbox under {response.state_dir}\n"
+            f"and delivered by the next jitsec run with a broker; the {what} is blocked meanwhile.\n"
         )
     err.write(
         "\nRemove the secret (and rotate it if it was real), or, if it is a false positive, add\n"
@@ -119,31 +224,55 @@ def hook() -> None:
     """Git hooks: block commits and pushes that add secrets."""
 
 
-@hook.command(name="pre-commit")
+def _help(summary: str, what: str) -> str:
+    """Help text for a hook; the leak-response part is shared (click cannot format a docstring)."""
+    return (
+        f"{summary}\n\n"
+        "With a broker (--broker URL or $JITSEC_BROKER_URL; the scanner key from $JITSEC_BROKER_KEY "
+        "only), a live broker-issued credential found here is revoked before the hook exits, and the "
+        "message says per finding: revoked, already dead, unknown to the broker, or waiting in the leak "
+        f"outbox (broker unreachable; the {what} is blocked all the same). --alert sends incidents to "
+        "sinks. These options are those of `jitsec scan`."
+    )
+
+
+@hook.command(
+    name="pre-commit",
+    help=_help("Scan the lines added by the staged changes; exit 1 (blocking the commit) on a finding.",
+               "commit"),
+)  # fmt: skip
 @rules_option
 @baseline_option
-def pre_commit(rules: tuple[Path, ...], baselines: tuple[Path, ...]) -> None:
-    """Scan the lines added by the staged changes; exit 1 (blocking the commit) on a finding."""
+@response_options
+def pre_commit(rules: tuple[Path, ...], baselines: tuple[Path, ...], response: ResponseOptions) -> None:
+    """Git's pre-commit hook (help text in the decorator: its response part is shared)."""
     try:
         root = _repository_root()
         accepted = _baselines(root, baselines)
         source = DiffSource.staged(root, exclude=_not_scanned(root, accepted))
-        findings = _scan([source], rules, accepted)
+        findings, outcomes = _scan([source], rules, accepted, response)
     except _SCAN_ERRORS as exc:
         click.echo(f"jitsec: could not scan the staged changes: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     if findings:
-        _report(findings, "commit", "git commit --no-verify")
+        _report(findings, "commit", "git commit --no-verify", outcomes, response)
         sys.exit(EXIT_BLOCKED)
 
 
-@hook.command(name="pre-push")
+@hook.command(
+    name="pre-push",
+    help=_help("Scan the lines added by the commits being pushed; exit 1 (blocking the push) on a "
+               "finding.\n\nGit runs it as `pre-push REMOTE URL` with one `LOCAL_REF LOCAL_ID "
+               "REMOTE_REF REMOTE_ID` line per pushed ref on stdin; under the pre-commit framework "
+               "the range comes from its environment.", "push"),
+)  # fmt: skip
 @click.argument("remote", required=False)
 @click.argument("url", required=False)
 @click.option("--from-ref", help="Scan FROM_REF..TO_REF instead of reading git's pre-push input.")
 @click.option("--to-ref", help="See --from-ref (default HEAD).")
 @rules_option
 @baseline_option
+@response_options
 def pre_push(
     *,
     remote: str | None,
@@ -152,24 +281,21 @@ def pre_push(
     to_ref: str | None,
     rules: tuple[Path, ...],
     baselines: tuple[Path, ...],
+    response: ResponseOptions,
 ) -> None:
-    """Scan the lines added by the commits being pushed; exit 1 (blocking the push) on a finding.
-
-    Git runs it as `pre-push REMOTE URL` with one `LOCAL_REF LOCAL_ID REMOTE_REF REMOTE_ID` line per
-    pushed ref on stdin; under the pre-commit framework the range comes from its environment.
-    """
+    """Git's pre-push hook (help text in the decorator: its response part is shared)."""
     try:
         root = _repository_root()
         ranges = _pushed_ranges(root, remote, from_ref, to_ref)
         accepted = _baselines(root, baselines)
         excluded = _not_scanned(root, accepted)
         sources = [DiffSource(root, revisions=revisions, exclude=excluded) for revisions in ranges]
-        findings = _scan(sources, rules, accepted)
+        findings, outcomes = _scan(sources, rules, accepted, response)
     except _SCAN_ERRORS as exc:
         click.echo(f"jitsec: could not scan the pushed commits: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     if findings:
-        _report(findings, "push", "git push --no-verify")
+        _report(findings, "push", "git push --no-verify", outcomes, response)
         sys.exit(EXIT_BLOCKED)
 
 

@@ -19,16 +19,18 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from broker.client import BrokerClient
 from broker.leaks import LeakScope
 from connectors.base import Sink
 from connectors.sinks import ALERT_SPEC_HELP, build_sink, parse_alert_spec
-from scanner.response.live_cache import LiveFingerprintCache
-from scanner.response.responder import Responder, ResponderSettings
+
+if TYPE_CHECKING:  # imported by build_response: declaring the options (a git hook) stays cheap
+    from broker.client import BrokerClient
+    from scanner.response.live_cache import LiveFingerprintCache
+    from scanner.response.responder import Responder, ResponderSettings
 
 KEY_ENV = "JITSEC_BROKER_KEY"
 URL_ENV = "JITSEC_BROKER_URL"
@@ -139,6 +141,10 @@ def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = 
 
     Raises ``click.UsageError`` when a broker URL is set (option, env or daemon config) without
     ``JITSEC_BROKER_KEY``: failing at start beats retrying a 401 forever."""
+    from broker.client import BrokerClient  # noqa: PLC0415
+    from scanner.response.live_cache import LiveFingerprintCache  # noqa: PLC0415
+    from scanner.response.responder import Responder, ResponderSettings  # noqa: PLC0415
+
     if client is None and options.broker_url and not options.broker_key:
         raise click.UsageError(f"a broker is configured ({options.broker_url}) but ${KEY_ENV} is not set")
     sinks = [build_sink(spec, options.state_dir / "spool") for spec in options.alerts]

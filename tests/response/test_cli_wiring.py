@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from jitsec.cli import main
 from jitsec.commands.demo import AGENT, EmbeddedBroker
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    running = EmbeddedBroker(tmp_path / "broker-dir").start()
-    yield running
-    running.close()
 
 
 def issue(broker: EmbeddedBroker) -> str:

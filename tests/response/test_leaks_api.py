@@ -3,7 +3,6 @@ and the scanner's live-fingerprint cache fed by them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,13 +13,6 @@ from broker.leaks import LeakReport, LeakStatus, leak_batches
 from jitsec.commands.demo import AGENT, EmbeddedBroker
 from jitsec.credential_format import sha256_fingerprint
 from scanner.response.live_cache import LiveFingerprintCache
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    running = EmbeddedBroker(tmp_path).start()
-    yield running
-    running.close()
 
 
 def issue(broker: EmbeddedBroker) -> str:
