@@ -4,7 +4,7 @@ Builds a seeded repository with ``git fast-import`` (files that grow commit afte
 credentials planted in some commits), then measures, on the same history:
 
 - jitsec's history source through the scanner pipeline, in-process (MB/s of unique blob bytes);
-- the same as a whole process, ``jitsec watch git:REPO`` (start-up included);
+- the same as a whole process, ``jitsec scan git:REPO`` (start-up included);
 - the peer: ``git log -p --all | jitsec scan -`` (MB/s of the patch stream it has to read);
 - ``git log -p --all`` alone, the floor of the peer;
 - optionally (``--detect-secrets``) detect-secrets on the first MB of that patch stream.
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds, found, source = min((in_process(history, scanner) for _ in range(3)), key=lambda r: r[0])
         hits = {f.credential_sha256 for f in found if f.credential_sha256}
         recall = len(hits & history.planted) / max(1, len(history.planted))
-        whole = _time([jitsec, "watch", f"git:{history.repo}", "-f", "jsonl"], env=env)
+        whole = _time([jitsec, "scan", f"git:{history.repo}", "-f", "jsonl"], env=env)
         log_p = ["git", "-C", str(history.repo), "log", "-p", "--all"]
         git_only = _time(log_p)
         peer = _time_pipe(log_p, [jitsec, "scan", "-", "-f", "jsonl"], env)
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(history.planted)} planted credentials")
         print(f"jitsec git: (in-process)       {seconds:7.2f} s  {mb / seconds:7.1f} MB/s of blobs  "
               f"recall {recall:.2f}")
-        print(f"jitsec watch git: (process)    {whole:7.2f} s  {mb / whole:7.1f} MB/s of blobs")
+        print(f"jitsec scan git: (process)     {whole:7.2f} s  {mb / whole:7.1f} MB/s of blobs")
         print(f"git log -p | jitsec scan -     {peer:7.2f} s  "
               f"{patch_bytes / 1e6 / peer:7.1f} MB/s of patches")
         print(f"git log -p alone               {git_only:7.2f} s")

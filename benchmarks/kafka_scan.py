@@ -2,11 +2,13 @@
 
 Produces a seeded corpus of realistic log records (text lines and JSON events, a few planted
 broker-format tokens) into a fresh topic, then, for each consumer count, starts that many processes
-in a fresh consumer group. Each runs ``KafkaSource`` through the real scanner pipeline (default rule
-packs) and acknowledges every chunk. Printed per run: MB/s scanned (first record read to last record
-handled, all processes together), the same for a consume-only pass (source, no scanner) as the peer
-figure, and planted tokens found. MB are record-value bytes as consumed (before JSON splitting).
-When scanning is much slower than consuming, the scanner, not the client, is the bottleneck.
+in a fresh consumer group, three times: ``client only`` polls kafka-python with the source's consumer
+settings and does nothing else (the peer: what the client can deliver), ``source only`` runs
+``KafkaSource`` and acknowledges every chunk, ``consume+scan`` runs it through the real scanner
+pipeline (default rule packs). Printed per run: MB/s (first record read to last record handled, all
+processes together) and, for the scan, planted tokens found. MB are record-value bytes as consumed
+(before JSON splitting). When consume+scan is well below client only, the scanner, not the client,
+is the bottleneck.
 
     python benchmarks/kafka_scan.py                      # short: 20 MB, 1 and 2 consumers
     python benchmarks/kafka_scan.py --megabytes 200      # longer
@@ -19,6 +21,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import sys
 import threading
@@ -34,6 +37,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from jitsec import credential_format as cf
 
 SERVICES = ("GET", "POST", "PUT", "DELETE")
+MODES = {"client": "client only", "source": "source only", "scan": "consume+scan"}
 PATHS = ("/v1/tasks", "/v1/secrets", "/healthz", "/api/orders", "/api/users/42", "/metrics")
 
 
@@ -84,9 +88,14 @@ def produce(bootstrap: str, topic: str, partitions: int, records: list[bytes]) -
     producer.close()
 
 
-def worker(job: tuple[str, str, str, bool, int], shared: dict, index: int) -> None:
-    """One consumer process: read (and scan) until the group together has handled ``total`` records."""
-    bootstrap, topic, group, scan, total = job
+def worker(job: tuple[str, str, str, str, int], shared: dict, index: int) -> None:
+    """One consumer process: read (and scan) until the group together has handled ``total`` records.
+
+    Modes: ``client`` polls kafka-python directly (the peer: what the client alone delivers),
+    ``source`` runs ``KafkaSource`` and acknowledges every chunk, ``scan`` runs it through the scanner.
+    """
+    bootstrap, topic, group, mode, total = job
+    parent = os.getppid()
     import logging  # noqa: PLC0415
 
     logging.disable(logging.WARNING)
@@ -94,35 +103,36 @@ def worker(job: tuple[str, str, str, bool, int], shared: dict, index: int) -> No
 
     source = KafkaSource(parse_kafka_address(f"kafka://{bootstrap}/{topic}?group={group}"), follow=True,
                          settings=KafkaSourceSettings(poll_timeout_ms=100))
-    seen_records: set[tuple[int, int]] = set()
     first = [0.0]
-    found = [0]
+    found: set[tuple[int, int]] = set()  # (partition, offset) of records with a broker-format finding
+    size = [0]
 
     def watch_total() -> None:
-        while shared["handled"].value < total:
+        while not done():
             time.sleep(0.02)
         source.close()
 
-    def counted(chunks):  # type: ignore[no-untyped-def]
-        """The source's chunks, counting distinct records as they are read (the group's progress)."""
-        for chunk in chunks:
-            origin = chunk.origin
-            if not first[0]:
-                first[0] = time.perf_counter()
-            key = (origin.partition, origin.offset)
-            if key not in seen_records:
-                seen_records.add(key)
-                with shared["handled"].get_lock():
-                    shared["handled"].value += 1
-            yield chunk
+    def count(partition: int, offset: int) -> None:
+        """The group's progress: per partition, the offset after the highest record handled by any
+        process (records of a partition are handled in order; a rebalance may repeat some, which
+        must not count twice, or the run would stop before every record was handled)."""
+        if not first[0]:
+            first[0] = time.perf_counter()
+        progress = shared["progress"]
+        if progress[partition] <= offset:
+            with progress.get_lock():
+                progress[partition] = max(progress[partition], offset + 1)
+
+    def done() -> bool:
+        """Every record handled, or the parent is gone (killed: nobody would ever stop this process)."""
+        return sum(shared["progress"][:]) >= total or os.getppid() != parent
 
     def handled(chunk, findings) -> None:  # type: ignore[no-untyped-def]
-        found[0] += sum(1 for f in findings if f.credential_sha256)
+        count(chunk.origin.partition, chunk.origin.offset)
+        found.update((f.origin.partition, f.origin.offset) for f in findings if f.credential_sha256)
 
-    read_chunks = source.chunks
-    source.chunks = lambda: counted(read_chunks())  # type: ignore[method-assign]
     threading.Thread(target=watch_total, daemon=True).start()
-    if scan:
+    if mode == "scan":
         from scanner.engine import Scanner  # noqa: PLC0415
         from scanner.fingerprint import Fingerprinter  # noqa: PLC0415
         from scanner.pipeline import run_sources  # noqa: PLC0415
@@ -131,36 +141,65 @@ def worker(job: tuple[str, str, str, bool, int], shared: dict, index: int) -> No
         scanner = Scanner(load_ruleset(), Fingerprinter(b"benchmark-key-" * 2))
         shared["ready"].release()
         run_sources([source], scanner, handled)
-    else:
+        size[0] = source.bytes_read
+    elif mode == "source":
         shared["ready"].release()
         for chunk in source.chunks():
             handled(chunk, [])
             source.acknowledge(chunk)
         source.close()
+        size[0] = source.bytes_read
+    else:
+        shared["ready"].release()
+        size[0] = client_only(source, count, done)
     shared["first"][index] = first[0]
     shared["last"][index] = time.perf_counter()
-    shared["bytes"][index] = source.bytes_read  # record values as consumed, before JSON splitting
-    shared["found"][index] = found[0]
+    shared["bytes"][index] = size[0]  # record values as consumed, before JSON splitting
+    shared["found"].put(sorted(found))
 
 
-def run(bootstrap: str, topic: str, consumers: int, scan: bool, total: int) -> tuple[float, float, int]:
-    """Seconds from the first record read to the last handled, MB handled, planted tokens found."""
+def client_only(source, count, done) -> int:  # type: ignore[no-untyped-def]
+    """Poll the source's own consumer (same settings) with none of the source's work; bytes read."""
+    consumer = source._connect()
+    size = 0
+    while consumer is not None and not done():
+        for records in consumer.poll(timeout_ms=100).values():
+            for record in records:
+                size += len(record.value or b"")
+                count(record.partition, record.offset)
+    source.close()
+    return size
+
+
+def run(bootstrap: str, topic: str, partitions: int, consumers: int, mode: str,  # noqa: PLR0917
+        total: int) -> tuple[float, float, int]:
+    """Seconds from the first record read to the last handled, MB handled, records whose planted token
+    was found (by any process; a record read twice after a rebalance counts once)."""
     ctx = mp.get_context("spawn")
-    shared = {"handled": ctx.Value("q", 0), "ready": ctx.Semaphore(0),
+    shared = {"progress": ctx.Array("q", partitions), "ready": ctx.Semaphore(0),
               "first": ctx.Array("d", consumers), "last": ctx.Array("d", consumers),
-              "bytes": ctx.Array("q", consumers), "found": ctx.Array("q", consumers)}
+              "bytes": ctx.Array("q", consumers), "found": ctx.Queue()}
     group = f"bench-{uuid.uuid4().hex[:8]}"
-    processes = [ctx.Process(target=worker, args=((bootstrap, topic, group, scan, total), shared, i))
-                 for i in range(consumers)]
+    job = (bootstrap, topic, group, mode, total)
+    processes = [ctx.Process(target=worker, args=(job, shared, i), daemon=True) for i in range(consumers)]
     for process in processes:
         process.start()
+    found: set[tuple[int, int]] = set()
+    reports = 0
+    while reports < consumers:  # read before join: a child with a full pipe does not exit
+        try:
+            found.update(map(tuple, shared["found"].get(timeout=1)))
+            reports += 1
+        except queue.Empty:
+            if not any(process.is_alive() for process in processes):
+                break  # one failed before reporting: its exit code says so below
     for process in processes:
         process.join()
         if process.exitcode != 0:
             raise SystemExit(f"consumer process failed with exit code {process.exitcode}")
     firsts = [t for t in shared["first"][:] if t]
     elapsed = max(shared["last"][:]) - min(firsts)
-    return elapsed, sum(shared["bytes"][:]) / 1e6, sum(shared["found"][:])
+    return elapsed, sum(shared["bytes"][:]) / 1e6, len(found)
 
 
 def main() -> None:
@@ -183,11 +222,12 @@ def main() -> None:
           f"({args.partitions} partitions), produced in {time.perf_counter() - started:.1f} s")
     print(f"{'consumers':>9} {'mode':<13} {'seconds':>8} {'MB/s':>7} {'found':>11}")
     for consumers in (int(c) for c in args.consumers.split(",")):
-        for scan in (False, True):
-            elapsed, handled_mb, found = run(args.bootstrap, topic, consumers, scan, len(records))
-            mode = "consume+scan" if scan else "consume only"
-            shown = f"{found}/{planted}" if scan else "-"
-            print(f"{consumers:>9} {mode:<13} {elapsed:>8.2f} {handled_mb / elapsed:>7.2f} {shown:>11}")
+        for mode, label in MODES.items():
+            elapsed, handled_mb, found = run(
+                args.bootstrap, topic, args.partitions, consumers, mode, len(records))
+            shown = f"{found}/{planted}" if mode == "scan" else "-"
+            print(f"{consumers:>9} {label:<13} {elapsed:>8.2f} {handled_mb / elapsed:>7.2f} {shown:>11}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ address                                   source
 ``PATH`` (a file)                         the file; followed like ``tail -F`` when ``follow``
 ``PATH`` (a directory)                    every file below it; watched with watchdog when ``follow``
 ``-``                                     standard input (line by line when ``follow``)
-``git:PATH``                              every blob in the history of the repository at PATH, all refs
+``git:PATH``                              every blob in the history of the repository at PATH, all refs;
+                                          then each new commit on any ref when ``follow``
 ``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G``  a Kafka consumer group (connectors.sources.kafka)
 ``elasticsearch://HOST:PORT/INDEX_PATTERN``  documents of an index pattern (connectors.sources.elasticsearch)
 ========================================  =============================================================
@@ -18,13 +19,20 @@ I/O beyond checking that it can exist; reading starts with ``chunks()``.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from connectors.base import Source
 from connectors.checkpoints import CheckpointStore
 from connectors.sources.files import FilesSource
-from connectors.sources.git import GitError, GitHistorySource, check_repository
+from connectors.sources.git import (
+    DEFAULT_POLL_INTERVAL,
+    GIT_POLL_ENV,
+    GitError,
+    GitHistorySource,
+    check_repository,
+)
 from connectors.sources.stdin import StdinSource
 from connectors.sources.stdin_follow import StdinFollowSource
 from connectors.sources.tail import TailSource
@@ -60,7 +68,7 @@ def open_source(
     if not address:
         raise SourceAddressError("empty source address")
     if address.startswith(GIT_PREFIX):
-        return _open_git(address[len(GIT_PREFIX) :])
+        return _open_git(address[len(GIT_PREFIX) :], follow=follow, checkpoint_dir=checkpoint_dir)
     if address.startswith(KAFKA_PREFIX):
         opener = _optional_opener("connectors.sources.kafka", "open_kafka_source", "Kafka")
         return opener(address, follow=follow)
@@ -74,14 +82,26 @@ def open_source(
     return _open_path(Path(address), follow=follow, checkpoint_dir=checkpoint_dir, from_end=from_end)
 
 
-def _open_git(path: str) -> Source:
+def _open_git(path: str, *, follow: bool, checkpoint_dir: Path | None) -> Source:
+    """The history once, or (``follow``) the history and then every commit any ref comes to reach,
+    polled every ``JITSEC_GIT_POLL_INTERVAL`` seconds (default 2)."""
     if not path:
         raise SourceAddressError("git: needs a repository path, e.g. git:. or git:/srv/repo")
     try:
         check_repository(Path(path))
     except GitError as exc:
         raise SourceAddressError(str(exc)) from exc
-    return GitHistorySource(Path(path))
+    if not follow:
+        return GitHistorySource(Path(path))
+    raw = os.environ.get(GIT_POLL_ENV, "").strip()
+    try:
+        interval = float(raw) if raw else DEFAULT_POLL_INTERVAL
+    except ValueError:
+        interval = -1.0
+    if not 0 < interval < float("inf"):
+        raise SourceAddressError(f"{GIT_POLL_ENV}={raw!r} is not a positive number of seconds")
+    checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
+    return GitHistorySource(Path(path), follow=True, checkpoints=checkpoints, poll_interval=interval)
 
 
 def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_end: bool) -> Source:

@@ -48,6 +48,15 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class BatchedSource(Source, Protocol):
+    """A source that reads in batches (a Kafka poll) hands each over at once, so that the pipeline
+    scans the batch's whole chunks in one pass instead of one stream per record. ``chunks`` stays
+    the same data, one chunk at a time."""
+
+    def chunk_batches(self) -> Iterator[list[Chunk]]: ...
+
+
+@runtime_checkable
 class Sink(Protocol):
     """Delivers incidents somewhere. ``send`` returns once the incident is durably queued (a spool on
     disk), never waiting on the receiver, so a sink never blocks revocation; delivery happens in

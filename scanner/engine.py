@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,12 +21,12 @@ import regex
 from jitsec.credential_format import sha256_fingerprint
 from jitsec.redaction import preview
 from scanner.decoders import decode_variants, marker_lines
-from scanner.filters import PRAGMA, PRAGMA_NEXTLINE, is_generic_negative, passes_rule
+from scanner.filters import PRAGMA, PRAGMA_NEXTLINE, is_generic_negative, is_lock_path, passes_rule
 from scanner.fingerprint import Fingerprinter
 from scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
 from scanner.model import BrokerStatus, Chunk, Confidence, Finding, Origin
 from scanner.ruleset import Rule, RuleSet
-from scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan
+from scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan, origin_path
 from scanner.validators import BROKER_VALIDATORS
 
 __all__ = ["LONG_LINE_OVERLAP", "MAX_CARRY", "MULTILINE_WINDOW", "EngineName", "ScanStats", "Scanner",
@@ -134,8 +134,11 @@ class Scanner:
         return StreamScan(self, origin)
 
     def scan_bytes(self, data: bytes, origin: Origin, *, offset: int = 0, line: int = 1) -> list[Finding]:
-        scan = self.stream(origin)
-        return scan.feed(Chunk(data=data, origin=origin, offset=offset, line=line)) + scan.finish()
+        return self._scan_alone(Chunk(data=data, origin=origin, offset=offset, line=line))
+
+    def _scan_alone(self, chunk: Chunk) -> list[Finding]:
+        stream = self.stream(chunk.origin)
+        return stream.feed(chunk) + stream.finish()
 
     def candidate_secrets(self, data: bytes) -> list[tuple[str, str]]:
         """``(rule_id, secret)`` for every confirmed match in ``data``, in position order.
@@ -148,11 +151,48 @@ class Scanner:
 
     # -- the pipeline of one buffer ---------------------------------------------------------------
 
-    def matches(self, data: bytes, *, skip_heuristic: bool = False, fresh_from: int = 0) -> list[_Match]:
+    def scan_whole(self, chunks: Sequence[Chunk]) -> list[list[Finding]]:
+        """The findings of each chunk, as ``scan_bytes`` would give them one by one, in one pass.
+
+        For sources of many small units (Kafka records, document fields): one matcher call over all of
+        them instead of a stream each. Every chunk must be ``whole`` (all of its origin, ending with a
+        newline); no match, window or pragma reaches from one chunk into the next. A lock file keeps
+        its own leniency, so then each chunk is scanned on its own.
+        """
+        if any(is_lock_path(origin_path(chunk.origin)) for chunk in chunks):
+            return [self._scan_alone(chunk) for chunk in chunks]
+        data = b"".join(chunk.data for chunk in chunks)
+        starts: list[int] = []
+        cursor = 0
+        for chunk in chunks:
+            if not chunk.whole or not chunk.data.endswith(b"\n"):
+                raise ValueError(f"{chunk.origin}: not a whole, newline-terminated chunk")
+            starts.append(cursor)
+            cursor += len(chunk.data)
+        results: list[list[Finding]] = [[] for _ in chunks]
+        for match in self.matches(data, bounds=starts):  # few: a newline count each is cheap
+            index = bisect_right(starts, match.position) - 1
+            chunk, start = chunks[index], starts[index]
+            line = chunk.line + data.count(b"\n", start, match.position)
+            results[index].append(self.finding(match, chunk.origin, data, base_offset=chunk.offset - start,
+                                               line=line, read_at=chunk.read_at))
+        self.stats.add_lines(data.count(b"\n"))
+        return results
+
+    def matches(
+        self,
+        data: bytes,
+        *,
+        skip_heuristic: bool = False,
+        fresh_from: int = 0,
+        bounds: Sequence[int] | None = None,
+    ) -> list[_Match]:
         """Every match in ``data`` passing all checks, deduplicated, in position order.
 
         Bytes before ``fresh_from`` (a line start) were scanned before and are here again only so that
         a multiline match can complete: there, only multiline rules are confirmed and nothing is decoded.
+        ``bounds`` (sorted offsets, the first 0) cut ``data`` into independent texts: no confirmation
+        window, and so no match, spans two of them.
         """
         candidates: dict[int, int] = {}
         hits = self.matcher.hits(data)
@@ -164,7 +204,7 @@ class Scanner:
         if fresh_from:
             rules = self.rules
             hits = [hit for hit in hits if hit[2] >= fresh_from or hit[1] == WHOLE or rules[hit[0]].multiline]
-        found = self._confirm(data, hits, candidates, skip_heuristic)
+        found = self._confirm(data, hits, candidates, skip_heuristic, bounds)
         decoded = 0
         replaced: list[tuple[int, int]] = []  # original spans a decoded pass judged instead of the raw one
         for start, end in self._lines_to_decode(data, marker_ends, fresh_from):
@@ -202,13 +242,21 @@ class Scanner:
         return [lines[index] for index in sorted(chosen)]
 
     def _confirm(
-        self, data: bytes, hits: list[tuple[int, int, int]], candidates: dict[int, int], skip_heuristic: bool
+        self,
+        data: bytes,
+        hits: list[tuple[int, int, int]],
+        candidates: dict[int, int],
+        skip_heuristic: bool,
+        bounds: Sequence[int] | None = None,
     ) -> list[_Match]:
         size = len(data)
-        windows: dict[int, list[tuple[int, int]]] = {}
+        pieces = list(bounds or [0])
+        ends = [*pieces[1:], size]
+        windows: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (rule, piece start) → windows
         for index, start, end in hits:
             if start == WHOLE:
-                windows.setdefault(index, []).append((0, size))
+                for low, high in zip(pieces, ends, strict=True):
+                    windows.setdefault((index, low), []).append((low, high))
                 continue
             reach = MULTILINE_WINDOW if self.rules[index].multiline else LINE_WINDOW
             low = max(0, start - reach)
@@ -220,22 +268,26 @@ class Scanner:
                 window_start = max(low, data.rfind(b"\n", low, start) + 1)
                 newline = data.find(b"\n", end, high)
                 window_end = high if newline < 0 else newline
-            windows.setdefault(index, []).append((window_start, window_end))
+            piece = bisect_right(pieces, max(end - 1, 0)) - 1
+            floor, ceiling = pieces[piece], ends[piece]
+            window = (max(window_start, floor), min(window_end, ceiling))
+            windows.setdefault((index, floor), []).append(window)
         found: list[_Match] = []
-        for index, spans in windows.items():
+        for (index, floor), spans in windows.items():
             rule = self.rules[index]
             for window_start, window_end in _merge(spans):
                 candidates[index] = candidates.get(index, 0) + 1
                 text = data[window_start:window_end].decode("latin-1")
                 for match in rule.pattern.finditer(text):
-                    result = self._check(rule, data, window_start, match, skip_heuristic)
+                    result = self._check(rule, data, window_start, match, skip_heuristic, floor)
                     if result is not None:
                         found.append(_Match(index, *result))
         return found
 
-    def _check(  # noqa: PLR0911 - one early exit per check, cheapest first
-        self, rule: Rule, data: bytes, base: int, match: regex.Match[str], skip_heuristic: bool
+    def _check(  # noqa: PLR0911, PLR0917 - one early exit per check, cheapest first
+        self, rule: Rule, data: bytes, base: int, match: regex.Match[str], skip_heuristic: bool, floor: int
     ) -> tuple[int, str, int] | None:
+        """``floor``: where the text the match belongs to starts (a pragma above it does not count)."""
         try:
             secret = match.group(rule.secret_group)
         except (IndexError, KeyError):
@@ -250,7 +302,7 @@ class Scanner:
         if rule.validator is None and (skip_heuristic or is_generic_negative(secret, before)):
             return None
         position = base + match.start() if rule.multiline else secret_start
-        if _has_pragma(data, position):
+        if _has_pragma(data, position, floor):
             return None
         if self.ignored_sha1 and hashlib.sha1(_utf8(secret), usedforsecurity=False).hexdigest() in (
             self.ignored_sha1
@@ -343,13 +395,13 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _has_pragma(data: bytes, position: int) -> bool:
+def _has_pragma(data: bytes, position: int, floor: int = 0) -> bool:
     line_start = data.rfind(b"\n", 0, position) + 1
     line_end = data.find(b"\n", position)
     line = data[line_start: len(data) if line_end < 0 else line_end]
     if PRAGMA.encode() in line:
         return True
-    if line_start:
+    if line_start > floor:
         previous = data[data.rfind(b"\n", 0, line_start - 1) + 1: line_start]
         return PRAGMA_NEXTLINE.encode() in previous
     return False

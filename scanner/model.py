@@ -69,6 +69,8 @@ class Chunk:
     """Bytes from one origin. ``offset`` and ``line`` place ``data[0]`` within that origin, so that
     consecutive chunks of one origin can be scanned as a stream (a secret straddling two chunks is
     found once). ``read_at`` is the monotonic time the bytes were read, for leak-to-revocation latency.
+    ``whole`` says the chunk is all its origin holds and ends with a newline (a Kafka record, a
+    document field): the scanner may then scan it in one buffer with other whole chunks.
     """
 
     data: bytes
@@ -76,6 +78,7 @@ class Chunk:
     offset: int = 0
     line: int = 1
     read_at: float | None = None
+    whole: bool = False
 
 
 class Severity(Enum):

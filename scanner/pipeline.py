@@ -1,5 +1,6 @@
 """Run sources through one scanner: a thread per source, a stream scan per origin, findings handed to
 a callback, and each chunk acknowledged, in order, only once everything found in it was handled.
+A batched source's whole chunks (Kafka records) are scanned in one pass per batch instead.
 
 Shared by `jitsec scan`, the `watch` daemons and the leak response. A bad record (a source error, a
 chunk that fails to scan) is counted and reported, never fatal.
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from connectors.base import Source, SourceErrors
+from connectors.base import BatchedSource, Source, SourceErrors
 from scanner.engine import Scanner, StreamScan
 from scanner.model import Chunk, Finding, Origin
 
@@ -76,16 +77,19 @@ def _run_one(source: Source, scanner: Scanner, on_findings: OnFindings, stop: th
     own_errors = SourceErrors()
     streams = _Streams(scanner)
     try:
-        for chunk in source.chunks():
+        for batch in _batches(source):
             if stop.is_set():
                 break
-            try:
-                ready = streams.feed(chunk)
-            except Exception as error:  # a chunk that cannot be scanned is a bad record
-                own_errors.record("scan", f"{chunk.origin}: {type(error).__name__}")
-                ready = [(chunk, [])]
-            if not _deliver(source, ready, on_findings, stats, own_errors):
-                return
+            together = _scan_together(scanner, batch, own_errors)
+            for position, chunk in enumerate(batch):
+                try:
+                    found = together.get(position)
+                    ready = streams.feed(chunk) if found is None else [*streams.finish(), (chunk, found)]
+                except Exception as error:  # a chunk that cannot be scanned is a bad record
+                    own_errors.record("scan", f"{chunk.origin}: {type(error).__name__}")
+                    ready = [(chunk, [])]
+                if not _deliver(source, ready, on_findings, stats, own_errors):
+                    return
         _deliver(source, streams.finish(), on_findings, stats, own_errors)
     except Exception as error:
         own_errors.record("source", f"{type(error).__name__}: {error}")
@@ -95,6 +99,28 @@ def _run_one(source: Source, scanner: Scanner, on_findings: OnFindings, stop: th
         finally:
             stats.merge_errors(source.errors)
             stats.merge_errors(own_errors)
+
+
+def _batches(source: Source) -> Iterator[Sequence[Chunk]]:
+    if isinstance(source, BatchedSource):
+        return source.chunk_batches()
+    return ([chunk] for chunk in source.chunks())
+
+
+def _scan_together(
+    scanner: Scanner, batch: Sequence[Chunk], errors: SourceErrors
+) -> dict[int, list[Finding]]:
+    """Findings of the batch's whole chunks by position in the batch, from one pass over them all;
+    empty when there is nothing to gain or the pass failed (each chunk is then scanned alone)."""
+    wholes = [position for position, chunk in enumerate(batch) if chunk.whole]
+    if len(wholes) < 2:
+        return {}
+    try:
+        found = scanner.scan_whole([batch[position] for position in wholes])
+    except Exception as error:
+        errors.record("scan", f"{len(wholes)} whole chunks together: {type(error).__name__}")
+        return {}
+    return dict(zip(wholes, found, strict=True))
 
 
 def _deliver(source: Source, ready: list[tuple[Chunk, list[Finding]]], on_findings: OnFindings,

@@ -15,7 +15,7 @@ MAX_CARRY = 1 << 20  # a line longer than this is scanned in pieces
 LONG_LINE_OVERLAP = 4096  # overlap between the pieces of a very long line
 
 
-def _origin_path(origin: Origin) -> str | None:
+def origin_path(origin: Origin) -> str | None:
     if isinstance(origin, FileOrigin | GitOrigin):
         return origin.path
     return None
@@ -36,7 +36,7 @@ class StreamScan:
     def __init__(self, scanner: Scanner, origin: Origin) -> None:
         self.scanner = scanner
         self.origin = origin
-        self._skip_heuristic = is_lock_path(_origin_path(origin))
+        self._skip_heuristic = is_lock_path(origin_path(origin))
         self._buffer = b""
         self._offset: int | None = None  # absolute offset of _buffer[0]
         self._line = 1

@@ -6,6 +6,13 @@ produces with ``acks=all`` and waits for the broker's acknowledgement before the
 spool, so a broker that is down delays alerts, in order, and loses none. A record the broker refuses
 for good (too large, invalid topic) is set aside in the spool's dead table.
 
+A failed attempt is final inside the producer too: ``delivery_timeout_ms`` equals the attempt's
+``timeout`` and the sink waits for the record's outcome, so no copy of it is still queued when the
+spool retries. Only then is the producer replaced (a fresh one carries no state from the outage);
+a producer whose record is somehow still pending is kept, so that copy goes out before the retry's,
+never after newer incidents (kafka-python's ``close`` gives up on a flush that cannot finish and
+leaves the record behind). One record is in flight at a time, so idempotence adds nothing and is off.
+
 Spec for ``--alert``: ``kafka://HOST:PORT/TOPIC``.
 """
 
@@ -25,6 +32,7 @@ from connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryErro
 from scanner.model import Incident
 
 _PERMANENT = (InvalidTopicError, MessageSizeTooLargeError)
+RECONNECT_BACKOFF_MAX_MS = 1000
 
 
 def parse_kafka_sink_spec(spec: str) -> tuple[str, str]:
@@ -51,23 +59,34 @@ class KafkaSink(SpooledSink):
 
     def deliver(self, incident: Incident) -> None:
         value = incident_to_json(incident).encode("utf-8")
+        future: Any = None
         try:
             producer = self._connect()
-            producer.send(self.topic, key=incident.incident_id.encode("utf-8"), value=value).get(
-                timeout=self._timeout)
+            future = producer.send(self.topic, key=incident.incident_id.encode("utf-8"), value=value)
+            # the producer settles the record within its delivery timeout; the margin is for the
+            # release that has none
+            future.get(timeout=self._timeout * 2 + 1)
         except _PERMANENT as error:
             raise PermanentDeliveryError(f"kafka refused the incident: {type(error).__name__}") from None
         except KafkaError as error:
-            self._drop_producer()
+            if future is None or future.is_done:  # nothing of ours left in it
+                self._drop_producer()
             raise DeliveryError(f"kafka unreachable: {type(error).__name__}") from None
 
     def _connect(self) -> KafkaProducer:
         if self._producer is None:
+            # reconnect at least once a second: kafka-python's default backoff grows to 30 s, which
+            # would hold alerts back that long after the broker returns
             options: dict[str, Any] = {"acks": "all", "retries": 3, "linger_ms": 0,
                                        "request_timeout_ms": int(self._timeout * 1000),
-                                       "max_block_ms": int(self._timeout * 1000)}
+                                       "max_block_ms": int(self._timeout * 1000),
+                                       "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS}
             if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:
                 options["bootstrap_timeout_ms"] = int(self._timeout * 1000)
+            if "delivery_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # >= request timeout + linger
+                options["delivery_timeout_ms"] = int(self._timeout * 1000)
+            if "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG:
+                options["enable_idempotence"] = False
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, client_id="jitsec-alerts",
                                            **options)
         return self._producer

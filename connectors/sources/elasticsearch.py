@@ -41,7 +41,7 @@ from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundErro
 from connectors.address import SourceAddressError
 from connectors.base import SourceErrors
 from connectors.checkpoints import CheckpointError, CheckpointStore
-from connectors.sources.json_fields import encode_field, raw_pieces, string_fields, terminated
+from connectors.sources.json_fields import ROOT, field_chunks, field_text, string_fields
 from scanner.model import Chunk, ElasticsearchOrigin
 
 SCHEME = "elasticsearch://"
@@ -161,6 +161,11 @@ class ElasticsearchSource:
     # -- Source protocol ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[Chunk]:
+        for batch in self.chunk_batches():
+            yield from batch
+
+    def chunk_batches(self) -> Iterator[list[Chunk]]:
+        """The chunks of one search page at a time (``BatchedSource``)."""
         if not self._state.backfill_done:
             yield from self._backfill()
         if not self.follow:
@@ -191,7 +196,7 @@ class ElasticsearchSource:
 
     # -- backfill -----------------------------------------------------------------------------------
 
-    def _backfill(self) -> Iterator[Chunk]:
+    def _backfill(self) -> Iterator[list[Chunk]]:
         start_watermark = self._call(self._newest_timestamp) if self.follow else None
         if self._closed.is_set():
             return
@@ -206,7 +211,7 @@ class ElasticsearchSource:
                 return
         self._push_marker(lambda: self._finish_backfill(start_watermark))
 
-    def _backfill_index(self, index: str, start_watermark: int | None) -> Iterator[Chunk]:
+    def _backfill_index(self, index: str, start_watermark: int | None) -> Iterator[list[Chunk]]:
         resume = self._state.index == index
         pit = self._state.pit if resume else None
         after = self._state.after if resume else None
@@ -236,9 +241,10 @@ class ElasticsearchSource:
             hits = page["hits"]["hits"]
             if not hits:
                 break
+            batch: list[Chunk] = []
             for hit in hits:
                 if self._closed.is_set():
-                    return  # not yielded, not checkpointed: the next run reads it
+                    return  # not yielded, so never acknowledged nor checkpointed: the next run reads it
                 key = f"{hit['_index']}/{hit['_id']}"
                 ts = _timestamp_of(hit, self.address.timestamp_field)
                 near_end = start_watermark is not None and ts is not None \
@@ -246,7 +252,8 @@ class ElasticsearchSource:
                 if near_end:  # the follow phase will meet it again: remember it was scanned
                     self._yielded_seen[key] = ts  # type: ignore[assignment]
                 effect = self._backfill_effect(index, pit, hit["sort"], key, ts if near_end else None)
-                yield from self._document(hit, effect)
+                batch.extend(self._document(hit, effect))
+            yield batch
             after = hits[-1]["sort"]
         self._close_pit(pit)
         self._push_marker(lambda: self._finish_index(index))
@@ -270,7 +277,7 @@ class ElasticsearchSource:
 
     # -- follow -------------------------------------------------------------------------------------
 
-    def _follow_once(self) -> Iterator[Chunk]:
+    def _follow_once(self) -> Iterator[list[Chunk]]:
         """One poll: documents at or after ``watermark - overlap`` not seen yet, oldest first."""
         watermark = self._state.watermark
         if watermark is None:
@@ -304,6 +311,7 @@ class ElasticsearchSource:
                 hits = page["hits"]["hits"]
                 if not hits:
                     return
+                batch: list[Chunk] = []
                 for hit in hits:
                     if self._closed.is_set():
                         return
@@ -312,7 +320,8 @@ class ElasticsearchSource:
                     if key in self._yielded_seen:
                         continue
                     self._yielded_seen[key] = ts
-                    yield from self._document(hit, self._follow_effect(key, ts))
+                    batch.extend(self._document(hit, self._follow_effect(key, ts)))
+                yield batch
                 after = hits[-1]["sort"]
         finally:
             self._close_pit(pit)
@@ -334,22 +343,21 @@ class ElasticsearchSource:
 
     # -- documents → chunks, acknowledgement ---------------------------------------------------------
 
-    def _document(self, hit: dict[str, Any], effect: Callable[[], None]) -> Iterator[Chunk]:
+    def _document(self, hit: dict[str, Any], effect: Callable[[], None]) -> list[Chunk]:
+        """A chunk per string field of ``_source``; a field larger than ``piece_bytes`` is a stream of
+        pieces, any other is ``whole``. The document is pending from here until all are acknowledged."""
         index, doc_id = hit["_index"], hit["_id"]
         key = f"{index}/{doc_id}"
         self.documents_read += 1
-        fields = [(path, encode_field(text)) for path, text in string_fields(hit.get("_source") or {})]
-        pieces = [(path, offset, line, piece) for path, data in fields
-                  for offset, line, piece in raw_pieces(terminated(data), self.settings.piece_bytes)]
-        entry = _Pending(len(pieces), effect)
+        fields = [(path, field_text(path, text)) for path, text in string_fields(hit.get("_source") or {})]
+        chunks = field_chunks(fields, lambda path: ElasticsearchOrigin(index, doc_id, path or ROOT),
+                              self.settings.piece_bytes, self._clock())
+        entry = _Pending(len(chunks), effect)
         with self._lock:
             self._pending.append(entry)
             self._by_doc[key] = entry
             self._advance_locked()  # a document without strings is handled as soon as it is read
-        read_at = self._clock()
-        for path, offset, line, piece in pieces:
-            yield Chunk(data=piece, origin=ElasticsearchOrigin(index, doc_id, path), offset=offset, line=line,
-                        read_at=read_at)
+        return chunks
 
     def _push_marker(self, apply: Callable[[], None]) -> None:
         with self._lock:

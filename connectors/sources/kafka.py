@@ -23,6 +23,8 @@ any thread; ``close`` may be called from any thread, waits for the current poll 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import threading
 import time
@@ -39,7 +41,7 @@ from kafka.structs import OffsetAndMetadata
 
 from connectors.address import SourceAddressError
 from connectors.base import SourceErrors
-from connectors.sources.json_fields import encode_field, raw_pieces, string_fields, terminated
+from connectors.sources.json_fields import field_chunks, field_text, string_fields
 from scanner.model import Chunk, KafkaOrigin
 
 ValueFormat = Literal["auto", "json", "text"]
@@ -124,7 +126,7 @@ class KafkaSourceSettings:
     max_partition_fetch_bytes: int = 1 << 20
     max_poll_records: int = 500
     session_timeout_ms: int = 10_000
-    connect_timeout_ms: int = 5_000  # how long one attempt to reach the bootstrap server may block
+    connect_timeout_ms: int = 5_000  # how long one attempt to reach a broker (connect, commit) may block
 
 
 # -- values → (field, bytes) ----------------------------------------------------------------------
@@ -159,7 +161,7 @@ def value_fields(  # noqa: PLR0911 - one early exit per kind of value, cheapest 
     except (ValueError, RecursionError) as error:
         report("malformed_json", type(error).__name__)
         return [(None, value)]
-    fields = [(path, encode_field(text)) for path, text in string_fields(document)]
+    fields = [(path, field_text(path, text)) for path, text in string_fields(document)]
     return fields or [(None, b"")]
 
 
@@ -214,10 +216,20 @@ class KafkaSource:
         self._last_commit = clock()
         self._closed = threading.Event()
         self._lag: int | None = None
+        self._broker_away = False  # the cluster was unreachable at the last check
+        self._broker_checked = clock()
 
     # -- Source protocol ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[Chunk]:
+        for batch in self.chunk_batches():
+            for chunk in batch:
+                if self._closed.is_set():
+                    return  # not acknowledged, so not committed: the next consumer reads it
+                yield chunk
+
+    def chunk_batches(self) -> Iterator[list[Chunk]]:
+        """Every chunk of every record one poll returned, as one list (``BatchedSource``)."""
         consumer = self._connect()
         if consumer is None:
             return
@@ -231,11 +243,8 @@ class KafkaSource:
                     return
                 continue
             idle_since = self._clock()
-            for records in batches.values():
-                for record in records:
-                    if self._closed.is_set():
-                        return  # not yielded, not committed: the next consumer reads it
-                    yield from self._record_chunks(record)
+            yield [chunk for records in batches.values() for record in records
+                   for chunk in self._record_chunks(record)]
 
     def acknowledge(self, chunk: Chunk) -> None:
         origin = chunk.origin
@@ -313,11 +322,35 @@ class KafkaSource:
             try:
                 batches = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
                 self._lag = _lag(consumer)
+                if not batches:
+                    self._watch_broker(consumer)
                 return batches
             except KafkaError as error:
                 self.errors.record("fetch", type(error).__name__)
         self._closed.wait(self.settings.retry_initial_s)
         return {}
+
+    def _watch_broker(self, consumer: KafkaConsumer) -> None:
+        """Counts the cluster going away as one ``connection`` error per outage. kafka-python's poll
+        retries by itself and only returns nothing meanwhile, so an outage would otherwise be
+        silent; its ``connection-count`` metric (local state, no round trip) is 0 while no broker
+        answers. Checked at most once per ``commit_interval_s``, only on polls that return nothing."""
+        now = self._clock()
+        if now - self._broker_checked < self.settings.commit_interval_s:
+            return
+        self._broker_checked = now
+        metrics = consumer.metrics() or {}
+        connections = metrics.get("consumer-metrics", {}).get("connection-count")
+        if connections is None:  # metrics disabled or renamed: commits still report failures
+            return
+        away = connections == 0
+        if away and not self._broker_away:
+            self.errors.record("connection", f"{self.address.bootstrap}: no broker of the cluster answers")
+        self._broker_away = away
+
+    def _bounded(self, method: Callable[..., Any]) -> dict[str, int]:
+        """``timeout_ms`` for a consumer call that waits on the broker, where the release takes one."""
+        return {"timeout_ms": self.settings.connect_timeout_ms} if _takes_timeout(method) else {}
 
     def _finished(self, consumer: KafkaConsumer, idle_since: float) -> bool:
         """For a scan (not follow): every assigned partition is read to its end, or nobody assigns us."""
@@ -328,31 +361,28 @@ class KafkaSource:
             if not assigned:
                 return self._clock() - idle_since > self.settings.idle_exit_s
             try:
-                ends = consumer.end_offsets(list(assigned))
+                ends = consumer.end_offsets(list(assigned), **self._bounded(KafkaConsumer.end_offsets))
                 return all(consumer.position(tp) >= ends[tp] for tp in assigned)
             except KafkaError as error:
                 self.errors.record("fetch", type(error).__name__)
                 return False
 
-    def _record_chunks(self, record: Any) -> Iterator[Chunk]:
+    def _record_chunks(self, record: Any) -> list[Chunk]:
+        """A chunk per JSON string field (or one for the raw value); a field larger than
+        ``piece_bytes`` is a stream of pieces, any other is ``whole``."""
         value: bytes | None = record.value
+        topic, partition, offset = record.topic, record.partition, record.offset
         self.records_read += 1
         self.bytes_read += len(value or b"")
-        where = f"{record.topic}/{record.partition}@{record.offset}"
+        where = f"{topic}/{partition}@{offset}"
         fields = value_fields(value, self.address.value_format, self.settings.max_json_bytes,
                               lambda kind, detail: self.errors.record(kind, f"{where}: {detail}"))
-        pieces = [
-            (field, offset, line, piece)
-            for field, data in fields
-            for offset, line, piece in raw_pieces(terminated(data), self.settings.piece_bytes)
-        ]
-        tp = TopicPartition(record.topic, record.partition)
+        chunks = field_chunks(fields, lambda field: KafkaOrigin(topic, partition, offset, field),
+                              self.settings.piece_bytes, self._clock())
+        tp = TopicPartition(topic, partition)
         with self._track_lock:
-            self._tracks.setdefault(tp, _PartitionTrack()).yielded(record.offset, len(pieces))
-        read_at = self._clock()
-        for field, offset, line, piece in pieces:
-            origin = KafkaOrigin(record.topic, record.partition, record.offset, field)
-            yield Chunk(data=piece, origin=origin, offset=offset, line=line, read_at=read_at)
+            self._tracks.setdefault(tp, _PartitionTrack()).yielded(offset, len(chunks))
+        return chunks
 
     def _commit(self, consumer: KafkaConsumer, *, force: bool,
                 only: set[TopicPartition] | None = None) -> None:
@@ -370,8 +400,8 @@ class KafkaSource:
         self._last_commit = self._clock()
         if not offsets:
             return
-        try:
-            consumer.commit(offsets=offsets)
+        try:  # bounded: kafka-python waits 30 s (older releases: forever) for a broker that is away
+            consumer.commit(offsets=offsets, **self._bounded(KafkaConsumer.commit))
         except Exception as error:  # broker away or group rebalancing: keep them for the next try
             self.errors.record("commit", type(error).__name__)
             return
@@ -387,6 +417,11 @@ class KafkaSource:
 
     def _backoff(self, attempt: int) -> float:
         return min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** min(attempt, 16))
+
+
+@functools.cache
+def _takes_timeout(method: Callable[..., Any]) -> bool:
+    return "timeout_ms" in inspect.signature(method).parameters
 
 
 def _lag(consumer: KafkaConsumer) -> int | None:

@@ -1,10 +1,15 @@
-"""Helpers for following sources: run one on a thread and wait for what it yields."""
+"""Helpers for following sources (run one on a thread and wait for what it yields), git repositories
+and the Kafka test broker."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -94,3 +99,129 @@ def git_repo(tmp_path: Path) -> Callable[..., str]:
 
     git("init", "-q", "-b", "main")
     return git
+
+
+class KafkaTools:
+    """Topics, records and committed group offsets on the test broker, shared by the Kafka tests.
+    kafka-python is imported on first use, so the other connector tests do not load it."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def topic(self, partitions: int) -> str:
+        """A new topic with a unique name, returned once a fresh client sees all its partitions.
+
+        A consumer group that joins before the topic's metadata has spread gets no partitions and
+        waits for the next metadata refresh (minutes): a loaded machine made such tests read nothing.
+        """
+        from kafka import KafkaConsumer  # noqa: PLC0415
+        from kafka.admin import KafkaAdminClient, NewTopic  # noqa: PLC0415
+
+        name = f"jitsec-test-{uuid.uuid4().hex[:12]}"
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        finally:
+            admin.close()
+        probe = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            deadline = time.monotonic() + 60
+            while len(probe.partitions_for_topic(name) or ()) < partitions:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"topic {name}: {partitions} partitions not visible after 60 s")
+                time.sleep(0.1)  # partitions_for_topic fetches fresh metadata when the topic is unknown
+        finally:
+            probe.close()
+        return name
+
+    def produce(self, topic: str, values: list[bytes], *, partition: int | None = None) -> None:
+        """Every value acknowledged by the broker (``acks=all``) before this returns."""
+        from kafka import KafkaProducer  # noqa: PLC0415
+
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                 max_request_size=60 * 1024 * 1024, linger_ms=5)
+        try:
+            for value in values:
+                producer.send(topic, value, partition=partition)
+            producer.flush(timeout=60)
+        finally:
+            producer.close()
+
+    def committed(self, topic: str, group: str, partitions: int) -> list[int | None]:
+        """The group's committed offset per partition (None: nothing committed)."""
+        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
+        try:
+            return [consumer.committed(TopicPartition(topic, p)) for p in range(partitions)]
+        finally:
+            consumer.close(autocommit=False)
+
+
+@pytest.fixture
+def kafka_tools(kafka_bootstrap: str) -> KafkaTools:
+    return KafkaTools(kafka_bootstrap)
+
+
+class Lines:
+    """A pipe's lines collected on a thread, so that a test can wait for one without blocking forever."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if (match := re.search(pattern, line)) is not None:
+                    return match
+            time.sleep(0.02)
+        raise AssertionError(f"no line matching {pattern!r} in {self.lines!r}")
+
+    def rows(self) -> list[dict]:
+        """The JSON lines printed so far (``-f jsonl``)."""
+        return [json.loads(line) for line in list(self.lines) if line.startswith("{")]
+
+
+StartWatch = Callable[..., tuple[subprocess.Popen, Lines, Lines]]
+
+
+@pytest.fixture
+def watch_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``jitsec watch`` process: its own state directory and fingerprint key,
+    unbuffered output (tests read it line by line) and quick git polls."""
+    return {
+        **os.environ,
+        "JITSEC_FINGERPRINT_KEY": "11" * 32,
+        "JITSEC_STATE_DIR": str(tmp_path / "state"),
+        "JITSEC_GIT_POLL_INTERVAL": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def start_watch() -> Iterator[StartWatch]:
+    """Starts ``jitsec watch ARGUMENTS`` as a real process: ``(process, stdout lines, stderr lines)``.
+    Processes still running when the test ends are killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(
+        arguments: list[str], env: dict[str, str], **options: object
+    ) -> tuple[subprocess.Popen, Lines, Lines]:
+        process = subprocess.Popen(  # type: ignore[call-overload]
+            ["jitsec", "watch", *arguments],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **options,
+        )
+        started.append(process)
+        return process, Lines(process.stdout), Lines(process.stderr)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

@@ -100,7 +100,8 @@ def test_backfill_reads_every_document_of_every_index_once_by_field(
     assert set(docs) == expected
     first = [c for c in chunks if c.origin.index == f"{prefix}-0" and c.origin.doc_id == "d3"]  # type: ignore[union-attr]
     assert [(c.origin.field, c.data) for c in first] == [  # type: ignore[union-attr]
-        ("message", b"doc 3 of 0\n"), ("http.headers[0]", b"h3\n"), ("http.headers[1]", b"planted\n")]
+        ("message", b"message: doc 3 of 0\n"), ("http.headers[0]", b"headers: h3\n"),
+        ("http.headers[1]", b"headers: planted\n")]
     assert [d[0] for d in docs] == sorted(d[0] for d in docs)  # index by index
 
 

@@ -9,12 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.address import SourceAddressError
+from connectors.sources.json_fields import raw_pieces
 from connectors.sources.kafka import (
     DEFAULT_GROUP,
     KafkaAddress,
     KafkaAddressError,
     parse_kafka_address,
-    raw_pieces,
     value_fields,
 )
 
@@ -73,7 +73,8 @@ def _fields(value: bytes | None, fmt: str = "auto", limit: int = 1 << 20) -> tup
 def test_json_values_yield_one_entry_per_string_field_by_path() -> None:
     value = json.dumps({"msg": "hello", "n": 3, "req": {"headers": ["a", {"x.y": "b"}]}}).encode()
     fields, kinds = _fields(value)
-    assert fields == [("msg", b"hello"), ("req.headers[0]", b"a"), ('req.headers[1]["x.y"]', b"b")]
+    assert fields == [
+        ("msg", b"msg: hello"), ("req.headers[0]", b"headers: a"), ('req.headers[1]["x.y"]', b"b")]
     assert kinds == []
 
 

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 from scanner.model import Chunk, KafkaOrigin
@@ -29,27 +27,6 @@ FAST = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.2, idle_exit
                            retry_initial_s=0.1, retry_max_s=0.5, session_timeout_ms=6000,
                            connect_timeout_ms=1000)
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _topic(bootstrap: str, partitions: int) -> str:
-    name = f"jitsec-test-{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    finally:
-        admin.close()
-    return name
-
-
-def _produce(bootstrap: str, topic: str, values: list[bytes], *, partition: int | None = None) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=60 * 1024 * 1024,
-                             linger_ms=5)
-    try:
-        for value in values:
-            producer.send(topic, value, partition=partition)
-        producer.flush(timeout=60)
-    finally:
-        producer.close()
 
 
 def _source(bootstrap: str, topic: str, group: str, *, follow: bool = False,
@@ -69,20 +46,10 @@ def _drain(source: KafkaSource) -> list[Chunk]:
     return chunks
 
 
-def _committed(bootstrap: str, topic: str, group: str, partitions: int) -> list[int | None]:
-    from kafka import KafkaConsumer  # noqa: PLC0415
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return [consumer.committed(TopicPartition(topic, p)) for p in range(partitions)]
-    finally:
-        consumer.close(autocommit=False)
-
-
 def test_text_and_json_records_become_chunks_located_by_topic_partition_offset_field(
-        kafka_bootstrap: str) -> None:
-    topic = _topic(kafka_bootstrap, 1)
-    _produce(kafka_bootstrap, topic, [
+        kafka_bootstrap: str, kafka_tools) -> None:
+    topic = kafka_tools.topic(1)
+    kafka_tools.produce(topic, [
         b"user=alice token=planted-one",
         json.dumps({"level": "info", "ctx": {"headers": ["Authorization: planted-two"]}, "n": 1}).encode(),
     ])
@@ -90,18 +57,19 @@ def test_text_and_json_records_become_chunks_located_by_topic_partition_offset_f
     located = [(c.origin, c.data) for c in chunks]
     assert located == [
         (KafkaOrigin(topic, 0, 0, None), b"user=alice token=planted-one\n"),  # terminated: scanned at once
-        (KafkaOrigin(topic, 0, 1, "level"), b"info\n"),
-        (KafkaOrigin(topic, 0, 1, "ctx.headers[0]"), b"Authorization: planted-two\n"),
+        (KafkaOrigin(topic, 0, 1, "level"), b"level: info\n"),  # a field is read with its own key
+        (KafkaOrigin(topic, 0, 1, "ctx.headers[0]"), b"headers: Authorization: planted-two\n"),
     ]
     assert all(c.read_at is not None for c in chunks)
-    assert _committed(kafka_bootstrap, topic, "g-origins", 1) == [2]  # clean shutdown committed
+    assert kafka_tools.committed(topic, "g-origins", 1) == [2]  # clean shutdown committed
 
 
-def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(kafka_bootstrap: str) -> None:
-    topic = _topic(kafka_bootstrap, 1)
+def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(
+        kafka_bootstrap: str, kafka_tools) -> None:
+    topic = kafka_tools.topic(1)
     big = (b"x" * 1023 + b"\n") * (50 * 1024) + b"tail-marker"  # 50 MiB and a bit
     values = [b"\x00\x01\x02binary", b"caf\xe9 not utf-8", b'{"broken": ', big, b"after-the-poison"]
-    _produce(kafka_bootstrap, topic, values)
+    kafka_tools.produce(topic, values)
     source = _source(kafka_bootstrap, topic, "g-poison")
     chunks = _drain(source)
     by_offset: dict[int, bytes] = {}
@@ -113,12 +81,12 @@ def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(kafka_
     assert len(big_pieces) > 1
     assert [c.offset for c in big_pieces] == sorted(c.offset for c in big_pieces)
     assert source.errors.counts == {"binary": 1, "invalid_utf8": 1, "malformed_json": 1}
-    assert _committed(kafka_bootstrap, topic, "g-poison", 1) == [5]
+    assert kafka_tools.committed(topic, "g-poison", 1) == [5]
 
 
-def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str) -> None:
-    topic = _topic(kafka_bootstrap, 1)
-    _produce(kafka_bootstrap, topic, [json.dumps({"a": "x", "b": "y"}).encode(), b"second", b"third"])
+def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str, kafka_tools) -> None:
+    topic = kafka_tools.topic(1)
+    kafka_tools.produce(topic, [json.dumps({"a": "x", "b": "y"}).encode(), b"second", b"third"])
     source = _source(kafka_bootstrap, topic, "g-partial")
     seen = []
     for chunk in source.chunks():
@@ -128,7 +96,7 @@ def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str) -> None:
         if len(seen) == 4:
             break
     source.close()
-    assert _committed(kafka_bootstrap, topic, "g-partial", 1) == [None]
+    assert kafka_tools.committed(topic, "g-partial", 1) == [None]
 
     source = _source(kafka_bootstrap, topic, "g-partial")
     for chunk in source.chunks():
@@ -136,7 +104,7 @@ def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str) -> None:
         if chunk.origin == KafkaOrigin(topic, 0, 1, None):
             break
     source.close()
-    assert _committed(kafka_bootstrap, topic, "g-partial", 1) == [2]
+    assert kafka_tools.committed(topic, "g-partial", 1) == [2]
 
 
 WORKER = """
@@ -178,17 +146,17 @@ def _wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.slow
-def test_killed_consumer_loses_nothing_after_restart(kafka_bootstrap: str) -> None:
-    topic = _topic(kafka_bootstrap, 2)
+def test_killed_consumer_loses_nothing_after_restart(kafka_bootstrap: str, kafka_tools) -> None:
+    topic = kafka_tools.topic(2)
     total = 2000
-    _produce(kafka_bootstrap, topic, [f"line {i} planted-{i}".encode() for i in range(total)])
+    kafka_tools.produce(topic, [f"line {i} planted-{i}".encode() for i in range(total)])
     address = f"kafka://{kafka_bootstrap}/{topic}?group=g-kill"
 
     first: list[tuple[int, int]] = []
     process = _worker(address)
     pump = _read_lines(process, first)
     _wait(lambda: len(first) >= 300
-          and any(_committed(kafka_bootstrap, topic, "g-kill", 2)))
+          and any(kafka_tools.committed(topic, "g-kill", 2)))
     process.send_signal(signal.SIGKILL)  # no clean shutdown, no final commit
     process.wait(timeout=10)
     pump.join(timeout=10)
@@ -210,10 +178,10 @@ def test_killed_consumer_loses_nothing_after_restart(kafka_bootstrap: str) -> No
     assert len(second) < total  # the restart resumed from a commit, it did not start over
 
 
-def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str) -> None:
-    topic = _topic(kafka_bootstrap, 4)
+def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str, kafka_tools) -> None:
+    topic = kafka_tools.topic(4)
     for partition in range(4):
-        _produce(kafka_bootstrap, topic, [f"p{partition}-{i}".encode() for i in range(50)],
+        kafka_tools.produce(topic, [f"p{partition}-{i}".encode() for i in range(50)],
                  partition=partition)
     sources = [_source(kafka_bootstrap, topic, "g-share", follow=True) for _ in range(2)]
     got: list[list[KafkaOrigin]] = [[], []]
@@ -232,7 +200,7 @@ def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str) -
           and all(_stable_split(sources)))
     # after the split, new records land on both consumers
     for partition in range(4):
-        _produce(kafka_bootstrap, topic, [f"late-{partition}".encode()], partition=partition)
+        kafka_tools.produce(topic, [f"late-{partition}".encode()], partition=partition)
     _wait(lambda: len({(o.partition, o.offset) for o in got[0] + got[1]}) == 204)
     for source in sources:
         source.close()
@@ -251,10 +219,10 @@ def _stable_split(sources: list[KafkaSource]) -> Iterator[bool]:
 
 
 def test_a_broker_that_is_not_there_yet_is_waited_for(
-    kafka_bootstrap: str, tcp_proxy: Callable[[str, int], Any]
+    kafka_bootstrap: str, kafka_tools, tcp_proxy: Callable[[str, int], Any]
 ) -> None:
-    topic = _topic(kafka_bootstrap, 1)
-    _produce(kafka_bootstrap, topic, [b"first", b"second"])
+    topic = kafka_tools.topic(1)
+    kafka_tools.produce(topic, [b"first", b"second"])
     host, _, port = kafka_bootstrap.rpartition(":")
     forwarder = tcp_proxy(host, int(port))  # a port nothing listens on until the test says so
     source = KafkaSource(parse_kafka_address(f"kafka://127.0.0.1:{forwarder.port}/{topic}?group=g-late"),
@@ -272,9 +240,9 @@ def test_a_broker_that_is_not_there_yet_is_waited_for(
     assert [c.data for c in chunks] == [b"first\n", b"second\n"]
 
 
-def test_lag_counts_the_records_not_yet_handed_out(kafka_bootstrap: str) -> None:
-    topic = _topic(kafka_bootstrap, 1)
-    _produce(kafka_bootstrap, topic, [f"line {n}".encode() for n in range(300)])
+def test_lag_counts_the_records_not_yet_handed_out(kafka_bootstrap: str, kafka_tools) -> None:
+    topic = kafka_tools.topic(1)
+    kafka_tools.produce(topic, [f"line {n}".encode() for n in range(300)])
     settings = dataclasses.replace(FAST, max_poll_records=50)
     source = _source(kafka_bootstrap, topic, f"g-{uuid.uuid4().hex[:8]}", settings=settings)
     assert source.lag() is None  # nothing fetched yet

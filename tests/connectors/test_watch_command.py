@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,53 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "JITSEC_FINGERPRINT_KEY": "11" * 32,
-        "JITSEC_STATE_DIR": str(tmp_path / "state"),
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-class Lines:
-    """Collects a pipe's lines on a thread, so tests can wait for one without blocking forever."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:
-        for line in iter(stream.readline, ""):
-            self.lines.append(line)
-
-    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if (match := re.search(pattern, line)) is not None:
-                    return match
-            time.sleep(0.02)
-        raise AssertionError(f"no line matching {pattern!r} in {self.lines!r}")
-
-
-def start_watch(arguments: list[str], env: dict[str, str], **options) -> tuple:
-    process = subprocess.Popen(
-        ["jitsec", "watch", *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        **options,
-    )
-    return process, Lines(process.stdout), Lines(process.stderr)
-
-
-def rows(lines: Lines) -> Iterator[dict]:
-    for line in lines.lines:
-        if line.startswith("{"):
-            yield json.loads(line)
+def env(watch_env: dict[str, str]) -> dict[str, str]:
+    return watch_env
 
 
 def append(path: Path, text: str) -> None:
@@ -75,7 +27,9 @@ def append(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def test_sigterm_commits_checkpoints_and_a_restart_neither_skips_nor_repeats(tmp_path: Path, env) -> None:
+def test_sigterm_commits_checkpoints_and_a_restart_neither_skips_nor_repeats(
+    tmp_path: Path, env, start_watch
+) -> None:
     log = tmp_path / "app.log"
     first_secret, second_secret = mint("jit_"), mint("jit_")
     log.write_text("boot\n")
@@ -87,19 +41,19 @@ def test_sigterm_commits_checkpoints_and_a_restart_neither_skips_nor_repeats(tmp
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 1  # findings were reported
     err.wait_for(r"stopped \(SIGTERM\)")
-    first_rows = [row for row in rows(out) if row["rule"] == "broker-engine-token"]
+    first_rows = [row for row in out.rows() if row["rule"] == "broker-engine-token"]
     assert [row["line"] for row in first_rows] == [2]
     assert first_secret not in "".join(out.lines + err.lines)
 
     append(log, f"later token={second_secret}\n")  # written while the watcher was down
     again, out2, err2 = start_watch([*arguments, "--exit-when-idle", "0.5"], env)
     assert again.wait(timeout=60) == 1
-    second_rows = [row for row in rows(out2) if row["rule"] == "broker-engine-token"]
+    second_rows = [row for row in out2.rows() if row["rule"] == "broker-engine-token"]
     assert [row["line"] for row in second_rows] == [3]
     assert second_secret not in "".join(out2.lines + err2.lines)
 
 
-def test_stdin_is_followed_line_by_line(tmp_path: Path, env) -> None:
+def test_stdin_is_followed_line_by_line(tmp_path: Path, env, start_watch) -> None:
     process, out, err = start_watch(["-", "-f", "jsonl"], env, stdin=subprocess.PIPE)
     err.wait_for("watching 1 source")
     assert process.stdin is not None
@@ -112,7 +66,7 @@ def test_stdin_is_followed_line_by_line(tmp_path: Path, env) -> None:
     assert process.wait(timeout=30) == 1
 
 
-def test_clean_input_exits_zero_when_idle(tmp_path: Path, env) -> None:
+def test_clean_input_exits_zero_when_idle(tmp_path: Path, env, start_watch) -> None:
     log = tmp_path / "quiet.log"
     log.write_text("nothing to see\n")
     process, _, err = start_watch([str(log), "--exit-when-idle", "0.5"], env)
@@ -120,13 +74,13 @@ def test_clean_input_exits_zero_when_idle(tmp_path: Path, env) -> None:
     err.wait_for(r"stopped \(idle for 0.5s\): 0 finding")
 
 
-def test_bad_source_address_is_exit_2(tmp_path: Path, env) -> None:
+def test_bad_source_address_is_exit_2(tmp_path: Path, env, start_watch) -> None:
     process, _, err = start_watch([f"git:{tmp_path / 'no-repo'}"], env)
     assert process.wait(timeout=60) == 2
     err.wait_for("not a git repository")
 
 
-def test_daemon_config_serves_health_and_metrics_and_alerts(tmp_path: Path, env) -> None:
+def test_daemon_config_serves_health_and_metrics_and_alerts(tmp_path: Path, env, start_watch) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
     incidents = tmp_path / "incidents.jsonl"
@@ -157,7 +111,7 @@ def test_daemon_config_serves_health_and_metrics_and_alerts(tmp_path: Path, env)
     assert process.wait(timeout=30) == 1
 
 
-def test_git_history_ends_by_itself_with_a_json_report(tmp_path: Path, env) -> None:
+def test_git_history_ends_when_idle_with_a_json_report(tmp_path: Path, env, start_watch) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     git_env = {**env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
@@ -171,7 +125,7 @@ def test_git_history_ends_by_itself_with_a_json_report(tmp_path: Path, env) -> N
     subprocess.run(["git", "-C", str(repo), "commit", "-q", "-am", "remove"], check=True, env=git_env)
     leak = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD~1"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    process, out, err = start_watch([f"git:{repo}", "-f", "json"], env)
+    process, out, err = start_watch([f"git:{repo}", "-f", "json", "--exit-when-idle", "1"], env)
     assert process.wait(timeout=60) == 1
     err.wait_for(r"3 commits, 2 blobs scanned")
     document = json.loads("".join(out.lines))

@@ -101,3 +101,45 @@ def test_stop_event_ends_the_run(hs_scanner: Scanner) -> None:
     source = ListSource(split(b"a\n" * 10, 2))
     stats = run_sources([source], hs_scanner, lambda c, f: None, stop=stop)
     assert stats.chunks == 0 and source.closed
+
+
+class BatchedListSource(ListSource):
+    """The same chunks handed over in batches, as a Kafka poll does (``BatchedSource``)."""
+
+    def __init__(self, chunks: list[Chunk], batch: int) -> None:
+        super().__init__(chunks)
+        self._batch = batch
+
+    def chunk_batches(self) -> Iterator[list[Chunk]]:
+        for start in range(0, len(self._chunks), self._batch):
+            yield self._chunks[start:start + self._batch]
+
+
+def records() -> list[Chunk]:
+    """Whole records, a large record streamed in pieces between them, and empty values."""
+    lines = [b"k=" + AWS + b"\n" if n % 3 == 0 else b"quiet line\n" for n in range(8)]
+    chunks = [Chunk(line, KafkaOrigin("t", 0, n), whole=True) for n, line in enumerate(lines)]
+    big = b"padding " * 4 + b"token=" + AWS + b"\n"
+    piece_origin = KafkaOrigin("t", 0, 8)
+    chunks += [Chunk(big[i:i + 16], piece_origin, offset=i) for i in range(0, len(big), 16)]
+    chunks += [Chunk(b"", KafkaOrigin("t", 0, 9))]
+    chunks += [Chunk(b"k=" + AWS + b"\n", KafkaOrigin("t", 1, n), whole=True) for n in range(3)]
+    return chunks
+
+
+def test_batches_give_the_findings_and_order_of_one_chunk_at_a_time(hs_scanner: Scanner) -> None:
+    def run(source: ListSource) -> list[tuple]:
+        calls: list[tuple] = []
+
+        def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
+            assert chunk not in source.acked
+            calls.append((chunk, [(f.origin, f.offset, f.line, f.column, f.rule_id) for f in findings]))
+
+        run_sources([source], hs_scanner, on_findings)
+        assert [chunk for chunk, _ in calls] == source.acked
+        return calls
+
+    one_by_one = run(ListSource(records()))
+    assert sum(len(found) for _, found in one_by_one) == 7
+    for size in (1, 2, 5, 100):
+        assert run(BatchedListSource(records(), size)) == one_by_one

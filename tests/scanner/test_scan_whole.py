@@ -1,0 +1,84 @@
+"""Many whole chunks scanned in one pass find exactly what scanning each on its own finds."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scanner.engine import Scanner
+from scanner.filters import PRAGMA, PRAGMA_NEXTLINE
+from scanner.model import Chunk, FileOrigin, KafkaOrigin
+
+from .test_stream import PEM, noise, planted
+
+
+def keys(findings: list) -> list[tuple]:
+    return [(f.origin, f.rule_id, f.line, f.column, f.offset, f.fingerprint, f.confidence, f.read_at)
+            for f in findings]
+
+
+def alone(scanner: Scanner, chunk: Chunk) -> list[tuple]:
+    stream = scanner.stream(chunk.origin)
+    return keys(stream.feed(chunk) + stream.finish())
+
+
+# What could leak from one record into the next if the pass did not keep them apart: a PEM block
+# cut between records, a pragma on a record's last line, an assignment whose value starts the next.
+edges = st.sampled_from([
+    PEM.split("\n", 1)[0], PEM.split("\n", 1)[1], f"# {PRAGMA_NEXTLINE}", f"x=1 # {PRAGMA}", "password=",
+    "aws_access_key_id=", "Authorization: Bearer",
+])
+
+
+@st.composite
+def records(draw: st.DrawFn) -> list[Chunk]:
+    chunks = []
+    for offset in range(draw(st.integers(1, 12))):
+        lines = draw(st.lists(st.one_of(noise, planted(), edges), min_size=1, max_size=4))
+        data = ("\n".join(lines) + "\n").encode()
+        origin = KafkaOrigin("logs", offset % 3, offset, draw(st.sampled_from([None, "message"])))
+        chunks.append(Chunk(data, origin, offset=draw(st.sampled_from([0, 0, 4096])),
+                            line=draw(st.sampled_from([1, 1, 7])), read_at=float(offset), whole=True))
+    return chunks
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=records())
+def test_one_pass_finds_what_each_chunk_alone_finds(scanner: Scanner, chunks: list[Chunk]) -> None:
+    together = [keys(findings) for findings in scanner.scan_whole(chunks)]
+    assert together == [alone(scanner, chunk) for chunk in chunks]
+
+
+def test_a_secret_whose_context_ends_the_previous_record_is_not_joined_to_it(scanner: Scanner) -> None:
+    head, body = PEM.split("\n", 1)
+    chunks = [Chunk(f"{head}\n".encode(), KafkaOrigin("t", 0, 1), whole=True),
+              Chunk(f"{body}\n".encode(), KafkaOrigin("t", 0, 2), whole=True),
+              Chunk(f"{PEM}\n".encode(), KafkaOrigin("t", 0, 3), whole=True)]
+    found = scanner.scan_whole(chunks)
+    assert [len(f) for f in found] == [0, 0, 1]
+    assert (found[2][0].rule_id, found[2][0].line, found[2][0].offset) == ("sample-private-key", 1, 0)
+
+
+def test_a_pragma_in_one_record_does_not_excuse_the_next(scanner: Scanner) -> None:
+    secret = "aws_access_key_id=AKIA2OGYBAH6STMMNXNN\n"
+    chunks = [Chunk(f"# {PRAGMA_NEXTLINE}\n".encode(), KafkaOrigin("t", 0, 1), whole=True),
+              Chunk(secret.encode(), KafkaOrigin("t", 0, 2), whole=True),
+              Chunk(f"# {PRAGMA_NEXTLINE}\n{secret}".encode(), KafkaOrigin("t", 0, 3), whole=True)]
+    assert [len(f) for f in scanner.scan_whole(chunks)] == [0, 1, 0]
+
+
+def test_chunks_that_are_not_whole_are_refused(scanner: Scanner) -> None:
+    with pytest.raises(ValueError, match="not a whole"):
+        scanner.scan_whole([Chunk(b"a\n", KafkaOrigin("t", 0, 1))])
+    with pytest.raises(ValueError, match="not a whole"):
+        scanner.scan_whole([Chunk(b"no newline", KafkaOrigin("t", 0, 1), whole=True)])
+
+
+def test_lock_files_keep_their_leniency(scanner: Scanner) -> None:
+    text = b"password=Zq8#vR2!mK9pL4w\n"
+    chunks = [Chunk(text, FileOrigin("package-lock.json"), whole=True),
+              Chunk(text, KafkaOrigin("t", 0, 1), whole=True)]
+    found = scanner.scan_whole(chunks)
+    assert [len(f) for f in found] == [0, 1]
+    assert [keys(f) for f in found] == [alone(scanner, chunk) for chunk in chunks]
