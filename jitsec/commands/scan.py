@@ -181,7 +181,10 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
     started_wall = time.perf_counter()
     ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
     baseline = _load_baselines(baselines)
-    runtime = build_response(response, rules_digest=ruleset.digest) if response.enabled else None
+    try:
+        runtime = build_response(response, rules_digest=ruleset.digest) if response.enabled else None
+    except OSError as error:  # the state dir (spools, outbox, incident book) cannot be used
+        raise _fail(str(error)) from None
     scanner = _build_scanner(ruleset, engine, baseline, runtime.live_fingerprints if runtime else None)
     try:
         target: Any = open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)  # noqa: SIM115

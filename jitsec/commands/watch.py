@@ -195,12 +195,13 @@ def _run(
         try:
             baseline = load_baselines(settings.baselines)
             sources = _open_sources(addresses, settings.checkpoint_dir, settings.from_end, metrics)
-            runtime = build_response(response) if response.enabled else None
+            scanner = build_scanner(settings.rules, baseline)
+            runtime = None
+            if response.enabled:
+                runtime = build_response(response, rules_digest=scanner.ruleset.digest)
             if runtime is not None:
                 cleanup.callback(runtime.close)
-            scanner = build_scanner(
-                settings.rules, baseline, runtime.live_fingerprints if runtime is not None else None
-            )
+                scanner.live_fingerprints = runtime.live_fingerprints  # prefix-less broker secrets
             if settings.listen is not None:
                 server = HealthServer(metrics, *settings.listen)
                 server.start()

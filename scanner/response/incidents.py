@@ -12,10 +12,17 @@ Keyed by the finding's keyed fingerprint. Each sighting bumps the count, ``last_
 So two million sightings of one secret cost one dict update each and at most one alert per
 interval, never two million alerts. The book is bounded: beyond ``max_incidents`` the least recently
 seen incident is forgotten (a later sighting opens a new incident id).
+
+With an ``IncidentStore`` (optional), the book starts from the incidents saved by the previous run and
+``flush()`` writes what changed since the last flush in one transaction (write-behind: the responder
+calls it on its timer tick, after a chunk that sent an alert, and on close). A restart then continues
+the same incidents (same id, count, first sighting, resolution, re-send clock) instead of alerting
+again on an old leak. Eviction removes the incident from the file too.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -24,6 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from scanner.model import BrokerStatus, Finding, Incident, ResponseAction, Severity
+from scanner.response.incident_store import IncidentStore, IncidentStoreError, StoredIncident
+
+log = logging.getLogger(__name__)
 
 _SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
 
@@ -50,6 +60,13 @@ class Resolution:
 
 
 ALERT_ONLY = Resolution(ResponseAction.ALERT_ONLY)
+
+
+def resolution_of(incident: Incident) -> Resolution:
+    """The resolution an incident carries (inverse of ``_resolution_fields``): how a reloaded
+    incident resumes merging, so a saved "revoked" is never downgraded after a restart."""
+    return Resolution(incident.action, incident.broker, incident.lease_id, incident.agent, incident.task,
+                      incident.scopes, incident.revoked_at, incident.latency_ms)
 
 
 def _merge(current: Resolution, new: Resolution) -> Resolution:
@@ -83,6 +100,7 @@ class _Entry:
     resolution: Resolution
     sent_at: float
     dirty: bool = False
+    touched: float = 0.0  # clock time of the last sighting (saved: orders eviction after a restart)
 
 
 class IncidentBook:
@@ -95,6 +113,7 @@ class IncidentBook:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: "inc_" + secrets.token_hex(8),
         rules_digest: str = "",
+        store: IncidentStore | None = None,
     ) -> None:
         self.policy = policy or IncidentPolicy()
         self._clock = clock
@@ -103,6 +122,62 @@ class IncidentBook:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._dirty: set[str] = set()  # fingerprints with a deferred update (so due() is not O(all))
         self._lock = threading.Lock()
+        self._store = store
+        self._unsaved: set[str] = set()  # changed since the last flush (only with a store)
+        self._forgotten: set[str] = set()  # evicted since the last flush: delete from the store
+        self._flush_lock = threading.Lock()  # flushes in order, never two at once
+        if store is not None:
+            self._load(store)
+
+    @property
+    def store(self) -> IncidentStore | None:
+        return self._store
+
+    def _load(self, store: IncidentStore) -> None:
+        for saved in store.load(self.policy.max_incidents):
+            fingerprint = saved.incident.fingerprint
+            self._entries[fingerprint] = _Entry(
+                saved.incident, resolution_of(saved.incident), sent_at=saved.sent_at, dirty=saved.unsent,
+                touched=saved.touched)
+            if saved.unsent:
+                self._dirty.add(fingerprint)
+
+    def flush(self) -> int:
+        """Save every incident changed since the last flush, and forget evicted ones, in one
+        transaction; returns how many were written. Without a store, does nothing. A failed save is
+        logged and retried by the next flush (the changes stay marked); it never raises."""
+        if self._store is None:
+            return 0
+        with self._flush_lock:
+            with self._lock:
+                rows = [self._stored(self._entries[fp]) for fp in self._unsaved if fp in self._entries]
+                forget = list(self._forgotten)
+                self._unsaved.clear()
+                self._forgotten.clear()
+            try:
+                self._store.save(rows, forget)
+            except IncidentStoreError as error:
+                log.error("%s; %d incident change(s) kept in memory for the next flush", error, len(rows))
+                with self._lock:
+                    self._unsaved.update(r.incident.fingerprint for r in rows
+                                         if r.incident.fingerprint in self._entries)
+                    self._forgotten.update(fp for fp in forget if fp not in self._entries)
+                return 0
+            return len(rows)
+
+    def close(self) -> None:
+        """Flush and close the store (if any). The book stays readable in memory."""
+        if self._store is not None:
+            self.flush()
+            self._store.close()
+
+    @staticmethod
+    def _stored(entry: _Entry) -> StoredIncident:
+        return StoredIncident(entry.incident, entry.sent_at, entry.dirty, entry.touched)
+
+    def _changed(self, fingerprint: str) -> None:
+        if self._store is not None:
+            self._unsaved.add(fingerprint)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -128,6 +203,8 @@ class IncidentBook:
             if entry is None:
                 return self._open(finding, location, resolution, now, seen)
             self._entries.move_to_end(finding.fingerprint)
+            entry.touched = now
+            self._changed(finding.fingerprint)
             old = entry.incident
             merged = _merge(entry.resolution, resolution)
             locations = old.locations
@@ -164,6 +241,7 @@ class IncidentBook:
             merged = _merge(entry.resolution, resolution)
             if merged == entry.resolution:
                 return None
+            self._changed(finding.fingerprint)
             entry.resolution = merged
             entry.incident = replace(entry.incident, severity=_severity(finding, merged, None),
                                      **_resolution_fields(merged))
@@ -202,10 +280,14 @@ class IncidentBook:
             rules_digest=self._rules_digest,
             **_resolution_fields(resolution),
         )
-        self._entries[finding.fingerprint] = _Entry(incident, resolution, sent_at=now)
+        self._entries[finding.fingerprint] = _Entry(incident, resolution, sent_at=now, touched=now)
+        self._changed(finding.fingerprint)
         while len(self._entries) > self.policy.max_incidents:
             forgotten, _ = self._entries.popitem(last=False)
             self._dirty.discard(forgotten)
+            if self._store is not None:
+                self._unsaved.discard(forgotten)
+                self._forgotten.add(forgotten)
         return incident
 
     def _emit(self, entry: _Entry, now: float) -> Incident:
@@ -213,6 +295,7 @@ class IncidentBook:
         entry.sent_at = now
         entry.dirty = False
         self._dirty.discard(entry.incident.fingerprint)
+        self._changed(entry.incident.fingerprint)
         return entry.incident
 
 

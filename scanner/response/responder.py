@@ -10,6 +10,8 @@ Per chunk, in the pipeline's thread:
    checksummed third-party format is raised to at least HIGH; a generic or entropy hit is an alert
    and never revokes anything.
 3. One incident per secret (``IncidentBook``); versions worth sending go to every sink (spooled).
+   The book is saved in ``state_dir/incidents.sqlite`` (``IncidentStore``): after a chunk that sent
+   an alert, on every tick and on close, so a restart continues the same incidents.
 
 The broker unreachable: the batch goes to a durable outbox (a ``Spool`` on disk) and is retried in
 order with backoff; the incident says ``pending`` meanwhile and is updated when the broker answers.
@@ -43,6 +45,8 @@ from scanner.model import (
     StreamOrigin,
     describe_origin,
 )
+from scanner.response.incident_store import FILE_NAME as INCIDENTS_FILE
+from scanner.response.incident_store import IncidentStore
 from scanner.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
 from scanner.response.live_cache import LiveFingerprintCache
 
@@ -73,6 +77,7 @@ class ResponderSettings:
     incidents: IncidentPolicy = field(default_factory=IncidentPolicy)
     tick_seconds: float = 1.0  # how often deferred incident updates are checked
     outbox_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, maximum=2.0))
+    persist_incidents: bool = True  # keep the incident book in state_dir across restarts
 
 
 def location_of(finding: Finding) -> str:
@@ -105,8 +110,12 @@ class Responder:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings or ResponderSettings()
-        self.incidents = book or IncidentBook(self.settings.incidents, clock=wall_clock,
-                                              rules_digest=rules_digest)
+        if book is None:
+            store = (IncidentStore(Path(state_dir) / INCIDENTS_FILE, clock=wall_clock)
+                     if self.settings.persist_incidents else None)
+            book = IncidentBook(self.settings.incidents, clock=wall_clock, rules_digest=rules_digest,
+                                store=store)
+        self.incidents = book
         self._sinks = tuple(sinks)
         self._broker = broker
         self._cache = live_cache
@@ -138,15 +147,20 @@ class Responder:
         verdicts: dict[str, LeakVerdict] = {}
         answered_at: float | None = None
         out: list[Finding] = []
+        sent = False
         with self._lock:  # one chunk at a time, and never interleaved with a late outbox answer
             if reportable and self._broker is not None:
                 verdicts, answered_at = self._report(chunk, reportable)
             for finding in findings:
                 resolution, status = self._resolution(chunk, finding, verdicts, answered_at)
                 read_at = _read_at(finding, chunk)
-                self._send(self.incidents.record(_alerting(finding), location_of(finding), resolution,
-                                                 seen_at=self._wall_time_of(read_at)))
+                incident = self.incidents.record(_alerting(finding), location_of(finding), resolution,
+                                                 seen_at=self._wall_time_of(read_at))
+                sent = sent or incident is not None
+                self._send(incident)
                 out.append(replace(finding, broker=status))
+        if sent:  # what was alerted is saved before the chunk is acknowledged; mere counts wait for the tick
+            self.incidents.flush()
         return out
 
     def _resolution(self, chunk: Chunk | None, finding: Finding, verdicts: dict[str, LeakVerdict],
@@ -229,6 +243,7 @@ class Responder:
         self._remember(verdicts.values())
         with self._lock:
             self._resolve_outboxed(data["findings"], verdicts, seen_at, answered_wall)
+        self.incidents.flush()
 
     def _resolve_outboxed(self, items: list[dict[str, Any]], verdicts: dict[str, LeakVerdict],
                           seen_at: dict[str, float | None], answered_wall: float) -> None:
@@ -277,6 +292,7 @@ class Responder:
         while not self._closed.wait(self.settings.tick_seconds):
             for incident in self.incidents.due():
                 self._send(incident)
+            self.incidents.flush()  # write-behind: a crash loses at most this tick's count updates
 
     def outbox_pending(self) -> int:
         return 0 if self._outbox is None else self._outbox.stats().pending
@@ -287,7 +303,7 @@ class Responder:
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush deferred incident updates to the sinks, stop the outbox (what is left stays on disk
-        for the next run), then close the sinks."""
+        for the next run), save and close the incident book, then close the sinks."""
         if self._closed.is_set():
             return
         self._closed.set()
@@ -296,6 +312,7 @@ class Responder:
             self._outbox.close(timeout)
         for incident in self.incidents.pending():
             self._send(incident)
+        self.incidents.close()
         for sink in self._sinks:
             sink.close(timeout)
 
