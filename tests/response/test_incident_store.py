@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -431,3 +432,14 @@ def test_jitsec_scan_with_an_unusable_incident_store_says_so(tmp_path: Path) -> 
     env = {"JITSEC_HOME": str(tmp_path / "home"), "JITSEC_STATE_DIR": str(tmp_path / "state")}
     result = CliRunner().invoke(main, ["scan", str(tmp_path / "a.env"), "--alert", "console"], env=env)
     assert result.exit_code == 2 and "cannot open the incident store" in result.output
+
+
+def test_the_benchmark_runs_and_reports_both_books() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.incident_book", "--sightings", "2000", "--incidents", "50",
+         "--runs", "1"],
+        cwd=repo, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "in-memory book" in result.stdout and "durable book" in result.stdout
+    assert "50 new incidents" in result.stdout
