@@ -24,6 +24,7 @@ from pathlib import Path
 
 import regex
 
+from scanner.cache import default_cache_dir
 from scanner.ruleset import Rule
 
 try:  # Hyperscan is optional at run time: the pure-Python path gives the same results.
@@ -43,13 +44,6 @@ MARKER_LINE = rb"(?:%[0-9A-Fa-f]{2}|\\[nrtbfu/]|[Bb]asic )[^\n]*$"
 
 def hyperscan_available() -> bool:
     return hyperscan is not None
-
-
-def default_cache_dir() -> Path:
-    home = os.environ.get("JITSEC_HOME")
-    if home:
-        return Path(home) / "cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jitsec"
 
 
 class KeywordMatcher:

@@ -1,0 +1,71 @@
+"""A pack's regexes compile at its first load, and on first use at later loads of the same text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scanner.engine import Scanner
+from scanner.fingerprint import Fingerprinter
+from scanner.model import StreamOrigin
+from scanner.ruleset import LazyPattern, RuleError, RuleSet, load_ruleset
+
+AWS_LINE = b"aws_access_key_id=AKIA2OGYBAH6STMMNXNN password=Zq8#vR2!mK9pL4wXy\n"
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("JITSEC_HOME", str(tmp_path / "home"))
+    return tmp_path / "home" / "cache"
+
+
+def compiled(ruleset: RuleSet) -> list[bool]:
+    return [isinstance(rule.pattern, LazyPattern) and rule.pattern._compiled is not None
+            for rule in ruleset.rules]
+
+
+def findings(ruleset: RuleSet, cache: Path) -> list[tuple]:
+    scanner = Scanner(ruleset, Fingerprinter(b"lazy-" * 8), engine="hyperscan", cache_dir=cache)
+    return [(f.rule_id, f.offset, f.fingerprint) for f in scanner.scan_bytes(AWS_LINE, StreamOrigin("t"))]
+
+
+def test_the_second_load_compiles_only_what_a_scan_needs(sample_pack: Path, cache_home: Path) -> None:
+    first = load_ruleset([sample_pack], include_default=False)
+    assert all(compiled(first))  # validated whole, so an error would name pack, rule and field
+    assert list((cache_home / "validated-packs").iterdir())
+
+    second = load_ruleset([sample_pack], include_default=False)
+    assert not any(compiled(second))
+    assert second.digest == first.digest  # whatever was compiled, the same rule set
+    assert findings(second, cache_home) == findings(first, cache_home)
+    used = {rule.id for rule, done in zip(second.rules, compiled(second), strict=True) if done}
+    assert "sample-aws-access-key-id" in used
+    assert used < {rule.id for rule in second.rules}  # rules without a candidate stayed uncompiled
+
+
+def test_an_edited_pack_is_compiled_whole_again(sample_pack: Path, cache_home: Path, tmp_path: Path) -> None:
+    load_ruleset([sample_pack], include_default=False)
+    broken = tmp_path / "broken.toml"
+    broken.write_text(sample_pack.read_text().replace("(?P<secret>", "(?P<secret>(", 1))
+    with pytest.raises(RuleError, match=r"field 'regex': does not compile"):
+        load_ruleset([broken], include_default=False)
+    with pytest.raises(RuleError, match=r"field 'regex': does not compile"):  # and again: no marker for it
+        load_ruleset([broken], include_default=False)
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_next_load(
+    sample_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the cache directory would go")
+    monkeypatch.setenv("JITSEC_HOME", str(blocker))
+    for _ in range(2):
+        ruleset = load_ruleset([sample_pack], include_default=False)
+        assert all(compiled(ruleset))
+
+
+def test_lazy_patterns_compare_by_source_and_flags() -> None:
+    assert LazyPattern("a+", 2) == LazyPattern("a+", 2) != LazyPattern("a+", 0)
+    assert hash(LazyPattern("a+", 2)) == hash(LazyPattern("a+", 2))
+    assert LazyPattern(r"(?P<secret>b+)").search("abbb")["secret"] == "bbb"
