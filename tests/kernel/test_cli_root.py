@@ -32,3 +32,22 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     assert completed.returncode == 0
     for name in COMMANDS:
         assert name in completed.stdout
+
+
+def test_the_root_help_lists_every_command_without_importing_one() -> None:
+    """`jitsec --help` is read by people: it answers at once instead of loading the broker's web stack."""
+    probe = (
+        "import sys\n"
+        "from jitsec.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('jitsec.commands.', 'broker', 'fastapi'))))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False,
+                               timeout=60)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
+    for name, (_, summary) in COMMANDS.items():
+        assert name in completed.stdout and summary.split()[0] in completed.stdout
