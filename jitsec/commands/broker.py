@@ -1,4 +1,9 @@
-"""``jitsec broker`` (init, serve, quarantine, release) and ``jitsec audit`` (verify, export)."""
+"""``jitsec broker`` (init, serve, quarantine, release) and ``jitsec audit`` (verify, export).
+
+The web stack (FastAPI, pydantic models, uvicorn: ~0.3 s to import) comes in with ``broker.server``,
+``broker.runtime`` and ``broker.bootstrap``; only the commands that need it import them, so ``--help``
+and ``jitsec audit`` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,8 @@ import click
 
 from broker.audit import iter_records, record_to_dict
 from broker.audit import verify as check_chain
-from broker.bootstrap import init_config
 from broker.config import BrokerConfig, load_config
 from broker.errors import BrokerError, ConfigError
-from broker.runtime import build_broker
-from broker.server import serve as run_server
 from broker.store.base import Store
 from broker.store.registry import open_store
 
@@ -49,6 +51,8 @@ def broker_group() -> None:
 def init(config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None) -> None:
     """Write a config with fresh principal keys (printed ONCE, stored only as hashes)."""
     try:
+        from broker.bootstrap import init_config  # noqa: PLC0415 - the web stack, on use
+
         done = init_config(config_path, store=store, force=force, postgres=postgres_dsn)
     except (FileExistsError, ValueError) as error:
         raise click.ClickException(str(error)) from None
@@ -70,6 +74,8 @@ def init(config_path: str, store: str | None, as_json: bool, force: bool, postgr
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: str, host: str | None, port: int | None, workers: int | None, log_level: str) -> None:
     """Run the HTTP API (HTTPS when [server] names a certificate); the reaper runs inside."""
+    from broker.server import serve as run_server  # noqa: PLC0415 - the web stack, on use
+
     run_server(_load(config_path), config_path, host=host, port=port, workers=workers, log_level=log_level)
 
 
@@ -80,6 +86,8 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
 @click.option("--release", is_flag=True, help="lift the quarantine instead")
 def quarantine(config_path: str, agent: str, reason: str, release: bool) -> None:
     """Revoke everything AGENT holds and refuse it new tasks (or --release it)."""
+    from broker.runtime import build_broker  # noqa: PLC0415 - the web stack, on use
+
     broker = build_broker(_load(config_path))
     try:
         if release:
