@@ -20,7 +20,8 @@ from connectors.base import SourceErrors
 from connectors.sources.git import git_executable
 from scanner.model import Chunk, FileOrigin, GitOrigin
 
-_HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+# A hunk header, plain (``@@ -a,b +c,d @@``) or combined for a merge of N parents (N+1 ``@``, N ranges).
+_HUNK = re.compile(rb"^(@@+) (?:-\d+(?:,\d+)? )+\+(\d+)(?:,\d+)? @@+")
 _COMMIT_MARK = b"jitsec-commit "
 ZERO_ID = re.compile(r"^0+$")
 _ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
@@ -66,13 +67,19 @@ def _strip_prefix(path: str) -> str:
 
 def parse_diff(lines: Iterator[bytes], errors: SourceErrors | None = None) -> Iterator[AddedLines]:
     """Added-line runs of a unified diff (``-U0`` or not), with ``jitsec-commit ID`` marker lines
-    naming the commit of the diffs that follow."""
+    naming the commit of the diffs that follow.
+
+    A merge's combined diff (``--cc``) has one prefix column per parent: only lines added against
+    every parent (``++``) are the merge's own (a conflict resolution, an "evil merge"); a line added
+    against one parent only came from the other, whose commits are scanned on their own.
+    """
     commit = ""
     path: str | None = None
     line = 0
     run: list[bytes] = []
     run_start = 0
     in_hunk = False
+    columns = 1  # prefix columns: 1, or a merge's number of parents
 
     def flush() -> Iterator[AddedLines]:
         if run and path is not None:
@@ -82,21 +89,22 @@ def parse_diff(lines: Iterator[bytes], errors: SourceErrors | None = None) -> It
     for raw in lines:
         text = raw.rstrip(b"\n")
         if in_hunk and text[:1] in (b"+", b"-", b" ", b"\\"):
-            if text[:1] == b"+":
+            prefix = text[:columns]
+            if prefix == b"+" * columns:
                 if not run:
                     run_start = line
-                run.append(text[1:] + b"\n")
+                run.append(text[columns:] + b"\n")
                 line += 1
             else:
                 yield from flush()
-                if text[:1] == b" ":
+                if b"-" not in prefix and not prefix.startswith(b"\\"):  # in the result
                     line += 1
             continue
         yield from flush()
         in_hunk = False
         if text.startswith(_COMMIT_MARK):
             commit = text[len(_COMMIT_MARK) :].strip().decode()
-        elif text.startswith(b"diff --git "):
+        elif text.startswith((b"diff --git ", b"diff --cc ", b"diff --combined ")):
             path = None
         elif text.startswith(b"+++ "):
             target = text[4:]
@@ -105,7 +113,8 @@ def parse_diff(lines: Iterator[bytes], errors: SourceErrors | None = None) -> It
             errors.record("binary-skipped", text.decode("utf-8", "replace"))
         elif (match := _HUNK.match(text)) is not None:
             in_hunk = True
-            line = int(match.group(1))
+            columns = len(match.group(1)) - 1
+            line = int(match.group(2))
     yield from flush()
 
 
@@ -147,7 +156,7 @@ class DiffSource:
         if self.revisions is None:
             return ["diff", "--cached", "--diff-filter=ACMR"]
         return [
-            "log", "-p", "--topo-order", "--reverse", "--diff-filter=ACMR",
+            "log", "-p", "--cc", "--topo-order", "--reverse", "--diff-filter=ACMR",
             f"--format=format:{_COMMIT_MARK.decode()}%H", *self.revisions, "--",
         ]  # fmt: skip
 

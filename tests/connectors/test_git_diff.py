@@ -102,3 +102,37 @@ def test_staged_paths_with_special_characters(tmp_path: Path, git_repo) -> None:
     git_repo("add", "-A")
     paths = sorted(chunk.origin.path for chunk in DiffSource.staged(repo).chunks())
     assert paths == sorted(names)
+
+
+def test_a_merge_is_scanned_for_what_only_the_merge_added(tmp_path: Path, git_repo) -> None:
+    """An "evil merge": a line added while resolving the merge is in no parent, so no branch commit
+    holds it. The lines the merge brought from a branch are found at that branch's commit, once."""
+    repo = tmp_path / "repo"
+    write(repo, "f.txt", b"a\nb\nc\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "base")
+    base = git_repo("rev-parse", "HEAD").strip()
+    git_repo("checkout", "-q", "-b", "feature")
+    write(repo, "f.txt", b"a\nb\nc\nfeature=1\n")
+    git_repo("commit", "-q", "-am", "feature")
+    feature = git_repo("rev-parse", "HEAD").strip()
+    git_repo("checkout", "-q", "main")
+    write(repo, "f.txt", b"main=1\na\nb\nc\n")
+    git_repo("commit", "-q", "-am", "main")
+    git_repo("merge", "-q", "--no-commit", "feature")
+    write(repo, "f.txt", b"main=1\na\nb\nc\nfeature=1\nTOKEN=added-in-the-merge\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "merge")
+    merge = git_repo("rev-parse", "HEAD").strip()
+    located = [(c.origin, c.line, c.data) for c in DiffSource(repo, revisions=[f"{base}..{merge}"]).chunks()]
+    assert (GitOrigin(merge, "f.txt"), 6, b"TOKEN=added-in-the-merge\n") in located
+    assert [item for item in located if item[2] == b"feature=1\n"] == [(GitOrigin(feature, "f.txt"), 4,
+                                                                        b"feature=1\n")]
+
+
+def test_combined_hunks_count_result_lines_over_every_parent() -> None:
+    diff = [b"jitsec-commit m1\n", b"diff --cc f.txt\n", b"--- a/f.txt\n", b"+++ b/f.txt\n",
+            b"@@@ -5,0 -4,1 +5,4 @@@\n", b"+ from-one-parent\n", b"- gone-from-first\n", b"++evil\n",
+            b" +from-the-other\n", b"++evil-too\n"]
+    assert [(a.commit, a.path, a.line, a.data) for a in parse_diff(iter(diff))] == [
+        ("m1", "f.txt", 6, b"evil\n"), ("m1", "f.txt", 8, b"evil-too\n")]
