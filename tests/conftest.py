@@ -38,6 +38,15 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
+def kafka_sasl() -> tuple[str, str, str]:
+    """``(bootstrap, username, password)`` of the test Kafka's SASL_PLAINTEXT listener (PLAIN and
+    SCRAM-SHA-256/512 for that user)."""
+    return (_service_setting("JITSEC_TEST_KAFKA_SASL_BOOTSTRAP", "kafka"),
+            _service_setting("JITSEC_TEST_KAFKA_SASL_USERNAME", "kafka"),
+            _service_setting("JITSEC_TEST_KAFKA_SASL_PASSWORD", "kafka"))
+
+
+@pytest.fixture(scope="session")
 def elasticsearch_url() -> str:
     return _service_setting("JITSEC_TEST_ELASTICSEARCH_URL", "elasticsearch")
 

@@ -13,7 +13,9 @@ a producer whose record is somehow still pending is kept, so that copy goes out 
 never after newer incidents (kafka-python's ``close`` gives up on a flush that cannot finish and
 leaves the record behind). One record is in flight at a time, so idempotence adds nothing and is off.
 
-Spec for ``--alert``: ``kafka://HOST:PORT/TOPIC``.
+Spec for ``--alert``: ``kafka://HOST:PORT/TOPIC[?security=...&mechanism=...&username=...&ca=...]``,
+the security parameters of ``connectors.kafka_security`` (password from ``JITSEC_KAFKA_PASSWORD``).
+A refused login is a ``DeliveryError`` like an unreachable broker: the spool retries with backoff.
 """
 
 from __future__ import annotations
@@ -21,11 +23,24 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from kafka import KafkaProducer
-from kafka.errors import InvalidTopicError, KafkaError, MessageSizeTooLargeError
+from kafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    SaslAuthenticationFailedError,
+)
 
+from connectors.kafka_security import (
+    SECURITY_PARAMETERS,
+    AuthFailureWatch,
+    KafkaAddressError,
+    KafkaSecurity,
+    kafka_password,
+    parse_kafka_security,
+)
 from connectors.sinks.base import SpooledSink
 from connectors.sinks.serialize import incident_to_json
 from connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
@@ -36,7 +51,15 @@ RECONNECT_BACKOFF_MAX_MS = 1000
 
 
 def parse_kafka_sink_spec(spec: str) -> tuple[str, str]:
-    """``kafka://HOST:PORT/TOPIC`` → ``(bootstrap, topic)``; ``ValueError`` says what was expected."""
+    """``kafka://HOST:PORT/TOPIC[?security...]`` → ``(bootstrap, topic)``; ``ValueError`` (a
+    ``KafkaAddressError``) says what was expected."""
+    bootstrap, topic, _ = parse_kafka_sink_address(spec)
+    return bootstrap, topic
+
+
+def parse_kafka_sink_address(spec: str) -> tuple[str, str, KafkaSecurity]:
+    """``kafka://HOST:PORT/TOPIC[?security=...]`` → ``(bootstrap, topic, security)``."""
+    expected = "expected kafka://HOST:PORT/TOPIC[?security=...&mechanism=...&username=...&ca=...]"
     parts = urlsplit(spec)
     try:
         port = parts.port
@@ -44,15 +67,24 @@ def parse_kafka_sink_spec(spec: str) -> tuple[str, str]:
         port = None
     topic = parts.path.lstrip("/")
     if parts.scheme != "kafka" or not parts.hostname or port is None or not topic or "," in topic:
-        raise ValueError(f"kafka sink {spec!r}: expected kafka://HOST:PORT/TOPIC")
-    return f"{parts.hostname}:{port}", topic
+        raise KafkaAddressError(f"kafka sink {spec!r}: {expected}")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - SECURITY_PARAMETERS
+    if unknown:
+        raise KafkaAddressError(f"kafka sink {spec!r}: unknown parameter(s) {sorted(unknown)}; {expected}")
+    return f"{parts.hostname}:{port}", topic, parse_kafka_security(query, spec)
 
 
 class KafkaSink(SpooledSink):
     def __init__(self, bootstrap: str, topic: str, spool_dir: Path | str, *,
-                 backoff: Backoff | None = None, timeout: float = 10.0) -> None:
+                 backoff: Backoff | None = None, timeout: float = 10.0,
+                 security: KafkaSecurity | None = None, password: str | None = None) -> None:
+        """``password`` defaults to ``JITSEC_KAFKA_PASSWORD`` when ``security`` asks for SASL;
+        ``KafkaCredentialsError`` at once when neither gives one."""
         self.bootstrap = bootstrap
         self.topic = topic
+        self.security = security or KafkaSecurity()
+        self._password = password if password is not None else kafka_password(self.security)
         self._timeout = timeout
         self._producer: KafkaProducer | None = None
         super().__init__(f"kafka:{bootstrap}/{topic}", spool_dir, backoff=backoff)
@@ -60,17 +92,22 @@ class KafkaSink(SpooledSink):
     def deliver(self, incident: Incident) -> None:
         value = incident_to_json(incident).encode("utf-8")
         future: Any = None
+        watch = AuthFailureWatch()
         try:
-            producer = self._connect()
-            future = producer.send(self.topic, key=incident.incident_id.encode("utf-8"), value=value)
-            # the producer settles the record within its delivery timeout; the margin is for the
-            # release that has none
-            future.get(timeout=self._timeout * 2 + 1)
+            with watch:
+                producer = self._connect()
+                future = producer.send(self.topic, key=incident.incident_id.encode("utf-8"), value=value)
+                # the producer settles the record within its delivery timeout; the margin is for
+                # the release that has none
+                future.get(timeout=self._timeout * 2 + 1)
         except _PERMANENT as error:
             raise PermanentDeliveryError(f"kafka refused the incident: {type(error).__name__}") from None
         except KafkaError as error:
             if future is None or future.is_done:  # nothing of ours left in it
                 self._drop_producer()
+            if watch.failed or isinstance(error, SaslAuthenticationFailedError):
+                raise DeliveryError(f"kafka refused the login of {self.security.username!r} "
+                                    f"({self.security.mechanism}): auth") from None
             raise DeliveryError(f"kafka unreachable: {type(error).__name__}") from None
 
     def _connect(self) -> KafkaProducer:
@@ -88,7 +125,7 @@ class KafkaSink(SpooledSink):
             if "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG:
                 options["enable_idempotence"] = False
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, client_id="jitsec-alerts",
-                                           **options)
+                                           **self.security.client_options(self._password), **options)
         return self._producer
 
     def _drop_producer(self) -> None:
@@ -102,5 +139,5 @@ class KafkaSink(SpooledSink):
 
 
 def build_kafka_sink(spec: str, spool_dir: Path | str) -> KafkaSink:
-    bootstrap, topic = parse_kafka_sink_spec(spec)
-    return KafkaSink(bootstrap, topic, spool_dir)
+    bootstrap, topic, security = parse_kafka_sink_address(spec)
+    return KafkaSink(bootstrap, topic, spool_dir, security=security)

@@ -1,6 +1,8 @@
 """A Kafka consumer group as a source: every record of one or more topics, at least once.
 
-Address: ``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G[&format=auto|json|text][&start=earliest|latest]``.
+Address: ``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G[&format=auto|json|text][&start=earliest|latest]``,
+plus the security parameters of ``connectors.kafka_security`` (``security``, ``mechanism``,
+``username``, ``ca``; the password comes from ``JITSEC_KAFKA_PASSWORD`` only).
 
 Values are scanned as raw text, or, when they are JSON, one chunk per string field located by
 ``KafkaOrigin(topic, partition, offset, field)``; each ends with a newline (added when missing) so the
@@ -30,17 +32,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, SaslAuthenticationFailedError
 from kafka.structs import OffsetAndMetadata
 
-from connectors.address import SourceAddressError
 from connectors.base import SourceErrors
+from connectors.kafka_security import (
+    SECURITY_PARAMETERS,
+    AuthFailureWatch,
+    KafkaAddressError,
+    KafkaSecurity,
+    kafka_password,
+    parse_kafka_security,
+)
 from connectors.sources.json_fields import field_chunks, field_text, string_fields
 from scanner.model import Chunk, KafkaOrigin
 
@@ -51,8 +60,8 @@ DEFAULT_GROUP = "jitsec-scanner"
 BINARY_PROBE = 8000
 
 
-class KafkaAddressError(SourceAddressError):
-    """A ``kafka://`` address that cannot be used; the message says what was expected."""
+__all__ = ["KafkaAddress", "KafkaAddressError", "KafkaSource", "KafkaSourceSettings",
+           "open_kafka_source", "parse_kafka_address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +71,15 @@ class KafkaAddress:
     group: str = DEFAULT_GROUP
     value_format: ValueFormat = "auto"
     start: StartAt = "earliest"
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # holds no secret
 
 
 def parse_kafka_address(address: str) -> KafkaAddress:
     """``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G`` → ``KafkaAddress``; ``KafkaAddressError`` otherwise.
 
     ``group`` defaults to ``jitsec-scanner``; ``format`` (auto, json, text) and ``start`` (earliest,
-    latest: where a group without committed offsets begins) are optional.
+    latest: where a group without committed offsets begins) are optional, and so are the security
+    parameters (``connectors.kafka_security.parse_kafka_security``).
     """
     expected = "expected kafka://HOST:PORT/TOPIC[,TOPIC]?group=G"
     if not address.startswith(SCHEME):
@@ -87,7 +98,7 @@ def parse_kafka_address(address: str) -> KafkaAddress:
         if len(topic) > 249 or not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic):
             raise KafkaAddressError(f"{address!r}: {topic!r} is not a valid topic name")
     query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = set(query) - {"group", "format", "start"}
+    unknown = set(query) - {"group", "format", "start"} - SECURITY_PARAMETERS
     if unknown:
         raise KafkaAddressError(f"{address!r}: unknown parameter(s) {sorted(unknown)}; {expected}")
     group = _single(query, "group", DEFAULT_GROUP, address)
@@ -99,8 +110,10 @@ def parse_kafka_address(address: str) -> KafkaAddress:
     start = _single(query, "start", "earliest", address)
     if start not in ("earliest", "latest"):
         raise KafkaAddressError(f"{address!r}: start must be earliest or latest")
+    security = parse_kafka_security(query, address)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return KafkaAddress(f"{host}:{port}", topics, group, value_format, start)  # type: ignore[arg-type]
+    return KafkaAddress(f"{host}:{port}", topics, group, value_format, start,  # type: ignore[arg-type]
+                        security)
 
 
 def _single(query: dict[str, list[str]], name: str, default: str, address: str) -> str:
@@ -200,8 +213,11 @@ class KafkaSource:
 
     def __init__(self, address: KafkaAddress, *, follow: bool,
                  settings: KafkaSourceSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, password: str | None = None) -> None:
+        """``password`` defaults to ``JITSEC_KAFKA_PASSWORD`` when the address asks for SASL;
+        ``KafkaCredentialsError`` at once when neither gives one."""
         self.address = address
+        self._password = password if password is not None else kafka_password(address.security)
         self.follow = follow
         self.settings = settings or KafkaSourceSettings()
         self.errors = SourceErrors()
@@ -279,24 +295,27 @@ class KafkaSource:
         """A subscribed consumer, retrying while the broker cannot be reached; None once closed."""
         attempt = 0
         while not self._closed.is_set():
+            watch = AuthFailureWatch()
             try:
-                consumer = KafkaConsumer(
-                    **self._version_specific(),
-                    bootstrap_servers=self.address.bootstrap,
-                    group_id=self.address.group,
-                    client_id=f"jitsec-{self.address.group}",
-                    enable_auto_commit=False,
-                    auto_offset_reset=self.address.start,
-                    max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
-                    max_poll_records=self.settings.max_poll_records,
-                    session_timeout_ms=self.settings.session_timeout_ms,
-                    heartbeat_interval_ms=max(1000, self.settings.session_timeout_ms // 4),
-                    reconnect_backoff_max_ms=int(self.settings.retry_max_s * 1000),
-                )
+                with watch:
+                    consumer = KafkaConsumer(
+                        **self._version_specific(),
+                        **self.address.security.client_options(self._password),
+                        bootstrap_servers=self.address.bootstrap,
+                        group_id=self.address.group,
+                        client_id=f"jitsec-{self.address.group}",
+                        enable_auto_commit=False,
+                        auto_offset_reset=self.address.start,
+                        max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
+                        max_poll_records=self.settings.max_poll_records,
+                        session_timeout_ms=self.settings.session_timeout_ms,
+                        heartbeat_interval_ms=max(1000, self.settings.session_timeout_ms // 4),
+                        reconnect_backoff_max_ms=int(self.settings.retry_max_s * 1000),
+                    )
                 consumer.subscribe(list(self.address.topics), listener=_Rebalance(self, consumer))
             except KafkaError as error:
                 attempt += 1
-                self.errors.record("connect", f"{self.address.bootstrap}: {type(error).__name__}")
+                self._record_connect_failure(error, refused=watch.failed)
                 self._closed.wait(self._backoff(attempt))
                 continue
             with self._lock:
@@ -306,6 +325,16 @@ class KafkaSource:
                 self._consumer = consumer
             return consumer
         return None
+
+    def _record_connect_failure(self, error: KafkaError, *, refused: bool) -> None:
+        """``auth`` when the broker refused our login (wrong password, unknown user or mechanism),
+        else ``connect``; neither detail can hold the password (type names and the address only)."""
+        security = self.address.security
+        if refused or isinstance(error, SaslAuthenticationFailedError):
+            self.errors.record("auth", f"{self.address.bootstrap}: {security.mechanism} login of "
+                                       f"{security.username!r} refused ({type(error).__name__})")
+        else:
+            self.errors.record("connect", f"{self.address.bootstrap}: {type(error).__name__}")
 
     def _version_specific(self) -> dict[str, Any]:
         """Options only newer kafka-python releases know (older ones reject unknown options)."""
