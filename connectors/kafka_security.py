@@ -79,12 +79,12 @@ class KafkaSecurity:
 
 def parse_kafka_security(query: Mapping[str, list[str]], address: str) -> KafkaSecurity:
     """The security parameters of a parsed address query; ``KafkaAddressError`` names a bad one."""
-    protocol = _single(query, "security", "PLAINTEXT", address).upper()
+    protocol = single_parameter(query, "security", "PLAINTEXT", address).upper()
     if protocol not in PROTOCOLS:
         raise KafkaAddressError(f"{address!r}: security must be one of {', '.join(PROTOCOLS)}")
-    mechanism = _single(query, "mechanism", "", address).upper() or None
-    username = _single(query, "username", "", address) or None
-    ca_file = _single(query, "ca", "", address) or None
+    mechanism = single_parameter(query, "mechanism", "", address).upper() or None
+    username = single_parameter(query, "username", "", address) or None
+    ca_file = single_parameter(query, "ca", "", address) or None
     if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
         if mechanism is None or mechanism not in MECHANISMS:
             raise KafkaAddressError(
@@ -99,7 +99,8 @@ def parse_kafka_security(query: Mapping[str, list[str]], address: str) -> KafkaS
     return KafkaSecurity(protocol, mechanism, username, ca_file)  # type: ignore[arg-type]
 
 
-def _single(query: Mapping[str, list[str]], name: str, default: str, address: str) -> str:
+def single_parameter(query: Mapping[str, list[str]], name: str, default: str, address: str) -> str:
+    """The one value of query parameter ``name`` (``default`` when absent); given twice is an error."""
     values = query.get(name)
     if not values:
         return default

@@ -49,6 +49,7 @@ from connectors.kafka_security import (
     KafkaSecurity,
     kafka_password,
     parse_kafka_security,
+    single_parameter,
 )
 from connectors.sources.json_fields import field_chunks, field_text, string_fields
 from scanner.model import Chunk, KafkaOrigin
@@ -101,28 +102,19 @@ def parse_kafka_address(address: str) -> KafkaAddress:
     unknown = set(query) - {"group", "format", "start"} - SECURITY_PARAMETERS
     if unknown:
         raise KafkaAddressError(f"{address!r}: unknown parameter(s) {sorted(unknown)}; {expected}")
-    group = _single(query, "group", DEFAULT_GROUP, address)
+    group = single_parameter(query, "group", DEFAULT_GROUP, address)
     if not group:
         raise KafkaAddressError(f"{address!r}: group is empty; {expected}")
-    value_format = _single(query, "format", "auto", address)
+    value_format = single_parameter(query, "format", "auto", address)
     if value_format not in ("auto", "json", "text"):
         raise KafkaAddressError(f"{address!r}: format must be auto, json or text")
-    start = _single(query, "start", "earliest", address)
+    start = single_parameter(query, "start", "earliest", address)
     if start not in ("earliest", "latest"):
         raise KafkaAddressError(f"{address!r}: start must be earliest or latest")
     security = parse_kafka_security(query, address)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return KafkaAddress(f"{host}:{port}", topics, group, value_format, start,  # type: ignore[arg-type]
                         security)
-
-
-def _single(query: dict[str, list[str]], name: str, default: str, address: str) -> str:
-    values = query.get(name)
-    if not values:
-        return default
-    if len(values) > 1:
-        raise KafkaAddressError(f"{address!r}: {name} given {len(values)} times")
-    return values[0]
 
 
 @dataclass(frozen=True, slots=True)
