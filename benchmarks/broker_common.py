@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-
-from broker.bootstrap import init_config
+from jitsec.broker.bootstrap import init_config
 
 
 def free_port() -> int:

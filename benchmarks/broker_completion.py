@@ -15,8 +15,7 @@ import time
 
 import httpx
 from broker_common import RawConnection, broker_process, report, run_load
-
-from broker.config import load_config
+from jitsec.broker.config import load_config
 
 SCOPES = ["reports:read"]
 

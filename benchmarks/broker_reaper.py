@@ -19,8 +19,7 @@ import time
 
 import httpx
 from broker_common import RawConnection, broker_process, percentile, report
-
-from broker.config import load_config
+from jitsec.broker.config import load_config
 
 SCOPES = ["reports:read"]
 FIRST_EXPIRY = 5  # seconds after the start, leaving time to issue

@@ -24,14 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elasticsearch import Elasticsearch, helpers
-
-from connectors.sources.elasticsearch import (
+from jitsec.connectors.sources.elasticsearch import (
     ElasticsearchSource,
     ElasticsearchSourceSettings,
     parse_elasticsearch_address,
 )
+from jitsec.scanner.model import Chunk, Finding
+
 from jitsec import credential_format as cf
-from scanner.model import Chunk, Finding
 
 LEVELS = ("info", "warn", "error", "debug")
 PATHS = ("/v1/tasks", "/v1/secrets", "/healthz", "/api/orders", "/api/users/42", "/metrics")
@@ -75,10 +75,11 @@ def backfill(url: str, pattern: str, settings: ElasticsearchSourceSettings,
 
     started = time.perf_counter()
     if scan:
-        from scanner.engine import Scanner  # noqa: PLC0415
-        from scanner.fingerprint import Fingerprinter  # noqa: PLC0415
-        from scanner.pipeline import run_sources  # noqa: PLC0415
-        from scanner.ruleset import load_ruleset  # noqa: PLC0415
+        from jitsec.scanner.engine import Scanner  # noqa: PLC0415
+        from jitsec.scanner.fingerprint import Fingerprinter  # noqa: PLC0415
+        from jitsec.scanner.ruleset import load_ruleset  # noqa: PLC0415
+
+        from jitsec.pipeline import run_sources  # noqa: PLC0415
 
         scanner = Scanner(load_ruleset(), Fingerprinter(b"benchmark-key-" * 2))
         started = time.perf_counter()

@@ -26,13 +26,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.sources.git import GitHistorySource
+from jitsec.connectors.sources.git import GitHistorySource
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Finding
+from jitsec.scanner.ruleset import load_ruleset
+
 from jitsec.credential_format import CredentialKind, mint
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Finding
-from scanner.pipeline import run_sources
-from scanner.ruleset import load_ruleset
+from jitsec.pipeline import run_sources
 
 WORDS = ("user", "order", "cache", "session", "request", "payment", "invoice", "retry", "worker", "queue")
 

@@ -17,9 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from scanner.model import Confidence, FileOrigin, Finding, Severity
-from scanner.response.incident_store import IncidentStore
-from scanner.response.incidents import IncidentBook
+from jitsec.scanner.model import Confidence, FileOrigin, Finding, Severity
+
+from jitsec.response.incident_store import IncidentStore
+from jitsec.response.incidents import IncidentBook
 
 
 def finding(fingerprint: str) -> Finding:

@@ -99,7 +99,7 @@ def worker(job: tuple[str, str, str, str, int], shared: dict, index: int) -> Non
     import logging  # noqa: PLC0415
 
     logging.disable(logging.WARNING)
-    from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address  # noqa: PLC0415
+    from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address  # noqa: PLC0415
 
     source = KafkaSource(parse_kafka_address(f"kafka://{bootstrap}/{topic}?group={group}"), follow=True,
                          settings=KafkaSourceSettings(poll_timeout_ms=100))
@@ -133,10 +133,11 @@ def worker(job: tuple[str, str, str, str, int], shared: dict, index: int) -> Non
 
     threading.Thread(target=watch_total, daemon=True).start()
     if mode == "scan":
-        from scanner.engine import Scanner  # noqa: PLC0415
-        from scanner.fingerprint import Fingerprinter  # noqa: PLC0415
-        from scanner.pipeline import run_sources  # noqa: PLC0415
-        from scanner.ruleset import load_ruleset  # noqa: PLC0415
+        from jitsec.scanner.engine import Scanner  # noqa: PLC0415
+        from jitsec.scanner.fingerprint import Fingerprinter  # noqa: PLC0415
+        from jitsec.scanner.ruleset import load_ruleset  # noqa: PLC0415
+
+        from jitsec.pipeline import run_sources  # noqa: PLC0415
 
         scanner = Scanner(load_ruleset(), Fingerprinter(b"benchmark-key-" * 2))
         shared["ready"].release()

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from broker.client import BrokerClient
-from broker.store.registry import open_store
+from jitsec.broker.client import BrokerClient
+from jitsec.broker.store.registry import open_store
+
 from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
 from jitsec.credential_format import sha256_fingerprint
 

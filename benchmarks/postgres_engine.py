@@ -35,18 +35,18 @@ from typing import Any
 
 import httpx
 import psycopg
+from jitsec.broker.api.app import create_app
+from jitsec.broker.config import parse_config
+from jitsec.broker.engines.base import IssueRequest
+from jitsec.broker.engines.postgres import PostgresEngine, PostgresEngineConfig
+from jitsec.broker.engines.postgres_connections import AdminConnections
+from jitsec.broker.engines.postgres_roles import revoke_role
+from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS, scram_sha256_verifier
+from jitsec.broker.loopback import LoopbackServer
+from jitsec.broker.runtime import build_broker
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from broker.api.app import create_app
-from broker.config import parse_config
-from broker.engines.base import IssueRequest
-from broker.engines.postgres import PostgresEngine, PostgresEngineConfig
-from broker.engines.postgres_connections import AdminConnections
-from broker.engines.postgres_roles import revoke_role
-from broker.engines.postgres_scram import DEFAULT_ITERATIONS, scram_sha256_verifier
-from broker.loopback import LoopbackServer
-from broker.runtime import build_broker
 from jitsec.credential_format import CredentialKind, checksum, mint
 
 PREFIX = "jitbench_"

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from broker.model import AuditEvent, AuditKind, AuditRecord
+from jitsec.broker.model import AuditEvent, AuditKind, AuditRecord
 
 GENESIS = "0" * 64
 

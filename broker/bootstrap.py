@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.engines.postgres_bootstrap import engine_section, policy_section
-from broker.keys import key_hash, new_audit_key, new_principal_key
-from broker.model import PRINCIPAL_ROLES
+from jitsec.broker.engines.postgres_bootstrap import engine_section, policy_section
+from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
+from jitsec.broker.model import PRINCIPAL_ROLES
 
 TEMPLATE = """\
 # jitsec broker configuration (written by `jitsec broker init`). Every field: docs/broker.md.

@@ -27,8 +27,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from jitsec.broker.leaks import (
+    FingerprintPage,
+    LeakReport,
+    LeakScope,
+    LeakVerdict,
+    leak_batches,
+    reports_body,
+)
 
-from broker.leaks import FingerprintPage, LeakReport, LeakScope, LeakVerdict, leak_batches, reports_body
 from jitsec.redaction import preview
 
 log = logging.getLogger("jitsec.broker.client")

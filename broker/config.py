@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import regex
-
-from broker.engines.base import EngineLimits, EngineSettings
-from broker.errors import ConfigError
-from broker.leaks import LeakScope, LeakSettings
-from broker.model import PRINCIPAL_ROLES, Role
-from broker.policy import AgentPolicy, EnginePolicy, Policy
-from broker.revocation import RetryPolicy
+from jitsec.broker.engines.base import EngineLimits, EngineSettings
+from jitsec.broker.errors import ConfigError
+from jitsec.broker.leaks import LeakScope, LeakSettings
+from jitsec.broker.model import PRINCIPAL_ROLES, Role
+from jitsec.broker.policy import AgentPolicy, EnginePolicy, Policy
+from jitsec.broker.revocation import RetryPolicy
 
 _HEX64 = regex.compile(r"[0-9a-f]{64}")
 

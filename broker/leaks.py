@@ -19,13 +19,12 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import regex
-
-from broker.errors import BadRequest
-from broker.model import AuditEvent, AuditKind, Lease, LeaseState
-from broker.revocation import RevocationStatus
+from jitsec.broker.errors import BadRequest
+from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState
+from jitsec.broker.revocation import RevocationStatus
 
 if TYPE_CHECKING:
-    from broker.service import BrokerService
+    from jitsec.broker.service import BrokerService
 
 MAX_BATCH = 1000
 MAX_LOCATION_CHARS = 1024

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from broker.engines.base import EngineLimits
-from broker.errors import PolicyDenied
+from jitsec.broker.engines.base import EngineLimits
+from jitsec.broker.errors import PolicyDenied
 
 
 @dataclass(frozen=True, slots=True)

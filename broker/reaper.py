@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from broker.config import ReaperSettings
-from broker.revoker import Revoker
-from broker.store.base import Store
+from jitsec.broker.config import ReaperSettings
+from jitsec.broker.revoker import Revoker
+from jitsec.broker.store.base import Store
 
 log = logging.getLogger("jitsec.broker.reaper")
 STANDBY_FACTOR = 5  # a stand-by process checks for the lock this many sleeps apart

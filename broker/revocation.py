@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from broker.model import LeaseState
+from jitsec.broker.model import LeaseState
 
 
 class Step(Enum):

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from broker.engines.base import Engine, RevokeOutcome
-from broker.errors import TransientEngineError
-from broker.metrics import BrokerMetrics
-from broker.model import AuditEvent, AuditKind, Lease, LeaseState
-from broker.revocation import RetryPolicy, RevocationStatus
-from broker.store.base import RevocationUpdate, Store
+from jitsec.broker.engines.base import Engine, RevokeOutcome
+from jitsec.broker.errors import TransientEngineError
+from jitsec.broker.metrics import BrokerMetrics
+from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState
+from jitsec.broker.revocation import RetryPolicy, RevocationStatus
+from jitsec.broker.store.base import RevocationUpdate, Store
 
 log = logging.getLogger("jitsec.broker.revoker")
 alert_log = logging.getLogger("jitsec.broker.alerts")

@@ -6,16 +6,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.config import BrokerConfig
-from broker.engines.base import Engine
-from broker.engines.postgres_reconciler import Reconciler
-from broker.engines.registry import build_engine
-from broker.metrics import BrokerMetrics
-from broker.reaper import Reaper
-from broker.revoker import Alert, Revoker, log_alert
-from broker.service import BrokerService
-from broker.store.base import Store
-from broker.store.registry import open_store
+from jitsec.broker.config import BrokerConfig
+from jitsec.broker.engines.base import Engine
+from jitsec.broker.engines.postgres_reconciler import Reconciler
+from jitsec.broker.engines.registry import build_engine
+from jitsec.broker.metrics import BrokerMetrics
+from jitsec.broker.reaper import Reaper
+from jitsec.broker.revoker import Alert, Revoker, log_alert
+from jitsec.broker.service import BrokerService
+from jitsec.broker.store.base import Store
+from jitsec.broker.store.registry import open_store
 
 
 @dataclass(slots=True)

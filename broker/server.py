@@ -11,10 +11,9 @@ from dataclasses import replace
 
 import uvicorn
 from fastapi import FastAPI
-
-from broker.api.app import create_app
-from broker.config import BrokerConfig, load_config
-from broker.runtime import build_broker
+from jitsec.broker.api.app import create_app
+from jitsec.broker.config import BrokerConfig, load_config
+from jitsec.broker.runtime import build_broker
 
 CONFIG_ENV = "JITSEC_BROKER_CONFIG"
 GRACEFUL_SHUTDOWN_SECONDS = 5  # then idle keep-alive connections are closed and the reaper stops
@@ -53,7 +52,7 @@ def serve(
     }
     if settings.workers > 1:
         os.environ[CONFIG_ENV] = str(config_path)
-        uvicorn.run("broker.server:app_from_env", factory=True, workers=settings.workers, **common)
+        uvicorn.run("jitsec.broker.server:app_from_env", factory=True, workers=settings.workers, **common)
         return
     broker = build_broker(config)
     try:

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from broker.config import ReplayAction
-from broker.engines.base import Engine, IssueRequest
-from broker.errors import (
+from jitsec.broker.config import ReplayAction
+from jitsec.broker.engines.base import Engine, IssueRequest
+from jitsec.broker.errors import (
     BadRequest,
     BrokerError,
     Conflict,
@@ -25,13 +25,14 @@ from broker.errors import (
     PolicyDenied,
     Unauthenticated,
 )
-from broker.metrics import BrokerMetrics
-from broker.model import TASK_TOKEN_ENGINE, AuditEvent, AuditKind, Lease, LeaseState, Task, new_id
-from broker.policy import Policy
-from broker.revocation import RevocationStatus
-from broker.revoker import RevocationResult, Revoker
-from broker.store.base import Store
-from broker.validation import check_agent, check_scopes, check_task_name, clean_detail
+from jitsec.broker.metrics import BrokerMetrics
+from jitsec.broker.model import TASK_TOKEN_ENGINE, AuditEvent, AuditKind, Lease, LeaseState, Task, new_id
+from jitsec.broker.policy import Policy
+from jitsec.broker.revocation import RevocationStatus
+from jitsec.broker.revoker import RevocationResult, Revoker
+from jitsec.broker.store.base import Store
+from jitsec.broker.validation import check_agent, check_scopes, check_task_name, clean_detail
+
 from jitsec.credential_format import CredentialKind, mint, sha256_fingerprint
 from jitsec.redaction import preview
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import regex
-
-from broker.errors import BadRequest
+from jitsec.broker.errors import BadRequest
 
 AGENT_NAME = regex.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}")
 TASK_NAME = regex.compile(r"[\p{L}\p{N}\p{P}\p{S} ]{1,200}")  # no control, format or separator characters

@@ -23,19 +23,19 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.base import Source
-from connectors.checkpoints import CheckpointStore
-from connectors.sources.files import FilesSource
-from connectors.sources.git import (
+from jitsec.connectors.base import Source
+from jitsec.connectors.checkpoints import CheckpointStore
+from jitsec.connectors.sources.files import FilesSource
+from jitsec.connectors.sources.git import (
     DEFAULT_POLL_INTERVAL,
     GIT_POLL_ENV,
     GitError,
     GitHistorySource,
     check_repository,
 )
-from connectors.sources.stdin import StdinSource
-from connectors.sources.stdin_follow import StdinFollowSource
-from connectors.sources.tail import TailSource
+from jitsec.connectors.sources.stdin import StdinSource
+from jitsec.connectors.sources.stdin_follow import StdinFollowSource
+from jitsec.connectors.sources.tail import TailSource
 
 GIT_PREFIX = "git:"
 KAFKA_PREFIX = "kafka://"
@@ -112,7 +112,7 @@ def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_en
     checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
     if path.is_dir():
         # watchdog starts its machinery on import; only a directory watch pays for it.
-        from connectors.sources.watch import DirectoryWatchSource  # noqa: PLC0415
+        from jitsec.connectors.sources.watch import DirectoryWatchSource  # noqa: PLC0415
 
         return DirectoryWatchSource(path, checkpoints=checkpoints, from_end=from_end)
     # A followed file that does not exist yet is waited for, like `tail -F`.

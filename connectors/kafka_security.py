@@ -24,9 +24,8 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote
 
+from jitsec.connectors.address import SourceAddressError
 from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError
-
-from connectors.address import SourceAddressError
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]

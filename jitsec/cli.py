@@ -63,7 +63,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     """The version and the digest of the default rule set, the digest every alert is stamped with."""
     if not value or ctx.resilient_parsing:
         return
-    from scanner.ruleset import load_ruleset  # noqa: PLC0415 - only --version pays for loading rules
+    from jitsec.scanner.ruleset import load_ruleset  # noqa: PLC0415 - only --version pays for loading rules
 
     ruleset = load_ruleset()
     click.echo(f"jitsec {__version__} (rules {ruleset.digest}: {len(ruleset.rules)} default rules)")

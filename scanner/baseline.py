@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scanner.model import Finding
-from scanner.output import finding_row
+from jitsec.scanner.model import Finding
+from jitsec.scanner.output import finding_row
 
 FORMAT = "jitsec-baseline"
 VERSION = 1

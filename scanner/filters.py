@@ -14,9 +14,8 @@ from functools import cache
 from types import ModuleType
 
 import regex
-
-from scanner.ruleset import Rule
-from scanner.validators import VALIDATORS
+from jitsec.scanner.ruleset import Rule
+from jitsec.scanner.validators import VALIDATORS
 
 PRAGMA = "pragma: allowlist secret"
 PRAGMA_NEXTLINE = "pragma: allowlist nextline secret"

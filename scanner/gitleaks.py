@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import regex
-
-from scanner.model import Severity
-from scanner.ruleset import Allowlist, Rule, RuleError
+from jitsec.scanner.model import Severity
+from jitsec.scanner.ruleset import Allowlist, Rule, RuleError
 
 _PACK = "gitleaks"
 

@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import regex
-
-from scanner.cache import default_cache_dir
-from scanner.ruleset import Rule
+from jitsec.scanner.cache import default_cache_dir
+from jitsec.scanner.ruleset import Rule
 
 try:  # Hyperscan is optional at run time: the pure-Python path gives the same results.
     import hyperscan

@@ -10,9 +10,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
+from jitsec.scanner.model import Finding, Severity, describe_origin
+from jitsec.scanner.ruleset import Rule, RuleSet
+
 from jitsec import __version__
-from scanner.model import Finding, Severity, describe_origin
-from scanner.ruleset import Rule, RuleSet
 
 Format = Literal["text", "json", "jsonl", "sarif"]
 FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "sarif")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import regex
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import StreamOrigin
+from jitsec.scanner.ruleset import Rule, RuleExample
 
 from jitsec.redaction import preview
-from scanner.engine import Scanner
-from scanner.model import StreamOrigin
-from scanner.ruleset import Rule, RuleExample
 
 _TOKEN_LIKE = regex.compile(r"[A-Za-z0-9._~+/=-]+")
 

@@ -13,14 +13,14 @@ import json
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import regex
-
-from scanner.cache import default_cache_dir
-from scanner.model import Severity
-from scanner.validators import VALIDATORS
+from jitsec.scanner.cache import default_cache_dir
+from jitsec.scanner.model import Severity
+from jitsec.scanner.validators import VALIDATORS
 
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CONTEXTS = ("raw", "json", "kv", "yaml", "env", "url", "header")
@@ -163,9 +163,8 @@ class RuleSet:
 
 
 def default_packs_dir() -> Path:
-    import scanner  # noqa: PLC0415 - the package location, resolved at call time
-
-    return Path(scanner.__file__).resolve().parent.parent / "rules"
+    """The installed `jitsec.rules` package: the default packs ship as its data files."""
+    return Path(str(resources.files("jitsec.rules")))
 
 
 def default_pack_paths() -> list[Path]:
@@ -205,7 +204,7 @@ def load_ruleset(
         packs.append(name)
         rules.extend(pack_rules)
     if gitleaks_config is not None:
-        from scanner.gitleaks import load_gitleaks_config  # noqa: PLC0415 - optional path
+        from jitsec.scanner.gitleaks import load_gitleaks_config  # noqa: PLC0415 - optional path
 
         gitleaks_rules = load_gitleaks_config(gitleaks_config)
         packs.append(f"gitleaks:{gitleaks_config.name}")

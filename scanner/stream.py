@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scanner.filters import is_lock_path
-from scanner.model import Chunk, FileOrigin, Finding, GitOrigin, Origin
+from jitsec.scanner.filters import is_lock_path
+from jitsec.scanner.model import Chunk, FileOrigin, Finding, GitOrigin, Origin
 
 if TYPE_CHECKING:
-    from scanner.engine import Scanner
+    from jitsec.scanner.engine import Scanner
 
 MULTILINE_OVERLAP = 16384  # bytes rescanned with the next chunk when multiline rules are loaded
 MAX_CARRY = 1 << 20  # a line longer than this is scanned in pieces

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path
-
-from broker.api.auth import Caller, require, service_of
-from broker.api.schemas import ERROR_RESPONSES, Quarantined, QuarantineRequest
-from broker.model import Role
-from broker.revocation import RevocationStatus
-from broker.service import BrokerService
+from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.api.schemas import ERROR_RESPONSES, Quarantined, QuarantineRequest
+from jitsec.broker.model import Role
+from jitsec.broker.revocation import RevocationStatus
+from jitsec.broker.service import BrokerService
 
 router = APIRouter(tags=["agents"], responses=ERROR_RESPONSES)
 Service = Annotated[BrokerService, Depends(service_of)]

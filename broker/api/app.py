@@ -17,17 +17,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-
-from broker.api import agents, health, introspect, leases, secrets, tasks
-from broker.api.auth import PrincipalKeys
-from broker.api.schemas import ERROR_RESPONSES
-from broker.errors import BrokerError, Unauthenticated
-from broker.runtime import Broker
+from jitsec.broker.api import agents, health, introspect, leases, secrets, tasks
+from jitsec.broker.api.auth import PrincipalKeys
+from jitsec.broker.api.schemas import ERROR_RESPONSES
+from jitsec.broker.errors import BrokerError, Unauthenticated
+from jitsec.broker.runtime import Broker
 
 log = logging.getLogger("jitsec.broker.api")
 
 ROUTERS = (tasks.router, secrets.router, leases.router, introspect.router, agents.router, health.router)
-OPTIONAL_ROUTERS = ("broker.api.leaks",)
+OPTIONAL_ROUTERS = ("jitsec.broker.api.leaks",)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

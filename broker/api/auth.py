@@ -20,12 +20,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jitsec.broker.config import Principal
+from jitsec.broker.errors import Forbidden, Unauthenticated
+from jitsec.broker.keys import PRINCIPAL_KEY_PREFIX
+from jitsec.broker.model import Role
+from jitsec.broker.service import BrokerService, TaskCaller
 
-from broker.config import Principal
-from broker.errors import Forbidden, Unauthenticated
-from broker.keys import PRINCIPAL_KEY_PREFIX
-from broker.model import Role
-from broker.service import BrokerService, TaskCaller
 from jitsec.credential_format import sha256_fingerprint
 
 GRANT_PREFIX = "jitg_"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-
-from broker.api.auth import Caller, require, service_of
-from broker.api.schemas import ERROR_RESPONSES, Introspected, IntrospectRequest
-from broker.model import Role
-from broker.service import BrokerService
+from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.api.schemas import ERROR_RESPONSES, Introspected, IntrospectRequest
+from jitsec.broker.model import Role
+from jitsec.broker.service import BrokerService
 
 router = APIRouter(tags=["introspection"], responses=ERROR_RESPONSES)
 

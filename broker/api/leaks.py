@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
-
-from broker.api.auth import Caller, require, service_of
-from broker.leaks import (
+from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.leaks import (
     DEFAULT_PAGE,
     MAX_BATCH,
     MAX_LOCATION_CHARS,
@@ -22,8 +20,9 @@ from broker.leaks import (
     LeakScope,
     LeakSettings,
 )
-from broker.model import Role
-from broker.service import BrokerService
+from jitsec.broker.model import Role
+from jitsec.broker.service import BrokerService
+from pydantic import BaseModel, Field
 
 router = APIRouter(tags=["leaks"])
 Scanner = Annotated[Caller, Depends(require(Role.SCANNER, Role.ADMIN))]

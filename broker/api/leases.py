@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path
-
-from broker.api.auth import Caller, require, service_of
-from broker.api.schemas import ERROR_RESPONSES, LeaseView, Revoked, Rotated, RotateRequest
-from broker.api.secrets import issued_body
-from broker.errors import Forbidden
-from broker.model import Lease, Role
-from broker.service import BrokerService
+from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.api.schemas import ERROR_RESPONSES, LeaseView, Revoked, Rotated, RotateRequest
+from jitsec.broker.api.secrets import issued_body
+from jitsec.broker.errors import Forbidden
+from jitsec.broker.model import Lease, Role
+from jitsec.broker.service import BrokerService
 
 router = APIRouter(tags=["leases"], responses=ERROR_RESPONSES)
 Service = Annotated[BrokerService, Depends(service_of)]

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from jitsec.broker.model import Lease
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
-from broker.model import Lease
 
 Scope = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/*\-]{0,127}$")]  # *: pg schema
 AgentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$")]

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
-
-from broker.api.auth import Caller, require, runs_inline, service_of
-from broker.api.schemas import ERROR_RESPONSES, SecretIssued, SecretRequest
-from broker.model import Role
-from broker.service import BrokerService, IssuedSecret
+from jitsec.broker.api.auth import Caller, require, runs_inline, service_of
+from jitsec.broker.api.schemas import ERROR_RESPONSES, SecretIssued, SecretRequest
+from jitsec.broker.model import Role
+from jitsec.broker.service import BrokerService, IssuedSecret
 
 router = APIRouter(tags=["secrets"], responses=ERROR_RESPONSES)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-
-from broker.api.auth import Caller, require, service_of
-from broker.api.schemas import ERROR_RESPONSES, Completed, Redeemed, TaskStart, TaskStarted, TaskView
-from broker.errors import Forbidden
-from broker.model import Role
-from broker.revocation import RevocationStatus
-from broker.service import BrokerService, Completion
+from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.api.schemas import ERROR_RESPONSES, Completed, Redeemed, TaskStart, TaskStarted, TaskView
+from jitsec.broker.errors import Forbidden
+from jitsec.broker.model import Role
+from jitsec.broker.revocation import RevocationStatus
+from jitsec.broker.service import BrokerService, Completion
 
 router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
 Service = Annotated[BrokerService, Depends(service_of)]

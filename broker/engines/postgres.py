@@ -18,21 +18,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
-from broker.engines.base import EngineLimits, EngineSettings, IssuedCredential, IssueRequest, RevokeOutcome
-from broker.engines.postgres_connections import AdminConnections, DatabaseMissing, PostgresUnavailable
-from broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX, role_name, validate_prefix
-from broker.engines.postgres_roles import (
+from jitsec.broker.engines.base import (
+    EngineLimits,
+    EngineSettings,
+    IssuedCredential,
+    IssueRequest,
+    RevokeOutcome,
+)
+from jitsec.broker.engines.postgres_connections import AdminConnections, DatabaseMissing, PostgresUnavailable
+from jitsec.broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX, role_name, validate_prefix
+from jitsec.broker.engines.postgres_roles import (
     RoleRequest,
     SessionsSurvived,
     create_role,
     list_managed_roles,
     revoke_role,
 )
-from broker.engines.postgres_scope import PostgresScope, ScopeError, parse_scope
-from broker.engines.postgres_scram import DEFAULT_ITERATIONS
-from broker.errors import ConfigError, EngineError, TransientEngineError
+from jitsec.broker.engines.postgres_scope import PostgresScope, ScopeError, parse_scope
+from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS
+from jitsec.broker.errors import ConfigError, EngineError, TransientEngineError
+from psycopg.conninfo import conninfo_to_dict
+
 from jitsec.credential_format import CredentialKind, mint
 from jitsec.redaction import scrub
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 
 import psycopg
+from jitsec.broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX
+from jitsec.broker.engines.postgres_scope import PostgresScope, Privilege
+from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS
 from psycopg.conninfo import conninfo_to_dict
-
-from broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX
-from broker.engines.postgres_scope import PostgresScope, Privilege
-from broker.engines.postgres_scram import DEFAULT_ITERATIONS
 
 
 def database_of(dsn: str) -> str:

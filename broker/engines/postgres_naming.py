@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 
-from broker.engines.postgres_scope import MAX_IDENTIFIER_BYTES
+from jitsec.broker.engines.postgres_scope import MAX_IDENTIFIER_BYTES
 
 DEFAULT_ROLE_PREFIX = "jitsec_"
 HASH_HEX_DIGITS = 10

@@ -15,9 +15,9 @@ import math
 import time
 from collections.abc import Callable, Mapping
 
-from broker.engines.base import Engine, Reconciling
-from broker.errors import TransientEngineError
-from broker.store.base import Store
+from jitsec.broker.engines.base import Engine, Reconciling
+from jitsec.broker.errors import TransientEngineError
+from jitsec.broker.store.base import Store
 
 log = logging.getLogger("jitsec.broker.reconciler")
 PAGE_SIZE = 1000

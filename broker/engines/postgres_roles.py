@@ -16,12 +16,11 @@ from datetime import datetime
 from typing import TypeVar
 
 import psycopg
+from jitsec.broker.engines.base import RevokeOutcome
+from jitsec.broker.engines.postgres_connections import AdminConnections, DatabaseMissing
+from jitsec.broker.engines.postgres_scope import PostgresScope
+from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS, scram_sha256_verifier
 from psycopg import sql
-
-from broker.engines.base import RevokeOutcome
-from broker.engines.postgres_connections import AdminConnections, DatabaseMissing
-from broker.engines.postgres_scope import PostgresScope
-from broker.engines.postgres_scram import DEFAULT_ITERATIONS, scram_sha256_verifier
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from broker import errors
+from jitsec.broker import errors
 
 SCOPE_ENGINE = "postgres"
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1 in a default PostgreSQL build

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 
-from broker.engines.base import Engine, EngineSettings
-from broker.errors import ConfigError
+from jitsec.broker.engines.base import Engine, EngineSettings
+from jitsec.broker.errors import ConfigError
 
 ENGINE_KINDS: dict[str, str] = {
-    "token": "broker.engines.token:create",
-    "postgres": "broker.engines.postgres:create",
+    "token": "jitsec.broker.engines.token:create",
+    "postgres": "jitsec.broker.engines.postgres:create",
 }
 
 

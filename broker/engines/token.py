@@ -11,9 +11,15 @@ import secrets
 from collections.abc import Callable, Sequence
 
 import regex
+from jitsec.broker.engines.base import (
+    EngineLimits,
+    EngineSettings,
+    IssuedCredential,
+    IssueRequest,
+    RevokeOutcome,
+)
+from jitsec.broker.errors import ConfigError, ScopeError
 
-from broker.engines.base import EngineLimits, EngineSettings, IssuedCredential, IssueRequest, RevokeOutcome
-from broker.errors import ConfigError, ScopeError
 from jitsec.credential_format import CredentialKind, mint
 
 _SCOPE = regex.compile(r"[a-z0-9][a-z0-9_.\-]*(?::[a-z0-9_.\-]+)*")

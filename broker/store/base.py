@@ -23,7 +23,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
+from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 
 IN_FLIGHT_SECONDS = 30.0
 """How long a revocation begun by one caller is its own before the reaper's retry pass may take it."""

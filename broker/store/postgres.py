@@ -18,13 +18,12 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+from jitsec.broker.audit import GENESIS
+from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
+from jitsec.broker.store.postgres_migrations import MIGRATIONS, SCHEMA
+from jitsec.broker.store.sql_common import AUDIT_COLUMNS, SqlDialect, revocation_values
 from psycopg import sql
-
-from broker.audit import GENESIS
-from broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
-from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
-from broker.store.postgres_migrations import MIGRATIONS, SCHEMA
-from broker.store.sql_common import AUDIT_COLUMNS, SqlDialect, revocation_values
 
 # Advisory lock keys (per database): arbitrary constants, spelled so a DBA can recognise them.
 AUDIT_LOCK_KEY = 0x6A69747365630101

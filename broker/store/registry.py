@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import importlib
 
-from broker.errors import ConfigError
-from broker.store.base import Store
+from jitsec.broker.errors import ConfigError
+from jitsec.broker.store.base import Store
 
 STORE_SCHEMES: dict[str, str] = {
-    "sqlite": "broker.store.sqlite:open_sqlite",
-    "postgresql": "broker.store.postgres:open_postgres",
-    "postgres": "broker.store.postgres:open_postgres",
+    "sqlite": "jitsec.broker.store.sqlite:open_sqlite",
+    "postgresql": "jitsec.broker.store.postgres:open_postgres",
+    "postgres": "jitsec.broker.store.postgres:open_postgres",
 }
 
 

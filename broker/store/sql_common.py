@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from broker.audit import chain_hash
-from broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Task
-from broker.store.base import RevocationUpdate
+from jitsec.broker.audit import chain_hash
+from jitsec.broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Task
+from jitsec.broker.store.base import RevocationUpdate
 
 LEASE_COLUMNS = (
     "lease_id, task_id, agent, engine, scopes, issued_at, expires_at, fingerprint, handle, "

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from broker.audit import GENESIS
-from broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
-from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
-from broker.store.sql_common import AUDIT_ROW_COLUMNS, SqlDialect, revocation_values
+from jitsec.broker.audit import GENESIS
+from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
+from jitsec.broker.store.sql_common import AUDIT_ROW_COLUMNS, SqlDialect, revocation_values
 
 MIGRATIONS: tuple[str, ...] = (
     """

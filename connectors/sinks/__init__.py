@@ -5,8 +5,8 @@ receiver that is down delays alerts, in order, and never loses or blocks them.
 ``factory.py`` for the spec grammar.
 """
 
-from connectors.sinks.factory import ALERT_SPEC_HELP, build_sink, parse_alert_spec
-from connectors.sinks.serialize import SCHEMA, incident_summary, incident_to_dict, incident_to_json
+from jitsec.connectors.sinks.factory import ALERT_SPEC_HELP, build_sink, parse_alert_spec
+from jitsec.connectors.sinks.serialize import SCHEMA, incident_summary, incident_to_dict, incident_to_json
 
 __all__ = [
     "ALERT_SPEC_HELP",

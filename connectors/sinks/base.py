@@ -7,9 +7,9 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from connectors.sinks.serialize import incident_from_json, incident_to_json
-from connectors.sinks.spool import Backoff, Spool, SpoolStats
-from scanner.model import Incident
+from jitsec.connectors.sinks.serialize import incident_from_json, incident_to_json
+from jitsec.connectors.sinks.spool import Backoff, Spool, SpoolStats
+from jitsec.scanner.model import Incident
 
 
 def spool_path(spool_dir: Path | str, name: str) -> Path:

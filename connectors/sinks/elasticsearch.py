@@ -27,11 +27,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, TransportError
-
-from connectors.sinks.base import SpooledSink
-from connectors.sinks.serialize import incident_summary, incident_to_dict
-from connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
-from scanner.model import Incident, ResponseAction, Severity
+from jitsec.connectors.sinks.base import SpooledSink
+from jitsec.connectors.sinks.serialize import incident_summary, incident_to_dict
+from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
+from jitsec.scanner.model import Incident, ResponseAction, Severity
 
 DEFAULT_INDEX = "jitsec-incidents"
 _SEVERITY_SCORE = {Severity.LOW: 21, Severity.MEDIUM: 47, Severity.HIGH: 73, Severity.CRITICAL: 99}

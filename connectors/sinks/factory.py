@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from connectors.base import Sink
+from jitsec.connectors.base import Sink
 
 ALERT_SPEC_HELP = ("console | jsonl:PATH | webhook:URL | syslog+udp://HOST:PORT | "
                    "syslog+tcp://HOST:PORT | kafka://HOST:PORT/TOPIC | elasticsearch://HOST:PORT/INDEX "
@@ -46,26 +46,26 @@ def parse_alert_spec(spec: str) -> AlertSpec:
 
 
 def _console(target: str, spool_dir: Path) -> Sink:
-    from connectors.sinks.console import ConsoleSink  # noqa: PLC0415 - imported on use
+    from jitsec.connectors.sinks.console import ConsoleSink  # noqa: PLC0415 - imported on use
 
     return ConsoleSink()
 
 
 def _jsonl(target: str, spool_dir: Path) -> Sink:
-    from connectors.sinks.jsonl import JsonlSink  # noqa: PLC0415 - imported on use
+    from jitsec.connectors.sinks.jsonl import JsonlSink  # noqa: PLC0415 - imported on use
 
     return JsonlSink(target, spool_dir)
 
 
 def _webhook(target: str, spool_dir: Path) -> Sink:
-    from connectors.sinks.webhook import WebhookSink  # noqa: PLC0415 - imported on use
+    from jitsec.connectors.sinks.webhook import WebhookSink  # noqa: PLC0415 - imported on use
 
     return WebhookSink(target, spool_dir)
 
 
 def _syslog(protocol: str) -> Callable[[str, Path], Sink]:
     def build(target: str, spool_dir: Path) -> Sink:
-        from connectors.sinks.syslog import SyslogSink  # noqa: PLC0415 - imported on use
+        from jitsec.connectors.sinks.syslog import SyslogSink  # noqa: PLC0415 - imported on use
 
         host, _, port = target.rpartition(":")
         return SyslogSink(host, int(port), spool_dir, protocol=protocol)
@@ -87,10 +87,10 @@ _BUILDERS: dict[str, Callable[[str, Path], Sink]] = {
 def _streaming(kind: str, target: str, spool_dir: Path) -> Sink:
     """``kafka://HOST:PORT/TOPIC`` and ``elasticsearch://HOST:PORT/INDEX``."""
     if kind == "kafka":
-        from connectors.sinks.kafka import build_kafka_sink  # noqa: PLC0415
+        from jitsec.connectors.sinks.kafka import build_kafka_sink  # noqa: PLC0415
 
         return build_kafka_sink(f"kafka:{target}", spool_dir)
-    from connectors.sinks.elasticsearch import build_elasticsearch_sink  # noqa: PLC0415
+    from jitsec.connectors.sinks.elasticsearch import build_elasticsearch_sink  # noqa: PLC0415
 
     return build_elasticsearch_sink(f"elasticsearch:{target}", spool_dir)
 

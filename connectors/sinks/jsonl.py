@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from connectors.sinks.base import SpooledSink
-from connectors.sinks.serialize import incident_to_json
-from connectors.sinks.spool import Backoff
-from scanner.model import Incident
+from jitsec.connectors.sinks.base import SpooledSink
+from jitsec.connectors.sinks.serialize import incident_to_json
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.scanner.model import Incident
 
 
 class JsonlSink(SpooledSink):

@@ -25,15 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kafka import KafkaProducer
-from kafka.errors import (
-    InvalidTopicError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    SaslAuthenticationFailedError,
-)
-
-from connectors.kafka_security import (
+from jitsec.connectors.kafka_security import (
     SECURITY_PARAMETERS,
     AuthFailureWatch,
     KafkaAddressError,
@@ -41,10 +33,17 @@ from connectors.kafka_security import (
     kafka_password,
     parse_kafka_security,
 )
-from connectors.sinks.base import SpooledSink
-from connectors.sinks.serialize import incident_to_json
-from connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
-from scanner.model import Incident
+from jitsec.connectors.sinks.base import SpooledSink
+from jitsec.connectors.sinks.serialize import incident_to_json
+from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
+from jitsec.scanner.model import Incident
+from kafka import KafkaProducer
+from kafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    SaslAuthenticationFailedError,
+)
 
 _PERMANENT = (InvalidTopicError, MessageSizeTooLargeError)
 RECONNECT_BACKOFF_MAX_MS = 1000

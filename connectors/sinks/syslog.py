@@ -17,10 +17,10 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.sinks.base import SpooledSink
-from connectors.sinks.serialize import incident_summary
-from connectors.sinks.spool import Backoff, DeliveryError
-from scanner.model import Incident, Severity
+from jitsec.connectors.sinks.base import SpooledSink
+from jitsec.connectors.sinks.serialize import incident_summary
+from jitsec.connectors.sinks.spool import Backoff, DeliveryError
+from jitsec.scanner.model import Incident, Severity
 
 FACILITY_AUTH = 4
 # RFC 5612 reserves 32473 for documentation and examples; no enterprise number is registered.

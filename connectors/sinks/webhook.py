@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
-from connectors.sinks.base import SpooledSink
-from connectors.sinks.serialize import incident_summary, incident_to_dict
-from connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
-from scanner.model import Incident
+from jitsec.connectors.sinks.base import SpooledSink
+from jitsec.connectors.sinks.serialize import incident_summary, incident_to_dict
+from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
+from jitsec.scanner.model import Incident
 
 _RETRYABLE = {408, 425, 429}
 

@@ -37,12 +37,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError, TransportError
-
-from connectors.address import SourceAddressError
-from connectors.base import SourceErrors
-from connectors.checkpoints import CheckpointError, CheckpointStore
-from connectors.sources.json_fields import ROOT, field_chunks, field_text, string_fields
-from scanner.model import Chunk, ElasticsearchOrigin
+from jitsec.connectors.address import SourceAddressError
+from jitsec.connectors.base import SourceErrors
+from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
+from jitsec.connectors.sources.json_fields import ROOT, field_chunks, field_text, string_fields
+from jitsec.scanner.model import Chunk, ElasticsearchOrigin
 
 SCHEME = "elasticsearch://"
 DEFAULT_TIMESTAMP = "@timestamp"

@@ -36,13 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, SaslAuthenticationFailedError
-from kafka.structs import OffsetAndMetadata
-
-from connectors.base import SourceErrors
-from connectors.kafka_security import (
+from jitsec.connectors.base import SourceErrors
+from jitsec.connectors.kafka_security import (
     SECURITY_PARAMETERS,
     AuthFailureWatch,
     KafkaAddressError,
@@ -51,8 +46,12 @@ from connectors.kafka_security import (
     parse_kafka_security,
     single_parameter,
 )
-from connectors.sources.json_fields import field_chunks, field_text, string_fields
-from scanner.model import Chunk, KafkaOrigin
+from jitsec.connectors.sources.json_fields import field_chunks, field_text, string_fields
+from jitsec.scanner.model import Chunk, KafkaOrigin
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, SaslAuthenticationFailedError
+from kafka.structs import OffsetAndMetadata
 
 ValueFormat = Literal["auto", "json", "text"]
 StartAt = Literal["earliest", "latest"]

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from connectors.base import SourceErrors
-from connectors.sources.linebuffer import LineAssembler
-from scanner.model import Chunk, StreamOrigin
+from jitsec.connectors.base import SourceErrors
+from jitsec.connectors.sources.linebuffer import LineAssembler
+from jitsec.scanner.model import Chunk, StreamOrigin
 
 READ_SIZE = 64 * 1024
 

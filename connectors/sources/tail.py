@@ -22,10 +22,16 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
-from connectors.base import SourceErrors
-from connectors.checkpoints import HEAD_BYTES, CheckpointError, CheckpointStore, FilePosition, is_same_file
-from connectors.sources.linebuffer import LineAssembler, Piece
-from scanner.model import Chunk, FileOrigin
+from jitsec.connectors.base import SourceErrors
+from jitsec.connectors.checkpoints import (
+    HEAD_BYTES,
+    CheckpointError,
+    CheckpointStore,
+    FilePosition,
+    is_same_file,
+)
+from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
+from jitsec.scanner.model import Chunk, FileOrigin
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 RETRY_INTERVAL = 1.0  # between attempts to open a missing or unreadable file

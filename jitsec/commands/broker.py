@@ -13,12 +13,12 @@ from contextlib import closing
 
 import click
 
-from broker.audit import iter_records, record_to_dict
-from broker.audit import verify as check_chain
-from broker.config import BrokerConfig, load_config
-from broker.errors import BrokerError, ConfigError
-from broker.store.base import Store
-from broker.store.registry import open_store
+from jitsec.broker.audit import iter_records, record_to_dict
+from jitsec.broker.audit import verify as check_chain
+from jitsec.broker.config import BrokerConfig, load_config
+from jitsec.broker.errors import BrokerError, ConfigError
+from jitsec.broker.store.base import Store
+from jitsec.broker.store.registry import open_store
 
 CONFIG = click.option(
     "--config",
@@ -51,7 +51,7 @@ def broker_group() -> None:
 def init(config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None) -> None:
     """Write a config with fresh principal keys (printed ONCE, stored only as hashes)."""
     try:
-        from broker.bootstrap import init_config  # noqa: PLC0415 - the web stack, on use
+        from jitsec.broker.bootstrap import init_config  # noqa: PLC0415 - the web stack, on use
 
         done = init_config(config_path, store=store, force=force, postgres=postgres_dsn)
     except (FileExistsError, ValueError) as error:
@@ -74,7 +74,7 @@ def init(config_path: str, store: str | None, as_json: bool, force: bool, postgr
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: str, host: str | None, port: int | None, workers: int | None, log_level: str) -> None:
     """Run the HTTP API (HTTPS when [server] names a certificate); the reaper runs inside."""
-    from broker.server import serve as run_server  # noqa: PLC0415 - the web stack, on use
+    from jitsec.broker.server import serve as run_server  # noqa: PLC0415 - the web stack, on use
 
     run_server(_load(config_path), config_path, host=host, port=port, workers=workers, log_level=log_level)
 
@@ -86,7 +86,7 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
 @click.option("--release", is_flag=True, help="lift the quarantine instead")
 def quarantine(config_path: str, agent: str, reason: str, release: bool) -> None:
     """Revoke everything AGENT holds and refuse it new tasks (or --release it)."""
-    from broker.runtime import build_broker  # noqa: PLC0415 - the web stack, on use
+    from jitsec.broker.runtime import build_broker  # noqa: PLC0415 - the web stack, on use
 
     broker = build_broker(_load(config_path))
     try:

@@ -25,24 +25,24 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from broker.api.app import create_app
-from broker.audit import event_to_dict
-from broker.client import BrokerClient
-from broker.config import parse_config
-from broker.keys import key_hash, new_audit_key, new_principal_key
-from broker.loopback import LoopbackServer
-from broker.runtime import Broker, build_broker
-from connectors.sinks.console import incident_panel
-from connectors.sinks.serialize import incident_from_dict, incident_to_dict
-from connectors.sources.tail import TailSource
+from jitsec.broker.api.app import create_app
+from jitsec.broker.audit import event_to_dict
+from jitsec.broker.client import BrokerClient
+from jitsec.broker.config import parse_config
+from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
+from jitsec.broker.loopback import LoopbackServer
+from jitsec.broker.runtime import Broker, build_broker
+from jitsec.connectors.sinks.console import incident_panel
+from jitsec.connectors.sinks.serialize import incident_from_dict, incident_to_dict
+from jitsec.connectors.sources.tail import TailSource
 from jitsec.credential_format import sha256_fingerprint
-from scanner.engine import EngineName, Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Incident, ResponseAction
-from scanner.pipeline import run_sources
-from scanner.response.live_cache import LiveFingerprintCache
-from scanner.response.responder import Responder, ResponderSettings
-from scanner.ruleset import RuleSet, load_ruleset
+from jitsec.pipeline import run_sources
+from jitsec.response.live_cache import LiveFingerprintCache
+from jitsec.response.responder import Responder, ResponderSettings
+from jitsec.scanner.engine import EngineName, Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Incident, ResponseAction
+from jitsec.scanner.ruleset import RuleSet, load_ruleset
 
 ROLES = ("orchestrator", "scanner", "resource", "admin")
 AGENT = "demo-agent"

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from connectors.base import Source
-from connectors.sources.git import GitError, git_executable
-from connectors.sources.git_diff import DiffSource, pushed_revisions
-from scanner.model import BrokerStatus, Chunk, Finding, ResponseAction, describe_origin
-from scanner.response.options import ResponseOptions, response_options
+from jitsec.connectors.base import Source
+from jitsec.connectors.sources.git import GitError, git_executable
+from jitsec.connectors.sources.git_diff import DiffSource, pushed_revisions
+from jitsec.response.options import ResponseOptions, response_options
+from jitsec.scanner.model import BrokerStatus, Chunk, Finding, ResponseAction, describe_origin
 
 if TYPE_CHECKING:
-    from scanner.response.options import ResponseRuntime
+    from jitsec.response.options import ResponseRuntime
 
 EXIT_CLEAN, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 # What stops a hook from scanning (ValueError covers bad input and jitsec.commands.scanning's setup errors).
@@ -107,11 +107,11 @@ def _scan(
 
 def _start_response(response: ResponseOptions, rules_digest: str) -> ResponseRuntime:
     """``scan``'s leak response (``build_response``), with a broker client on the hook's timeout."""
-    from scanner.response.options import build_response  # noqa: PLC0415 - start-up cost
+    from jitsec.response.options import build_response  # noqa: PLC0415 - start-up cost
 
     client = None
     if response.broker_url:
-        from broker.client import BrokerClient  # noqa: PLC0415 - start-up cost
+        from jitsec.broker.client import BrokerClient  # noqa: PLC0415 - start-up cost
 
         client = BrokerClient(response.broker_url, key=response.broker_key, timeout=BROKER_TIMEOUT_SECONDS)
     try:

@@ -13,16 +13,23 @@ from typing import Any, TextIO, cast
 
 import click
 
-from connectors.address import is_source_address
 from jitsec.commands.scanning import scan_addresses
-from scanner.baseline import Baseline, BaselineError, baseline_document, load_baseline
-from scanner.engine import EngineName, Scanner
-from scanner.fingerprint import Fingerprinter, FingerprintKeyError
-from scanner.model import Finding
-from scanner.output import FORMATS, FindingWriter, Format
-from scanner.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
-from scanner.ruleset import RuleError, RuleSet, default_pack_paths, load_pack, load_ruleset, make_ruleset
-from scanner.scan_job import EXIT_ERROR, ScanResult, plan, run_scan
+from jitsec.connectors.address import is_source_address
+from jitsec.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
+from jitsec.scanner.baseline import Baseline, BaselineError, baseline_document, load_baseline
+from jitsec.scanner.engine import EngineName, Scanner
+from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
+from jitsec.scanner.model import Finding
+from jitsec.scanner.output import FORMATS, FindingWriter, Format
+from jitsec.scanner.ruleset import (
+    RuleError,
+    RuleSet,
+    default_pack_paths,
+    load_pack,
+    load_ruleset,
+    make_ruleset,
+)
+from jitsec.scanner.scan_job import EXIT_ERROR, ScanResult, plan, run_scan
 
 _ENGINES = click.Choice(["auto", "hyperscan", "python"])
 
@@ -285,7 +292,7 @@ def rules_check(packs: tuple[Path, ...], engine: str) -> None:
       jitsec rules check                 the default packs
       jitsec rules check my-rules.toml   a pack of your own
     """
-    from scanner.rule_examples import check_rule_examples  # noqa: PLC0415
+    from jitsec.scanner.rule_examples import check_rule_examples  # noqa: PLC0415
 
     paths = list(packs) or default_pack_paths()
     if not paths:

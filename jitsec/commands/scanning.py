@@ -11,14 +11,14 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from connectors.address import SourceAddressError, open_source
-from scanner.baseline import Baseline, BaselineError, load_baseline
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter, FingerprintKeyError
-from scanner.model import Chunk, Finding, GitOrigin
-from scanner.pipeline import run_sources
-from scanner.ruleset import RuleError, load_ruleset
-from scanner.scan_job import ScanResult
+from jitsec.connectors.address import SourceAddressError, open_source
+from jitsec.pipeline import run_sources
+from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
+from jitsec.scanner.model import Chunk, Finding, GitOrigin
+from jitsec.scanner.ruleset import RuleError, load_ruleset
+from jitsec.scanner.scan_job import ScanResult
 
 
 class ScannerSetupError(ValueError):

@@ -23,18 +23,18 @@ from typing import Any, TextIO
 
 import click
 
-from connectors.address import SourceAddressError, open_source
-from connectors.base import Source, SourceErrors
-from connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
-from connectors.sources.git import GitStats
-from connectors.telemetry import DaemonMetrics, HealthServer
 from jitsec.commands.scanning import FirstSeenInHistory, ScannerSetupError, build_scanner, load_baselines
-from scanner.baseline import Baseline
-from scanner.engine import Scanner
-from scanner.model import Chunk, Finding
-from scanner.output import FORMATS, FindingWriter
-from scanner.pipeline import PipelineStats, run_sources
-from scanner.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
+from jitsec.connectors.address import SourceAddressError, open_source
+from jitsec.connectors.base import Source, SourceErrors
+from jitsec.connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
+from jitsec.connectors.sources.git import GitStats
+from jitsec.connectors.telemetry import DaemonMetrics, HealthServer
+from jitsec.pipeline import PipelineStats, run_sources
+from jitsec.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
+from jitsec.scanner.baseline import Baseline
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import Chunk, Finding
+from jitsec.scanner.output import FORMATS, FindingWriter
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from broker.client import BrokerClient, Secret
+from jitsec.broker.client import BrokerClient, Secret
 
 WORK_PRODUCT = "work-product.txt"
 AGENT_LOG = "agent.log"

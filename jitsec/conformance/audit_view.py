@@ -11,12 +11,12 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.audit import iter_records, record_to_dict
-from broker.audit import verify as verify_chain
-from broker.config import BrokerConfig, load_config
-from broker.model import AuditRecord, Lease
-from broker.store.base import Store
-from broker.store.registry import open_store
+from jitsec.broker.audit import iter_records, record_to_dict
+from jitsec.broker.audit import verify as verify_chain
+from jitsec.broker.config import BrokerConfig, load_config
+from jitsec.broker.model import AuditRecord, Lease
+from jitsec.broker.store.base import Store
+from jitsec.broker.store.registry import open_store
 from jitsec.conformance.model import AuditExcerpt
 
 

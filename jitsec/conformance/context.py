@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from broker.client import AgentTask, BrokerAPIError, BrokerClient, Secret, StartedTask
+from jitsec.broker.client import AgentTask, BrokerAPIError, BrokerClient, Secret, StartedTask
 from jitsec.conformance.audit_view import AuditView
 from jitsec.conformance.model import Check, Searched
 from jitsec.conformance.resources import PostgresTarget
@@ -118,9 +118,9 @@ class Context:
         """The project's scanner with the default rule packs, keyed by a key of this run only (the
         suite writes no fingerprint key file). Built on first use: rule compilation takes a moment."""
         if self._scanner is None:
-            from scanner.engine import Scanner  # noqa: PLC0415 - Hyperscan only for tests that search
-            from scanner.fingerprint import Fingerprinter  # noqa: PLC0415
-            from scanner.ruleset import load_ruleset  # noqa: PLC0415
+            from jitsec.scanner.engine import Scanner  # noqa: PLC0415 - Hyperscan only for tests that search
+            from jitsec.scanner.fingerprint import Fingerprinter  # noqa: PLC0415
+            from jitsec.scanner.ruleset import load_ruleset  # noqa: PLC0415
 
             self._scanner = Scanner(load_ruleset(), Fingerprinter(random_source.token_bytes(32)))
         return self._scanner

@@ -27,7 +27,7 @@ def policy_snippet(agent_prefix: str = "conformance-", database: str | None = No
         "max_ttl_seconds = 600",
     ]
     if database is not None:
-        from broker.engines.postgres_scope import PostgresScope, Privilege  # noqa: PLC0415
+        from jitsec.broker.engines.postgres_scope import PostgresScope, Privilege  # noqa: PLC0415
 
         scopes = [
             PostgresScope(database, SCHEMA, GRANTED_TABLE, Privilege(p)).render()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from broker.client import BrokerAPIError, BrokerClient
+from jitsec.broker.client import BrokerAPIError, BrokerClient
 from jitsec.redaction import scrub
 
 SCHEMA = "jitsec_conformance"
@@ -115,7 +115,7 @@ class PostgresTarget:
                 )
 
     def scope(self, table: str, privilege: str) -> str:
-        from broker.engines.postgres_scope import PostgresScope, Privilege  # noqa: PLC0415
+        from jitsec.broker.engines.postgres_scope import PostgresScope, Privilege  # noqa: PLC0415
 
         return PostgresScope(self.database, SCHEMA, table, Privilege(privilege)).render()
 

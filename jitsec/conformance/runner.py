@@ -19,8 +19,8 @@ from types import ModuleType
 
 import httpx
 
-from broker.client import BrokerAPIError
-from broker.errors import PolicyDenied
+from jitsec.broker.client import BrokerAPIError
+from jitsec.broker.errors import PolicyDenied
 from jitsec.conformance import completion, compromise, leak, scope, storage, ttl, uniqueness
 from jitsec.conformance.context import Context, Recorder, SecretLedger
 from jitsec.conformance.maturity import assess, score

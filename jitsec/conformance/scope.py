@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from broker.client import BrokerAPIError
+from jitsec.broker.client import BrokerAPIError
 from jitsec.conformance.context import Context, Recorder
 from jitsec.conformance.resources import (
     CREATE_IN_SCHEMA,

@@ -28,7 +28,7 @@ from jitsec.credential_format import sha256_fingerprint
 from jitsec.redaction import preview
 
 if TYPE_CHECKING:
-    from scanner.engine import Scanner
+    from jitsec.scanner.engine import Scanner
 
 # Bytes other than printable ASCII, tab, CR and LF become line breaks before the scanner sees them
 # (like ``strings``): credentials are ASCII and keep their positions, while binary data (memory images,

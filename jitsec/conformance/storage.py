@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from broker.client import StartedTask
+from jitsec.broker.client import StartedTask
 from jitsec.conformance.agent_process import AgentProcess
 from jitsec.conformance.attacker import environ
 from jitsec.conformance.context import Context, Recorder

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker.client import AgentTask, StartedTask
+from jitsec.broker.client import AgentTask, StartedTask
 from jitsec.conformance.context import Context, Issued, Recorder
 from jitsec.conformance.resources import GRANTED_TABLE, grant_probe
 from jitsec.conformance.scope import refused

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from broker.api.app import create_app
-from broker.client import BrokerClient
-from broker.config import BrokerConfig, parse_config
-from broker.keys import key_hash, new_audit_key, new_principal_key
-from broker.loopback import LoopbackServer as Server
-from broker.runtime import Broker, build_broker
+from jitsec.broker.api.app import create_app
+from jitsec.broker.client import BrokerClient
+from jitsec.broker.config import BrokerConfig, parse_config
+from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
+from jitsec.broker.loopback import LoopbackServer as Server
+from jitsec.broker.runtime import Broker, build_broker
 
 ROLES = ("orchestrator", "scanner", "resource", "admin")
 

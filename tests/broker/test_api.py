@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from jitsec.broker.client import BrokerAPIError, BrokerClient
+from jitsec.broker.model import AuditKind, LeaseState
 
-from broker.client import BrokerAPIError, BrokerClient
-from broker.model import AuditKind, LeaseState
 from jitsec.credential_format import CredentialKind, is_valid, parse
 
 

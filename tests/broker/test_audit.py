@@ -10,9 +10,9 @@ import tomli_w
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jitsec.broker.audit import GENESIS, Tamper, chain_hash, verify
+from jitsec.broker.model import AuditEvent, AuditKind, AuditRecord
 
-from broker.audit import GENESIS, Tamper, chain_hash, verify
-from broker.model import AuditEvent, AuditKind, AuditRecord
 from jitsec.cli import main
 
 KEY = b"k" * 32

@@ -7,9 +7,8 @@ import signal
 import time
 
 import pytest
-
-from broker.client import BrokerClient
-from broker.model import LeaseState
+from jitsec.broker.client import BrokerClient
+from jitsec.broker.model import LeaseState
 
 
 class ClientClock:

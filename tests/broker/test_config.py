@@ -7,11 +7,11 @@ import stat
 
 import pytest
 from click.testing import CliRunner
+from jitsec.broker.config import load_config, parse_config
+from jitsec.broker.errors import ConfigError
+from jitsec.broker.keys import key_hash
+from jitsec.broker.runtime import build_broker
 
-from broker.config import load_config, parse_config
-from broker.errors import ConfigError
-from broker.keys import key_hash
-from broker.runtime import build_broker
 from jitsec.cli import main
 from jitsec.credential_format import is_valid
 

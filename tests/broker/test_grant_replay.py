@@ -21,16 +21,16 @@ import httpx
 import psycopg
 import pytest
 from click.testing import CliRunner
+from jitsec.broker.audit import record_to_dict
+from jitsec.broker.client import BrokerAPIError
+from jitsec.broker.config import BrokerConfig, ReplayAction, load_config, parse_config
+from jitsec.broker.errors import ConfigError
+from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.broker.service import GRANT_REPLAY_REASON
+from jitsec.broker.store.base import Store
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from broker.audit import record_to_dict
-from broker.client import BrokerAPIError
-from broker.config import BrokerConfig, ReplayAction, load_config, parse_config
-from broker.errors import ConfigError
-from broker.model import AuditKind, LeaseState
-from broker.service import GRANT_REPLAY_REASON
-from broker.store.base import Store
 from jitsec.cli import main
 
 SCOPES = ["reports:read"]

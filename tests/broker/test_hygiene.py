@@ -10,14 +10,14 @@ import logging
 import httpx
 import pytest
 import regex
+from jitsec.broker.audit import record_to_dict
+from jitsec.broker.client import BrokerAPIError
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import StreamOrigin
+from jitsec.scanner.ruleset import load_ruleset
 
-from broker.audit import record_to_dict
-from broker.client import BrokerAPIError
 from jitsec.credential_format import is_valid
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import StreamOrigin
-from scanner.ruleset import load_ruleset
 
 SHAPE = regex.compile(r"jit[a-z]*_[0-9A-Za-z]{46}")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from broker.engines.base import EngineLimits
-from broker.errors import PolicyDenied
-from broker.policy import AgentPolicy, EnginePolicy, Policy
+from jitsec.broker.engines.base import EngineLimits
+from jitsec.broker.errors import PolicyDenied
+from jitsec.broker.policy import AgentPolicy, EnginePolicy, Policy
 
 POLICY = Policy(
     entries=(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from broker.model import AuditKind, LeaseState
-from broker.runtime import build_broker
-from broker.store.sqlite import SQLiteStore
+from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.broker.runtime import build_broker
+from jitsec.broker.store.sqlite import SQLiteStore
 
 
 def _task_with_secrets(running, count: int, ttl: int):

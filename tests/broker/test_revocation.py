@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jitsec.broker.engines.base import EngineLimits, IssuedCredential, IssueRequest, RevokeOutcome
+from jitsec.broker.errors import EngineError, TransientEngineError
+from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.broker.revocation import TERMINAL, IllegalTransition, RetryPolicy, RevocationStatus, Step, advance
 
-from broker.engines.base import EngineLimits, IssuedCredential, IssueRequest, RevokeOutcome
-from broker.errors import EngineError, TransientEngineError
-from broker.model import AuditKind, LeaseState
-from broker.revocation import TERMINAL, IllegalTransition, RetryPolicy, RevocationStatus, Step, advance
 from jitsec.credential_format import CredentialKind, mint
 
 

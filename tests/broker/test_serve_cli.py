@@ -19,8 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from broker.client import BrokerClient
+from jitsec.broker.client import BrokerClient
 
 
 def self_signed(directory) -> tuple[str, str]:

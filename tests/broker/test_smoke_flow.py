@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.model import LeaseState
+from jitsec.broker.model import LeaseState
 
 
 def test_flow(serve) -> None:

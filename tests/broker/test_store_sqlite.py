@@ -6,11 +6,11 @@ import sqlite3
 import threading
 from dataclasses import replace
 
-from broker.audit import iter_records, verify
-from broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
-from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
-from broker.store.registry import open_store
-from broker.store.sqlite import SQLiteStore
+from jitsec.broker.audit import iter_records, verify
+from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
+from jitsec.broker.store.registry import open_store
+from jitsec.broker.store.sqlite import SQLiteStore
 
 NOW = 1_700_000_000.0
 

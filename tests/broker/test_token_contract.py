@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jitsec.broker.engines.base import IssueRequest
+from jitsec.broker.engines.token import TokenEngine, UrandomDigits
+from jitsec.broker.errors import ScopeError
 
-from broker.engines.base import IssueRequest
-from broker.engines.token import TokenEngine, UrandomDigits
-from broker.errors import ScopeError
 from jitsec.credential_format import BODY_LENGTH, CredentialKind, checksum, parse
 
 REQUEST = IssueRequest(
@@ -52,10 +52,10 @@ def test_scope_validation_accepts_only_resource_action_shapes(scopes: list[str])
 def test_the_scanner_finds_every_minted_token_and_rejects_corrupted_ones(
     last_character_changed: Callable[[str], str],
 ) -> None:
-    engine_module = pytest.importorskip("scanner.engine")
-    ruleset_module = pytest.importorskip("scanner.ruleset")
-    fingerprint_module = pytest.importorskip("scanner.fingerprint")
-    model = pytest.importorskip("scanner.model")
+    engine_module = pytest.importorskip("jitsec.scanner.engine")
+    ruleset_module = pytest.importorskip("jitsec.scanner.ruleset")
+    fingerprint_module = pytest.importorskip("jitsec.scanner.fingerprint")
+    model = pytest.importorskip("jitsec.scanner.model")
     scanner = engine_module.Scanner(
         ruleset_module.load_ruleset(), fingerprint_module.Fingerprinter(b"k" * 32), engine="python"
     )

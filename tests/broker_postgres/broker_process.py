@@ -14,10 +14,9 @@ import time
 
 import httpx
 import uvicorn
-
-from broker.api.app import create_app
-from broker.config import load_config
-from broker.runtime import build_broker
+from jitsec.broker.api.app import create_app
+from jitsec.broker.config import load_config
+from jitsec.broker.runtime import build_broker
 
 
 def main(config_path: str, port: int) -> None:

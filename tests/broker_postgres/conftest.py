@@ -13,11 +13,10 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from jitsec.broker.engines.postgres_connections import AdminConnections
+from jitsec.broker.engines.postgres_roles import revoke_role
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from broker.engines.postgres_connections import AdminConnections
-from broker.engines.postgres_roles import revoke_role
 
 
 @contextlib.contextmanager

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
-from broker.model import AuditEvent, AuditKind
-from broker.store.postgres import PostgresStore
+from jitsec.broker.model import AuditEvent, AuditKind
+from jitsec.broker.store.postgres import PostgresStore
 
 
 def main(argv: list[str]) -> int:

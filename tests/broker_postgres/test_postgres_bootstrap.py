@@ -9,12 +9,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
+from jitsec.broker.config import load_config
+from jitsec.broker.engines.postgres import PostgresEngine
+from jitsec.broker.engines.postgres_bootstrap import example_scope
+from jitsec.broker.runtime import build_broker
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from broker.config import load_config
-from broker.engines.postgres import PostgresEngine
-from broker.engines.postgres_bootstrap import example_scope
-from broker.runtime import build_broker
 from jitsec.cli import main
 
 pytestmark = pytest.mark.postgres

@@ -20,16 +20,16 @@ import httpx
 import psycopg
 import pytest
 import tomli_w
+from jitsec.broker.api.app import create_app
+from jitsec.broker.audit import verify
+from jitsec.broker.config import parse_config
+from jitsec.broker.engines.base import IssueRequest
+from jitsec.broker.engines.postgres import PostgresEngine, PostgresEngineConfig
+from jitsec.broker.loopback import LoopbackServer
+from jitsec.broker.runtime import Broker, build_broker
+from jitsec.broker.store.postgres import PostgresStore
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from broker.api.app import create_app
-from broker.audit import verify
-from broker.config import parse_config
-from broker.engines.base import IssueRequest
-from broker.engines.postgres import PostgresEngine, PostgresEngineConfig
-from broker.loopback import LoopbackServer
-from broker.runtime import Broker, build_broker
-from broker.store.postgres import PostgresStore
 from jitsec.credential_format import checksum
 
 pytestmark = pytest.mark.postgres

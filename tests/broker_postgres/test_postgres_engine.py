@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from jitsec.broker.engines.base import IssuedCredential, IssueRequest, RevokeOutcome
+from jitsec.broker.engines.postgres import PostgresEngine, PostgresEngineConfig, RoleHandle
+from jitsec.broker.errors import ScopeError, TransientEngineError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from broker.engines.base import IssuedCredential, IssueRequest, RevokeOutcome
-from broker.engines.postgres import PostgresEngine, PostgresEngineConfig, RoleHandle
-from broker.errors import ScopeError, TransientEngineError
 from jitsec.credential_format import CredentialKind, parse
 
 pytestmark = pytest.mark.postgres

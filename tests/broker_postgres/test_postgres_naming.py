@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX, role_name, validate_prefix
+from jitsec.broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX, role_name, validate_prefix
 
 pytestmark = pytest.mark.postgres
 

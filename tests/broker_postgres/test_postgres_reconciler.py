@@ -8,14 +8,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from jitsec.broker.engines.base import IssueRequest
+from jitsec.broker.engines.postgres import PostgresEngine, PostgresEngineConfig
+from jitsec.broker.engines.postgres_reconciler import Reconciler
+from jitsec.broker.engines.token import TokenEngine
+from jitsec.broker.model import AuditEvent, AuditKind, Lease
+from jitsec.broker.store.postgres import PostgresStore
 from psycopg.conninfo import conninfo_to_dict
-
-from broker.engines.base import IssueRequest
-from broker.engines.postgres import PostgresEngine, PostgresEngineConfig
-from broker.engines.postgres_reconciler import Reconciler
-from broker.engines.token import TokenEngine
-from broker.model import AuditEvent, AuditKind, Lease
-from broker.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from broker import errors
-from broker.engines.postgres_scope import (
+from jitsec.broker import errors
+from jitsec.broker.engines.postgres_scope import (
     MAX_IDENTIFIER_BYTES,
     PostgresScope,
     Privilege,

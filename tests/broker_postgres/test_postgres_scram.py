@@ -9,8 +9,8 @@ import pytest
 import regex
 from hypothesis import given
 from hypothesis import strategies as st
+from jitsec.broker.engines.postgres_scram import scram_sha256_verifier
 
-from broker.engines.postgres_scram import scram_sha256_verifier
 from jitsec.credential_format import CredentialKind, mint
 
 pytestmark = pytest.mark.postgres

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from jitsec.broker.audit import Tamper, verify
+from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
+from jitsec.broker.store.postgres import PostgresStore, open_postgres
+from jitsec.broker.store.registry import open_store
 from psycopg.conninfo import conninfo_to_dict
-
-from broker.audit import Tamper, verify
-from broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
-from broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
-from broker.store.postgres import PostgresStore, open_postgres
-from broker.store.registry import open_store
 
 pytestmark = pytest.mark.postgres
 

@@ -18,16 +18,16 @@ from typing import Any
 import psycopg
 import pytest
 import tomli_w
+from jitsec.broker.api.app import create_app
+from jitsec.broker.config import load_config
+from jitsec.broker.engines.postgres_connections import AdminConnections
+from jitsec.broker.engines.postgres_roles import revoke_role
+from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
+from jitsec.broker.loopback import LoopbackServer as Server
+from jitsec.broker.runtime import Broker, build_broker
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from broker.api.app import create_app
-from broker.config import load_config
-from broker.engines.postgres_connections import AdminConnections
-from broker.engines.postgres_roles import revoke_role
-from broker.keys import key_hash, new_audit_key, new_principal_key
-from broker.loopback import LoopbackServer as Server
-from broker.runtime import Broker, build_broker
 from jitsec.conformance.context import SecretLedger
 from jitsec.conformance.model import Report
 from jitsec.conformance.resources import GRANTED_TABLE, SCHEMA, PostgresTarget

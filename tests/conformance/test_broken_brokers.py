@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from broker.leaks import LeakDesk, LeakStatus, LeakVerdict
-from broker.model import AuditEvent, AuditKind, LeaseState
-from broker.policy import Policy
-from broker.revoker import Revoker
-from broker.service import BrokerService, Completion
+from jitsec.broker.leaks import LeakDesk, LeakStatus, LeakVerdict
+from jitsec.broker.model import AuditEvent, AuditKind, LeaseState
+from jitsec.broker.policy import Policy
+from jitsec.broker.revoker import Revoker
+from jitsec.broker.service import BrokerService, Completion
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -119,7 +118,7 @@ def test_issuance_that_repeats_secrets_fails_8_4(
 def test_broker_that_logs_secrets_fails_8_5(
     deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("broker.service.preview", lambda secret: secret)  # the debug log line gets it all
+    monkeypatch.setattr("jitsec.broker.service.preview", lambda secret: secret)  # the debug line gets it all
     report, _ = deployment.run(tmp_path)
     assert failing(report) == {"8.5"}
     checks = {c.name: c.passed for c in report.results[4].checks}

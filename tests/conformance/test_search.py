@@ -8,12 +8,12 @@ import secrets
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.ruleset import load_ruleset
 
 from jitsec.conformance.search import SecretSearch, encoded_forms
 from jitsec.credential_format import CredentialKind, mint
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.ruleset import load_ruleset
 
 SCANNER = Scanner(load_ruleset(), Fingerprinter(secrets.token_bytes(32)), engine="python")
 noise = st.binary(max_size=40).filter(lambda b: b"jit" not in b)

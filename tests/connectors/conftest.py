@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from connectors.base import Source
-from scanner.model import Chunk
+from jitsec.connectors.base import Source
+from jitsec.scanner.model import Chunk
 
 
 class Follower:

@@ -4,15 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
-
-from connectors.address import SourceAddressError, is_source_address, open_source
-from connectors.checkpoints import CheckpointError, CheckpointStore, FilePosition
-from connectors.sources.files import FilesSource
-from connectors.sources.git import GitHistorySource
-from connectors.sources.stdin import StdinSource
-from connectors.sources.stdin_follow import StdinFollowSource
-from connectors.sources.tail import TailSource
-from connectors.sources.watch import DirectoryWatchSource
+from jitsec.connectors.address import SourceAddressError, is_source_address, open_source
+from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore, FilePosition
+from jitsec.connectors.sources.files import FilesSource
+from jitsec.connectors.sources.git import GitHistorySource
+from jitsec.connectors.sources.stdin import StdinSource
+from jitsec.connectors.sources.stdin_follow import StdinFollowSource
+from jitsec.connectors.sources.tail import TailSource
+from jitsec.connectors.sources.watch import DirectoryWatchSource
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from connectors.base import SourceErrors
-from connectors.daemon_config import DaemonConfigError, load_daemon_config, parse_daemon_config
-from connectors.telemetry import DaemonMetrics, HealthServer
-from scanner.model import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, Severity
+from jitsec.connectors.base import SourceErrors
+from jitsec.connectors.daemon_config import DaemonConfigError, load_daemon_config, parse_daemon_config
+from jitsec.connectors.telemetry import DaemonMetrics, HealthServer
+from jitsec.scanner.model import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, Severity
 
 
 def parse(text: str, base: Path = Path("/etc/jitsec")):

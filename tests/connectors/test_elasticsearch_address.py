@@ -7,15 +7,14 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from connectors.address import SourceAddressError
-from connectors.sources.elasticsearch import (
+from jitsec.connectors.address import SourceAddressError
+from jitsec.connectors.sources.elasticsearch import (
     DEFAULT_TIMESTAMP,
     ElasticsearchAddress,
     ElasticsearchAddressError,
     parse_elasticsearch_address,
 )
-from connectors.sources.json_fields import ROOT, string_fields
+from jitsec.connectors.sources.json_fields import ROOT, string_fields
 
 
 def test_parses_host_port_pattern_and_timestamp_field() -> None:

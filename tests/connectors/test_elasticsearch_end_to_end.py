@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch, helpers
+from jitsec.connectors.sources.elasticsearch import open_elasticsearch_source
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Chunk, ElasticsearchOrigin, Finding
+from jitsec.scanner.ruleset import load_ruleset
 
-from connectors.sources.elasticsearch import open_elasticsearch_source
 from jitsec import credential_format as cf
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Chunk, ElasticsearchOrigin, Finding
-from scanner.pipeline import run_sources
-from scanner.ruleset import load_ruleset
+from jitsec.pipeline import run_sources
 
 pytestmark = pytest.mark.elasticsearch
 REPO = Path(__file__).resolve().parents[2]

@@ -13,13 +13,17 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
+from jitsec.connectors.sinks.elasticsearch import (
+    ElasticsearchSink,
+    incident_to_ecs,
+    parse_elasticsearch_sink_spec,
+)
+from jitsec.connectors.sinks.factory import build_sink
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.scanner.model import Confidence, Incident, ResponseAction, Severity
 
-from connectors.sinks.elasticsearch import ElasticsearchSink, incident_to_ecs, parse_elasticsearch_sink_spec
-from connectors.sinks.factory import build_sink
-from connectors.sinks.spool import Backoff
 from jitsec import credential_format as cf
 from jitsec.redaction import preview
-from scanner.model import Confidence, Incident, ResponseAction, Severity
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 

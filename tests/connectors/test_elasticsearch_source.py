@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch, helpers
-
-from connectors.checkpoints import CheckpointStore
-from connectors.sources.elasticsearch import (
+from jitsec.connectors.checkpoints import CheckpointStore
+from jitsec.connectors.sources.elasticsearch import (
     ElasticsearchSource,
     ElasticsearchSourceSettings,
     parse_elasticsearch_address,
 )
-from scanner.model import Chunk, ElasticsearchOrigin
+from jitsec.scanner.model import Chunk, ElasticsearchOrigin
 
 pytestmark = pytest.mark.elasticsearch
 

@@ -7,13 +7,12 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from connectors.sources.json_fields import field_text, string_fields
-from connectors.sources.kafka import value_fields
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Chunk, KafkaOrigin
-from scanner.ruleset import load_ruleset
+from jitsec.connectors.sources.json_fields import field_text, string_fields
+from jitsec.connectors.sources.kafka import value_fields
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Chunk, KafkaOrigin
+from jitsec.scanner.ruleset import load_ruleset
 
 PASSWORD = "Zq8#vR2!mK9pL4wXy"
 

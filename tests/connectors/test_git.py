@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jitsec.connectors.sources.git import BlobChange, GitError, GitHistorySource, _parse_raw_log
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import GitOrigin
+from jitsec.scanner.ruleset import load_ruleset
 
-from connectors.sources.git import BlobChange, GitError, GitHistorySource, _parse_raw_log
 from jitsec.credential_format import mint
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import GitOrigin
-from scanner.pipeline import run_sources
-from scanner.ruleset import load_ruleset
+from jitsec.pipeline import run_sources
 
 
 def commit_file(git, repo: Path, name: str, data: bytes, message: str) -> str:

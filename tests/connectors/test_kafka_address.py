@@ -7,10 +7,9 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from connectors.address import SourceAddressError
-from connectors.sources.json_fields import raw_pieces
-from connectors.sources.kafka import (
+from jitsec.connectors.address import SourceAddressError
+from jitsec.connectors.sources.json_fields import raw_pieces
+from jitsec.connectors.sources.kafka import (
     DEFAULT_GROUP,
     KafkaAddress,
     KafkaAddressError,

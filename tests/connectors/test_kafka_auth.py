@@ -17,9 +17,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka import KafkaConsumer, KafkaProducer
-
-from connectors.kafka_security import (
+from jitsec.connectors.kafka_security import (
     MECHANISMS,
     PASSWORD_ENV,
     PROTOCOLS,
@@ -29,18 +27,25 @@ from connectors.kafka_security import (
     kafka_password,
     security_query,
 )
-from connectors.sinks.factory import build_sink
-from connectors.sinks.kafka import KafkaSink, parse_kafka_sink_address
-from connectors.sinks.spool import Backoff
-from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, open_kafka_source, parse_kafka_address
+from jitsec.connectors.sinks.factory import build_sink
+from jitsec.connectors.sinks.kafka import KafkaSink, parse_kafka_sink_address
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.connectors.sources.kafka import (
+    KafkaSource,
+    KafkaSourceSettings,
+    open_kafka_source,
+    parse_kafka_address,
+)
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Chunk, Confidence, Finding, Incident, KafkaOrigin, ResponseAction, Severity
+from jitsec.scanner.ruleset import load_ruleset
+from kafka import KafkaConsumer, KafkaProducer
+
 from jitsec import credential_format as cf
 from jitsec.cli import main
+from jitsec.pipeline import run_sources
 from jitsec.redaction import preview
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Chunk, Confidence, Finding, Incident, KafkaOrigin, ResponseAction, Severity
-from scanner.pipeline import run_sources
-from scanner.ruleset import load_ruleset
 
 FAST = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.2, idle_exit_s=8.0,
                            retry_initial_s=0.1, retry_max_s=0.5, session_timeout_ms=6000,

@@ -9,15 +9,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Chunk, Finding, KafkaOrigin
+from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 from jitsec import credential_format as cf
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Chunk, Finding, KafkaOrigin
-from scanner.pipeline import run_sources
-from scanner.ruleset import load_ruleset
+from jitsec.pipeline import run_sources
 
 pytestmark = pytest.mark.kafka
 

@@ -20,18 +20,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from jitsec.connectors.sinks.kafka import KafkaSink
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Chunk, Confidence, Finding, Incident, ResponseAction, Severity
+from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer
 
-from connectors.sinks.kafka import KafkaSink
-from connectors.sinks.spool import Backoff
-from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 from jitsec import credential_format as cf
+from jitsec.pipeline import PipelineStats, run_sources
 from jitsec.redaction import preview
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Chunk, Confidence, Finding, Incident, ResponseAction, Severity
-from scanner.pipeline import PipelineStats, run_sources
-from scanner.ruleset import load_ruleset
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

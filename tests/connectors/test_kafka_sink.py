@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jitsec.connectors.sinks.factory import build_sink
+from jitsec.connectors.sinks.kafka import KafkaSink, parse_kafka_sink_spec
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.scanner.model import Confidence, Incident, ResponseAction, Severity
 from kafka import KafkaConsumer
 
-from connectors.sinks.factory import build_sink
-from connectors.sinks.kafka import KafkaSink, parse_kafka_sink_spec
-from connectors.sinks.spool import Backoff
 from jitsec import credential_format as cf
 from jitsec.redaction import preview
-from scanner.model import Confidence, Incident, ResponseAction, Severity
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
-from scanner.model import Chunk, KafkaOrigin
+from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
+from jitsec.scanner.model import Chunk, KafkaOrigin
 
 pytestmark = pytest.mark.kafka
 
@@ -109,7 +108,7 @@ def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str, kafka_to
 
 WORKER = """
 import json, sys, time
-from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
+from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 settings = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.1, session_timeout_ms=6000,
                                max_partition_fetch_bytes=4096)
 source = KafkaSource(parse_kafka_address(sys.argv[1]), follow=True, settings=settings)

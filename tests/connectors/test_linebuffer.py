@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from connectors.sources.linebuffer import LineAssembler, Piece
+from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
 
 reads = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"\n")), max_size=30)
 

@@ -5,13 +5,14 @@ import os
 import subprocess
 from pathlib import Path
 
+from jitsec.scanner.baseline import Baseline
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.ruleset import load_ruleset
+from jitsec.scanner.scan_job import ScanResult
+
 from jitsec.commands.scanning import scan_addresses
 from jitsec.credential_format import mint
-from scanner.baseline import Baseline
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.ruleset import load_ruleset
-from scanner.scan_job import ScanResult
 
 PACK = Path(__file__).parent / "packs" / "broker.toml"
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import os
 import time
 
-from connectors.sources.stdin_follow import StdinFollowSource
-from scanner.model import StreamOrigin
+from jitsec.connectors.sources.stdin_follow import StdinFollowSource
+from jitsec.scanner.model import StreamOrigin
 
 
 def test_each_line_arrives_as_soon_as_it_is_written(follow) -> None:

@@ -4,9 +4,9 @@ import os
 import time
 from pathlib import Path
 
-from connectors.checkpoints import CheckpointStore
-from connectors.sources.tail import TailSource
-from scanner.model import FileOrigin
+from jitsec.connectors.checkpoints import CheckpointStore
+from jitsec.connectors.sources.tail import TailSource
+from jitsec.scanner.model import FileOrigin
 
 
 def append(path: Path, data: bytes) -> None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from connectors.checkpoints import CheckpointStore
-from connectors.sources.watch import DirectoryWatchSource
-from scanner.model import FileOrigin
+from jitsec.connectors.checkpoints import CheckpointStore
+from jitsec.connectors.sources.watch import DirectoryWatchSource
+from jitsec.scanner.model import FileOrigin
 
 
 def by_path(follower) -> dict[str, bytes]:

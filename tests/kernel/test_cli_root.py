@@ -7,9 +7,9 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from jitsec.scanner.ruleset import load_ruleset
 
 from jitsec.cli import COMMANDS, main
-from scanner.ruleset import load_ruleset
 
 
 def test_version_names_the_default_rule_set_digest() -> None:

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jitsec.broker.engines.token import TokenEngine
+from jitsec.broker.errors import BadRequest
+from jitsec.broker.leaks import LeakDesk, LeakReport, LeakScope, LeakStatus, parse_reports, reports_body
+from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.broker.policy import AgentPolicy, EnginePolicy, Policy
+from jitsec.broker.revocation import RetryPolicy
+from jitsec.broker.revoker import Revoker
+from jitsec.broker.service import BrokerService
+from jitsec.broker.store.registry import open_store
 
-from broker.engines.token import TokenEngine
-from broker.errors import BadRequest
-from broker.leaks import LeakDesk, LeakReport, LeakScope, LeakStatus, parse_reports, reports_body
-from broker.model import AuditKind, LeaseState
-from broker.policy import AgentPolicy, EnginePolicy, Policy
-from broker.revocation import RetryPolicy
-from broker.revoker import Revoker
-from broker.service import BrokerService
-from broker.store.registry import open_store
 from jitsec.credential_format import sha256_fingerprint
 
 

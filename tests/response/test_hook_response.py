@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from jitsec.broker.client import Secret
+from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.connectors.sinks.spool import Spool
 
-from broker.client import Secret
-from broker.model import AuditKind, LeaseState
-from connectors.sinks.spool import Spool
 from jitsec.commands.demo import AGENT, EmbeddedBroker
 
 pytestmark = pytest.mark.slow
@@ -164,7 +164,7 @@ def test_without_a_broker_the_hook_imports_no_client_code(repo: Path, env) -> No
         "try:\n"
         "    main(['hook', 'pre-commit'])\n"
         "except SystemExit as exit:\n"
-        "    clients = ('httpx', 'kafka', 'elasticsearch', 'broker.client', 'broker.service')\n"
+        "    clients = ('httpx', 'kafka', 'elasticsearch', 'jitsec.broker.client', 'jitsec.broker.service')\n"
         "    loaded = sorted(m for m in sys.modules if m.startswith(clients))\n"
         "    print(exit.code, loaded)\n"
     )

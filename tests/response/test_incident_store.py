@@ -14,16 +14,24 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import (
+    BrokerStatus,
+    Confidence,
+    FileOrigin,
+    Finding,
+    Incident,
+    ResponseAction,
+    Severity,
+)
+from jitsec.scanner.ruleset import load_ruleset
 
 from jitsec.cli import main
 from jitsec.credential_format import CredentialKind, mint
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import BrokerStatus, Confidence, FileOrigin, Finding, Incident, ResponseAction, Severity
-from scanner.response.incident_store import FILE_NAME, IncidentStore, IncidentStoreError
-from scanner.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
-from scanner.response.responder import Responder, ResponderSettings
-from scanner.ruleset import load_ruleset
+from jitsec.response.incident_store import FILE_NAME, IncidentStore, IncidentStoreError
+from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
+from jitsec.response.responder import Responder, ResponderSettings
 
 
 class Clock:

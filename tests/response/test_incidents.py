@@ -4,9 +4,9 @@ from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
+from jitsec.scanner.model import BrokerStatus, Confidence, FileOrigin, Finding, ResponseAction, Severity
 
-from scanner.model import BrokerStatus, Confidence, FileOrigin, Finding, ResponseAction, Severity
-from scanner.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
+from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
 
 
 class Clock:

@@ -12,18 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from jitsec.broker.client import BrokerClient
+from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Chunk, Finding, KafkaOrigin, ResponseAction
+from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from broker.client import BrokerClient
-from connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 from jitsec.commands.demo import AGENT, EmbeddedBroker
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Chunk, Finding, KafkaOrigin, ResponseAction
-from scanner.pipeline import run_sources
-from scanner.response.responder import Responder
-from scanner.ruleset import load_ruleset
+from jitsec.pipeline import run_sources
+from jitsec.response.responder import Responder
 
 pytestmark = pytest.mark.kafka
 

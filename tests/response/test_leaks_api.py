@@ -7,12 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jitsec.broker.client import BrokerAPIError
+from jitsec.broker.leaks import LeakReport, LeakStatus, leak_batches
 
-from broker.client import BrokerAPIError
-from broker.leaks import LeakReport, LeakStatus, leak_batches
 from jitsec.commands.demo import AGENT, EmbeddedBroker
 from jitsec.credential_format import sha256_fingerprint
-from scanner.response.live_cache import LiveFingerprintCache
+from jitsec.response.live_cache import LiveFingerprintCache
 
 
 def issue(broker: EmbeddedBroker) -> str:

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.connectors.sinks.jsonl import JsonlSink
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.scanner.model import BrokerStatus, ResponseAction
+from jitsec.scanner.ruleset import RuleSet, load_ruleset
 
-from broker.model import AuditKind, LeaseState
-from connectors.sinks.jsonl import JsonlSink
-from connectors.sinks.spool import Backoff
 from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
-from scanner.model import BrokerStatus, ResponseAction
-from scanner.ruleset import RuleSet, load_ruleset
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:

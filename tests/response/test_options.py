@@ -5,9 +5,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from jitsec.broker.leaks import LeakScope
 
-from broker.leaks import LeakScope
-from scanner.response.options import ResponseOptions, build_response, default_state_dir, response_options
+from jitsec.response.options import ResponseOptions, build_response, default_state_dir, response_options
 
 
 @pytest.mark.parametrize(

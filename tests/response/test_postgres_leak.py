@@ -10,13 +10,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from jitsec.broker.engines.postgres_connections import AdminConnections
+from jitsec.broker.engines.postgres_roles import revoke_role
+from jitsec.scanner.ruleset import load_ruleset
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from broker.engines.postgres_connections import AdminConnections
-from broker.engines.postgres_roles import revoke_role
 from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
-from scanner.ruleset import load_ruleset
 
 pytestmark = pytest.mark.postgres
 

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
-from connectors.sinks.spool import Backoff
-from scanner.model import (
+from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.scanner.model import (
     BrokerStatus,
     Chunk,
     Confidence,
@@ -19,8 +19,9 @@ from scanner.model import (
     ResponseAction,
     Severity,
 )
-from scanner.response.incidents import IncidentPolicy
-from scanner.response.responder import Responder, ResponderSettings
+
+from jitsec.response.incidents import IncidentPolicy
+from jitsec.response.responder import Responder, ResponderSettings
 
 FAST = ResponderSettings(incidents=IncidentPolicy(resend_interval=3600), tick_seconds=0.05,
                          outbox_backoff=Backoff(0.01, 0.05))

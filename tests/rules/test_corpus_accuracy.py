@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import Chunk, FileOrigin
+from jitsec.scanner.ruleset import load_ruleset
 
 from benchmarks.corpus import TRUTH, generate
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import Chunk, FileOrigin
-from scanner.ruleset import load_ruleset
 
 
 @pytest.fixture(scope="module")

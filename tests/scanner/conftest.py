@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.ruleset import RuleSet, load_ruleset
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.ruleset import RuleSet, load_ruleset
 
 PACKS = Path(__file__).parent / "packs"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from jitsec.connectors.sources.files import FileEntry, FilesSource, PathFeed
+from jitsec.connectors.sources.stdin import StdinSource
+from jitsec.scanner.engine import Scanner
 
-from connectors.sources.files import FileEntry, FilesSource, PathFeed
-from connectors.sources.stdin import StdinSource
 from jitsec.cli import main
-from scanner.engine import Scanner
-from scanner.pipeline import run_sources
+from jitsec.pipeline import run_sources
 
 AWS = b"AKIA2OGYBAH6STMMNXNN"
 

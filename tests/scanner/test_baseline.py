@@ -5,10 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from scanner.baseline import BaselineError, baseline_document, load_baseline, parse_baseline
-from scanner.engine import Scanner
-from scanner.model import FileOrigin
+from jitsec.scanner.baseline import BaselineError, baseline_document, load_baseline, parse_baseline
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import FileOrigin
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 

@@ -7,10 +7,9 @@ from urllib.parse import quote, unquote
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from scanner.decoders import decode_variants, marker_lines
-from scanner.engine import Scanner
-from scanner.model import StreamOrigin
+from jitsec.scanner.decoders import decode_variants, marker_lines
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import StreamOrigin
 
 
 def test_marker_lines_finds_only_lines_with_markers() -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from scanner.engine import Scanner
-from scanner.model import StreamOrigin
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import StreamOrigin
 
 from .test_stream import documents  # the same planted-secret generator
 

@@ -4,8 +4,7 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from scanner.fingerprint import Fingerprinter, FingerprintKeyError, default_key_path
+from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError, default_key_path
 
 
 def test_keyed_fingerprint_is_deterministic_and_key_dependent() -> None:

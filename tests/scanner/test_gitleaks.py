@@ -3,10 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from scanner.engine import Scanner
-from scanner.model import StreamOrigin
-from scanner.ruleset import RuleError, load_ruleset
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import StreamOrigin
+from jitsec.scanner.ruleset import RuleError, load_ruleset
 
 CONFIG = '''
 title = "team config"

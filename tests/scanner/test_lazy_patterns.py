@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from scanner.engine import Scanner
-from scanner.fingerprint import Fingerprinter
-from scanner.model import StreamOrigin
-from scanner.ruleset import LazyPattern, RuleError, RuleSet, load_ruleset
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.model import StreamOrigin
+from jitsec.scanner.ruleset import LazyPattern, RuleError, RuleSet, load_ruleset
 
 AWS_LINE = b"aws_access_key_id=AKIA2OGYBAH6STMMNXNN password=Zq8#vR2!mK9pL4wXy\n"
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 import io
 import json
 
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import FileOrigin
+from jitsec.scanner.output import FindingWriter, finding_row, sarif_document
+
 from jitsec.credential_format import CredentialKind, mint
-from scanner.engine import Scanner
-from scanner.model import FileOrigin
-from scanner.output import FindingWriter, finding_row, sarif_document
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 

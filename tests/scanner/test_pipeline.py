@@ -3,10 +3,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from connectors.base import SourceErrors
-from scanner.engine import Scanner
-from scanner.model import Chunk, Finding, KafkaOrigin, StreamOrigin
-from scanner.pipeline import run_sources
+from jitsec.connectors.base import SourceErrors
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.model import Chunk, Finding, KafkaOrigin, StreamOrigin
+
+from jitsec.pipeline import run_sources
 
 AWS = b"AKIA2OGYBAH6STMMNXNN"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
-from scanner.engine import Scanner
-from scanner.rule_examples import check_rule_examples, contexts_for
-from scanner.ruleset import RuleExample, compile_rule, make_ruleset
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.rule_examples import check_rule_examples, contexts_for
+from jitsec.scanner.ruleset import RuleExample, compile_rule, make_ruleset
 
 
 def test_contexts_wrap_key_and_secret() -> None:

@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from scanner.ruleset import RuleError, default_packs_dir, load_ruleset, parse_pack
+from jitsec.scanner.ruleset import RuleError, default_packs_dir, load_ruleset, parse_pack
 
 GOOD_RULE: dict[str, Any] = {
     "id": "demo-token",
@@ -96,9 +95,12 @@ def test_bad_toml_and_missing_file_name_the_pack(tmp_path: Path) -> None:
         load_ruleset([tmp_path / "missing.toml"], include_default=False)
 
 
-def test_default_packs_live_next_to_the_scanner_package() -> None:
+def test_default_packs_are_the_data_of_the_installed_rules_package() -> None:
+    import jitsec.rules  # noqa: PLC0415
+
     assert default_packs_dir().name == "rules"
-    assert (default_packs_dir().parent / "scanner" / "engine.py").is_file()
+    assert default_packs_dir() == Path(jitsec.rules.__file__).parent
+    assert (default_packs_dir() / "broker.toml").is_file()
 
 
 def test_default_packs_load_when_present() -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from scanner.engine import Scanner
-from scanner.filters import PRAGMA, PRAGMA_NEXTLINE
-from scanner.model import Chunk, FileOrigin, KafkaOrigin
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.filters import PRAGMA, PRAGMA_NEXTLINE
+from jitsec.scanner.model import Chunk, FileOrigin, KafkaOrigin
 
 from .test_stream import PEM, noise, planted
 

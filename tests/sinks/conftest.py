@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.scanner.model import BrokerStatus, Confidence, Incident, ResponseAction, Severity
 
-from connectors.sinks.spool import Backoff
 from jitsec import credential_format as cf
 from jitsec.redaction import preview
-from scanner.model import BrokerStatus, Confidence, Incident, ResponseAction, Severity
 
 FAST = Backoff(initial=0.01, maximum=0.1)
 

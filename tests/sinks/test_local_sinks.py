@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jitsec.connectors.sinks import build_sink, parse_alert_spec
+from jitsec.connectors.sinks.console import ConsoleSink
+from jitsec.connectors.sinks.jsonl import JsonlSink
+from jitsec.connectors.sinks.serialize import incident_from_json, incident_summary, incident_to_json
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.scanner.model import Incident, ResponseAction
 from rich.console import Console
-
-from connectors.sinks import build_sink, parse_alert_spec
-from connectors.sinks.console import ConsoleSink
-from connectors.sinks.jsonl import JsonlSink
-from connectors.sinks.serialize import incident_from_json, incident_summary, incident_to_json
-from connectors.sinks.spool import Backoff
-from scanner.model import Incident, ResponseAction
 
 
 def test_jsonl_appends_one_line_per_incident_version(

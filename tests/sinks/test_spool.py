@@ -4,7 +4,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError, Spool
+from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError, Spool
 
 
 def test_payloads_are_delivered_once_in_order_after_failures(

@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.sinks.spool import Backoff
-from connectors.sinks.webhook import WebhookSink
-from scanner.model import Incident
+from jitsec.connectors.sinks.spool import Backoff
+from jitsec.connectors.sinks.webhook import WebhookSink
+from jitsec.scanner.model import Incident
 
 
 def test_incidents_reach_a_real_http_receiver_with_a_slack_text(

@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from connectors.base import BatchedSource, Source, SourceErrors
-from scanner.engine import Scanner, StreamScan
-from scanner.model import Chunk, Finding, Origin
+from jitsec.connectors.base import BatchedSource, Source, SourceErrors
+from jitsec.scanner.engine import Scanner, StreamScan
+from jitsec.scanner.model import Chunk, Finding, Origin
 
 OnFindings = Callable[[Chunk, list[Finding]], None]
 

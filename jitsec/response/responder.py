@@ -31,10 +31,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
-from connectors.base import Sink
-from connectors.sinks.spool import Backoff, PermanentDeliveryError, Spool
-from scanner.model import (
+from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
+from jitsec.connectors.base import Sink
+from jitsec.connectors.sinks.spool import Backoff, PermanentDeliveryError, Spool
+from jitsec.response.incident_store import FILE_NAME as INCIDENTS_FILE
+from jitsec.response.incident_store import IncidentStore
+from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
+from jitsec.response.live_cache import LiveFingerprintCache
+from jitsec.scanner.model import (
     BrokerStatus,
     Chunk,
     Confidence,
@@ -45,10 +49,6 @@ from scanner.model import (
     StreamOrigin,
     describe_origin,
 )
-from scanner.response.incident_store import FILE_NAME as INCIDENTS_FILE
-from scanner.response.incident_store import IncidentStore
-from scanner.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
-from scanner.response.live_cache import LiveFingerprintCache
 
 log = logging.getLogger(__name__)
 

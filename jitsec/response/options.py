@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from broker.leaks import LeakScope
-from connectors.base import Sink
-from connectors.sinks import ALERT_SPEC_HELP, build_sink, parse_alert_spec
+from jitsec.broker.leaks import LeakScope
+from jitsec.connectors.base import Sink
+from jitsec.connectors.sinks import ALERT_SPEC_HELP, build_sink, parse_alert_spec
 
 if TYPE_CHECKING:  # imported by build_response: declaring the options (a git hook) stays cheap
-    from broker.client import BrokerClient
-    from scanner.response.live_cache import LiveFingerprintCache
-    from scanner.response.responder import Responder, ResponderSettings
+    from jitsec.broker.client import BrokerClient
+    from jitsec.response.live_cache import LiveFingerprintCache
+    from jitsec.response.responder import Responder, ResponderSettings
 
 KEY_ENV = "JITSEC_BROKER_KEY"
 URL_ENV = "JITSEC_BROKER_URL"
@@ -141,9 +141,9 @@ def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = 
 
     Raises ``click.UsageError`` when a broker URL is set (option, env or daemon config) without
     ``JITSEC_BROKER_KEY``: failing at start beats retrying a 401 forever."""
-    from broker.client import BrokerClient  # noqa: PLC0415
-    from scanner.response.live_cache import LiveFingerprintCache  # noqa: PLC0415
-    from scanner.response.responder import Responder, ResponderSettings  # noqa: PLC0415
+    from jitsec.broker.client import BrokerClient  # noqa: PLC0415
+    from jitsec.response.live_cache import LiveFingerprintCache  # noqa: PLC0415
+    from jitsec.response.responder import Responder, ResponderSettings  # noqa: PLC0415
 
     if client is None and options.broker_url and not options.broker_key:
         raise click.UsageError(f"a broker is configured ({options.broker_url}) but ${KEY_ENV} is not set")

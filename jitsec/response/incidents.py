@@ -30,8 +30,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from scanner.model import BrokerStatus, Finding, Incident, ResponseAction, Severity
-from scanner.response.incident_store import IncidentStore, IncidentStoreError, StoredIncident
+from jitsec.response.incident_store import IncidentStore, IncidentStoreError, StoredIncident
+from jitsec.scanner.model import BrokerStatus, Finding, Incident, ResponseAction, Severity
 
 log = logging.getLogger(__name__)
 

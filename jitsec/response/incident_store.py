@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.sinks.serialize import incident_from_json, incident_to_json
-from scanner.model import Incident
+from jitsec.connectors.sinks.serialize import incident_from_json, incident_to_json
+from jitsec.scanner.model import Incident
 
 log = logging.getLogger(__name__)
 

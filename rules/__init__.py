@@ -1,0 +1,1 @@
+"""The default rule packs: TOML data, one file per family, loaded through `importlib.resources`."""
