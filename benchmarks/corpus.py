@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from jitsec.credential_format import ALPHABET, checksum, mint
+from jitsec.kernel.credential_format import ALPHABET, checksum, mint
 
 POSITIVE_EVERY = 2000  # one planted secret per this many lines, on average
 NEGATIVE_EVERY = 400  # one hard negative per this many lines, on average

@@ -29,9 +29,9 @@ from jitsec.connectors.sources.elasticsearch import (
     ElasticsearchSourceSettings,
     parse_elasticsearch_address,
 )
-from jitsec.scanner.model import Chunk, Finding
 
-from jitsec import credential_format as cf
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.records import Chunk, Finding
 
 LEVELS = ("info", "warn", "error", "debug")
 PATHS = ("/v1/tasks", "/v1/secrets", "/healthz", "/api/orders", "/api/users/42", "/metrics")

@@ -29,10 +29,10 @@ from pathlib import Path
 from jitsec.connectors.sources.git import GitHistorySource
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Finding
 from jitsec.scanner.ruleset import load_ruleset
 
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
+from jitsec.kernel.records import Finding
 from jitsec.pipeline import run_sources
 
 WORDS = ("user", "order", "cache", "session", "request", "payment", "invoice", "retry", "worker", "queue")

@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jitsec.scanner.model import Confidence, FileOrigin, Finding, Severity
-
+from jitsec.kernel.records import Confidence, FileOrigin, Finding, Severity
 from jitsec.response.incident_store import IncidentStore
 from jitsec.response.incidents import IncidentBook
 

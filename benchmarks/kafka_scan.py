@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from jitsec import credential_format as cf
+from jitsec.kernel import credential_format as cf
 
 SERVICES = ("GET", "POST", "PUT", "DELETE")
 MODES = {"client": "client only", "source": "source only", "scan": "consume+scan"}

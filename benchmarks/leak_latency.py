@@ -31,7 +31,7 @@ from jitsec.broker.client import BrokerClient
 from jitsec.broker.store.registry import open_store
 
 from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
-from jitsec.credential_format import sha256_fingerprint
+from jitsec.kernel.credential_format import sha256_fingerprint
 
 TOKENS_PER_TASK = 50
 

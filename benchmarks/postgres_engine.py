@@ -47,7 +47,7 @@ from jitsec.broker.runtime import build_broker
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from jitsec.credential_format import CredentialKind, checksum, mint
+from jitsec.kernel.credential_format import CredentialKind, checksum, mint
 
 PREFIX = "jitbench_"
 
@@ -173,7 +173,7 @@ def peer_throughput(dsn: str, database: str, count: int, concurrency: int,
 
 def complete_to_refused(dsn: str, database: str, tasks: int) -> list[float]:
     """Seconds from sending ``complete`` to the first refused login, one task at a time."""
-    key = "jitk_" + "1" * 40 + checksum("1" * 40)
+    key = CredentialKind.PRINCIPAL_KEY.prefix + "1" * 40 + checksum("1" * 40)
     with tempfile.TemporaryDirectory() as tmp:
         raw: dict[str, Any] = {
             "broker": {"store": f"sqlite:///{tmp}/broker.db", "audit_key": "cd" * 32},

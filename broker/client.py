@@ -36,7 +36,7 @@ from jitsec.broker.leaks import (
     reports_body,
 )
 
-from jitsec.redaction import preview
+from jitsec.kernel.redaction import preview
 
 log = logging.getLogger("jitsec.broker.client")
 DEFAULT_TIMEOUT = 10.0

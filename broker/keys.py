@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import secrets
 
-from jitsec.credential_format import mint, sha256_fingerprint
-
-PRINCIPAL_KEY_PREFIX = "jitk_"
+from jitsec.kernel.credential_format import CredentialKind, mint, sha256_fingerprint
 
 
 def new_principal_key() -> str:
-    return mint(PRINCIPAL_KEY_PREFIX)
+    return mint(CredentialKind.PRINCIPAL_KEY)
 
 
 def key_hash(key: str) -> str:

@@ -33,12 +33,11 @@ from jitsec.broker.revoker import RevocationResult, Revoker
 from jitsec.broker.store.base import Store
 from jitsec.broker.validation import check_agent, check_scopes, check_task_name, clean_detail
 
-from jitsec.credential_format import CredentialKind, mint, sha256_fingerprint
-from jitsec.redaction import preview
+from jitsec.kernel.credential_format import CredentialKind, mint, sha256_fingerprint
+from jitsec.kernel.redaction import preview
 
 log = logging.getLogger("jitsec.broker")
 
-GRANT_PREFIX = "jitg_"  # single-use task grants, same shape as every broker credential
 MAX_GRACE_SECONDS = 3600
 GRANT_REPLAY_REASON = "grant_replay"  # the revocation reason when a replayed grant ends its task
 ACTIVE = (LeaseState.ACTIVE,)
@@ -162,7 +161,7 @@ class BrokerService:
         except PolicyDenied as error:
             raise self._deny(error, principal=principal, agent=agent, scopes=wanted) from None
         now = self.clock()
-        grant = mint(GRANT_PREFIX)
+        grant = mint(CredentialKind.TASK_GRANT)
         task = Task(
             task_id=new_id("tsk"),
             agent=agent,

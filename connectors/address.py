@@ -23,7 +23,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from jitsec.connectors.base import Source
 from jitsec.connectors.checkpoints import CheckpointStore
 from jitsec.connectors.sources.files import FilesSource
 from jitsec.connectors.sources.git import (
@@ -36,6 +35,8 @@ from jitsec.connectors.sources.git import (
 from jitsec.connectors.sources.stdin import StdinSource
 from jitsec.connectors.sources.stdin_follow import StdinFollowSource
 from jitsec.connectors.sources.tail import TailSource
+
+from jitsec.kernel.ports import Source
 
 GIT_PREFIX = "git:"
 KAFKA_PREFIX = "kafka://"

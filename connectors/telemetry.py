@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from jitsec.connectors.base import Source, SourceErrors
-from jitsec.scanner.model import BrokerStatus, Chunk, Finding
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from jitsec.kernel.ports import Source, SourceErrors
+from jitsec.kernel.records import BrokerStatus, Chunk, Finding
 
 
 class DaemonMetrics:

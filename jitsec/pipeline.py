@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from jitsec.connectors.base import BatchedSource, Source, SourceErrors
+from jitsec.kernel.ports import BatchedSource, Source, SourceErrors
+from jitsec.kernel.records import Chunk, Finding, Origin
 from jitsec.scanner.engine import Scanner, StreamScan
-from jitsec.scanner.model import Chunk, Finding, Origin
 
 OnFindings = Callable[[Chunk, list[Finding]], None]
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jitsec.scanner.model import Finding
 from jitsec.scanner.output import finding_row
+
+from jitsec.kernel.records import Finding
 
 FORMAT = "jitsec-baseline"
 VERSION = 1

@@ -21,13 +21,13 @@ from jitsec.scanner.decoders import decode_variants, marker_lines
 from jitsec.scanner.filters import PRAGMA, PRAGMA_NEXTLINE, is_generic_negative, is_lock_path, passes_rule
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
-from jitsec.scanner.model import BrokerStatus, Chunk, Confidence, Finding, Origin
 from jitsec.scanner.ruleset import Rule, RuleSet
 from jitsec.scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan, origin_path
 from jitsec.scanner.validators import BROKER_VALIDATORS
 
-from jitsec.credential_format import sha256_fingerprint
-from jitsec.redaction import preview
+from jitsec.kernel.credential_format import sha256_fingerprint
+from jitsec.kernel.records import BrokerStatus, Chunk, Confidence, Finding, Origin
+from jitsec.kernel.redaction import preview
 
 __all__ = ["LONG_LINE_OVERLAP", "MAX_CARRY", "MULTILINE_WINDOW", "EngineName", "ScanStats", "Scanner",
            "StreamScan"]

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import regex
-from jitsec.scanner.model import Severity
 from jitsec.scanner.ruleset import Allowlist, Rule, RuleError
+
+from jitsec.kernel.records import Severity
 
 _PACK = "gitleaks"
 

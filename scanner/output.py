@@ -10,10 +10,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
-from jitsec.scanner.model import Finding, Severity, describe_origin
 from jitsec.scanner.ruleset import Rule, RuleSet
 
 from jitsec import __version__
+from jitsec.kernel.records import Finding, Severity, describe_origin
 
 Format = Literal["text", "json", "jsonl", "sarif"]
 FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "sarif")

@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 import regex
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import StreamOrigin
 from jitsec.scanner.ruleset import Rule, RuleExample
 
-from jitsec.redaction import preview
+from jitsec.kernel.records import StreamOrigin
+from jitsec.kernel.redaction import preview
 
 _TOKEN_LIKE = regex.compile(r"[A-Za-z0-9._~+/=-]+")
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import regex
 from jitsec.scanner.cache import default_cache_dir
-from jitsec.scanner.model import Severity
 from jitsec.scanner.validators import VALIDATORS
+
+from jitsec.kernel.records import Severity
 
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CONTEXTS = ("raw", "json", "kv", "yaml", "env", "url", "header")

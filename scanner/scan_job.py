@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jitsec.connectors.base import Source, SourceErrors
 from jitsec.connectors.sources.files import FileEntry, FilesSource, PathFeed, WalkReport, walk
 from jitsec.connectors.sources.stdin import StdinSource
 from jitsec.scanner.baseline import Baseline
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import Chunk, Finding
 
+from jitsec.kernel.ports import Source, SourceErrors
+from jitsec.kernel.records import Chunk, Finding
 from jitsec.pipeline import PipelineStats, run_sources
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jitsec.scanner.filters import is_lock_path
-from jitsec.scanner.model import Chunk, FileOrigin, Finding, GitOrigin, Origin
+
+from jitsec.kernel.records import Chunk, FileOrigin, Finding, GitOrigin, Origin
 
 if TYPE_CHECKING:
     from jitsec.scanner.engine import Scanner

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from jitsec.credential_format import ALPHABET, parse
+from jitsec.kernel.credential_format import ALPHABET, parse
 
 Validator = Callable[[str], bool]
 
@@ -27,7 +27,7 @@ def _base62_value(text: str) -> int | None:
 
 
 def is_broker_credential(secret: str) -> bool:
-    """jitsec's own ``PREFIX BODY CHECK`` format (see ``jitsec.credential_format``)."""
+    """jitsec's own ``PREFIX BODY CHECK`` format (see ``jitsec.kernel.credential_format``)."""
     return parse(secret) is not None
 
 

@@ -22,13 +22,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jitsec.broker.config import Principal
 from jitsec.broker.errors import Forbidden, Unauthenticated
-from jitsec.broker.keys import PRINCIPAL_KEY_PREFIX
 from jitsec.broker.model import Role
 from jitsec.broker.service import BrokerService, TaskCaller
 
-from jitsec.credential_format import sha256_fingerprint
+from jitsec.kernel.credential_format import CredentialKind, sha256_fingerprint
 
-GRANT_PREFIX = "jitg_"
 TASK_TOKEN_PREFIX = "jitt_"
 MAX_CREDENTIAL_CHARS = 256
 
@@ -86,11 +84,11 @@ async def _authenticate(request: Request, credentials: HTTPAuthorizationCredenti
     secret = credentials.credentials.strip()
     if len(secret) > MAX_CREDENTIAL_CHARS:
         raise Unauthenticated("unknown credential", code="invalid_credential")
-    if secret.startswith(PRINCIPAL_KEY_PREFIX):
+    if secret.startswith(CredentialKind.PRINCIPAL_KEY.prefix):
         principal = request.app.state.principal_keys.find(secret)
         if principal is not None:
             return Caller(role=principal.role, name=principal.name)
-    elif secret.startswith(GRANT_PREFIX):
+    elif secret.startswith(CredentialKind.TASK_GRANT.prefix):
         return Caller(role=Role.AGENT_GRANT, name="grant", grant=secret)
     elif secret.startswith(TASK_TOKEN_PREFIX):
         service: BrokerService = request.app.state.service

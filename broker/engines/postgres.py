@@ -39,8 +39,8 @@ from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS
 from jitsec.broker.errors import ConfigError, EngineError, TransientEngineError
 from psycopg.conninfo import conninfo_to_dict
 
-from jitsec.credential_format import CredentialKind, mint
-from jitsec.redaction import scrub
+from jitsec.kernel.credential_format import CredentialKind, mint
+from jitsec.kernel.redaction import scrub
 
 # SQLSTATEs that mean "the scope names something that is not there": the request is wrong, not the engine.
 _MISSING_OBJECT_STATES = frozenset({"42P01", "3F000", "42704", "3D000"})

@@ -20,7 +20,7 @@ from jitsec.broker.engines.base import (
 )
 from jitsec.broker.errors import ConfigError, ScopeError
 
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
 
 _SCOPE = regex.compile(r"[a-z0-9][a-z0-9_.\-]*(?::[a-z0-9_.\-]+)*")
 MAX_SCOPE_LENGTH = 128

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from jitsec.connectors.sinks.serialize import incident_from_json, incident_to_json
 from jitsec.connectors.sinks.spool import Backoff, Spool, SpoolStats
-from jitsec.scanner.model import Incident
+
+from jitsec.kernel.records import Incident
 
 
 def spool_path(spool_dir: Path | str, name: str) -> Path:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from jitsec.scanner.model import Incident, ResponseAction, Severity
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+
+from jitsec.kernel.records import Incident, ResponseAction, Severity
 
 _COLOURS = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
             Severity.LOW: "cyan"}

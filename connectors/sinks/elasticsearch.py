@@ -30,7 +30,8 @@ from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearc
 from jitsec.connectors.sinks.base import SpooledSink
 from jitsec.connectors.sinks.serialize import incident_summary, incident_to_dict
 from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
-from jitsec.scanner.model import Incident, ResponseAction, Severity
+
+from jitsec.kernel.records import Incident, ResponseAction, Severity
 
 DEFAULT_INDEX = "jitsec-incidents"
 _SEVERITY_SCORE = {Severity.LOW: 21, Severity.MEDIUM: 47, Severity.HIGH: 73, Severity.CRITICAL: 99}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jitsec.connectors.base import Sink
+from jitsec.kernel.ports import Sink
 
 ALERT_SPEC_HELP = ("console | jsonl:PATH | webhook:URL | syslog+udp://HOST:PORT | "
                    "syslog+tcp://HOST:PORT | kafka://HOST:PORT/TOPIC | elasticsearch://HOST:PORT/INDEX "

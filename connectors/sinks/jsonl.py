@@ -8,7 +8,8 @@ from pathlib import Path
 from jitsec.connectors.sinks.base import SpooledSink
 from jitsec.connectors.sinks.serialize import incident_to_json
 from jitsec.connectors.sinks.spool import Backoff
-from jitsec.scanner.model import Incident
+
+from jitsec.kernel.records import Incident
 
 
 class JsonlSink(SpooledSink):

@@ -36,7 +36,6 @@ from jitsec.connectors.kafka_security import (
 from jitsec.connectors.sinks.base import SpooledSink
 from jitsec.connectors.sinks.serialize import incident_to_json
 from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
-from jitsec.scanner.model import Incident
 from kafka import KafkaProducer
 from kafka.errors import (
     InvalidTopicError,
@@ -44,6 +43,8 @@ from kafka.errors import (
     MessageSizeTooLargeError,
     SaslAuthenticationFailedError,
 )
+
+from jitsec.kernel.records import Incident
 
 _PERMANENT = (InvalidTopicError, MessageSizeTooLargeError)
 RECONNECT_BACKOFF_MAX_MS = 1000

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from jitsec.scanner.model import BrokerStatus, Confidence, Incident, ResponseAction, Severity
+from jitsec.kernel.records import BrokerStatus, Confidence, Incident, ResponseAction, Severity
 
 SCHEMA = "jitsec.incident/1"
 

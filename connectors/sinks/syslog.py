@@ -20,7 +20,8 @@ from pathlib import Path
 from jitsec.connectors.sinks.base import SpooledSink
 from jitsec.connectors.sinks.serialize import incident_summary
 from jitsec.connectors.sinks.spool import Backoff, DeliveryError
-from jitsec.scanner.model import Incident, Severity
+
+from jitsec.kernel.records import Incident, Severity
 
 FACILITY_AUTH = 4
 # RFC 5612 reserves 32473 for documentation and examples; no enterprise number is registered.

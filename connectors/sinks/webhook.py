@@ -14,7 +14,8 @@ import httpx
 from jitsec.connectors.sinks.base import SpooledSink
 from jitsec.connectors.sinks.serialize import incident_summary, incident_to_dict
 from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
-from jitsec.scanner.model import Incident
+
+from jitsec.kernel.records import Incident
 
 _RETRYABLE = {408, 425, 429}
 

@@ -38,10 +38,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError, TransportError
 from jitsec.connectors.address import SourceAddressError
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
 from jitsec.connectors.sources.json_fields import ROOT, field_chunks, field_text, string_fields
-from jitsec.scanner.model import Chunk, ElasticsearchOrigin
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, ElasticsearchOrigin
 
 SCHEME = "elasticsearch://"
 DEFAULT_TIMESTAMP = "@timestamp"
@@ -131,7 +132,7 @@ class _State:
 
 
 class ElasticsearchSource:
-    """Implements ``connectors.base.Source`` over the official client (see the module docstring)."""
+    """Implements ``jitsec.kernel.ports.Source`` over the official client (see the module docstring)."""
 
     def __init__(self, address: ElasticsearchAddress, *, follow: bool,
                  checkpoints: CheckpointStore | None = None,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from jitsec.connectors.base import SourceErrors
-from jitsec.scanner.model import Chunk, FileOrigin
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, FileOrigin
 
 CHUNK_SIZE = 1 << 20
 BINARY_SNIFF = 8192

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
 from jitsec.connectors.sources.linebuffer import LineAssembler
-from jitsec.scanner.model import Chunk, GitOrigin
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, GitOrigin
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 DEFAULT_POLL_INTERVAL = 2.0  # seconds between two looks at the refs of a followed repository

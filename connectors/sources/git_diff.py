@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.sources.git import git_executable
-from jitsec.scanner.model import Chunk, FileOrigin, GitOrigin
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, FileOrigin, GitOrigin
 
 # A hunk header, plain (``@@ -a,b +c,d @@``) or combined for a merge of N parents (N+1 ``@``, N ranges).
 _HUNK = re.compile(rb"^(@@+) (?:-\d+(?:,\d+)? )+\+(\d+)(?:,\d+)? @@+")

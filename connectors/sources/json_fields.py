@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from jitsec.scanner.model import Chunk, Origin
+from jitsec.kernel.records import Chunk, Origin
 
 ROOT = "$"  # the path of a document that is itself a string
 _PLAIN_KEY = re.compile(r"^[A-Za-z_@][A-Za-z0-9_@\-]*$")

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.kafka_security import (
     SECURITY_PARAMETERS,
     AuthFailureWatch,
@@ -47,11 +46,13 @@ from jitsec.connectors.kafka_security import (
     single_parameter,
 )
 from jitsec.connectors.sources.json_fields import field_chunks, field_text, string_fields
-from jitsec.scanner.model import Chunk, KafkaOrigin
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, SaslAuthenticationFailedError
 from kafka.structs import OffsetAndMetadata
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, KafkaOrigin
 
 ValueFormat = Literal["auto", "json", "text"]
 StartAt = Literal["earliest", "latest"]
@@ -200,7 +201,7 @@ class _PartitionTrack:
 
 
 class KafkaSource:
-    """Implements ``connectors.base.Source`` over a kafka-python consumer group."""
+    """Implements ``jitsec.kernel.ports.Source`` over a kafka-python consumer group."""
 
     def __init__(self, address: KafkaAddress, *, follow: bool,
                  settings: KafkaSourceSettings | None = None,

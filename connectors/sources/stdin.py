@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from jitsec.connectors.base import SourceErrors
-from jitsec.scanner.model import Chunk, StreamOrigin
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, StreamOrigin
 
 CHUNK_SIZE = 1 << 20
 

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.sources.linebuffer import LineAssembler
-from jitsec.scanner.model import Chunk, StreamOrigin
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, StreamOrigin
 
 READ_SIZE = 64 * 1024
 

@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.checkpoints import (
     HEAD_BYTES,
     CheckpointError,
@@ -31,7 +30,9 @@ from jitsec.connectors.checkpoints import (
     is_same_file,
 )
 from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
-from jitsec.scanner.model import Chunk, FileOrigin
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, FileOrigin
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 RETRY_INTERVAL = 1.0  # between attempts to open a missing or unreadable file

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.checkpoints import (
     HEAD_BYTES,
     CheckpointError,
@@ -32,9 +31,11 @@ from jitsec.connectors.checkpoints import (
     is_same_file,
 )
 from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
-from jitsec.scanner.model import Chunk, FileOrigin
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, FileOrigin
 
 BINARY_PROBE = 8000
 DEFAULT_CHUNK_SIZE = 256 * 1024

@@ -35,13 +35,13 @@ from jitsec.broker.runtime import Broker, build_broker
 from jitsec.connectors.sinks.console import incident_panel
 from jitsec.connectors.sinks.serialize import incident_from_dict, incident_to_dict
 from jitsec.connectors.sources.tail import TailSource
-from jitsec.credential_format import sha256_fingerprint
+from jitsec.kernel.credential_format import sha256_fingerprint
+from jitsec.kernel.records import Incident, ResponseAction
 from jitsec.pipeline import run_sources
 from jitsec.response.live_cache import LiveFingerprintCache
 from jitsec.response.responder import Responder, ResponderSettings
 from jitsec.scanner.engine import EngineName, Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Incident, ResponseAction
 from jitsec.scanner.ruleset import RuleSet, load_ruleset
 
 ROLES = ("orchestrator", "scanner", "resource", "admin")

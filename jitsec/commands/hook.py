@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jitsec.connectors.base import Source
 from jitsec.connectors.sources.git import GitError, git_executable
 from jitsec.connectors.sources.git_diff import DiffSource, pushed_revisions
+from jitsec.kernel.ports import Source
+from jitsec.kernel.records import BrokerStatus, Chunk, Finding, ResponseAction, describe_origin
 from jitsec.response.options import ResponseOptions, response_options
-from jitsec.scanner.model import BrokerStatus, Chunk, Finding, ResponseAction, describe_origin
 
 if TYPE_CHECKING:
     from jitsec.response.options import ResponseRuntime

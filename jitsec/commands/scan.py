@@ -15,11 +15,11 @@ import click
 
 from jitsec.commands.scanning import scan_addresses
 from jitsec.connectors.address import is_source_address
+from jitsec.kernel.records import Finding
 from jitsec.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
 from jitsec.scanner.baseline import Baseline, BaselineError, baseline_document, load_baseline
 from jitsec.scanner.engine import EngineName, Scanner
 from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
-from jitsec.scanner.model import Finding
 from jitsec.scanner.output import FORMATS, FindingWriter, Format
 from jitsec.scanner.ruleset import (
     RuleError,

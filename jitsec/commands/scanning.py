@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jitsec.connectors.address import SourceAddressError, open_source
+from jitsec.kernel.records import Chunk, Finding, GitOrigin
 from jitsec.pipeline import run_sources
 from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
-from jitsec.scanner.model import Chunk, Finding, GitOrigin
 from jitsec.scanner.ruleset import RuleError, load_ruleset
 from jitsec.scanner.scan_job import ScanResult
 

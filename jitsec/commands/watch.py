@@ -25,15 +25,15 @@ import click
 
 from jitsec.commands.scanning import FirstSeenInHistory, ScannerSetupError, build_scanner, load_baselines
 from jitsec.connectors.address import SourceAddressError, open_source
-from jitsec.connectors.base import Source, SourceErrors
 from jitsec.connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
 from jitsec.connectors.sources.git import GitStats
 from jitsec.connectors.telemetry import DaemonMetrics, HealthServer
+from jitsec.kernel.ports import Source, SourceErrors
+from jitsec.kernel.records import Chunk, Finding
 from jitsec.pipeline import PipelineStats, run_sources
 from jitsec.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
 from jitsec.scanner.baseline import Baseline
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import Chunk, Finding
 from jitsec.scanner.output import FORMATS, FindingWriter
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

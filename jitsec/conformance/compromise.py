@@ -21,8 +21,8 @@ from jitsec.conformance.resources import Probe, grant_probe, task_token_probe, t
 from jitsec.conformance.scope import refused
 from jitsec.conformance.search import Candidate, SecretSearch, read_limited, walk_files
 from jitsec.conformance.storage import agent_requests, job
-from jitsec.credential_format import parse
-from jitsec.redaction import preview
+from jitsec.kernel.credential_format import CredentialKind, parse
+from jitsec.kernel.redaction import preview
 
 TEST_ID = "8.6"
 TITLE = "Compromised environment credential extraction"
@@ -46,7 +46,7 @@ class Attempts:
             return token_probe(ctx.resource, value)
         if parsed.prefix == "jitt_":
             return task_token_probe(ctx.anonymous, value, self.task_id)
-        if parsed.prefix == "jitg_":
+        if parsed.kind is CredentialKind.TASK_GRANT:
             return grant_probe(ctx.anonymous, value, self.task_id)
         if parsed.prefix == "jitpg_" and ctx.postgres is not None:
             for username in self.usernames:

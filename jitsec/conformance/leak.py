@@ -16,7 +16,7 @@ from jitsec.conformance.context import Context, Recorder
 from jitsec.conformance.leakwatch import Watcher, leak_line, plant
 from jitsec.conformance.resources import token_probe, wait_for
 from jitsec.conformance.settings import LeakTarget
-from jitsec.credential_format import CredentialKind, mint, sha256_fingerprint
+from jitsec.kernel.credential_format import CredentialKind, mint, sha256_fingerprint
 
 TEST_ID = "8.7"
 TITLE = "Secret leak detection"

@@ -1,7 +1,7 @@
 """The suite's records: one check, one test's result, the whole report. Frozen; never a plaintext secret.
 
 Everything here ends up in the Markdown, HTML and JSON reports, so values that came near a secret are
-rendered with ``jitsec.redaction.preview`` or a SHA-256 fingerprint before they reach these records.
+rendered with ``jitsec.kernel.redaction.preview`` or a SHA-256 fingerprint before they reach these records.
 """
 
 from __future__ import annotations

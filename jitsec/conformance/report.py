@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jitsec.conformance.model import ConformanceResult, Report
-from jitsec.redaction import scrub
+from jitsec.kernel.redaction import scrub
 
 NAMES = {"markdown": "conformance.md", "html": "conformance.html", "json": "conformance.json"}
 

@@ -2,7 +2,7 @@
 (task tokens, grants) and a real PostgreSQL database (``jitpg_`` passwords).
 
 Each probe answers "does this credential work right now?" and a short reason. Reasons built while a
-secret is in hand are scrubbed (``jitsec.redaction.scrub``) before they leave this module.
+secret is in hand are scrubbed (``jitsec.kernel.redaction.scrub``) before they leave this module.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from jitsec.broker.client import BrokerAPIError, BrokerClient
-from jitsec.redaction import scrub
+from jitsec.kernel.redaction import scrub
 
 SCHEMA = "jitsec_conformance"
 GRANTED_TABLE = "granted"

@@ -27,7 +27,7 @@ from jitsec.conformance.maturity import assess, score
 from jitsec.conformance.model import AuditExcerpt, ConformanceResult, Outcome, Report
 from jitsec.conformance.policy import policy_snippet
 from jitsec.conformance.settings import SuiteSettings
-from jitsec.redaction import scrub
+from jitsec.kernel.redaction import scrub
 
 TESTS: dict[str, ModuleType] = {
     module.TEST_ID: module for module in (ttl, completion, scope, uniqueness, storage, compromise, leak)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jitsec.conformance.model import Searched
-from jitsec.credential_format import sha256_fingerprint
-from jitsec.redaction import preview
+from jitsec.kernel.credential_format import sha256_fingerprint
+from jitsec.kernel.redaction import preview
 
 if TYPE_CHECKING:
     from jitsec.scanner.engine import Scanner

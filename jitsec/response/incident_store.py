@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jitsec.connectors.sinks.serialize import incident_from_json, incident_to_json
-from jitsec.scanner.model import Incident
+from jitsec.kernel.records import Incident
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from jitsec.kernel.records import BrokerStatus, Finding, Incident, ResponseAction, Severity
 from jitsec.response.incident_store import IncidentStore, IncidentStoreError, StoredIncident
-from jitsec.scanner.model import BrokerStatus, Finding, Incident, ResponseAction, Severity
 
 log = logging.getLogger(__name__)
 

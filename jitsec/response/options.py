@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from jitsec.broker.leaks import LeakScope
-from jitsec.connectors.base import Sink
 from jitsec.connectors.sinks import ALERT_SPEC_HELP, build_sink, parse_alert_spec
+from jitsec.kernel.ports import Sink
 
 if TYPE_CHECKING:  # imported by build_response: declaring the options (a git hook) stays cheap
     from jitsec.broker.client import BrokerClient

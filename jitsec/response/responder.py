@@ -32,13 +32,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
-from jitsec.connectors.base import Sink
 from jitsec.connectors.sinks.spool import Backoff, PermanentDeliveryError, Spool
-from jitsec.response.incident_store import FILE_NAME as INCIDENTS_FILE
-from jitsec.response.incident_store import IncidentStore
-from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
-from jitsec.response.live_cache import LiveFingerprintCache
-from jitsec.scanner.model import (
+from jitsec.kernel.ports import Sink
+from jitsec.kernel.records import (
     BrokerStatus,
     Chunk,
     Confidence,
@@ -49,6 +45,10 @@ from jitsec.scanner.model import (
     StreamOrigin,
     describe_origin,
 )
+from jitsec.response.incident_store import FILE_NAME as INCIDENTS_FILE
+from jitsec.response.incident_store import IncidentStore
+from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
+from jitsec.response.live_cache import LiveFingerprintCache
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import pytest
 from jitsec.broker.client import BrokerAPIError, BrokerClient
 from jitsec.broker.model import AuditKind, LeaseState
 
-from jitsec.credential_format import CredentialKind, is_valid, parse
+from jitsec.kernel.credential_format import CredentialKind, is_valid, parse
 
 
 def kinds(running) -> list[AuditKind]:

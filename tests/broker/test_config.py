@@ -13,7 +13,7 @@ from jitsec.broker.keys import key_hash
 from jitsec.broker.runtime import build_broker
 
 from jitsec.cli import main
-from jitsec.credential_format import is_valid
+from jitsec.kernel.credential_format import is_valid
 
 
 def test_init_prints_keys_once_and_stores_hashes(tmp_path) -> None:

@@ -14,10 +14,10 @@ from jitsec.broker.audit import record_to_dict
 from jitsec.broker.client import BrokerAPIError
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import StreamOrigin
 from jitsec.scanner.ruleset import load_ruleset
 
-from jitsec.credential_format import is_valid
+from jitsec.kernel.credential_format import is_valid
+from jitsec.kernel.records import StreamOrigin
 
 SHAPE = regex.compile(r"jit[a-z]*_[0-9A-Za-z]{46}")
 

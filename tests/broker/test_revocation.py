@@ -13,7 +13,7 @@ from jitsec.broker.errors import EngineError, TransientEngineError
 from jitsec.broker.model import AuditKind, LeaseState
 from jitsec.broker.revocation import TERMINAL, IllegalTransition, RetryPolicy, RevocationStatus, Step, advance
 
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
 
 
 @given(st.lists(st.sampled_from(list(Step)), max_size=30))

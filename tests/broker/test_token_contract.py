@@ -13,7 +13,7 @@ from jitsec.broker.engines.base import IssueRequest
 from jitsec.broker.engines.token import TokenEngine, UrandomDigits
 from jitsec.broker.errors import ScopeError
 
-from jitsec.credential_format import BODY_LENGTH, CredentialKind, checksum, parse
+from jitsec.kernel.credential_format import BODY_LENGTH, CredentialKind, checksum, parse
 
 REQUEST = IssueRequest(
     lease_id="lse_1",
@@ -55,7 +55,7 @@ def test_the_scanner_finds_every_minted_token_and_rejects_corrupted_ones(
     engine_module = pytest.importorskip("jitsec.scanner.engine")
     ruleset_module = pytest.importorskip("jitsec.scanner.ruleset")
     fingerprint_module = pytest.importorskip("jitsec.scanner.fingerprint")
-    model = pytest.importorskip("jitsec.scanner.model")
+    model = pytest.importorskip("jitsec.kernel.records")
     scanner = engine_module.Scanner(
         ruleset_module.load_ruleset(), fingerprint_module.Fingerprinter(b"k" * 32), engine="python"
     )

@@ -30,7 +30,7 @@ from jitsec.broker.runtime import Broker, build_broker
 from jitsec.broker.store.postgres import PostgresStore
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jitsec.credential_format import checksum
+from jitsec.kernel.credential_format import checksum
 
 pytestmark = pytest.mark.postgres
 

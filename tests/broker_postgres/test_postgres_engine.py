@@ -16,7 +16,7 @@ from jitsec.broker.errors import ScopeError, TransientEngineError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jitsec.credential_format import CredentialKind, parse
+from jitsec.kernel.credential_format import CredentialKind, parse
 
 pytestmark = pytest.mark.postgres
 

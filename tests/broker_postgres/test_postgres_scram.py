@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.broker.engines.postgres_scram import scram_sha256_verifier
 
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
 
 pytestmark = pytest.mark.postgres
 

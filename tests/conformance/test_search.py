@@ -13,7 +13,7 @@ from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.ruleset import load_ruleset
 
 from jitsec.conformance.search import SecretSearch, encoded_forms
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
 
 SCANNER = Scanner(load_ruleset(), Fingerprinter(secrets.token_bytes(32)), engine="python")
 noise = st.binary(max_size=40).filter(lambda b: b"jit" not in b)

@@ -14,7 +14,7 @@ from jitsec.conformance.maturity import assess, score
 from jitsec.conformance.model import Check, ConformanceResult, Outcome, Report
 from jitsec.conformance.report import to_html, write_reports
 from jitsec.conformance.settings import LeakTarget, PrincipalKeys, SettingsError, SuiteSettings
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
 
 
 def test_keys_from_environment_or_init_json(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from jitsec.connectors.base import Source
-from jitsec.scanner.model import Chunk
+
+from jitsec.kernel.ports import Source
+from jitsec.kernel.records import Chunk
 
 
 class Follower:

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from jitsec.connectors.base import SourceErrors
 from jitsec.connectors.daemon_config import DaemonConfigError, load_daemon_config, parse_daemon_config
 from jitsec.connectors.telemetry import DaemonMetrics, HealthServer
-from jitsec.scanner.model import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, Severity
+
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, Severity
 
 
 def parse(text: str, base: Path = Path("/etc/jitsec")):

@@ -14,10 +14,10 @@ from elasticsearch import Elasticsearch, helpers
 from jitsec.connectors.sources.elasticsearch import open_elasticsearch_source
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Chunk, ElasticsearchOrigin, Finding
 from jitsec.scanner.ruleset import load_ruleset
 
-from jitsec import credential_format as cf
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.records import Chunk, ElasticsearchOrigin, Finding
 from jitsec.pipeline import run_sources
 
 pytestmark = pytest.mark.elasticsearch

@@ -18,7 +18,8 @@ from jitsec.connectors.sources.elasticsearch import (
     ElasticsearchSourceSettings,
     parse_elasticsearch_address,
 )
-from jitsec.scanner.model import Chunk, ElasticsearchOrigin
+
+from jitsec.kernel.records import Chunk, ElasticsearchOrigin
 
 pytestmark = pytest.mark.elasticsearch
 

@@ -11,8 +11,9 @@ from jitsec.connectors.sources.json_fields import field_text, string_fields
 from jitsec.connectors.sources.kafka import value_fields
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Chunk, KafkaOrigin
 from jitsec.scanner.ruleset import load_ruleset
+
+from jitsec.kernel.records import Chunk, KafkaOrigin
 
 PASSWORD = "Zq8#vR2!mK9pL4wXy"
 

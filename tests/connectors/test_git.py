@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 from jitsec.connectors.sources.git import BlobChange, GitError, GitHistorySource, _parse_raw_log
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import GitOrigin
 from jitsec.scanner.ruleset import load_ruleset
 
-from jitsec.credential_format import mint
+from jitsec.kernel.credential_format import mint
+from jitsec.kernel.records import GitOrigin
 from jitsec.pipeline import run_sources
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.connectors.sources.git_diff import DiffSource, parse_diff, pushed_revisions, unquote_path
-from jitsec.scanner.model import FileOrigin, GitOrigin
+
+from jitsec.kernel.records import FileOrigin, GitOrigin
 
 lines = st.lists(st.sampled_from(["a", "b", "c", "key=1", "+plus", "-minus", " space", "@@ x"]), max_size=12)
 

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.connectors.checkpoints import CheckpointStore
 from jitsec.connectors.sources.git import GitHistorySource, _listed_ids
-from jitsec.scanner.model import GitOrigin
 
-from jitsec.credential_format import mint
+from jitsec.kernel.credential_format import mint
+from jitsec.kernel.records import GitOrigin
 
 POLL = 0.05  # in-process sources poll fast; nothing below depends on how fast
 WAIT = 60.0  # generous: a loaded CI machine is slow, and a passing test does not wait this long

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jitsec.credential_format import mint
+from jitsec.kernel.credential_format import mint
 
 pytestmark = pytest.mark.slow
 

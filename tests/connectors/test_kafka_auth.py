@@ -38,14 +38,14 @@ from jitsec.connectors.sources.kafka import (
 )
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Chunk, Confidence, Finding, Incident, KafkaOrigin, ResponseAction, Severity
 from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer, KafkaProducer
 
-from jitsec import credential_format as cf
 from jitsec.cli import main
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.records import Chunk, Confidence, Finding, Incident, KafkaOrigin, ResponseAction, Severity
+from jitsec.kernel.redaction import preview
 from jitsec.pipeline import run_sources
-from jitsec.redaction import preview
 
 FAST = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.2, idle_exit_s=8.0,
                            retry_initial_s=0.1, retry_max_s=0.5, session_timeout_ms=6000,

@@ -12,11 +12,11 @@ import pytest
 from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Chunk, Finding, KafkaOrigin
 from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from jitsec import credential_format as cf
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.records import Chunk, Finding, KafkaOrigin
 from jitsec.pipeline import run_sources
 
 pytestmark = pytest.mark.kafka

@@ -25,13 +25,13 @@ from jitsec.connectors.sinks.spool import Backoff
 from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Chunk, Confidence, Finding, Incident, ResponseAction, Severity
 from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer
 
-from jitsec import credential_format as cf
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.records import Chunk, Confidence, Finding, Incident, ResponseAction, Severity
+from jitsec.kernel.redaction import preview
 from jitsec.pipeline import PipelineStats, run_sources
-from jitsec.redaction import preview
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

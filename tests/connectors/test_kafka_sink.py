@@ -14,11 +14,11 @@ import pytest
 from jitsec.connectors.sinks.factory import build_sink
 from jitsec.connectors.sinks.kafka import KafkaSink, parse_kafka_sink_spec
 from jitsec.connectors.sinks.spool import Backoff
-from jitsec.scanner.model import Confidence, Incident, ResponseAction, Severity
 from kafka import KafkaConsumer
 
-from jitsec import credential_format as cf
-from jitsec.redaction import preview
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.records import Confidence, Incident, ResponseAction, Severity
+from jitsec.kernel.redaction import preview
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
-from jitsec.scanner.model import Chunk, KafkaOrigin
+
+from jitsec.kernel.records import Chunk, KafkaOrigin
 
 pytestmark = pytest.mark.kafka
 

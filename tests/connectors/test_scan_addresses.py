@@ -12,7 +12,7 @@ from jitsec.scanner.ruleset import load_ruleset
 from jitsec.scanner.scan_job import ScanResult
 
 from jitsec.commands.scanning import scan_addresses
-from jitsec.credential_format import mint
+from jitsec.kernel.credential_format import mint
 
 PACK = Path(__file__).parent / "packs" / "broker.toml"
 

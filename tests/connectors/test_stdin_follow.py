@@ -4,7 +4,8 @@ import os
 import time
 
 from jitsec.connectors.sources.stdin_follow import StdinFollowSource
-from jitsec.scanner.model import StreamOrigin
+
+from jitsec.kernel.records import StreamOrigin
 
 
 def test_each_line_arrives_as_soon_as_it_is_written(follow) -> None:

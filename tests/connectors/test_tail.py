@@ -6,7 +6,8 @@ from pathlib import Path
 
 from jitsec.connectors.checkpoints import CheckpointStore
 from jitsec.connectors.sources.tail import TailSource
-from jitsec.scanner.model import FileOrigin
+
+from jitsec.kernel.records import FileOrigin
 
 
 def append(path: Path, data: bytes) -> None:

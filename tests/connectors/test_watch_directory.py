@@ -5,7 +5,8 @@ from pathlib import Path
 
 from jitsec.connectors.checkpoints import CheckpointStore
 from jitsec.connectors.sources.watch import DirectoryWatchSource
-from jitsec.scanner.model import FileOrigin
+
+from jitsec.kernel.records import FileOrigin
 
 
 def by_path(follower) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitsec import credential_format as cf
+from jitsec.kernel import credential_format as cf
 
 KINDS = list(cf.CredentialKind)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitsec import credential_format as cf
-from jitsec.redaction import preview, scrub
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.redaction import preview, scrub
 
 
 @given(st.text(min_size=8, max_size=300))

@@ -18,7 +18,7 @@ from jitsec.broker.revoker import Revoker
 from jitsec.broker.service import BrokerService
 from jitsec.broker.store.registry import open_store
 
-from jitsec.credential_format import sha256_fingerprint
+from jitsec.kernel.credential_format import sha256_fingerprint
 
 
 @pytest.fixture

@@ -16,7 +16,11 @@ import pytest
 from click.testing import CliRunner
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import (
+from jitsec.scanner.ruleset import load_ruleset
+
+from jitsec.cli import main
+from jitsec.kernel.credential_format import CredentialKind, mint
+from jitsec.kernel.records import (
     BrokerStatus,
     Confidence,
     FileOrigin,
@@ -25,10 +29,6 @@ from jitsec.scanner.model import (
     ResponseAction,
     Severity,
 )
-from jitsec.scanner.ruleset import load_ruleset
-
-from jitsec.cli import main
-from jitsec.credential_format import CredentialKind, mint
 from jitsec.response.incident_store import FILE_NAME, IncidentStore, IncidentStoreError
 from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
 from jitsec.response.responder import Responder, ResponderSettings

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
-from jitsec.scanner.model import BrokerStatus, Confidence, FileOrigin, Finding, ResponseAction, Severity
 
+from jitsec.kernel.records import BrokerStatus, Confidence, FileOrigin, Finding, ResponseAction, Severity
 from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
 
 

@@ -16,12 +16,12 @@ from jitsec.broker.client import BrokerClient
 from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Chunk, Finding, KafkaOrigin, ResponseAction
 from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from jitsec.commands.demo import AGENT, EmbeddedBroker
+from jitsec.kernel.records import Chunk, Finding, KafkaOrigin, ResponseAction
 from jitsec.pipeline import run_sources
 from jitsec.response.responder import Responder
 

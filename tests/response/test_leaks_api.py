@@ -11,7 +11,7 @@ from jitsec.broker.client import BrokerAPIError
 from jitsec.broker.leaks import LeakReport, LeakStatus, leak_batches
 
 from jitsec.commands.demo import AGENT, EmbeddedBroker
-from jitsec.credential_format import sha256_fingerprint
+from jitsec.kernel.credential_format import sha256_fingerprint
 from jitsec.response.live_cache import LiveFingerprintCache
 
 

@@ -15,10 +15,10 @@ import pytest
 from jitsec.broker.model import AuditKind, LeaseState
 from jitsec.connectors.sinks.jsonl import JsonlSink
 from jitsec.connectors.sinks.spool import Backoff
-from jitsec.scanner.model import BrokerStatus, ResponseAction
 from jitsec.scanner.ruleset import RuleSet, load_ruleset
 
 from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
+from jitsec.kernel.records import BrokerStatus, ResponseAction
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:

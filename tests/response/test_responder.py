@@ -9,7 +9,8 @@ from pathlib import Path
 
 from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
 from jitsec.connectors.sinks.spool import Backoff
-from jitsec.scanner.model import (
+
+from jitsec.kernel.records import (
     BrokerStatus,
     Chunk,
     Confidence,
@@ -19,7 +20,6 @@ from jitsec.scanner.model import (
     ResponseAction,
     Severity,
 )
-
 from jitsec.response.incidents import IncidentPolicy
 from jitsec.response.responder import Responder, ResponderSettings
 

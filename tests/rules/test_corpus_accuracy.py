@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import Chunk, FileOrigin
 from jitsec.scanner.ruleset import load_ruleset
 
 from benchmarks.corpus import TRUTH, generate
+from jitsec.kernel.records import Chunk, FileOrigin
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import StreamOrigin
 from jitsec.scanner.rule_examples import check_rule_examples
 from jitsec.scanner.ruleset import Rule, RuleSet, default_pack_paths, load_ruleset
 
-from jitsec.credential_format import ALPHABET, CredentialKind, mint
+from jitsec.kernel.credential_format import ALPHABET, CredentialKind, mint
+from jitsec.kernel.records import StreamOrigin
 
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"

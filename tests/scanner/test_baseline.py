@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from jitsec.scanner.baseline import BaselineError, baseline_document, load_baseline, parse_baseline
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import FileOrigin
+
+from jitsec.kernel.records import FileOrigin
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from jitsec.cli import main
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.scanner.decoders import decode_variants, marker_lines
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import StreamOrigin
+
+from jitsec.kernel.records import StreamOrigin
 
 
 def test_marker_lines_finds_only_lines_with_markers() -> None:

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import StreamOrigin
 from jitsec.scanner.ruleset import default_pack_paths, load_ruleset
 
 from jitsec.cli import main
+from jitsec.kernel.records import StreamOrigin
 
 from .test_stream import documents, stream_scan
 

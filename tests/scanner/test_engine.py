@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import BrokerStatus, Confidence, FileOrigin, Severity, StreamOrigin
 from jitsec.scanner.ruleset import RuleSet, load_ruleset
 
-from jitsec.credential_format import CredentialKind, encode_base62, mint, sha256_fingerprint
+from jitsec.kernel.credential_format import CredentialKind, encode_base62, mint, sha256_fingerprint
+from jitsec.kernel.records import BrokerStatus, Confidence, FileOrigin, Severity, StreamOrigin
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 RANDOM_PART = "bT3sTqAQlPzx7YnM9cKdEfGh12jk3L"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import StreamOrigin
+
+from jitsec.kernel.records import StreamOrigin
 
 from .test_stream import documents  # the same planted-secret generator
 

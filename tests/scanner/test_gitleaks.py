@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import StreamOrigin
 from jitsec.scanner.ruleset import RuleError, load_ruleset
+
+from jitsec.kernel.records import StreamOrigin
 
 CONFIG = '''
 title = "team config"

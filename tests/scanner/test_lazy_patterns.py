@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.model import StreamOrigin
 from jitsec.scanner.ruleset import LazyPattern, RuleError, RuleSet, load_ruleset
+
+from jitsec.kernel.records import StreamOrigin
 
 AWS_LINE = b"aws_access_key_id=AKIA2OGYBAH6STMMNXNN password=Zq8#vR2!mK9pL4wXy\n"
 

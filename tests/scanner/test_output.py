@@ -4,10 +4,10 @@ import io
 import json
 
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import FileOrigin
 from jitsec.scanner.output import FindingWriter, finding_row, sarif_document
 
-from jitsec.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, mint
+from jitsec.kernel.records import FileOrigin
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from jitsec.connectors.base import SourceErrors
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import Chunk, Finding, KafkaOrigin, StreamOrigin
 
+from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.records import Chunk, Finding, KafkaOrigin, StreamOrigin
 from jitsec.pipeline import run_sources
 
 AWS = b"AKIA2OGYBAH6STMMNXNN"

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.filters import PRAGMA, PRAGMA_NEXTLINE
-from jitsec.scanner.model import Chunk, FileOrigin, KafkaOrigin
+
+from jitsec.kernel.records import Chunk, FileOrigin, KafkaOrigin
 
 from .test_stream import PEM, noise, planted
 

@@ -11,10 +11,10 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jitsec.scanner.engine import Scanner
-from jitsec.scanner.model import Chunk, FileOrigin
 from jitsec.scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY
 
-from jitsec.credential_format import CredentialKind, encode_base62, mint
+from jitsec.kernel.credential_format import CredentialKind, encode_base62, mint
+from jitsec.kernel.records import Chunk, FileOrigin
 
 ORIGIN = FileOrigin("stream.log")
 PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA2a2rwplBQLF29amygykEMmYz0+Kcj3bKBp29P2rFj7QNkLx4\n"

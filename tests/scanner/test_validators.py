@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.scanner.validators import VALIDATORS
 
-from jitsec.credential_format import ALPHABET, CredentialKind, encode_base62, mint
+from jitsec.kernel.credential_format import ALPHABET, CredentialKind, encode_base62, mint
 
 base62 = st.text(alphabet=ALPHABET, min_size=30, max_size=30)
 

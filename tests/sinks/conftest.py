@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from jitsec.connectors.sinks.spool import Backoff
-from jitsec.scanner.model import BrokerStatus, Confidence, Incident, ResponseAction, Severity
 
-from jitsec import credential_format as cf
-from jitsec.redaction import preview
+from jitsec.kernel import credential_format as cf
+from jitsec.kernel.records import BrokerStatus, Confidence, Incident, ResponseAction, Severity
+from jitsec.kernel.redaction import preview
 
 FAST = Backoff(initial=0.01, maximum=0.1)
 

@@ -13,8 +13,9 @@ from jitsec.connectors.sinks.console import ConsoleSink
 from jitsec.connectors.sinks.jsonl import JsonlSink
 from jitsec.connectors.sinks.serialize import incident_from_json, incident_summary, incident_to_json
 from jitsec.connectors.sinks.spool import Backoff
-from jitsec.scanner.model import Incident, ResponseAction
 from rich.console import Console
+
+from jitsec.kernel.records import Incident, ResponseAction
 
 
 def test_jsonl_appends_one_line_per_incident_version(

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jitsec.connectors.sinks.spool import Backoff
 from jitsec.connectors.sinks.syslog import SyslogSink, format_rfc5424, frame_octet_counting
-from jitsec.scanner.model import Incident, Severity
+
+from jitsec.kernel.records import Incident, Severity
 
 RFC5424 = re.compile(
     rb"^<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) jitsec (?P<pid>\d+) incident "

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from jitsec.connectors.sinks.spool import Backoff
 from jitsec.connectors.sinks.webhook import WebhookSink
-from jitsec.scanner.model import Incident
+
+from jitsec.kernel.records import Incident
 
 
 def test_incidents_reach_a_real_http_receiver_with_a_slack_text(

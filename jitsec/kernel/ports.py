@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from jitsec.scanner.model import Chunk, Incident
+from jitsec.kernel.records import Chunk, Incident
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -27,9 +28,11 @@ _SHAPE = regex.compile(r"(?P<prefix>jit[a-z]*_)(?P<body>[0-9A-Za-z]{40})(?P<chec
 class CredentialKind(Enum):
     """The prefix says what a credential is; a new engine gets a new prefix of the same shape."""
 
-    ENGINE_TOKEN = "jit_"
-    TASK_TOKEN = "jitt_"
-    POSTGRES_PASSWORD = "jitpg_"
+    ENGINE_TOKEN = "jit_"  # a token-engine secret leased to an agent for one task
+    TASK_TOKEN = "jitt_"  # the task's own bearer token, held by the agent for the task's life
+    POSTGRES_PASSWORD = "jitpg_"  # the password of a per-lease PostgreSQL role
+    TASK_GRANT = "jitg_"  # a single-use grant an orchestrator hands to an agent to redeem once
+    PRINCIPAL_KEY = "jitk_"  # an API key of a broker principal (orchestrator, scanner, resource, admin)
 
     @property
     def prefix(self) -> str:
@@ -69,7 +72,7 @@ def checksum(body: str) -> str:
     return encode_base62(zlib.crc32(body.encode("ascii")), CHECK_LENGTH)
 
 
-def mint(kind: CredentialKind | str, randbelow=secrets.randbelow) -> str:
+def mint(kind: CredentialKind | str, randbelow: Callable[[int], int] = secrets.randbelow) -> str:
     """A fresh credential of ``kind``; ``randbelow`` is injectable for tests, a CSPRNG by default."""
     prefix = kind.prefix if isinstance(kind, CredentialKind) else kind
     if not _SHAPE.fullmatch(prefix + "0" * (BODY_LENGTH + CHECK_LENGTH)):
