@@ -79,11 +79,12 @@ def backfill(url: str, pattern: str, settings: ElasticsearchSourceSettings,
         from jitsec.scanner.fingerprint import Fingerprinter  # noqa: PLC0415
         from jitsec.scanner.ruleset import load_ruleset  # noqa: PLC0415
 
-        from jitsec.pipeline import run_sources  # noqa: PLC0415
+        from jitsec.pipeline.runner import run_sources  # noqa: PLC0415
+        from jitsec.pipeline.stages import Callback  # noqa: PLC0415
 
         scanner = Scanner(load_ruleset(), Fingerprinter(b"benchmark-key-" * 2))
         started = time.perf_counter()
-        run_sources([source], scanner, handled)
+        run_sources([source], scanner, [Callback(handled)])
     else:
         for chunk in source.chunks():
             handled(chunk, [])

@@ -33,7 +33,8 @@ from jitsec.scanner.ruleset import load_ruleset
 
 from jitsec.kernel.credential_format import CredentialKind, mint
 from jitsec.kernel.records import Finding
-from jitsec.pipeline import run_sources
+from jitsec.pipeline.runner import run_sources
+from jitsec.pipeline.stages import Callback
 
 WORDS = ("user", "order", "cache", "session", "request", "payment", "invoice", "retry", "worker", "queue")
 
@@ -112,7 +113,7 @@ def in_process(history: History, scanner: Scanner) -> tuple[float, list[Finding]
     found: list[Finding] = []
     source = GitHistorySource(history.repo)
     started = time.perf_counter()
-    run_sources([source], scanner, lambda chunk, findings: found.extend(findings))
+    run_sources([source], scanner, [Callback(lambda chunk, findings: found.extend(findings))])
     return time.perf_counter() - started, found, source
 
 

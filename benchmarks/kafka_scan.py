@@ -88,7 +88,7 @@ def produce(bootstrap: str, topic: str, partitions: int, records: list[bytes]) -
     producer.close()
 
 
-def worker(job: tuple[str, str, str, str, int], shared: dict, index: int) -> None:
+def worker(job: tuple[str, str, str, str, int], shared: dict, index: int) -> None:  # noqa: PLR0915
     """One consumer process: read (and scan) until the group together has handled ``total`` records.
 
     Modes: ``client`` polls kafka-python directly (the peer: what the client alone delivers),
@@ -137,11 +137,12 @@ def worker(job: tuple[str, str, str, str, int], shared: dict, index: int) -> Non
         from jitsec.scanner.fingerprint import Fingerprinter  # noqa: PLC0415
         from jitsec.scanner.ruleset import load_ruleset  # noqa: PLC0415
 
-        from jitsec.pipeline import run_sources  # noqa: PLC0415
+        from jitsec.pipeline.runner import run_sources  # noqa: PLC0415
+        from jitsec.pipeline.stages import Callback  # noqa: PLC0415
 
         scanner = Scanner(load_ruleset(), Fingerprinter(b"benchmark-key-" * 2))
         shared["ready"].release()
-        run_sources([source], scanner, handled)
+        run_sources([source], scanner, [Callback(handled)])
         size[0] = source.bytes_read
     elif mode == "source":
         shared["ready"].release()

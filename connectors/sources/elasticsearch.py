@@ -41,7 +41,7 @@ from jitsec.connectors.address import SourceAddressError
 from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
 from jitsec.connectors.sources.json_fields import ROOT, field_chunks, field_text, string_fields
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import BatchReader, SourceErrors
 from jitsec.kernel.records import Chunk, ElasticsearchOrigin
 
 SCHEME = "elasticsearch://"
@@ -131,7 +131,7 @@ class _State:
             raise CheckpointError(f"malformed elasticsearch checkpoint: {error!r}") from error
 
 
-class ElasticsearchSource:
+class ElasticsearchSource(BatchReader):
     """Implements ``jitsec.kernel.ports.Source`` over the official client (see the module docstring)."""
 
     def __init__(self, address: ElasticsearchAddress, *, follow: bool,
@@ -160,12 +160,8 @@ class ElasticsearchSource:
 
     # -- Source protocol ----------------------------------------------------------------------------
 
-    def chunks(self) -> Iterator[Chunk]:
-        for batch in self.chunk_batches():
-            yield from batch
-
-    def chunk_batches(self) -> Iterator[list[Chunk]]:
-        """The chunks of one search page at a time (``BatchedSource``)."""
+    def batches(self) -> Iterator[list[Chunk]]:
+        """The chunks of one search page at a time."""
         if not self._state.backfill_done:
             yield from self._backfill()
         if not self.follow:

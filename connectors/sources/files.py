@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, FileOrigin
 
 CHUNK_SIZE = 1 << 20
@@ -100,7 +100,7 @@ class PathFeed:
             return next(self._iterator, None)
 
 
-class FilesSource:
+class FilesSource(ChunkReader):
     """Chunks of every file taken from ``feed``; one origin at a time, in order within a file."""
 
     def __init__(

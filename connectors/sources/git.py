@@ -38,7 +38,7 @@ from typing import IO
 from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
 from jitsec.connectors.sources.linebuffer import LineAssembler
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, GitOrigin
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
@@ -252,7 +252,7 @@ class BlobReader:
                 stream.close()
 
 
-class GitHistorySource:
+class GitHistorySource(ChunkReader):
     """Chunks of every blob reachable from ``revisions`` (all refs by default), each blob once.
 
     With ``follow`` the source keeps watching all refs (``revisions`` then does not apply) and scans

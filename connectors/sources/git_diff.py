@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import IO
 
 from jitsec.connectors.sources.git import git_executable
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, FileOrigin, GitOrigin
 
 # A hunk header, plain (``@@ -a,b +c,d @@``) or combined for a merge of N parents (N+1 ``@``, N ranges).
@@ -134,7 +135,7 @@ def _diff_process(repo: Path, arguments: Sequence[str]) -> Iterator[bytes]:
             raise subprocess.CalledProcessError(process.returncode, command[3:], stderr=stderr)
 
 
-class DiffSource:
+class DiffSource(ChunkReader):
     """Chunks of the lines added by staged changes (``commits=None``) or by a range of commits."""
 
     def __init__(
@@ -166,7 +167,8 @@ class DiffSource:
             if added.path in self.exclude:
                 continue
             origin = GitOrigin(added.commit, added.path) if added.commit else FileOrigin(added.path)
-            yield Chunk(added.data, origin, 0, added.line)
+            # hunks stand alone; the leak-to-revocation latency starts when git hands them over
+            yield Chunk(added.data, origin, 0, added.line, read_at=time.monotonic(), whole=True)
 
     def acknowledge(self, chunk: Chunk) -> None:
         """A diff is read once; nothing to commit."""

@@ -51,7 +51,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, SaslAuthenticationFailedError
 from kafka.structs import OffsetAndMetadata
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import BatchReader, SourceErrors
 from jitsec.kernel.records import Chunk, KafkaOrigin
 
 ValueFormat = Literal["auto", "json", "text"]
@@ -200,7 +200,7 @@ class _PartitionTrack:
             self.handled_until = self.pending.popleft()[0] + 1
 
 
-class KafkaSource:
+class KafkaSource(BatchReader):
     """Implements ``jitsec.kernel.ports.Source`` over a kafka-python consumer group."""
 
     def __init__(self, address: KafkaAddress, *, follow: bool,
@@ -230,14 +230,14 @@ class KafkaSource:
     # -- Source protocol ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[Chunk]:
-        for batch in self.chunk_batches():
+        for batch in self.batches():
             for chunk in batch:
                 if self._closed.is_set():
                     return  # not acknowledged, so not committed: the next consumer reads it
                 yield chunk
 
-    def chunk_batches(self) -> Iterator[list[Chunk]]:
-        """Every chunk of every record one poll returned, as one list (``BatchedSource``)."""
+    def batches(self) -> Iterator[list[Chunk]]:
+        """Every chunk of every record one poll returned, as one list."""
         consumer = self._connect()
         if consumer is None:
             return

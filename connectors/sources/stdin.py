@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, StreamOrigin
 
 CHUNK_SIZE = 1 << 20
 
 
-class StdinSource:
+class StdinSource(ChunkReader):
     """Reads what is available (``read1``) so a live pipe is scanned as lines arrive, up to
     ``chunk_size`` bytes at a time."""
 

@@ -18,13 +18,13 @@ from typing import BinaryIO
 
 from jitsec.connectors.sources.linebuffer import LineAssembler
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, StreamOrigin
 
 READ_SIZE = 64 * 1024
 
 
-class StdinFollowSource:
+class StdinFollowSource(ChunkReader):
     """Chunks of a stream (standard input by default) as lines arrive, until end of stream or close."""
 
     def __init__(

@@ -31,7 +31,7 @@ from jitsec.connectors.checkpoints import (
 )
 from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, FileOrigin
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
@@ -75,7 +75,7 @@ class _OpenFile:
         return hashlib.sha256(os.pread(self.fd, self.head_len, 0)).hexdigest() != self.head_sha256
 
 
-class TailSource:
+class TailSource(ChunkReader):
     """Chunks of one file as it grows. ``follow=False`` reads to the end once and stops."""
 
     def __init__(

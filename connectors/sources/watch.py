@@ -34,7 +34,7 @@ from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, FileOrigin
 
 BINARY_PROBE = 8000
@@ -91,7 +91,7 @@ class _DirtyPaths(FileSystemEventHandler):
             self.mark(source)
 
 
-class DirectoryWatchSource:
+class DirectoryWatchSource(ChunkReader):
     """Chunks of the files under ``root`` as they appear and grow, until ``close``."""
 
     def __init__(

@@ -37,12 +37,11 @@ from jitsec.connectors.sinks.serialize import incident_from_dict, incident_to_di
 from jitsec.connectors.sources.tail import TailSource
 from jitsec.kernel.credential_format import sha256_fingerprint
 from jitsec.kernel.records import Incident, ResponseAction
-from jitsec.pipeline import run_sources
-from jitsec.response.live_cache import LiveFingerprintCache
-from jitsec.response.responder import Responder, ResponderSettings
-from jitsec.scanner.engine import EngineName, Scanner
+from jitsec.pipeline.builder import EngineName, PipelineSettings, RuleSettings, build_pipeline
+from jitsec.response.options import ResponseOptions
+from jitsec.response.responder import ResponderSettings
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.ruleset import RuleSet, load_ruleset
+from jitsec.scanner.ruleset import RuleSet
 
 ROLES = ("orchestrator", "scanner", "resource", "admin")
 AGENT = "demo-agent"
@@ -118,23 +117,22 @@ class LoopScanner:
     engine: EngineName = "auto"
 
     def __post_init__(self) -> None:
-        self.client = BrokerClient(self.broker_url, key=self.scanner_key, timeout=5.0)
-        self.cache = LiveFingerprintCache(self.client)
-        ruleset = self.ruleset or load_ruleset()
-        self.responder = Responder(self.sinks, broker=self.client, state_dir=self.state_dir,
-                                   settings=ResponderSettings(tick_seconds=0.2), live_cache=self.cache,
-                                   rules_digest=ruleset.digest)
-        self.scanner = Scanner(ruleset, Fingerprinter(secrets.token_bytes(32)), engine=self.engine,
-                               live_fingerprints=self.cache.is_live)
+        response = ResponseOptions(broker_url=self.broker_url, broker_key=self.scanner_key,
+                                   state_dir=self.state_dir)
+        settings = PipelineSettings(rules=RuleSettings(engine=self.engine), response=response)
+        self.pipeline = build_pipeline(settings, ruleset=self.ruleset, extra_sinks=self.sinks,
+                                       fingerprinter=Fingerprinter(secrets.token_bytes(32)),
+                                       responder_settings=ResponderSettings(tick_seconds=0.2))
+        assert self.pipeline.response is not None
+        self.responder = self.pipeline.response.responder
+        self.scanner = self.pipeline.scanner
         self.source = TailSource(self.path, follow=True, poll_interval=self.poll_interval,
                                  partial_timeout=0.05)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=run_sources, name="demo-scanner",
-                                        args=([self.source], self.scanner, self.responder),
-                                        kwargs={"stop": self._stop}, daemon=True)
+        self._thread = threading.Thread(target=self.pipeline.run, name="demo-scanner",
+                                        args=([self.source],), kwargs={"stop": self._stop}, daemon=True)
 
     def start(self, timeout: float = 10.0) -> LoopScanner:
-        self.cache.start()
         self._thread.start()
         if not self.source.opened.wait(timeout):
             raise RuntimeError(f"the scanner could not open {self.path}")
@@ -144,9 +142,7 @@ class LoopScanner:
         self._stop.set()
         self.source.close()
         self._thread.join(10)
-        self.cache.close()
-        self.responder.close(timeout=5)
-        self.client.close()
+        self.pipeline.close()
 
 
 def wait_inactive(resource: BrokerClient, token: str, timeout: float,

@@ -24,9 +24,7 @@ import itertools
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,10 +37,11 @@ from jitsec.kernel.records import BrokerStatus, Chunk, Finding, ResponseAction, 
 from jitsec.response.options import ResponseOptions, response_options
 
 if TYPE_CHECKING:
+    from jitsec.broker.client import BrokerClient
     from jitsec.response.options import ResponseRuntime
 
 EXIT_CLEAN, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
-# What stops a hook from scanning (ValueError covers bad input and jitsec.commands.scanning's setup errors).
+# What stops a hook from scanning (ValueError covers bad input and the pipeline's setup errors).
 _SCAN_ERRORS = (GitError, subprocess.CalledProcessError, OSError, ValueError)
 # A hook holds up a commit: the broker gets less time than a scan gives it. What it cannot take in
 # that time waits in the leak outbox (state directory) for the next run with a broker.
@@ -59,12 +58,37 @@ def _repository_root() -> Path:
     return Path(result.stdout.decode().strip())
 
 
-def _added_chunks(sources: Sequence[Source]) -> Iterator[Chunk]:
+class _Peeked:
+    """A source whose first batch was already read (to skip loading the scanner for an empty diff)."""
+
+    def __init__(self, source: Source, first: Sequence[Chunk], rest: Iterator[Sequence[Chunk]]) -> None:
+        self.source, self.errors = source, source.errors
+        self._batches = itertools.chain([first], rest)
+
+    def batches(self) -> Iterator[Sequence[Chunk]]:
+        return self._batches
+
+    def acknowledge(self, chunk: Chunk) -> None:
+        self.source.acknowledge(chunk)
+
+    def lag(self) -> float | None:
+        return self.source.lag()
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _with_content(sources: Sequence[Source]) -> list[Source]:
+    """The sources that add anything, each with its first batch already read."""
+    kept: list[Source] = []
     for source in sources:
-        try:
-            yield from source.chunks()
-        finally:
+        batches = iter(source.batches())
+        first = next(batches, None)
+        if first is None:
             source.close()
+        else:
+            kept.append(_Peeked(source, first, batches))
+    return kept
 
 
 # Per finding (by fingerprint): what the leak response did, as the block message says it.
@@ -75,56 +99,39 @@ def _scan(
     sources: Sequence[Source],
     rules: Sequence[Path],
     baselines: Sequence[Path],
-    response: ResponseOptions | None = None,
+    response: ResponseOptions,
 ) -> tuple[list[Finding], Outcomes]:
     """Every finding in ``sources`` that the baseline does not accept, and what the leak response did
     about each (empty without one). Nothing added (a commit that only deletes or renames) returns
     before the scanner is even loaded, and before the broker is asked anything."""
-    chunks = _added_chunks(sources)
-    first = next(chunks, None)
-    if first is None:
+    with_content = _with_content(sources)
+    if not with_content:
         return [], {}
-    from jitsec.commands.scanning import build_scanner, load_baselines  # noqa: PLC0415 - start-up cost
+    from jitsec.pipeline.builder import PipelineSettings, RuleSettings, build_pipeline  # noqa: PLC0415 - start-up cost
+    from jitsec.pipeline.stages import emitting  # noqa: PLC0415 - start-up cost
 
-    accepted = load_baselines(baselines)
-    scanner = build_scanner(rules, accepted)
-    runtime = _start_response(response, scanner.ruleset.digest) if response.enabled else None
-    if runtime is not None:
-        scanner.live_fingerprints = runtime.live_fingerprints  # prefix-less broker secrets, as in scan
+    settings = PipelineSettings(rules=RuleSettings(packs=tuple(rules)), baselines=tuple(baselines),
+                                response=response if response.enabled else None,
+                                first_seen_in_history=False, flush_seconds=FLUSH_SECONDS)
     findings: list[Finding] = []
+    pipeline = build_pipeline(settings, tail=[emitting(findings.extend)], client=_broker_client(response))
     try:
-        for chunk in itertools.chain([first], chunks):
-            found = scanner.scan_bytes(chunk.data, chunk.origin, offset=chunk.offset, line=chunk.line)
-            kept = [finding for finding in found if not accepted.accepts(finding)]
-            if kept and runtime is not None:  # reported (and revoked) before the hook says anything
-                kept = runtime.responder.respond(_read_now(chunk), kept)
-            findings.extend(kept)
+        stats = pipeline.run(with_content)
     finally:
-        if runtime is not None:
-            runtime.close(FLUSH_SECONDS)
+        pipeline.close()  # the leak response flushes (FLUSH_SECONDS at most) before outcomes are read
+    if stats.errors.total:
+        raise ValueError("; ".join(stats.errors.examples) or "the diff could not be scanned")
+    runtime = pipeline.response
     return findings, _outcomes(runtime, findings) if runtime is not None else {}
 
 
-def _start_response(response: ResponseOptions, rules_digest: str) -> ResponseRuntime:
-    """``scan``'s leak response (``build_response``), with a broker client on the hook's timeout."""
-    from jitsec.response.options import build_response  # noqa: PLC0415 - start-up cost
+def _broker_client(response: ResponseOptions) -> BrokerClient | None:
+    """A broker client on the hook's short timeout (what it cannot take waits in the outbox)."""
+    if not (response.enabled and response.broker_url):
+        return None
+    from jitsec.broker.client import BrokerClient  # noqa: PLC0415 - start-up cost
 
-    client = None
-    if response.broker_url:
-        from jitsec.broker.client import BrokerClient  # noqa: PLC0415 - start-up cost
-
-        client = BrokerClient(response.broker_url, key=response.broker_key, timeout=BROKER_TIMEOUT_SECONDS)
-    try:
-        return build_response(response, client=client, rules_digest=rules_digest)
-    except BaseException:
-        if client is not None:
-            client.close()
-        raise
-
-
-def _read_now(chunk: Chunk) -> Chunk:
-    """The diff reader does not stamp chunks; the leak-to-revocation latency starts here."""
-    return chunk if chunk.read_at is not None else replace(chunk, read_at=time.monotonic())
+    return BrokerClient(response.broker_url, key=response.broker_key, timeout=BROKER_TIMEOUT_SECONDS)
 
 
 _OUTCOME_TEXT = {

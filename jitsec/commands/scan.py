@@ -8,28 +8,32 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 import click
 
-from jitsec.commands.scanning import scan_addresses
 from jitsec.connectors.address import is_source_address
+from jitsec.kernel.ports import Stage
 from jitsec.kernel.records import Finding
-from jitsec.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
-from jitsec.scanner.baseline import Baseline, BaselineError, baseline_document, load_baseline
-from jitsec.scanner.engine import EngineName, Scanner
-from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
-from jitsec.scanner.output import FORMATS, FindingWriter, Format
-from jitsec.scanner.ruleset import (
-    RuleError,
-    RuleSet,
-    default_pack_paths,
-    load_pack,
-    load_ruleset,
-    make_ruleset,
+from jitsec.pipeline.builder import (
+    EngineName,
+    Pipeline,
+    PipelineSettings,
+    PipelineSetupError,
+    RuleSettings,
+    build_pipeline,
+    load_rules,
 )
-from jitsec.scanner.scan_job import EXIT_ERROR, ScanResult, plan, run_scan
+from jitsec.pipeline.paths import EXIT_ERROR, ScanResult, Tally, plan, scan_addresses, scan_paths
+from jitsec.pipeline.stages import emitting
+from jitsec.response.options import ResponseOptions, response_options
+from jitsec.scanner.baseline import baseline_document
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.output import FORMATS, FindingWriter, Format
+from jitsec.scanner.ruleset import RuleError, RuleSet, default_pack_paths, load_pack, make_ruleset
 
 _ENGINES = click.Choice(["auto", "hyperscan", "python"])
 
@@ -71,37 +75,24 @@ def _fail(message: str) -> click.exceptions.Exit:
     return click.exceptions.Exit(EXIT_ERROR)
 
 
-def _load_rules(rule_files: tuple[Path, ...], no_default: bool, gitleaks: Path | None) -> RuleSet:
-    try:
-        ruleset = load_ruleset(rule_files, include_default=not no_default, gitleaks_config=gitleaks)
-    except RuleError as error:
-        raise _fail(f"invalid rules: {error}") from None
-    if not ruleset.rules:
-        raise _fail("no rules loaded (no default packs found and none given with --rules)")
-    return ruleset
+def _settings(rule_files: tuple[Path, ...], no_default: bool, gitleaks: Path | None, engine: str,  # noqa: PLR0917
+              baselines: tuple[Path, ...] = (), response: ResponseOptions | None = None) -> PipelineSettings:
+    rules = RuleSettings(rule_files, not no_default, gitleaks, cast(EngineName, engine))
+    return PipelineSettings(rules=rules, baselines=baselines, response=response)
 
 
-def _build_scanner(ruleset: RuleSet, engine: str, baseline: Baseline,
-                   live_fingerprints: Callable[[str], bool] | None = None) -> Scanner:
+def _load_rules(settings: RuleSettings) -> RuleSet:
     try:
-        fingerprinter = Fingerprinter.load_or_create()
-    except FingerprintKeyError as error:
-        raise _fail(str(error)) from None
-    try:
-        return Scanner(ruleset, fingerprinter, engine=cast(EngineName, engine), ignored_sha1=baseline.sha1,
-                       live_fingerprints=live_fingerprints)
-    except RuntimeError as error:
+        return load_rules(settings)
+    except PipelineSetupError as error:
         raise _fail(str(error)) from None
 
 
-def _load_baselines(paths: tuple[Path, ...]) -> Baseline:
-    baseline = Baseline()
-    for path in paths:
-        try:
-            baseline = baseline | load_baseline(path)
-        except BaselineError as error:
-            raise _fail(str(error)) from None
-    return baseline
+def _build(settings: PipelineSettings, ruleset: RuleSet, tail: list[Stage]) -> Pipeline:
+    try:
+        return build_pipeline(settings, ruleset=ruleset, tail=tail)
+    except PipelineSetupError as error:
+        raise _fail(str(error)) from None
 
 
 @contextmanager
@@ -123,18 +114,20 @@ def _stderr_console() -> Any:
     return Console(stderr=True, emoji=False)
 
 
-def _execute(paths: tuple[str, ...], scanner: Scanner, baseline: Baseline, jobs: int,  # noqa: PLR0917
-             progress: bool | None, emit: Callable[[list[Finding]], None]) -> ScanResult:
-    addresses = [path for path in paths if is_source_address(path)]  # git:, kafka://, elasticsearch://
-    paths = tuple(path for path in paths if not is_source_address(path))
-    planned = plan(paths)
-    total = sum(entry.size for entry in planned[0])
-    with _progress_bar(progress, total) as advance:
-        result = run_scan(paths, scanner, emit, baseline=baseline, jobs=jobs, progress=advance,
-                          planned=planned)
-    if addresses:
-        scan_addresses(addresses, scanner, baseline, emit, result)
-    return result
+def _execute(paths: tuple[str, ...], settings: PipelineSettings, ruleset: RuleSet, jobs: int,  # noqa: PLR0917
+             progress: bool | None, sink: Stage) -> tuple[ScanResult, Pipeline]:
+    """Files and stdin, then ``git:``/``kafka://``/``elasticsearch://`` addresses, through one pipeline
+    whose last stage is ``sink``."""
+    addresses = [path for path in paths if is_source_address(path)]
+    planned = plan([path for path in paths if not is_source_address(path)])
+    result = ScanResult()
+    with (_progress_bar(progress, planned.total_bytes) as advance,
+          _build(settings, ruleset, [Tally(result, advance), sink]) as pipeline):
+        scan_paths(pipeline, planned, result, jobs=jobs)
+        if addresses:
+            scan_addresses(pipeline, addresses, result)
+    result.baselined = pipeline.accepted
+    return result, pipeline
 
 
 def _report(result: ScanResult, scanner: Scanner) -> None:
@@ -186,13 +179,9 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
       jitsec scan --gitleaks-config .gitleaks.toml --rules extra.toml .
     """
     started_wall = time.perf_counter()
-    ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
-    baseline = _load_baselines(baselines)
-    try:
-        runtime = build_response(response, rules_digest=ruleset.digest) if response.enabled else None
-    except OSError as error:  # the state dir (spools, outbox, incident book) cannot be used
-        raise _fail(str(error)) from None
-    scanner = _build_scanner(ruleset, engine, baseline, runtime.live_fingerprints if runtime else None)
+    settings = _settings(rule_files, no_default_rules, gitleaks_config, engine, baselines,
+                         response if response.enabled else None)
+    ruleset = _load_rules(settings.rules)
     try:
         target: Any = open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)  # noqa: SIM115
     except OSError as error:
@@ -200,25 +189,12 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
     with target as stream:
         color = output is None and stream.isatty()
         writer = FindingWriter(cast(Format, fmt), stream, ruleset, color=color)
-        try:
-            result = _execute(paths, scanner, baseline, jobs, progress, _responding(writer.write, runtime))
-        finally:
-            if runtime is not None:
-                runtime.close()
+        result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(writer.write))
         writer.close(result.summary())
-    _report(result, scanner)
+    _report(result, pipeline.scanner)
     if show_stats:
-        _print_stats(result, scanner, time.process_time(), time.perf_counter() - started_wall)
+        _print_stats(result, pipeline.scanner, time.process_time(), time.perf_counter() - started_wall)
     sys.exit(result.exit_code)
-
-
-def _responding(emit: Callable[[list[Finding]], None],
-                runtime: ResponseRuntime | None) -> Callable[[list[Finding]], None]:
-    """With ``--broker`` or ``--alert``, findings pass through the leak response first (which reports
-    broker-format hits, sets ``broker`` on them and raises incidents) before they are written."""
-    if runtime is None:
-        return emit
-    return lambda found: emit(runtime.responder.respond(None, found))
 
 
 def _print_stats(result: ScanResult, scanner: Scanner, cpu: float, wall: float) -> None:
@@ -258,18 +234,18 @@ def baseline_create(  # noqa: PLR0917 - click passes options positionally by nam
       jitsec baseline create .                       writes .jitsec.baseline
       jitsec scan --baseline .jitsec.baseline .      then only new findings fail
     """
-    ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
-    previous = _load_baselines(baselines)
-    scanner = _build_scanner(ruleset, engine, previous)
+    settings = replace(_settings(rule_files, no_default_rules, gitleaks_config, engine, baselines),
+                       drop_accepted=False)  # a new baseline keeps what the old ones accepted
+    ruleset = _load_rules(settings.rules)
     collected: list[Finding] = []
-    result = _execute(paths, scanner, Baseline(), jobs, progress, collected.extend)
+    result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(collected.extend))
     document = baseline_document(collected, ruleset.digest)
     try:
         output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     except OSError as error:
         raise _fail(f"cannot write {output}: {error.strerror or error}") from None
     click.echo(f"jitsec: wrote {len(document['findings'])} fingerprints to {output}", err=True)
-    _report(result, scanner)
+    _report(result, pipeline.scanner)
     sys.exit(EXIT_ERROR if result.errors.total else 0)
 
 
@@ -333,7 +309,7 @@ def rules_list(
     rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
                as_json: bool) -> None:
     """List the loaded rules and the rule-set digest stamped on findings and alerts."""
-    ruleset = _load_rules(rule_files, no_default_rules, gitleaks_config)
+    ruleset = _load_rules(_settings(rule_files, no_default_rules, gitleaks_config, engine).rules)
     rows = [{"id": r.id, "pack": r.pack, "severity": r.severity.value, "validator": r.validator,
              "keywords": list(r.keywords), "description": r.description} for r in ruleset.rules]
     out: TextIO = sys.stdout

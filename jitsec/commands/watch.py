@@ -19,22 +19,28 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import click
 
-from jitsec.commands.scanning import FirstSeenInHistory, ScannerSetupError, build_scanner, load_baselines
 from jitsec.connectors.address import SourceAddressError, open_source
 from jitsec.connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
 from jitsec.connectors.sources.git import GitStats
 from jitsec.connectors.telemetry import DaemonMetrics, HealthServer
-from jitsec.kernel.ports import Source, SourceErrors
+from jitsec.kernel.ports import Source, SourceErrors, Stage
 from jitsec.kernel.records import Chunk, Finding
-from jitsec.pipeline import PipelineStats, run_sources
-from jitsec.response.options import ResponseOptions, ResponseRuntime, build_response, response_options
-from jitsec.scanner.baseline import Baseline
-from jitsec.scanner.engine import Scanner
-from jitsec.scanner.output import FORMATS, FindingWriter
+from jitsec.pipeline.builder import (
+    Pipeline,
+    PipelineSettings,
+    PipelineSetupError,
+    RuleSettings,
+    build_pipeline,
+    load_rules,
+)
+from jitsec.pipeline.runner import PipelineStats
+from jitsec.pipeline.stages import Callback
+from jitsec.response.options import ResponseOptions, response_options
+from jitsec.scanner.output import FORMATS, FindingWriter, Format
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -51,10 +57,11 @@ class MeteredSource:
     def errors(self) -> SourceErrors:
         return self.source.errors
 
-    def chunks(self) -> Iterator[Chunk]:
-        for chunk in self.source.chunks():
-            self.metrics.count_chunk(self.name, chunk)
-            yield chunk
+    def batches(self) -> Iterator[Sequence[Chunk]]:
+        for batch in self.source.batches():
+            for chunk in batch:
+                self.metrics.count_chunk(self.name, chunk)
+            yield batch
 
     def acknowledge(self, chunk: Chunk) -> None:
         self.source.acknowledge(chunk)
@@ -63,34 +70,26 @@ class MeteredSource:
         self.source.close()
 
     def lag(self) -> float | None:
-        measure = getattr(self.source, "lag", None)
-        return measure() if callable(measure) else None
+        return self.source.lag()
 
 
 class Watch:
-    """One run: sources → pipeline → baseline → response → writer, until stopped."""
+    """One run: sources → pipeline (baseline, first seen, response, then metrics and writer) until
+    stopped."""
 
     def __init__(
         self,
         sources: Sequence[MeteredSource],
         *,
         metrics: DaemonMetrics,
-        baseline: Baseline,
-        runtime: ResponseRuntime | None,
-        writer: FindingWriter | None,
         idle_timeout: float | None = None,
     ) -> None:
         self.sources = list(sources)
         self.metrics = metrics
-        self.baseline = baseline
-        self.runtime = runtime
-        self.writer = writer
         self.idle_timeout = idle_timeout
         self.stop_event = threading.Event()
         self.findings = 0
         self.stopped_by = "end of input"
-        self._write_lock = threading.Lock()
-        self.first_seen = FirstSeenInHistory()
 
     def stop(self, reason: str) -> None:
         """Stop following; safe from signal handlers and other threads, idempotent."""
@@ -101,23 +100,17 @@ class Watch:
         for source in self.sources:
             source.close()
 
-    def on_findings(self, chunk: Chunk, findings: list[Finding]) -> None:
-        kept = self.first_seen([finding for finding in findings if not self.baseline.accepts(finding)])
-        if kept and self.runtime is not None:
-            kept = self.runtime.responder.respond(chunk, kept)
-        if kept:
-            self.metrics.count_findings(kept)
-            with self._write_lock:
-                self.findings += len(kept)
-                if self.writer is not None:
-                    self.writer.write(kept)
-                    self.writer.stream.flush()
+    def count(self, chunk: Chunk, findings: list[Finding]) -> None:
+        """The watch's own stage (a ``Callback``): metrics and the finding count of the exit code."""
+        if findings:
+            self.metrics.count_findings(findings)
+            self.findings += len(findings)
 
-    def run(self, scanner: Scanner) -> PipelineStats:
+    def run(self, pipeline: Pipeline) -> PipelineStats:
         idle = threading.Thread(target=self._idle_watch, name="idle-watch", daemon=True)
         idle.start()
         try:
-            return run_sources(self.sources, scanner, self.on_findings, stop=self.stop_event)
+            return pipeline.run(self.sources, stop=self.stop_event)
         finally:
             self.stop_event.set()
 
@@ -160,7 +153,7 @@ def _summary(watch: Watch, stats: PipelineStats, metrics: DaemonMetrics) -> dict
     }
 
 
-def _report_end(watch: Watch, summary: dict[str, Any], stats: PipelineStats) -> None:
+def _report_end(watch: Watch, pipeline: Pipeline, summary: dict[str, Any], stats: PipelineStats) -> None:
     click.echo(
         f"jitsec: stopped ({summary['stopped_by']}): {summary['findings']} finding(s), "
         f"{summary['chunks']} chunks, {summary['bytes']} bytes",
@@ -175,8 +168,8 @@ def _report_end(watch: Watch, summary: dict[str, Any], stats: PipelineStats) -> 
                 f"{history.blobs_repeated} repeats skipped",
                 err=True,
             )
-    if watch.first_seen.repeats:
-        click.echo(f"jitsec: {watch.first_seen.repeats} repeat(s) of secrets already reported at the "
+    if pipeline.repeats:
+        click.echo(f"jitsec: {pipeline.repeats} repeat(s) of secrets already reported at the "
                    "commit that introduced them", err=True)
     for example in stats.errors.examples:
         click.echo(f"jitsec: {example}", err=True)
@@ -191,40 +184,46 @@ def _run(
     fmt: str,
 ) -> int:
     metrics = DaemonMetrics()
+    watch: Watch | None = None
     with ExitStack() as cleanup:
         try:
-            baseline = load_baselines(settings.baselines)
             sources = _open_sources(addresses, settings.checkpoint_dir, settings.from_end, metrics)
-            scanner = build_scanner(settings.rules, baseline)
-            runtime = None
-            if response.enabled:
-                runtime = build_response(response, rules_digest=scanner.ruleset.digest)
-            if runtime is not None:
-                cleanup.callback(runtime.close)
-                scanner.live_fingerprints = runtime.live_fingerprints  # prefix-less broker secrets
+            for source in sources:
+                cleanup.callback(source.close)
+            pipeline_settings = PipelineSettings(rules=RuleSettings(packs=settings.rules),
+                                                 baselines=settings.baselines,
+                                                 response=response if response.enabled else None)
+            ruleset = load_rules(pipeline_settings.rules)
+            watch = Watch(sources, metrics=metrics, idle_timeout=settings.idle_timeout)
+            tail: list[Stage] = [Callback(watch.count)]
+            writer = FindingWriter(cast(Format, fmt), output, ruleset) if output is not None else None
+            if writer is not None:
+                tail.append(Callback(lambda _chunk, found: _write(writer, found)))
+            pipeline = cleanup.enter_context(build_pipeline(pipeline_settings, ruleset=ruleset, tail=tail))
             if settings.listen is not None:
                 server = HealthServer(metrics, *settings.listen)
                 server.start()
                 cleanup.callback(server.close)
                 click.echo(f"jitsec: health and metrics on http://{_host_port(server.address)}/", err=True)
-        except (SourceAddressError, ScannerSetupError, OSError) as exc:
+        except (SourceAddressError, PipelineSetupError, OSError) as exc:
             click.echo(f"jitsec: {exc}", err=True)
             return EXIT_ERROR
-        writer = FindingWriter(fmt, output, scanner.ruleset) if output is not None else None  # type: ignore[arg-type]
-        watch = Watch(
-            sources, metrics=metrics, baseline=baseline, runtime=runtime, writer=writer,
-            idle_timeout=settings.idle_timeout,
-        )  # fmt: skip
-        book = runtime.responder.incidents if runtime is not None else None
+        book = pipeline.response.responder.incidents if pipeline.response is not None else None
         metrics.watch_sources([(s.name, s) for s in sources], book.__len__ if book is not None else None)
         _install_signal_handlers(watch)
-        click.echo(f"jitsec: watching {len(sources)} source(s); rules {scanner.ruleset.digest}", err=True)
-        stats = watch.run(scanner)
+        click.echo(f"jitsec: watching {len(sources)} source(s); rules {ruleset.digest}", err=True)
+        stats = watch.run(pipeline)
         summary = _summary(watch, stats, metrics)
         if writer is not None:
             writer.close(summary)
-        _report_end(watch, summary, stats)
+        _report_end(watch, pipeline, summary, stats)
     return EXIT_FINDINGS if watch.findings else EXIT_CLEAN
+
+
+def _write(writer: FindingWriter, findings: list[Finding]) -> None:
+    if findings:
+        writer.write(findings)
+        writer.stream.flush()
 
 
 def _host_port(address: tuple[str, int]) -> str:

@@ -1,4 +1,4 @@
-"""The two connector interfaces.
+"""The ports between layers: sources and sinks (connectors), and the pipeline's stages.
 
 A source yields chunks and is told when what it yielded has been handled, so that it can commit
 offsets or checkpoints only then (at-least-once). A bad record is counted and reported through
@@ -7,11 +7,11 @@ offsets or checkpoints only then (at-least-once). A bad record is counted and re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from jitsec.kernel.records import Chunk, Incident
+from jitsec.kernel.records import Chunk, Finding, Incident
 
 
 @dataclass(slots=True)
@@ -32,28 +32,72 @@ class SourceErrors:
         return sum(self.counts.values())
 
 
-@runtime_checkable
 class Source(Protocol):
-    """Yields chunks. ``acknowledge(chunk)`` is called, in order, once everything found in that chunk
-    has been durably handled; a source may commit its position up to that chunk then. ``close`` stops
-    following and releases resources; it is idempotent."""
+    """Yields chunks in batches and is told, in order, when each was handled.
+
+    ``batches()`` yields lists of chunks: one poll of a Kafka consumer, one page of an Elasticsearch
+    search, or a single chunk for sources that read one at a time (files, tails, stdin). The pipeline
+    scans a batch's standalone chunks in one pass. ``acknowledge(chunk)`` is called, in order, once
+    everything found in that chunk has been durably handled; a source may commit its position up to
+    that chunk then. ``lag()`` is how far behind the source's end the reader is (records or bytes),
+    None when the source cannot tell. ``close`` stops following and releases resources; it is
+    idempotent and safe from another thread.
+    """
 
     errors: SourceErrors
 
-    def chunks(self) -> Iterator[Chunk]: ...
+    def batches(self) -> Iterator[Sequence[Chunk]]: ...
 
     def acknowledge(self, chunk: Chunk) -> None: ...
+
+    def lag(self) -> float | None: ...
 
     def close(self) -> None: ...
 
 
-@runtime_checkable
-class BatchedSource(Source, Protocol):
-    """A source that reads in batches (a Kafka poll) hands each over at once, so that the pipeline
-    scans the batch's whole chunks in one pass instead of one stream per record. ``chunks`` stays
-    the same data, one chunk at a time."""
+class ChunkReader:
+    """Base of sources that read one chunk at a time: each chunk is a batch of one."""
 
-    def chunk_batches(self) -> Iterator[list[Chunk]]: ...
+    def chunks(self) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[Sequence[Chunk]]:
+        for chunk in self.chunks():
+            yield (chunk,)
+
+    def lag(self) -> float | None:
+        return None
+
+
+class BatchReader:
+    """Base of sources that read in batches; ``chunks()`` flattens them (for callers that want one
+    chunk at a time, such as tests)."""
+
+    def batches(self) -> Iterator[Sequence[Chunk]]:
+        raise NotImplementedError
+
+    def chunks(self) -> Iterator[Chunk]:
+        for batch in self.batches():
+            yield from batch
+
+    def lag(self) -> float | None:
+        return None
+
+
+class Stage(Protocol):
+    """One step after detection: baseline, first-seen in history, leak response, metrics, writing.
+
+    ``process(chunk, findings)`` is called once per chunk, findings empty or not, in chunk order for
+    each source and from that source's thread (stages are shared by sources: they guard their own
+    state); it returns the findings to hand to the next stage. When it returns, what it did is
+    durable: the chunk is acknowledged to its source only after every stage has returned. A stage
+    that raises stops that source without acknowledging the chunk. ``close`` is called once, after
+    every source has ended; it flushes and releases.
+    """
+
+    def process(self, chunk: Chunk, findings: list[Finding]) -> list[Finding]: ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -3,10 +3,7 @@
     @click.command()
     @response_options
     def scan(..., response: ResponseOptions) -> None:
-        runtime = build_response(response)
-        scanner = Scanner(ruleset, fingerprinter, live_fingerprints=runtime.live_fingerprints)
-        run_sources(sources, scanner, runtime.responder)   # or call runtime.responder.respond(...)
-        runtime.close()
+        pipeline = build_pipeline(PipelineSettings(response=response, ...))   # the runtime is a stage
 
 The broker's URL comes from ``--broker`` or ``JITSEC_BROKER_URL``; the scanner principal's key ONLY
 from ``JITSEC_BROKER_KEY`` (a command-line argument would land in shell history and ``ps``).
@@ -26,6 +23,7 @@ import click
 from jitsec.broker.leaks import LeakScope
 from jitsec.connectors.sinks import ALERT_SPEC_HELP, build_sink, parse_alert_spec
 from jitsec.kernel.ports import Sink
+from jitsec.kernel.records import Chunk, Finding
 
 if TYPE_CHECKING:  # imported by build_response: declaring the options (a git hook) stays cheap
     from jitsec.broker.client import BrokerClient
@@ -115,28 +113,35 @@ def response_options(command: F) -> F:
 
 @dataclass(slots=True)
 class ResponseRuntime:
-    """What a scanning command holds for the run; ``close`` flushes and stops everything."""
+    """The leak response as a pipeline stage: ``process`` reports broker-format hits (and revokes what
+    is live), raises incidents and returns the findings with ``broker`` set; ``close`` flushes and
+    stops everything (cache, responder, client)."""
 
     responder: Responder
     client: BrokerClient | None = None
     cache: LiveFingerprintCache | None = None
+    close_timeout: float = 5.0
 
     @property
     def live_fingerprints(self) -> Callable[[str], bool] | None:
         """The ``Scanner(live_fingerprints=...)`` hook, or None without a broker."""
         return self.cache.is_live if self.cache is not None else None
 
-    def close(self, timeout: float = 5.0) -> None:
+    def process(self, chunk: Chunk, findings: list[Finding]) -> list[Finding]:
+        return self.responder.respond(chunk, findings) if findings else findings
+
+    def close(self, timeout: float | None = None) -> None:
         if self.cache is not None:
             self.cache.close()
-        self.responder.close(timeout)
+        self.responder.close(self.close_timeout if timeout is None else timeout)
         if self.client is not None:
             self.client.close()
 
 
 def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = (),
                    settings: ResponderSettings | None = None, live_cache: bool = True,
-                   client: BrokerClient | None = None, rules_digest: str = "") -> ResponseRuntime:
+                   client: BrokerClient | None = None, rules_digest: str = "",
+                   close_timeout: float = 5.0) -> ResponseRuntime:
     """Sinks from the ``--alert`` specs, the broker client and live-fingerprint cache, the responder.
 
     Raises ``click.UsageError`` when a broker URL is set (option, env or daemon config) without
@@ -161,4 +166,4 @@ def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = 
                                  tick_seconds=base.tick_seconds, outbox_backoff=base.outbox_backoff)
     responder = Responder(sinks, broker=client, state_dir=options.state_dir, settings=base, live_cache=cache,
                           rules_digest=rules_digest)
-    return ResponseRuntime(responder=responder, client=client, cache=cache)
+    return ResponseRuntime(responder=responder, client=client, cache=cache, close_timeout=close_timeout)

@@ -18,7 +18,8 @@ from jitsec.scanner.ruleset import load_ruleset
 
 from jitsec.kernel import credential_format as cf
 from jitsec.kernel.records import Chunk, ElasticsearchOrigin, Finding
-from jitsec.pipeline import run_sources
+from jitsec.pipeline.runner import run_sources
+from jitsec.pipeline.stages import Callback
 
 pytestmark = pytest.mark.elasticsearch
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def test_planted_tokens_are_found_by_index_document_and_field(elasticsearch_url:
             with lock:
                 found.extend(findings)
 
-        run_sources([source], scanner, on_findings)
+        run_sources([source], scanner, [Callback(on_findings)])
         broker = sorted((f for f in found if f.credential_sha256), key=lambda f: f.origin.index)  # type: ignore[union-attr]
         assert [f.origin for f in broker] == [ElasticsearchOrigin(f"{prefix}-a", "2", "http.headers[1]"),
                                               ElasticsearchOrigin(f"{prefix}-b", "x", "message")]

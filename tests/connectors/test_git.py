@@ -12,7 +12,8 @@ from jitsec.scanner.ruleset import load_ruleset
 
 from jitsec.kernel.credential_format import mint
 from jitsec.kernel.records import GitOrigin
-from jitsec.pipeline import run_sources
+from jitsec.pipeline.runner import run_sources
+from jitsec.pipeline.stages import Callback
 
 
 def commit_file(git, repo: Path, name: str, data: bytes, message: str) -> str:
@@ -118,7 +119,8 @@ def test_history_scan_through_the_pipeline_locates_by_commit_path_and_line(tmp_p
     pack = Path(__file__).parent / "packs" / "broker.toml"
     scanner = Scanner(load_ruleset([pack], include_default=False), Fingerprinter(b"k" * 32), engine="python")
     found = []
-    stats = run_sources([GitHistorySource(repo)], scanner, lambda chunk, findings: found.extend(findings))
+    collect = Callback(lambda chunk, findings: found.extend(findings))
+    stats = run_sources([GitHistorySource(repo)], scanner, [collect])
     assert [(f.origin, f.line, f.column, f.rule_id) for f in found] == [
         (GitOrigin(leak, "app.py"), 3, 10, "test-broker-token")
     ]

@@ -17,7 +17,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from jitsec.kernel import credential_format as cf
 from jitsec.kernel.records import Chunk, Finding, KafkaOrigin
-from jitsec.pipeline import run_sources
+from jitsec.pipeline.runner import run_sources
+from jitsec.pipeline.stages import Callback
 
 pytestmark = pytest.mark.kafka
 
@@ -52,7 +53,7 @@ def test_planted_tokens_are_found_where_they_were_produced(kafka_bootstrap: str,
         with lock:
             found.extend(findings)
 
-    stats = run_sources([source], scanner, on_findings)
+    stats = run_sources([source], scanner, [Callback(on_findings)])
     broker_findings = sorted((f for f in found if f.credential_sha256), key=lambda f: f.origin.offset)  # type: ignore[union-attr]
     assert [f.origin for f in broker_findings] == [
         KafkaOrigin(topic, 0, 0, "ctx.auth"), KafkaOrigin(topic, 0, 1, None), KafkaOrigin(topic, 0, 2, None)]
@@ -84,7 +85,8 @@ def test_a_leak_in_the_last_record_of_a_quiet_topic_is_reported_while_following(
         if any(f.credential_sha256 == cf.sha256_fingerprint(token) for f in findings):
             reported.set()
 
-    thread = threading.Thread(target=run_sources, args=([source], scanner, on_findings), daemon=True)
+    thread = threading.Thread(target=run_sources, args=([source], scanner, [Callback(on_findings)]),
+                              daemon=True)
     thread.start()
     try:
         assert reported.wait(timeout=30), "the finding waited for a record that never came"

@@ -31,7 +31,8 @@ from kafka import KafkaConsumer
 from jitsec.kernel import credential_format as cf
 from jitsec.kernel.records import Chunk, Confidence, Finding, Incident, ResponseAction, Severity
 from jitsec.kernel.redaction import preview
-from jitsec.pipeline import PipelineStats, run_sources
+from jitsec.pipeline.runner import PipelineStats, run_sources
+from jitsec.pipeline.stages import Callback
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -133,7 +134,8 @@ def test_kafka_going_away_mid_stream_and_back_loses_nothing(
             broker_down.wait(timeout=300)  # the scanner is busy while the broker goes away
 
     result: list[PipelineStats] = []
-    runner = threading.Thread(target=lambda: result.append(run_sources([source], scanner, on_findings)),
+    stages = [Callback(on_findings)]
+    runner = threading.Thread(target=lambda: result.append(run_sources([source], scanner, stages)),
                               daemon=True)
     runner.start()
     try:

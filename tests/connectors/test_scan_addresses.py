@@ -5,16 +5,29 @@ import os
 import subprocess
 from pathlib import Path
 
-from jitsec.scanner.baseline import Baseline
-from jitsec.scanner.engine import Scanner
+from jitsec.scanner.baseline import baseline_document
 from jitsec.scanner.fingerprint import Fingerprinter
-from jitsec.scanner.ruleset import load_ruleset
-from jitsec.scanner.scan_job import ScanResult
 
-from jitsec.commands.scanning import scan_addresses
 from jitsec.kernel.credential_format import mint
+from jitsec.kernel.records import Finding
+from jitsec.pipeline.builder import Pipeline, PipelineSettings, RuleSettings, build_pipeline
+from jitsec.pipeline.paths import ScanResult, Tally, scan_addresses
+from jitsec.pipeline.stages import emitting
 
 PACK = Path(__file__).parent / "packs" / "broker.toml"
+
+
+def scan_once(address: str, result: ScanResult, emitted: list[Finding] | None = None,
+              baseline: Path | None = None) -> Pipeline:
+    """``git:`` address through the builder's pipeline: the broker pack, one fixed key."""
+    settings = PipelineSettings(rules=RuleSettings(packs=(PACK,), include_default=False, engine="python"),
+                                baselines=(baseline,) if baseline else ())
+    collected = emitted if emitted is not None else []
+    with build_pipeline(settings, tail=[Tally(result), emitting(collected.extend)],
+                        fingerprinter=Fingerprinter(b"f" * 32)) as pipeline:
+        scan_addresses(pipeline, [address], result)
+    result.baselined = pipeline.accepted
+    return pipeline
 
 
 def test_git_address_is_scanned_once_with_baseline_and_errors(tmp_path: Path, git_repo) -> None:
@@ -23,17 +36,17 @@ def test_git_address_is_scanned_once_with_baseline_and_errors(tmp_path: Path, gi
     (repo / "b.env").write_text(f"T={mint('jit_')}\n")
     git_repo("add", ".")
     git_repo("commit", "-q", "-m", "two leaks")
-    scanner = Scanner(load_ruleset([PACK], include_default=False), Fingerprinter(b"f" * 32), engine="python")
-    emitted = []
+    emitted: list[Finding] = []
     result = ScanResult()
-    scan_addresses([f"git:{repo}"], scanner, Baseline(), emitted.extend, result)
+    scan_once(f"git:{repo}", result, emitted)
     assert result.findings == 2 and result.files == 2 and result.errors.total == 0
-    accepted = Baseline(fingerprints=frozenset({emitted[0].fingerprint}))
+    accepted = tmp_path / "accepted.baseline"
+    accepted.write_text(json.dumps(baseline_document(emitted[:1], "digest")))
     again = ScanResult()
-    scan_addresses([f"git:{repo}"], scanner, accepted, lambda found: None, again)
+    scan_once(f"git:{repo}", again, baseline=accepted)
     assert (again.findings, again.baselined) == (1, 1)
     broken = ScanResult()
-    scan_addresses([f"git:{tmp_path / 'nothing'}"], scanner, Baseline(), lambda found: None, broken)
+    scan_once(f"git:{tmp_path / 'nothing'}", broken)
     assert broken.errors.counts == {"source": 1} and broken.exit_code == 2
 
 
@@ -47,10 +60,9 @@ def test_a_secret_kept_over_many_commits_is_reported_once(tmp_path: Path, git_re
     for number in range(3):  # later versions of the file still hold it
         (repo / "app.env").write_text((repo / "app.env").read_text() + f"DEBUG={number}\n")
         git_repo("commit", "-q", "-am", f"edit {number}")
-    scanner = Scanner(load_ruleset([PACK], include_default=False), Fingerprinter(b"f" * 32), engine="python")
-    emitted = []
+    emitted: list[Finding] = []
     result = ScanResult()
-    scan_addresses([f"git:{repo}"], scanner, Baseline(), emitted.extend, result)
+    scan_once(f"git:{repo}", result, emitted)
     assert [(f.origin.commit, f.origin.path, f.line) for f in emitted] == [(introduced, "app.env", 1)]
     assert result.findings == 1 and result.files == 4
 

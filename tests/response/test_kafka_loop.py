@@ -22,7 +22,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from jitsec.commands.demo import AGENT, EmbeddedBroker
 from jitsec.kernel.records import Chunk, Finding, KafkaOrigin, ResponseAction
-from jitsec.pipeline import run_sources
+from jitsec.pipeline.runner import run_sources
+from jitsec.pipeline.stages import Callback
 from jitsec.response.responder import Responder
 
 pytestmark = pytest.mark.kafka
@@ -74,7 +75,7 @@ def test_a_token_produced_to_kafka_is_revoked_and_the_offset_follows(
                          follow=True, settings=FAST)
     scanner = Scanner(load_ruleset(), Fingerprinter(b"k" * 32), engine="python")
     stop = threading.Event()
-    thread = threading.Thread(target=run_sources, args=([source], scanner, on_findings),
+    thread = threading.Thread(target=run_sources, args=([source], scanner, [Callback(on_findings)]),
                               kwargs={"stop": stop}, daemon=True)
     thread.start()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")

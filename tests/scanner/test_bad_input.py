@@ -14,7 +14,8 @@ from jitsec.connectors.sources.stdin import StdinSource
 from jitsec.scanner.engine import Scanner
 
 from jitsec.cli import main
-from jitsec.pipeline import run_sources
+from jitsec.pipeline.runner import run_sources
+from jitsec.pipeline.stages import Callback
 
 AWS = b"AKIA2OGYBAH6STMMNXNN"
 
@@ -59,7 +60,7 @@ def test_one_huge_line_is_scanned_in_bounded_memory(tmp_path: Path, hs_scanner: 
     source = FilesSource([path])
     found = []
     tracemalloc.start()
-    run_sources([source], hs_scanner, lambda chunk, fs: found.extend(fs))
+    run_sources([source], hs_scanner, [Callback(lambda chunk, fs: found.extend(fs))])
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert sorted(f.offset for f in found) == sorted(p + 1 for p in positions)
@@ -111,7 +112,7 @@ def test_a_file_gone_before_it_is_opened_is_an_error_not_a_crash(tmp_path: Path,
     feed = PathFeed([FileEntry(tmp_path / "vanished.log", 10), FileEntry(present, 25)])
     source = FilesSource(feed)
     found = []
-    stats = run_sources([source], hs_scanner, lambda chunk, fs: found.extend(fs))
+    stats = run_sources([source], hs_scanner, [Callback(lambda chunk, fs: found.extend(fs))])
     assert len(found) == 1
     assert stats.errors.counts == {"unreadable": 1} and "vanished.log" in stats.errors.examples[0]
 

@@ -5,14 +5,15 @@ from collections.abc import Iterator
 
 from jitsec.scanner.engine import Scanner
 
-from jitsec.kernel.ports import SourceErrors
+from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, Finding, KafkaOrigin, StreamOrigin
-from jitsec.pipeline import run_sources
+from jitsec.pipeline.runner import run_sources
+from jitsec.pipeline.stages import Callback
 
 AWS = b"AKIA2OGYBAH6STMMNXNN"
 
 
-class ListSource:
+class ListSource(ChunkReader):
     """An in-memory source: yields the given chunks, records acknowledgements, may fail midway."""
 
     def __init__(self, chunks: list[Chunk], fail_after: int | None = None) -> None:
@@ -49,7 +50,7 @@ def test_every_chunk_is_handled_then_acknowledged_in_order(hs_scanner: Scanner) 
         assert chunk not in source.acked  # handled before acknowledged
         calls.append((chunk, findings))
 
-    stats = run_sources([source], hs_scanner, on_findings)
+    stats = run_sources([source], hs_scanner, [Callback(on_findings)])
     assert [c for c, _ in calls] == chunks == source.acked
     found = [f for _, fs in calls for f in fs]
     assert len(found) == 1 and found[0].offset == 13
@@ -63,7 +64,7 @@ def test_each_record_origin_is_its_own_stream(hs_scanner: Scanner) -> None:
     records = [Chunk(b"v=" + AWS, KafkaOrigin("logs", 0, n)) for n in range(3)]
     source = ListSource(records)
     seen: list[int] = []
-    run_sources([source], hs_scanner, lambda chunk, fs: seen.append(len(fs)))
+    run_sources([source], hs_scanner, [Callback(lambda chunk, fs: seen.append(len(fs)))])
     assert seen == [1, 1, 1] and source.acked == records
 
 
@@ -77,7 +78,7 @@ def test_a_failing_source_is_counted_and_others_go_on(hs_scanner: Scanner) -> No
         with lock:
             found.extend(findings)
 
-    stats = run_sources([good, bad], hs_scanner, on_findings)
+    stats = run_sources([good, bad], hs_scanner, [Callback(on_findings)])
     assert len(found) == 1
     assert stats.errors.counts == {"source": 1}
     assert "broker went away" in stats.errors.examples[0]
@@ -91,7 +92,7 @@ def test_a_failing_handler_stops_acknowledging(hs_scanner: Scanner) -> None:
         if chunk.offset == 2:
             raise RuntimeError("sink is full")
 
-    stats = run_sources([source], hs_scanner, on_findings)
+    stats = run_sources([source], hs_scanner, [Callback(on_findings)])
     assert [c.offset for c in source.acked] == [0]
     assert stats.errors.counts == {"handler": 1}
 
@@ -100,18 +101,18 @@ def test_stop_event_ends_the_run(hs_scanner: Scanner) -> None:
     stop = threading.Event()
     stop.set()
     source = ListSource(split(b"a\n" * 10, 2))
-    stats = run_sources([source], hs_scanner, lambda c, f: None, stop=stop)
+    stats = run_sources([source], hs_scanner, [Callback(lambda c, f: None)], stop=stop)
     assert stats.chunks == 0 and source.closed
 
 
 class BatchedListSource(ListSource):
-    """The same chunks handed over in batches, as a Kafka poll does (``BatchedSource``)."""
+    """The same chunks handed over in batches, as a Kafka poll does."""
 
     def __init__(self, chunks: list[Chunk], batch: int) -> None:
         super().__init__(chunks)
         self._batch = batch
 
-    def chunk_batches(self) -> Iterator[list[Chunk]]:
+    def batches(self) -> Iterator[list[Chunk]]:
         for start in range(0, len(self._chunks), self._batch):
             yield self._chunks[start:start + self._batch]
 
@@ -136,7 +137,7 @@ def test_batches_give_the_findings_and_order_of_one_chunk_at_a_time(hs_scanner: 
             assert chunk not in source.acked
             calls.append((chunk, [(f.origin, f.offset, f.line, f.column, f.rule_id) for f in findings]))
 
-        run_sources([source], hs_scanner, on_findings)
+        run_sources([source], hs_scanner, [Callback(on_findings)])
         assert [chunk for chunk, _ in calls] == source.acked
         return calls
 

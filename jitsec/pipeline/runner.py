@@ -1,23 +1,23 @@
-"""Run sources through one scanner: a thread per source, a stream scan per origin, findings handed to
-a callback, and each chunk acknowledged, in order, only once everything found in it was handled.
-A batched source's whole chunks (Kafka records) are scanned in one pass per batch instead.
+"""Run sources through one scanner and a chain of stages: a thread per source, a stream scan per
+origin, and each chunk acknowledged, in order, only once every stage has returned for it.
 
-Shared by `jitsec scan`, the `watch` daemons and the leak response. A bad record (a source error, a
-chunk that fails to scan) is counted and reported, never fatal.
+A batch's standalone chunks (Kafka records, document fields, diff hunks) are scanned in one pass per
+batch; the other chunks of an origin are scanned as one stream, so a secret straddling two chunks is
+found once. A bad record (a source error, a chunk that fails to scan) is counted and reported, never
+fatal. Commands do not call this directly: ``jitsec.pipeline.builder`` builds the scanner and the
+stages, and ``Pipeline.run`` calls this.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from jitsec.kernel.ports import BatchedSource, Source, SourceErrors
+from jitsec.kernel.ports import Source, SourceErrors, Stage
 from jitsec.kernel.records import Chunk, Finding, Origin
 from jitsec.scanner.engine import Scanner, StreamScan
-
-OnFindings = Callable[[Chunk, list[Finding]], None]
 
 
 @dataclass(slots=True)
@@ -47,21 +47,22 @@ class PipelineStats:
 def run_sources(
     sources: Sequence[Source],
     scanner: Scanner,
-    on_findings: OnFindings,
+    stages: Sequence[Stage],
     *,
     stop: threading.Event | None = None,
 ) -> PipelineStats:
     """Scan every source until it ends (or ``stop`` is set); returns when all threads are done.
 
-    ``on_findings(chunk, findings)`` is called once per chunk, also with an empty list, from that
-    source's thread, before ``source.acknowledge(chunk)``; calls for one source are in chunk order.
-    A callback that raises is a pipeline error for that chunk: the chunk is not acknowledged and the
-    source stops (so an at-least-once source re-delivers it on the next run).
+    For each chunk, also one without findings, every stage's ``process`` runs in order from that
+    source's thread, then ``source.acknowledge(chunk)``; chunks of one source go through in order.
+    A stage that raises is a pipeline error for that chunk: the chunk is not acknowledged and the
+    source stops (so an at-least-once source re-delivers it on the next run). Stages are not closed
+    here: they outlive one call (``Pipeline.close`` closes them).
     """
     stats = PipelineStats()
     stop = stop or threading.Event()
     threads = [
-        threading.Thread(target=_run_one, args=(source, scanner, on_findings, stop, stats),
+        threading.Thread(target=_run_one, args=(source, scanner, stages, stop, stats),
                          name=f"scan-{index}", daemon=True)
         for index, source in enumerate(sources)
     ]
@@ -72,15 +73,15 @@ def run_sources(
     return stats
 
 
-def _run_one(source: Source, scanner: Scanner, on_findings: OnFindings, stop: threading.Event,
+def _run_one(source: Source, scanner: Scanner, stages: Sequence[Stage], stop: threading.Event,
              stats: PipelineStats) -> None:
     own_errors = SourceErrors()
     streams = _Streams(scanner)
     try:
-        for batch in _batches(source):
+        for batch in source.batches():
             if stop.is_set():
                 break
-            together = _scan_together(scanner, batch, own_errors)
+            together = _scan_standalone(scanner, batch, own_errors)
             for position, chunk in enumerate(batch):
                 try:
                     found = together.get(position)
@@ -88,9 +89,9 @@ def _run_one(source: Source, scanner: Scanner, on_findings: OnFindings, stop: th
                 except Exception as error:  # a chunk that cannot be scanned is a bad record
                     own_errors.record("scan", f"{chunk.origin}: {type(error).__name__}")
                     ready = [(chunk, [])]
-                if not _deliver(source, ready, on_findings, stats, own_errors):
+                if not _deliver(source, ready, stages, stats, own_errors):
                     return
-        _deliver(source, streams.finish(), on_findings, stats, own_errors)
+        _deliver(source, streams.finish(), stages, stats, own_errors)
     except Exception as error:
         own_errors.record("source", f"{type(error).__name__}: {error}")
     finally:
@@ -101,38 +102,42 @@ def _run_one(source: Source, scanner: Scanner, on_findings: OnFindings, stop: th
             stats.merge_errors(own_errors)
 
 
-def _batches(source: Source) -> Iterator[Sequence[Chunk]]:
-    if isinstance(source, BatchedSource):
-        return source.chunk_batches()
-    return ([chunk] for chunk in source.chunks())
-
-
-def _scan_together(
+def _scan_standalone(
     scanner: Scanner, batch: Sequence[Chunk], errors: SourceErrors
 ) -> dict[int, list[Finding]]:
-    """Findings of the batch's whole chunks by position in the batch, from one pass over them all;
-    empty when there is nothing to gain or the pass failed (each chunk is then scanned alone)."""
-    wholes = [position for position, chunk in enumerate(batch) if chunk.whole]
-    if len(wholes) < 2:
-        return {}
-    try:
-        found = scanner.scan_whole([batch[position] for position in wholes])
-    except Exception as error:
-        errors.record("scan", f"{len(wholes)} whole chunks together: {type(error).__name__}")
-        return {}
-    return dict(zip(wholes, found, strict=True))
-
-
-def _deliver(source: Source, ready: list[tuple[Chunk, list[Finding]]], on_findings: OnFindings,
-             stats: PipelineStats, errors: SourceErrors) -> bool:
-    for chunk, findings in ready:
+    """Findings of the batch's standalone (``whole``) chunks by position in the batch: the
+    newline-terminated ones from one pass over them all, the others each on its own. A chunk whose
+    scan failed is left out (it is then scanned alone, and a second failure is a bad record)."""
+    joined = [position for position, chunk in enumerate(batch) if chunk.whole and chunk.data.endswith(b"\n")]
+    found: dict[int, list[Finding]] = {}
+    if joined:
         try:
-            on_findings(chunk, findings)
+            found = dict(zip(joined, scanner.scan_whole([batch[p] for p in joined]), strict=True))
+        except Exception as error:
+            errors.record("scan", f"{len(joined)} whole chunks together: {type(error).__name__}")
+    for position, chunk in enumerate(batch):
+        if chunk.whole and position not in found:
+            try:
+                found[position] = scanner.scan_bytes(chunk.data, chunk.origin, offset=chunk.offset,
+                                                     line=chunk.line)
+            except Exception as error:
+                errors.record("scan", f"{chunk.origin}: {type(error).__name__}")
+                found[position] = []
+    return found
+
+
+def _deliver(source: Source, ready: list[tuple[Chunk, list[Finding]]], stages: Sequence[Stage],
+             stats: PipelineStats, errors: SourceErrors) -> bool:
+    for chunk, found in ready:
+        findings = found
+        try:
+            for stage in stages:
+                findings = stage.process(chunk, findings)
         except Exception as error:
             errors.record("handler", f"{type(error).__name__}: {error}")
             return False
         source.acknowledge(chunk)
-        stats.add(1, len(chunk.data), len(findings))
+        stats.add(1, len(chunk.data), len(found))
     return True
 
 

@@ -1,0 +1,199 @@
+"""The one place that assembles a scan: rules → scanner → stages, for ``scan``, ``watch``, ``hook``,
+``baseline create`` and ``demo`` alike.
+
+    pipeline = build_pipeline(PipelineSettings(rules=RuleSettings(...), baselines=(...), response=...),
+                              tail=[writer_stage])
+    with pipeline:
+        stats = pipeline.run(sources)
+
+The leak response is built before the scanner, so the scanner gets its live-fingerprint hook at
+construction (prefix-less broker secrets are recognised from the first chunk). Setup problems come
+out as ``PipelineSetupError`` with a message fit for the terminal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+from jitsec.kernel.ports import Source, Stage
+from jitsec.pipeline.runner import PipelineStats, run_sources
+from jitsec.pipeline.stages import BaselineStage, FirstSeenInHistory
+from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
+from jitsec.scanner.engine import Scanner
+from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
+from jitsec.scanner.ruleset import RuleError, RuleSet, load_ruleset
+
+if TYPE_CHECKING:
+    from jitsec.broker.client import BrokerClient
+    from jitsec.kernel.ports import Sink
+    from jitsec.response.options import ResponseOptions, ResponseRuntime
+    from jitsec.response.responder import ResponderSettings
+
+EngineName = Literal["auto", "hyperscan", "python"]
+
+
+class PipelineSetupError(ValueError):
+    """Rules, key, baseline or the leak response could not be set up."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """Which rules to load and which matcher runs them."""
+
+    packs: tuple[Path, ...] = ()
+    include_default: bool = True
+    gitleaks_config: Path | None = None
+    engine: EngineName = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """Everything a command decides about a scan, built once from its options."""
+
+    rules: RuleSettings = field(default_factory=RuleSettings)
+    baselines: tuple[Path, ...] = ()
+    response: ResponseOptions | None = None
+    first_seen_in_history: bool = True
+    drop_accepted: bool = True  # False: baselines only drop detect-secrets SHA-1s (``baseline create``)
+    flush_seconds: float = 5.0  # how long closing waits for the broker and sinks (a hook waits less)
+
+
+def load_rules(settings: RuleSettings) -> RuleSet:
+    try:
+        ruleset = load_ruleset(settings.packs, include_default=settings.include_default,
+                               gitleaks_config=settings.gitleaks_config)
+    except RuleError as error:
+        raise PipelineSetupError(f"invalid rules: {error}") from None
+    if not ruleset.rules:
+        raise PipelineSetupError("no rules loaded (no default packs found and none given with --rules)")
+    return ruleset
+
+
+def load_baselines(paths: Sequence[Path]) -> Baseline:
+    baseline = Baseline()
+    for path in paths:
+        try:
+            baseline = baseline | load_baseline(path)
+        except BaselineError as error:
+            raise PipelineSetupError(str(error)) from None
+    return baseline
+
+
+def build_scanner(ruleset: RuleSet, engine: EngineName = "auto", baseline: Baseline | None = None,
+                  live_fingerprints: Callable[[str], bool] | None = None,
+                  fingerprinter: Fingerprinter | None = None) -> Scanner:
+    """A scanner keyed by the local fingerprint key (unless given one); secrets whose SHA-1 a
+    detect-secrets baseline lists are dropped by the engine while still in hand."""
+    try:
+        fingerprinter = fingerprinter or Fingerprinter.load_or_create()
+        ignored = baseline.sha1 if baseline is not None else frozenset()
+        return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=ignored,
+                       live_fingerprints=live_fingerprints)
+    except (FingerprintKeyError, RuntimeError) as error:
+        raise PipelineSetupError(str(error)) from None
+
+
+class Pipeline:
+    """A scanner and its chain of stages. ``run`` may be called more than once (``scan`` runs files,
+    then addresses); ``close`` closes every stage once, last first, and the leak response with them."""
+
+    def __init__(self, scanner: Scanner, stages: Sequence[Stage], *,
+                 baseline: BaselineStage | None = None, first_seen: FirstSeenInHistory | None = None,
+                 response: ResponseRuntime | None = None) -> None:
+        self.scanner = scanner
+        self.stages = tuple(stages)
+        self.baseline = baseline
+        self.first_seen = first_seen
+        self.response = response
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.scanner.ruleset
+
+    @property
+    def accepted(self) -> int:
+        """Findings the baselines accepted so far."""
+        return self.baseline.accepted if self.baseline is not None else 0
+
+    @property
+    def repeats(self) -> int:
+        """History findings dropped as repeats of one already reported at its introducing commit."""
+        return self.first_seen.repeats if self.first_seen is not None else 0
+
+    def run(self, sources: Sequence[Source], *, stop: threading.Event | None = None) -> PipelineStats:
+        if not sources:
+            return PipelineStats()
+        return run_sources(sources, self.scanner, self.stages, stop=stop)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for stage in reversed(self.stages):
+            stage.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+
+def build_pipeline(
+    settings: PipelineSettings,
+    *,
+    tail: Sequence[Stage] = (),
+    ruleset: RuleSet | None = None,
+    client: BrokerClient | None = None,
+    extra_sinks: Sequence[Sink] = (),
+    fingerprinter: Fingerprinter | None = None,
+    responder_settings: ResponderSettings | None = None,
+) -> Pipeline:
+    """Rules, baselines, the leak response (when ``settings.response`` asks for one), the scanner and
+    the stages: baseline → first seen in history → leak response → ``tail`` (the command's own).
+
+    ``ruleset`` skips loading when the caller has it already; ``client`` is a broker client of the
+    caller's (a hook's short timeout); ``extra_sinks`` get incidents besides the ``--alert`` ones;
+    ``fingerprinter`` replaces the local key (the demo's throw-away one); ``responder_settings`` tune
+    the leak response."""
+    ruleset = ruleset if ruleset is not None else load_rules(settings.rules)
+    baseline = load_baselines(settings.baselines)
+    runtime = _build_response(settings, ruleset.digest, client, extra_sinks, responder_settings)
+    try:
+        scanner = build_scanner(ruleset, settings.rules.engine, baseline,
+                                runtime.live_fingerprints if runtime is not None else None, fingerprinter)
+    except BaseException:
+        if runtime is not None:
+            runtime.close()
+        raise
+    baseline_stage = BaselineStage(baseline) if baseline.fingerprints and settings.drop_accepted else None
+    first_seen = FirstSeenInHistory() if settings.first_seen_in_history else None
+    chain: list[Stage] = [stage for stage in (baseline_stage, first_seen, runtime) if stage is not None]
+    chain.extend(tail)
+    return Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime)
+
+
+def _build_response(settings: PipelineSettings, rules_digest: str, client: BrokerClient | None,
+                    extra_sinks: Sequence[Sink], responder_settings: ResponderSettings | None,
+                    ) -> ResponseRuntime | None:
+    options = settings.response
+    if options is None or not (options.enabled or extra_sinks):
+        return None
+    from jitsec.response.options import build_response  # noqa: PLC0415 - a hook without a broker skips it
+
+    try:
+        return build_response(options, client=client, rules_digest=rules_digest,
+                              extra_sinks=tuple(extra_sinks), settings=responder_settings,
+                              close_timeout=settings.flush_seconds)
+    except OSError as error:  # the state dir (spools, outbox, incident book) cannot be used
+        raise PipelineSetupError(str(error)) from None
+
