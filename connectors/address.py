@@ -71,11 +71,11 @@ def open_source(
     if address.startswith(GIT_PREFIX):
         return _open_git(address[len(GIT_PREFIX) :], follow=follow, checkpoint_dir=checkpoint_dir)
     if address.startswith(KAFKA_PREFIX):
-        opener = _optional_opener("connectors.sources.kafka", "open_kafka_source", "Kafka")
+        opener = _optional_opener("jitsec.connectors.sources.kafka", "open_kafka_source", "Kafka")
         return opener(address, follow=follow)
     if address.startswith(ELASTICSEARCH_PREFIX):
         opener = _optional_opener(
-            "connectors.sources.elasticsearch", "open_elasticsearch_source", "Elasticsearch"
+            "jitsec.connectors.sources.elasticsearch", "open_elasticsearch_source", "Elasticsearch"
         )
         return opener(address, follow=follow, checkpoint_dir=checkpoint_dir)
     if address == "-":

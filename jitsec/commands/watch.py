@@ -150,6 +150,8 @@ def _summary(watch: Watch, stats: PipelineStats, metrics: DaemonMetrics) -> dict
         "seconds": round(elapsed, 3),
         "stopped_by": watch.stopped_by,
         "errors": dict(stats.errors.counts),
+        "joined_passes": stats.joined_passes,
+        "joined_chunks": stats.joined_chunks,
     }
 
 
@@ -159,6 +161,9 @@ def _report_end(watch: Watch, pipeline: Pipeline, summary: dict[str, Any], stats
         f"{summary['chunks']} chunks, {summary['bytes']} bytes",
         err=True,
     )
+    if stats.joined_passes:
+        click.echo(f"jitsec: {stats.joined_chunks} standalone chunks (records, fields) scanned in "
+                   f"{stats.joined_passes} one-pass batches", err=True)
     for source in watch.sources:
         history = getattr(source.source, "stats", None)
         if isinstance(history, GitStats):

@@ -27,6 +27,8 @@ class PipelineStats:
     chunks: int = 0
     bytes: int = 0
     findings: int = 0
+    joined_passes: int = 0  # matcher passes over several standalone chunks at once (a poll, a page)
+    joined_chunks: int = 0  # chunks scanned in those passes
     errors: SourceErrors = field(default_factory=SourceErrors)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -35,6 +37,11 @@ class PipelineStats:
             self.chunks += chunks
             self.bytes += size
             self.findings += findings
+
+    def add_joined(self, chunks: int) -> None:
+        with self._lock:
+            self.joined_passes += 1
+            self.joined_chunks += chunks
 
     def merge_errors(self, errors: SourceErrors) -> None:
         with self._lock:
@@ -81,7 +88,7 @@ def _run_one(source: Source, scanner: Scanner, stages: Sequence[Stage], stop: th
         for batch in source.batches():
             if stop.is_set():
                 break
-            together = _scan_standalone(scanner, batch, own_errors)
+            together = _scan_standalone(scanner, batch, own_errors, stats)
             for position, chunk in enumerate(batch):
                 try:
                     found = together.get(position)
@@ -103,7 +110,7 @@ def _run_one(source: Source, scanner: Scanner, stages: Sequence[Stage], stop: th
 
 
 def _scan_standalone(
-    scanner: Scanner, batch: Sequence[Chunk], errors: SourceErrors
+    scanner: Scanner, batch: Sequence[Chunk], errors: SourceErrors, stats: PipelineStats
 ) -> dict[int, list[Finding]]:
     """Findings of the batch's standalone (``whole``) chunks by position in the batch: the
     newline-terminated ones from one pass over them all, the others each on its own. A chunk whose
@@ -113,6 +120,7 @@ def _scan_standalone(
     if joined:
         try:
             found = dict(zip(joined, scanner.scan_whole([batch[p] for p in joined]), strict=True))
+            stats.add_joined(len(joined))
         except Exception as error:
             errors.record("scan", f"{len(joined)} whole chunks together: {type(error).__name__}")
     for position, chunk in enumerate(batch):
