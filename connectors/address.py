@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jitsec.connectors.checkpoints import CheckpointStore
+from jitsec.connectors.errors import SourceAddressError
 from jitsec.connectors.sources.files import FilesSource
 from jitsec.connectors.sources.git import (
     DEFAULT_POLL_INTERVAL,
@@ -42,10 +43,6 @@ GIT_PREFIX = "git:"
 KAFKA_PREFIX = "kafka://"
 ELASTICSEARCH_PREFIX = "elasticsearch://"
 _SCHEMES = (GIT_PREFIX, KAFKA_PREFIX, ELASTICSEARCH_PREFIX)
-
-
-class SourceAddressError(ValueError):
-    """An address that names no source this installation can open."""
 
 
 def is_source_address(arg: str) -> bool:

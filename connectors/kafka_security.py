@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote
 
-from jitsec.connectors.address import SourceAddressError
+from jitsec.connectors.errors import SourceAddressError
 from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import regex
-from jitsec.scanner.ruleset import Allowlist, Rule, RuleError
+from jitsec.scanner.rules_model import Allowlist, Rule, RuleError
 
 from jitsec.kernel.records import Severity
 

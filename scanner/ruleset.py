@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import regex
 from jitsec.scanner.cache import default_cache_dir
+from jitsec.scanner.rules_model import (  # noqa: F401 - re-exported: callers import them from here
+    CONTEXTS,
+    Allowlist,
+    LazyPattern,
+    Rule,
+    RuleError,
+    RuleExample,
+    RuleSet,
+    make_ruleset,
+    ruleset_digest,
+)
 from jitsec.scanner.validators import VALIDATORS
 
 from jitsec.kernel.records import Severity
 
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_CONTEXTS = ("raw", "json", "kv", "yaml", "env", "url", "header")
 _RULE_FIELDS = {
     "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "multiline",
     "hyperscan", "allowlist", "example", "counterexample",
@@ -32,135 +40,6 @@ _RULE_FIELDS = {
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
 _VALIDATION_FORMAT = "1"  # bump when what parse_pack checks changes: old markers then stop counting
-
-
-class RuleError(ValueError):
-    """A pack or rule is invalid. The message names the pack, the rule and the field."""
-
-    def __init__(self, pack: str, rule: str | None, field_name: str | None, problem: str) -> None:
-        self.pack, self.rule, self.field, self.problem = pack, rule, field_name, problem
-        where = f"pack {pack!r}"
-        if rule is not None:
-            where += f", rule {rule!r}"
-        if field_name is not None:
-            where += f", field {field_name!r}"
-        super().__init__(f"{where}: {problem}")
-
-
-@dataclass(frozen=True, slots=True)
-class RuleExample:
-    """A string a rule must find (example) or must not find (counterexample)."""
-
-    secret: str | None = None
-    key: str = "token"
-    text: str | None = None
-    contexts: tuple[str, ...] = _CONTEXTS
-
-
-class LazyPattern:
-    """A rule regex that compiles on first use.
-
-    Compiling 126 rules with ``regex`` takes ~35 ms, a tenth of a pre-commit hook, while a typical
-    commit gives candidates to a handful of rules. A pack is compiled whole the first time its exact
-    text is loaded (so errors still name pack, rule and field); later loads of the same text defer
-    each regex to its first candidate. ``pattern`` and ``flags`` are the source and the flags asked
-    for, never a compiled pattern's (which depend on the regex engine), so the rule-set digest is the
-    same whether or not anything was compiled. Compiling twice from two threads is harmless.
-    """
-
-    __slots__ = ("_compiled", "flags", "pattern")
-
-    def __init__(self, pattern: str, flags: int = 0) -> None:
-        self.pattern, self.flags = pattern, flags
-        self._compiled: regex.Pattern[str] | None = None
-
-    @property
-    def compiled(self) -> regex.Pattern[str]:
-        compiled = self._compiled
-        if compiled is None:
-            compiled = self._compiled = regex.compile(self.pattern, self.flags)
-        return compiled
-
-    @property
-    def groupindex(self) -> Mapping[str, int]:
-        return self.compiled.groupindex
-
-    def finditer(self, text: str) -> Iterator[regex.Match[str]]:
-        return self.compiled.finditer(text)
-
-    def search(self, text: str) -> regex.Match[str] | None:
-        return self.compiled.search(text)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LazyPattern) and (self.pattern, self.flags) == (other.pattern, other.flags)
-
-    def __hash__(self) -> int:
-        return hash((self.pattern, self.flags))
-
-    def __repr__(self) -> str:
-        return f"LazyPattern({self.pattern!r}, flags={self.flags})"
-
-
-RulePattern = LazyPattern | regex.Pattern[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Allowlist:
-    regexes: tuple[RulePattern, ...] = ()
-    stopwords: tuple[str, ...] = ()  # lowercase
-    context: tuple[RulePattern, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A compiled rule. ``secret_group`` is ``"secret"`` for packs; gitleaks rules may use a number."""
-
-    id: str
-    pack: str
-    description: str
-    pattern: RulePattern
-    keywords: tuple[str, ...]  # lowercase; empty only for translated gitleaks rules (always scanned)
-    severity: Severity
-    tags: tuple[str, ...] = ()
-    entropy: float | None = None
-    validator: str | None = None
-    multiline: bool = False
-    hyperscan: str | None = None
-    secret_group: str | int = "secret"
-    allowlist: Allowlist = field(default_factory=Allowlist)
-    examples: tuple[RuleExample, ...] = ()
-    counterexamples: tuple[RuleExample, ...] = ()
-
-    def canonical(self) -> dict[str, Any]:
-        """The matching-relevant content, for the digest."""
-        return {
-            "id": self.id,
-            "regex": self.pattern.pattern,
-            "flags": self.pattern.flags,
-            "keywords": list(self.keywords),
-            "severity": self.severity.value,
-            "entropy": self.entropy,
-            "validator": self.validator,
-            "multiline": self.multiline,
-            "hyperscan": self.hyperscan,
-            "secret_group": self.secret_group,
-            "allow_regexes": [p.pattern for p in self.allowlist.regexes],
-            "allow_stopwords": list(self.allowlist.stopwords),
-            "allow_context": [p.pattern for p in self.allowlist.context],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSet:
-    rules: tuple[Rule, ...]
-    digest: str
-    packs: tuple[str, ...] = ()
-
-    def by_id(self, rule_id: str) -> Rule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
 
 
 def default_packs_dir() -> Path:
@@ -171,21 +50,6 @@ def default_packs_dir() -> Path:
 def default_pack_paths() -> list[Path]:
     directory = default_packs_dir()
     return sorted(directory.glob("*.toml")) if directory.is_dir() else []
-
-
-def ruleset_digest(rules: Iterable[Rule]) -> str:
-    canonical = [rule.canonical() for rule in sorted(rules, key=lambda r: r.id)]
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def make_ruleset(rules: Sequence[Rule], packs: Sequence[str] = ()) -> RuleSet:
-    seen: dict[str, str] = {}
-    for rule in rules:
-        if rule.id in seen:
-            raise RuleError(rule.pack, rule.id, "id", f"duplicate rule id (also in pack {seen[rule.id]!r})")
-        seen[rule.id] = rule.pack
-    return RuleSet(rules=tuple(rules), digest=ruleset_digest(rules), packs=tuple(packs))
 
 
 def load_ruleset(
@@ -403,11 +267,10 @@ def _examples(raw: Any, name: str, fail: Any) -> tuple[RuleExample, ...]:
         key = item.get("key", "token")
         if not isinstance(key, str) or not regex.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", key):
             raise fail(f"{where}.key", "must be an identifier-like name")
-        contexts = item.get("contexts", list(_CONTEXTS))
-        if not isinstance(contexts, list) or not contexts or any(c not in _CONTEXTS for c in contexts):
-            raise fail(f"{where}.contexts", f"must be a non-empty list drawn from {', '.join(_CONTEXTS)}")
+        contexts = item.get("contexts", list(CONTEXTS))
+        if not isinstance(contexts, list) or not contexts or any(c not in CONTEXTS for c in contexts):
+            raise fail(f"{where}.contexts", f"must be a non-empty list drawn from {', '.join(CONTEXTS)}")
         examples.append(RuleExample(secret=secret, key=key, text=text, contexts=tuple(contexts)))
     return tuple(examples)
 
 
-CONTEXTS = _CONTEXTS

@@ -37,8 +37,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError, TransportError
-from jitsec.connectors.address import SourceAddressError
 from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
+from jitsec.connectors.errors import SourceAddressError
 from jitsec.connectors.sources.json_fields import ROOT, field_chunks, field_text, string_fields
 
 from jitsec.kernel.ports import BatchReader, SourceErrors

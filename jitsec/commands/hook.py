@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from jitsec.commands.response_options import response_options
 from jitsec.connectors.sources.git import GitError, git_executable
 from jitsec.connectors.sources.git_diff import DiffSource, pushed_revisions
 from jitsec.kernel.ports import Source
 from jitsec.kernel.records import BrokerStatus, Chunk, Finding, ResponseAction, describe_origin
-from jitsec.response.options import ResponseOptions, response_options
+from jitsec.response.options import ResponseOptions
 
 if TYPE_CHECKING:
     from jitsec.broker.client import BrokerClient

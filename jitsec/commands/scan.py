@@ -14,6 +14,7 @@ from typing import Any, TextIO, cast
 
 import click
 
+from jitsec.commands.response_options import response_options
 from jitsec.connectors.address import is_source_address
 from jitsec.kernel.ports import Stage
 from jitsec.kernel.records import Finding
@@ -28,7 +29,7 @@ from jitsec.pipeline.builder import (
 )
 from jitsec.pipeline.paths import EXIT_ERROR, ScanResult, Tally, plan, scan_addresses, scan_paths
 from jitsec.pipeline.stages import emitting
-from jitsec.response.options import ResponseOptions, response_options
+from jitsec.response.options import ResponseOptions
 from jitsec.scanner.baseline import baseline_document
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter

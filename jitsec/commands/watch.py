@@ -23,6 +23,7 @@ from typing import Any, TextIO, cast
 
 import click
 
+from jitsec.commands.response_options import response_options
 from jitsec.connectors.address import SourceAddressError, open_source
 from jitsec.connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
 from jitsec.connectors.sources.git import GitStats
@@ -39,7 +40,7 @@ from jitsec.pipeline.builder import (
 )
 from jitsec.pipeline.runner import PipelineStats
 from jitsec.pipeline.stages import Callback
-from jitsec.response.options import ResponseOptions, response_options
+from jitsec.response.options import ResponseOptions
 from jitsec.scanner.output import FORMATS, FindingWriter, Format
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

@@ -188,12 +188,12 @@ def _build_response(settings: PipelineSettings, rules_digest: str, client: Broke
     options = settings.response
     if options is None or not (options.enabled or extra_sinks):
         return None
-    from jitsec.response.options import build_response  # noqa: PLC0415 - a hook without a broker skips it
+    from jitsec.response.options import ResponseSetupError, build_response  # noqa: PLC0415 - a hook without a broker skips it
 
     try:
         return build_response(options, client=client, rules_digest=rules_digest,
                               extra_sinks=tuple(extra_sinks), settings=responder_settings,
                               close_timeout=settings.flush_seconds)
-    except OSError as error:  # the state dir (spools, outbox, incident book) cannot be used
+    except (OSError, ResponseSetupError) as error:  # e.g. the state dir (spools, outbox) is unusable
         raise PipelineSetupError(str(error)) from None
 

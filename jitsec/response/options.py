@@ -1,27 +1,22 @@
-"""Command-line wiring of the leak response, shared by ``scan`` and ``watch``: one decorator, one builder.
+"""The leak response's settings and its assembly: ``ResponseOptions`` (what the user asked for) →
+``build_response`` → ``ResponseRuntime``, the pipeline stage that reports, revokes and alerts.
 
-    @click.command()
-    @response_options
-    def scan(..., response: ResponseOptions) -> None:
-        pipeline = build_pipeline(PipelineSettings(response=response, ...))   # the runtime is a stage
-
-The broker's URL comes from ``--broker`` or ``JITSEC_BROKER_URL``; the scanner principal's key ONLY
-from ``JITSEC_BROKER_KEY`` (a command-line argument would land in shell history and ``ps``).
+The command-line options that fill ``ResponseOptions`` live with the CLI
+(``jitsec.commands.response_options``). The broker's URL comes from ``--broker`` or
+``JITSEC_BROKER_URL``; the scanner principal's key ONLY from ``JITSEC_BROKER_KEY`` (a command-line
+argument would land in shell history and ``ps``).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import click
+from typing import TYPE_CHECKING
 
 from jitsec.broker.leaks import LeakScope
-from jitsec.connectors.sinks import ALERT_SPEC_HELP, build_sink, parse_alert_spec
+from jitsec.connectors.sinks import build_sink
 from jitsec.kernel.ports import Sink
 from jitsec.kernel.records import Chunk, Finding
 
@@ -34,9 +29,6 @@ KEY_ENV = "JITSEC_BROKER_KEY"
 URL_ENV = "JITSEC_BROKER_URL"
 STATE_ENV = "JITSEC_STATE_DIR"
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$JITSEC_STATE_DIR``, else ``$JITSEC_HOME/state``, else ``$XDG_STATE_HOME/jitsec`` or
     ``~/.local/state/jitsec``: where alert spools and the leak outbox live between runs."""
@@ -47,6 +39,10 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
         return Path(env["JITSEC_HOME"]) / "state"
     base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path.home() / ".local" / "state"
     return base / "jitsec"
+
+
+class ResponseSetupError(ValueError):
+    """The leak response cannot start as configured; the message says what is missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,54 +57,6 @@ class ResponseOptions:
     def enabled(self) -> bool:
         """Anything to do beyond printing findings: a broker to tell, or sinks to alert."""
         return bool(self.broker_url or self.alerts)
-
-
-def _check_alerts(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    for spec in value:
-        try:
-            parse_alert_spec(spec)
-        except ValueError as error:
-            raise click.BadParameter(str(error), ctx=ctx, param=param) from None
-    return value
-
-
-_OPTIONS = (
-    click.option("--broker", "broker_url", metavar="URL", envvar=URL_ENV, default=None,
-                 help=f"Report broker-format hits to this broker (or ${URL_ENV}); the scanner key is "
-                      f"read from ${KEY_ENV} only."),
-    click.option("--alert", "alerts", metavar="SPEC", multiple=True, callback=_check_alerts,
-                 help=f"Send incidents to a sink: {ALERT_SPEC_HELP}."),
-    click.option("--on-leak", type=click.Choice([s.value for s in LeakScope]), default=None,
-                 help="What a live leaked credential costs: its lease (default), its whole task, or "
-                      "every lease of its agent (quarantine)."),
-    click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar=STATE_ENV,
-                 default=None, help="Where alert spools and the leak outbox live "
-                                    "(default ~/.local/state/jitsec)."),
-)
-
-
-def response_options(command: F) -> F:
-    """Adds ``--broker``, ``--alert``, ``--on-leak``, ``--state-dir`` and passes ``response=``."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, broker_url: str | None, alerts: tuple[str, ...], on_leak: str | None,
-                state_dir: Path | None, **kwargs: Any) -> Any:
-        key = os.environ.get(KEY_ENV) or None
-        if broker_url and not key:
-            raise click.UsageError(f"--broker needs the scanner principal's key in ${KEY_ENV}")
-        if broker_url and not broker_url.startswith(("http://", "https://")):
-            raise click.BadParameter(f"{broker_url!r} is not an http(s):// URL", param_hint="--broker")
-        kwargs["response"] = ResponseOptions(
-            broker_url=broker_url, alerts=tuple(alerts),
-            on_leak=LeakScope(on_leak) if on_leak else None,
-            state_dir=state_dir or default_state_dir(), broker_key=key,
-        )
-        return command(*args, **kwargs)
-
-    decorated: Any = wrapper
-    for option in reversed(_OPTIONS):
-        decorated = option(decorated)
-    return decorated
 
 
 @dataclass(slots=True)
@@ -144,14 +92,14 @@ def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = 
                    close_timeout: float = 5.0) -> ResponseRuntime:
     """Sinks from the ``--alert`` specs, the broker client and live-fingerprint cache, the responder.
 
-    Raises ``click.UsageError`` when a broker URL is set (option, env or daemon config) without
+    Raises ``ResponseSetupError`` when a broker URL is set (option, env or daemon config) without
     ``JITSEC_BROKER_KEY``: failing at start beats retrying a 401 forever."""
     from jitsec.broker.client import BrokerClient  # noqa: PLC0415
     from jitsec.response.live_cache import LiveFingerprintCache  # noqa: PLC0415
     from jitsec.response.responder import Responder, ResponderSettings  # noqa: PLC0415
 
     if client is None and options.broker_url and not options.broker_key:
-        raise click.UsageError(f"a broker is configured ({options.broker_url}) but ${KEY_ENV} is not set")
+        raise ResponseSetupError(f"a broker is configured ({options.broker_url}) but ${KEY_ENV} is not set")
     sinks = [build_sink(spec, options.state_dir / "spool") for spec in options.alerts]
     sinks.extend(extra_sinks)
     if client is None and options.broker_url:

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 from jitsec.broker.leaks import LeakScope
 
-from jitsec.response.options import ResponseOptions, build_response, default_state_dir, response_options
+from jitsec.commands.response_options import response_options
+from jitsec.response.options import ResponseOptions, build_response, default_state_dir
 
 
 @pytest.mark.parametrize(
