@@ -6,14 +6,12 @@ receiver that is down delays alerts, in order, and never loses or blocks them.
 """
 
 from jitsec.connectors.sinks.factory import ALERT_SPEC_HELP, build_sink, parse_alert_spec
-from jitsec.connectors.sinks.serialize import SCHEMA, incident_summary, incident_to_dict, incident_to_json
+from jitsec.connectors.sinks.serialize import SCHEMA, incident_summary
 
 __all__ = [
     "ALERT_SPEC_HELP",
     "SCHEMA",
     "build_sink",
     "incident_summary",
-    "incident_to_dict",
-    "incident_to_json",
     "parse_alert_spec",
 ]

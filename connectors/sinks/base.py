@@ -7,10 +7,10 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from jitsec.connectors.sinks.serialize import incident_from_json, incident_to_json
 from jitsec.connectors.sinks.spool import Backoff, Spool, SpoolStats
 
 from jitsec.kernel.records import Incident
+from jitsec.kernel.schemas import INCIDENT
 
 
 def spool_path(spool_dir: Path | str, name: str) -> Path:
@@ -35,10 +35,10 @@ class SpooledSink(ABC):
         """Hand one incident to the receiver; raise ``DeliveryError`` (or anything) to retry."""
 
     def _deliver_payload(self, payload: bytes) -> None:
-        self.deliver(incident_from_json(payload))
+        self.deliver(INCIDENT.from_json(payload))
 
     def send(self, incident: Incident) -> None:
-        self._spool.put(incident_to_json(incident).encode("utf-8"))
+        self._spool.put(INCIDENT.to_json(incident).encode("utf-8"))
 
     def stats(self) -> SpoolStats:
         return self._spool.stats()

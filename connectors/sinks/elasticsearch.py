@@ -28,10 +28,11 @@ from urllib.parse import urlsplit
 
 from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, TransportError
 from jitsec.connectors.sinks.base import SpooledSink
-from jitsec.connectors.sinks.serialize import incident_summary, incident_to_dict
+from jitsec.connectors.sinks.serialize import incident_summary
 from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
 
 from jitsec.kernel.records import Incident, ResponseAction, Severity
+from jitsec.kernel.schemas import INCIDENT
 
 DEFAULT_INDEX = "jitsec-incidents"
 _SEVERITY_SCORE = {Severity.LOW: 21, Severity.MEDIUM: 47, Severity.HIGH: 73, Severity.CRITICAL: 99}
@@ -98,7 +99,7 @@ def incident_to_ecs(incident: Incident) -> dict[str, Any]:
             "version": incident.rules_digest,
         },
         "observer": {"product": "jitsec", "vendor": "jitsec", "type": "secret-scanner"},
-        "jitsec": {"incident": incident_to_dict(incident)},
+        "jitsec": {"incident": INCIDENT.to_dict(incident)},
     }
 
 

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 from jitsec.connectors.sinks.base import SpooledSink
-from jitsec.connectors.sinks.serialize import incident_to_json
 from jitsec.connectors.sinks.spool import Backoff
 
 from jitsec.kernel.records import Incident
+from jitsec.kernel.schemas import INCIDENT
 
 
 class JsonlSink(SpooledSink):
@@ -23,6 +23,6 @@ class JsonlSink(SpooledSink):
     def deliver(self, incident: Incident) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
-            out.write(incident_to_json(incident) + "\n")
+            out.write(INCIDENT.to_json(incident) + "\n")
             out.flush()
             os.fsync(out.fileno())

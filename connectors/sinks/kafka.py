@@ -34,7 +34,6 @@ from jitsec.connectors.kafka_security import (
     parse_kafka_security,
 )
 from jitsec.connectors.sinks.base import SpooledSink
-from jitsec.connectors.sinks.serialize import incident_to_json
 from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
 from kafka import KafkaProducer
 from kafka.errors import (
@@ -45,6 +44,7 @@ from kafka.errors import (
 )
 
 from jitsec.kernel.records import Incident
+from jitsec.kernel.schemas import INCIDENT
 
 _PERMANENT = (InvalidTopicError, MessageSizeTooLargeError)
 RECONNECT_BACKOFF_MAX_MS = 1000
@@ -90,7 +90,7 @@ class KafkaSink(SpooledSink):
         super().__init__(f"kafka:{bootstrap}/{topic}", spool_dir, backoff=backoff)
 
     def deliver(self, incident: Incident) -> None:
-        value = incident_to_json(incident).encode("utf-8")
+        value = INCIDENT.to_json(incident).encode("utf-8")
         future: Any = None
         watch = AuthFailureWatch()
         try:

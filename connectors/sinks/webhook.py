@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 from jitsec.connectors.sinks.base import SpooledSink
-from jitsec.connectors.sinks.serialize import incident_summary, incident_to_dict
+from jitsec.connectors.sinks.serialize import incident_summary
 from jitsec.connectors.sinks.spool import Backoff, DeliveryError, PermanentDeliveryError
 
 from jitsec.kernel.records import Incident
+from jitsec.kernel.schemas import INCIDENT
 
 _RETRYABLE = {408, 425, 429}
 
@@ -37,7 +38,7 @@ class WebhookSink(SpooledSink):
         super().__init__(f"webhook:{url}", spool_dir, backoff=backoff)
 
     def deliver(self, incident: Incident) -> None:
-        body = {"text": incident_summary(incident), "incident": incident_to_dict(incident)}
+        body = {"text": incident_summary(incident), "incident": INCIDENT.to_dict(incident)}
         try:
             response = self._client.post(self.url, json=body)
         except httpx.HTTPError as error:

@@ -33,10 +33,10 @@ from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
 from jitsec.broker.loopback import LoopbackServer
 from jitsec.broker.runtime import Broker, build_broker
 from jitsec.connectors.sinks.console import incident_panel
-from jitsec.connectors.sinks.serialize import incident_from_dict, incident_to_dict
 from jitsec.connectors.sources.tail import TailSource
 from jitsec.kernel.credential_format import sha256_fingerprint
 from jitsec.kernel.records import Incident, ResponseAction
+from jitsec.kernel.schemas import INCIDENT
 from jitsec.pipeline.builder import EngineName, PipelineSettings, RuleSettings, build_pipeline
 from jitsec.response.options import ResponseOptions
 from jitsec.response.responder import ResponderSettings
@@ -214,7 +214,7 @@ def run_demo(directory: Path, *, timeout: float = 8.0, say: Callable[[str], None
 
 
 def _incident_json(incident: Incident) -> dict[str, Any]:
-    return incident_to_dict(incident)
+    return INCIDENT.to_dict(incident)
 
 
 def _collapse(events: list[dict]) -> list[tuple[dict, int]]:
@@ -231,7 +231,7 @@ def _collapse(events: list[dict]) -> list[tuple[dict, int]]:
 
 def _show(console: Console, summary: dict) -> None:
     if summary["incident"]:
-        console.print(incident_panel(incident_from_dict(summary["incident"])))
+        console.print(incident_panel(INCIDENT.from_dict(summary["incident"])))
     table = Table(title=f"audit trail of lease {summary['lease_id']}", show_lines=False)
     for column in ("when", "kind", "principal", "detail"):
         table.add_column(column)

@@ -5,7 +5,7 @@ it already alerted on, and a tail re-reading its last lines or a Kafka consumer 
 records turns into duplicate alerts for an old leak. ``IncidentBook`` keeps owning the logic
 (counting, merging, re-send rules, eviction); this module only loads and saves its entries.
 
-What a row holds is exactly what the sinks already emit (``incident_to_json``: keyed fingerprint,
+What a row holds is exactly what the sinks already emit (``INCIDENT.to_json``: keyed fingerprint,
 redacted preview, rule, locations, counts, times, action, lease id...) plus three bookkeeping
 numbers: when the incident was last sent, whether an update is waiting to be sent, and when it was
 last seen (for least-recently-seen eviction). Never a secret, never an unkeyed hash of one.
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jitsec.connectors.sinks.serialize import incident_from_json, incident_to_json
 from jitsec.kernel.records import Incident
+from jitsec.kernel.schemas import INCIDENT
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class IncidentStore:
                     drop.append(fingerprint)
                     continue
                 try:
-                    incident = incident_from_json(record)
+                    incident = INCIDENT.from_json(record)
                     if incident.fingerprint != fingerprint:
                         raise ValueError("fingerprint column and record disagree")
                     kept.append(StoredIncident(incident, float(sent_at), bool(unsent), float(touched)))
@@ -196,7 +196,7 @@ class IncidentStore:
             db.executemany(
                 "INSERT OR REPLACE INTO incidents (fingerprint, record, sent_at, unsent, touched) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(r.incident.fingerprint, incident_to_json(r.incident), r.sent_at, int(r.unsent), r.touched)
+                [(r.incident.fingerprint, INCIDENT.to_json(r.incident), r.sent_at, int(r.unsent), r.touched)
                  for r in rows])
             db.execute("COMMIT")
         except BaseException:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
 from jitsec.connectors.sinks.spool import Backoff, PermanentDeliveryError, Spool
@@ -42,9 +42,9 @@ from jitsec.kernel.records import (
     Incident,
     ResponseAction,
     Severity,
-    StreamOrigin,
     describe_origin,
 )
+from jitsec.kernel.schemas import FINDING
 from jitsec.response.incident_store import FILE_NAME as INCIDENTS_FILE
 from jitsec.response.incident_store import IncidentStore
 from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
@@ -219,11 +219,7 @@ class Responder:
     # -- outbox (broker unreachable) --------------------------------------------------------------------
 
     def _outbox_payload(self, reports: Sequence[LeakReport], findings: Sequence[Finding]) -> bytes:
-        items = [{
-            "sha256": f.credential_sha256, "fingerprint": f.fingerprint, "rule_id": f.rule_id,
-            "description": f.description, "preview": f.preview, "severity": f.severity.value,
-            "confidence": f.confidence.value, "location": location_of(f), "line": f.line,
-        } for f in findings]
+        items = [FINDING.to_dict(finding) for finding in findings]
         return json.dumps({"reports": [r.to_json() for r in reports], "findings": items}).encode()
 
     def _deliver_outboxed(self, payload: bytes) -> None:
@@ -242,26 +238,22 @@ class Responder:
         answered_wall = self._wall()
         self._remember(verdicts.values())
         with self._lock:
-            self._resolve_outboxed(data["findings"], verdicts, seen_at, answered_wall)
+            self._resolve_outboxed([FINDING.from_dict(item) for item in data["findings"]], verdicts, seen_at,
+                                   answered_wall)
         self.incidents.flush()
 
-    def _resolve_outboxed(self, items: list[dict[str, Any]], verdicts: dict[str, LeakVerdict],
+    def _resolve_outboxed(self, findings: list[Finding], verdicts: dict[str, LeakVerdict],
                           seen_at: dict[str, float | None], answered_wall: float) -> None:
-        for item in items:
-            verdict = verdicts.get(item["sha256"])
+        for finding in findings:
+            verdict = verdicts.get(finding.credential_sha256 or "")
             if verdict is None:
                 continue
-            seen = seen_at.get(item["sha256"])
+            seen = seen_at.get(verdict.fingerprint)
             latency = None
             if verdict.status is LeakStatus.REVOKED and seen is not None:
                 latency = round((answered_wall - seen) * 1000, 3)
-            finding = Finding(
-                rule_id=item["rule_id"], origin=StreamOrigin(item["location"]), line=item["line"],
-                column=0, offset=0, preview=item["preview"], fingerprint=item["fingerprint"],
-                severity=Severity(item["severity"]), confidence=Confidence(item["confidence"]),
-                description=item["description"], credential_sha256=item["sha256"],
-            )
-            self._send(self.incidents.resolve(finding, item["location"], _resolution_of(verdict, latency)))
+            resolution = _resolution_of(verdict, latency)
+            self._send(self.incidents.resolve(finding, location_of(finding), resolution))
 
     def _remember(self, verdicts: Iterable[LeakVerdict]) -> None:
         """Final verdicts are remembered: a credential the broker revoked or found dead stays dead,

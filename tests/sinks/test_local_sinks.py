@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from jitsec.connectors.sinks import build_sink, parse_alert_spec
 from jitsec.connectors.sinks.console import ConsoleSink
 from jitsec.connectors.sinks.jsonl import JsonlSink
-from jitsec.connectors.sinks.serialize import incident_from_json, incident_summary, incident_to_json
+from jitsec.connectors.sinks.serialize import incident_summary
 from jitsec.connectors.sinks.spool import Backoff
 from rich.console import Console
 
 from jitsec.kernel.records import Incident, ResponseAction
+from jitsec.kernel.schemas import INCIDENT
 
 
 def test_jsonl_appends_one_line_per_incident_version(
@@ -59,15 +60,15 @@ def test_the_json_shape_round_trips(
 ) -> None:
     incident = make_incident(3, occurrences=occurrences, locations=tuple(locations), action=action,
                              latency_ms=latency)
-    assert incident_from_json(incident_to_json(incident)) == incident
+    assert INCIDENT.from_json(INCIDENT.to_json(incident)) == incident
     assert incident.preview in incident_summary(incident)
 
 
 def test_a_record_that_is_not_an_incident_is_refused() -> None:
     with pytest.raises(ValueError, match="schema"):
-        incident_from_json('{"schema": "other"}')
+        INCIDENT.from_json('{"schema": "other"}')
     with pytest.raises(ValueError, match="incident_id"):
-        incident_from_json('{"schema": "jitsec.incident/1"}')
+        INCIDENT.from_json('{"schema": "jitsec.incident/1"}')
 
 
 @pytest.mark.parametrize(
