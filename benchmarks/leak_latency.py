@@ -30,8 +30,8 @@ from typing import Any
 from jitsec.broker.client import BrokerClient
 from jitsec.broker.store.registry import open_store
 
-from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
 from jitsec.kernel.credential_format import sha256_fingerprint
+from jitsec.testing import AGENT, EmbeddedBroker, LoopScanner
 
 TOKENS_PER_TASK = 50
 

@@ -20,6 +20,7 @@ from jitsec.connectors.sources.elasticsearch import (
 )
 
 from jitsec.kernel.records import Chunk, ElasticsearchOrigin
+from jitsec.testing import wait_until
 
 pytestmark = pytest.mark.elasticsearch
 
@@ -202,8 +203,5 @@ def test_elasticsearch_going_away_and_back_loses_nothing(
     assert source.errors.counts.get("connection", 0) >= 1
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def _wait(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    assert wait_until(predicate, timeout, interval=0.05), "timed out"

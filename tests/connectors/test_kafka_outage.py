@@ -33,6 +33,7 @@ from jitsec.kernel.records import Chunk, Confidence, Finding, Incident, Response
 from jitsec.kernel.redaction import preview
 from jitsec.pipeline.runner import PipelineStats, run_sources
 from jitsec.pipeline.stages import Callback
+from jitsec.testing import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -68,10 +69,7 @@ def _require_managed_broker(bootstrap: str) -> None:
 
 
 def _wait(predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    assert wait_until(predicate, timeout, interval=0.05), f"timed out waiting for {what}"
 
 
 def _incident(number: int, token: str, topic: str) -> Incident:

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from jitsec.connectors.sources.kafka import KafkaSource, KafkaSourceSettings, parse_kafka_address
 
 from jitsec.kernel.records import Chunk, KafkaOrigin
+from jitsec.testing import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -138,11 +138,8 @@ def _read_lines(process: subprocess.Popen[str], into: list[tuple[int, int]]) -> 
     return thread
 
 
-def _wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def _wait(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    assert wait_until(predicate, timeout, interval=0.05), "timed out"
 
 
 @pytest.mark.slow

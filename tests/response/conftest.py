@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jitsec.commands.demo import EmbeddedBroker
+from jitsec.testing import EmbeddedBroker
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from jitsec.cli import main
-from jitsec.commands.demo import AGENT, EmbeddedBroker
+from jitsec.testing import AGENT, EmbeddedBroker
 
 
 def issue(broker: EmbeddedBroker) -> str:

@@ -20,7 +20,7 @@ from jitsec.broker.client import Secret
 from jitsec.broker.model import AuditKind, LeaseState
 from jitsec.connectors.sinks.spool import Spool
 
-from jitsec.commands.demo import AGENT, EmbeddedBroker
+from jitsec.testing import AGENT, EmbeddedBroker
 
 pytestmark = pytest.mark.slow
 HOOK_TIMEOUT = 120  # a guard against a hang, not a speed assertion

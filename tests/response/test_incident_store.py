@@ -25,36 +25,13 @@ from jitsec.kernel.records import (
     Confidence,
     FileOrigin,
     Finding,
-    Incident,
     ResponseAction,
     Severity,
 )
 from jitsec.response.incident_store import FILE_NAME, IncidentStore, IncidentStoreError
 from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
 from jitsec.response.responder import Responder, ResponderSettings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Collect:
-    name = "collect"
-
-    def __init__(self) -> None:
-        self.incidents: list[Incident] = []
-        self._lock = threading.Lock()
-
-    def send(self, incident: Incident) -> None:
-        with self._lock:
-            self.incidents.append(incident)
-
-    def close(self, timeout: float = 5.0) -> None:
-        pass
+from jitsec.testing import CollectingSink, ManualClock
 
 
 def finding(fingerprint: str = "hmac-sha256:aa", line: int = 1) -> Finding:
@@ -72,7 +49,7 @@ PENDING = Resolution(ResponseAction.PENDING)
 POLICY = IncidentPolicy(resend_interval=60)
 
 
-def book(path: Path, clock: Clock, policy: IncidentPolicy = POLICY) -> IncidentBook:
+def book(path: Path, clock: ManualClock, policy: IncidentPolicy = POLICY) -> IncidentBook:
     return IncidentBook(policy, clock=clock, store=IncidentStore(path / FILE_NAME, clock=clock))
 
 
@@ -80,7 +57,7 @@ def book(path: Path, clock: Clock, policy: IncidentPolicy = POLICY) -> IncidentB
 
 
 def test_a_restart_keeps_id_count_first_seen_locations_and_resolution(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     first = book(tmp_path, clock)
     opened = first.record(finding(), "/log:1", REVOKED)
     assert opened is not None
@@ -104,7 +81,7 @@ def test_a_restart_keeps_id_count_first_seen_locations_and_resolution(tmp_path: 
 
 
 def test_a_restart_alone_never_re_alerts_and_the_resend_clock_continues(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     first = book(tmp_path, clock)
     first.record(finding(), "/log:1", REVOKED)
     first.close()
@@ -119,7 +96,7 @@ def test_a_restart_alone_never_re_alerts_and_the_resend_clock_continues(tmp_path
 
 
 def test_a_changed_resolution_after_a_restart_is_sent(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     first = book(tmp_path, clock)
     pending = first.record(finding(), "/log:1", PENDING)
     assert pending is not None
@@ -132,7 +109,7 @@ def test_a_changed_resolution_after_a_restart_is_sent(tmp_path: Path) -> None:
 
 
 def test_a_deferred_update_saved_by_a_tick_is_sent_after_a_crash(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     first = book(tmp_path, clock)
     first.record(finding(), "/log:1", ALERT_ONLY)
     first.record(finding(), "/log:2", ALERT_ONLY)  # deferred
@@ -144,7 +121,7 @@ def test_a_deferred_update_saved_by_a_tick_is_sent_after_a_crash(tmp_path: Path)
 
 
 def test_many_sightings_cost_one_write_per_flush(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     held = book(tmp_path, clock)
     for n in range(20_000):
         held.record(finding(f"hmac-sha256:{n % 3}"), f"/log:{n}", ALERT_ONLY)
@@ -157,7 +134,7 @@ def test_many_sightings_cost_one_write_per_flush(tmp_path: Path) -> None:
 
 
 def test_eviction_forgets_the_least_recently_seen_in_memory_and_on_disk(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     policy = IncidentPolicy(resend_interval=60, max_incidents=2)
     first = book(tmp_path, clock, policy)
     for name in ("a", "b"):
@@ -182,7 +159,7 @@ def test_eviction_forgets_the_least_recently_seen_in_memory_and_on_disk(tmp_path
 
 
 def test_an_evicted_then_reopened_secret_is_one_fresh_row(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     held = book(tmp_path, clock, IncidentPolicy(max_incidents=1))
     old = held.record(finding("hmac-sha256:a"), "/log:1")
     held.record(finding("hmac-sha256:b"), "/log:2")
@@ -221,7 +198,7 @@ def test_a_database_of_another_schema_is_moved_aside(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_row_is_dropped_and_counted(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     first = book(tmp_path, clock)
     first.record(finding("hmac-sha256:good"), "/log:1")
     first.close()
@@ -242,7 +219,7 @@ def test_a_path_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_failed_save_keeps_the_changes_and_never_raises(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     store = IncidentStore(tmp_path / FILE_NAME)
     held = IncidentBook(POLICY, clock=clock, store=store)
     held.record(finding(), "/log:1")
@@ -259,17 +236,17 @@ FAST = ResponderSettings(incidents=POLICY, tick_seconds=0.01)
 
 
 def test_a_restarted_responder_continues_the_incident_and_sends_nothing_new(tmp_path: Path) -> None:
-    sink = Collect()
+    sink = CollectingSink()
     first = Responder([sink], broker=None, state_dir=tmp_path, settings=FAST)
     first.respond(None, [finding()])
     first.close()
     [opened] = sink.incidents
 
-    quiet = Collect()
+    quiet = CollectingSink()
     Responder([quiet], broker=None, state_dir=tmp_path, settings=FAST).close()
     assert quiet.incidents == []  # a restart alone: no alert
 
-    later = Collect()
+    later = CollectingSink()
     second = Responder([later], broker=None, state_dir=tmp_path, settings=FAST)
     second.respond(None, [finding(line=7)])
     assert later.incidents == []  # re-read within the re-send interval: counted, not alerted
@@ -284,7 +261,7 @@ def test_without_persistence_the_responder_writes_no_incident_file(tmp_path: Pat
 
 
 def test_the_responder_threads_and_the_store_agree(tmp_path: Path) -> None:
-    sink = Collect()
+    sink = CollectingSink()
     responder = Responder([sink], broker=None, state_dir=tmp_path, settings=FAST)
     fingerprints = [f"hmac-sha256:{n}" for n in range(8)]
 

@@ -7,14 +7,7 @@ from hypothesis import strategies as st
 
 from jitsec.kernel.records import BrokerStatus, Confidence, FileOrigin, Finding, ResponseAction, Severity
 from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from jitsec.testing import ManualClock
 
 
 def finding(fingerprint: str = "hmac-sha256:aa", severity: Severity = Severity.CRITICAL) -> Finding:
@@ -32,7 +25,7 @@ PENDING = Resolution(ResponseAction.PENDING, None)
 
 
 def test_the_first_sighting_opens_an_incident_and_is_sent() -> None:
-    book = IncidentBook(clock=Clock())
+    book = IncidentBook(clock=ManualClock(1000.0))
     incident = book.record(finding(), "/log:1", REVOKED)
     assert incident is not None
     assert (incident.version, incident.occurrences, incident.action) == (1, 1, ResponseAction.REVOKED)
@@ -40,7 +33,7 @@ def test_the_first_sighting_opens_an_incident_and_is_sent() -> None:
 
 
 def test_sightings_are_counted_but_re_sent_at_most_once_per_interval() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     book = IncidentBook(IncidentPolicy(resend_interval=60), clock=clock)
     book.record(finding(), "/log:1", REVOKED)
     sent = [book.record(finding(), f"/log:{n}", DEAD) for n in range(2, 10_002)]
@@ -56,7 +49,7 @@ def test_sightings_are_counted_but_re_sent_at_most_once_per_interval() -> None:
 
 
 def test_an_action_change_is_sent_at_once() -> None:
-    book = IncidentBook(clock=Clock())
+    book = IncidentBook(clock=ManualClock(1000.0))
     first = book.record(finding(), "/log:1", PENDING)
     assert first is not None and first.action is ResponseAction.PENDING
     second = book.record(finding(), "/log:1", REVOKED)
@@ -65,21 +58,21 @@ def test_an_action_change_is_sent_at_once() -> None:
 
 
 def test_a_dead_credential_is_low_severity() -> None:
-    book = IncidentBook(clock=Clock())
+    book = IncidentBook(clock=ManualClock(1000.0))
     incident = book.record(finding(), "/log:1", DEAD)
     assert incident is not None and incident.severity is Severity.LOW
     assert incident.action is ResponseAction.ALREADY_DEAD
 
 
 def test_an_alert_only_sighting_never_hides_a_broker_outcome() -> None:
-    book = IncidentBook(IncidentPolicy(resend_interval=0), clock=Clock())
+    book = IncidentBook(IncidentPolicy(resend_interval=0), clock=ManualClock(1000.0))
     book.record(finding(), "/a", REVOKED)
     later = book.record(finding(), "/b", ALERT_ONLY)
     assert later is not None and later.action is ResponseAction.REVOKED
 
 
 def test_the_book_is_bounded() -> None:
-    book = IncidentBook(IncidentPolicy(max_incidents=3), clock=Clock())
+    book = IncidentBook(IncidentPolicy(max_incidents=3), clock=ManualClock(1000.0))
     for number in range(10):
         book.record(finding(f"fp{number}"), "/log")
     assert len(book) == 3
@@ -87,7 +80,7 @@ def test_the_book_is_bounded() -> None:
 
 
 def test_pending_flushes_every_deferred_update() -> None:
-    book = IncidentBook(clock=Clock())
+    book = IncidentBook(clock=ManualClock(1000.0))
     book.record(finding(), "/a")
     book.record(finding(), "/a")
     [flushed] = book.pending()
@@ -97,7 +90,7 @@ def test_pending_flushes_every_deferred_update() -> None:
 
 @given(st.lists(st.sampled_from([ALERT_ONLY, PENDING, DEAD, REVOKED]), min_size=1, max_size=30))
 def test_versions_grow_and_occurrences_are_exact(resolutions: list[Resolution]) -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     book = IncidentBook(IncidentPolicy(resend_interval=5), clock=clock)
     sent = []
     for resolution in resolutions:

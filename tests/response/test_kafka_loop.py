@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,11 +18,11 @@ from jitsec.scanner.ruleset import load_ruleset
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from jitsec.commands.demo import AGENT, EmbeddedBroker
 from jitsec.kernel.records import Chunk, Finding, KafkaOrigin, ResponseAction
 from jitsec.pipeline.runner import run_sources
 from jitsec.pipeline.stages import Callback
 from jitsec.response.responder import Responder
+from jitsec.testing import AGENT, EmbeddedBroker, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -32,13 +30,6 @@ FAST = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.2, idle_exit
                            retry_initial_s=0.1, retry_max_s=0.5, session_timeout_ms=6000)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def committed(bootstrap: str, topic: str, group: str) -> int | None:

@@ -10,9 +10,9 @@ import pytest
 from jitsec.broker.client import BrokerAPIError
 from jitsec.broker.leaks import LeakReport, LeakStatus, leak_batches
 
-from jitsec.commands.demo import AGENT, EmbeddedBroker
 from jitsec.kernel.credential_format import sha256_fingerprint
 from jitsec.response.live_cache import LiveFingerprintCache
+from jitsec.testing import AGENT, EmbeddedBroker
 
 
 def issue(broker: EmbeddedBroker) -> str:

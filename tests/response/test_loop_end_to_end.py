@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,17 +16,8 @@ from jitsec.connectors.sinks.jsonl import JsonlSink
 from jitsec.connectors.sinks.spool import Backoff
 from jitsec.scanner.ruleset import RuleSet, load_ruleset
 
-from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
 from jitsec.kernel.records import BrokerStatus, ResponseAction
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+from jitsec.testing import AGENT, EmbeddedBroker, LoopScanner, wait_until
 
 
 @pytest.fixture(scope="module")

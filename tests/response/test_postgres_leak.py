@@ -16,7 +16,7 @@ from jitsec.scanner.ruleset import load_ruleset
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jitsec.commands.demo import AGENT, EmbeddedBroker, LoopScanner
+from jitsec.testing import AGENT, EmbeddedBroker, LoopScanner
 
 pytestmark = pytest.mark.postgres
 

@@ -16,12 +16,12 @@ from jitsec.kernel.records import (
     Confidence,
     FileOrigin,
     Finding,
-    Incident,
     ResponseAction,
     Severity,
 )
 from jitsec.response.incidents import IncidentPolicy
 from jitsec.response.responder import Responder, ResponderSettings
+from jitsec.testing import CollectingSink
 
 FAST = ResponderSettings(incidents=IncidentPolicy(resend_interval=3600), tick_seconds=0.05,
                          outbox_backoff=Backoff(0.01, 0.05))
@@ -56,17 +56,6 @@ class Desk:
         return out
 
 
-class Collect:
-    name = "collect"
-
-    def __init__(self) -> None:
-        self.incidents: list[Incident] = []
-
-    def send(self, incident: Incident) -> None:
-        self.incidents.append(incident)
-
-    def close(self, timeout: float = 5.0) -> None:
-        pass
 
 
 SHA = "ab" * 32
@@ -83,13 +72,13 @@ def chunk() -> Chunk:
     return Chunk(b"...", FileOrigin("/log"), read_at=10.0)
 
 
-def responder(tmp_path: Path, desk: Desk | None, sink: Collect, now: list[float]) -> Responder:
+def responder(tmp_path: Path, desk: Desk | None, sink: CollectingSink, now: list[float]) -> Responder:
     return Responder([sink], broker=desk, state_dir=tmp_path, settings=FAST,
                      monotonic=lambda: now[0], wall_clock=lambda: 1_700_000_000.0 + now[0])
 
 
 def test_a_live_broker_credential_is_revoked_with_its_latency(tmp_path: Path) -> None:
-    desk, sink, now = Desk({SHA}), Collect(), [10.25]
+    desk, sink, now = Desk({SHA}), CollectingSink(), [10.25]
     handler = responder(tmp_path, desk, sink, now)
     [out] = handler.respond(chunk(), [finding()])
     handler.close()
@@ -101,7 +90,7 @@ def test_a_live_broker_credential_is_revoked_with_its_latency(tmp_path: Path) ->
 
 
 def test_seen_again_is_one_incident_with_two_occurrences(tmp_path: Path) -> None:
-    desk, sink, now = Desk({SHA}), Collect(), [10.1]
+    desk, sink, now = Desk({SHA}), CollectingSink(), [10.1]
     handler = responder(tmp_path, desk, sink, now)
     handler.respond(chunk(), [finding()])
     [again] = handler.respond(chunk(), [finding()])
@@ -114,7 +103,7 @@ def test_seen_again_is_one_incident_with_two_occurrences(tmp_path: Path) -> None
 
 
 def test_a_heuristic_hit_is_never_reported_and_never_revokes(tmp_path: Path) -> None:
-    desk, sink = Desk({SHA}), Collect()
+    desk, sink = Desk({SHA}), CollectingSink()
     handler = responder(tmp_path, desk, sink, [10.0])
     generic = finding(sha=None, confidence=Confidence.HEURISTIC, severity=Severity.MEDIUM)
     [out] = handler.respond(chunk(), [generic])
@@ -124,7 +113,7 @@ def test_a_heuristic_hit_is_never_reported_and_never_revokes(tmp_path: Path) -> 
 
 
 def test_a_checksummed_third_party_format_is_a_high_alert(tmp_path: Path) -> None:
-    sink = Collect()
+    sink = CollectingSink()
     handler = responder(tmp_path, Desk(set()), sink, [10.0])
     handler.respond(chunk(), [finding(sha=None, severity=Severity.MEDIUM)])
     handler.close()
@@ -133,7 +122,7 @@ def test_a_checksummed_third_party_format_is_a_high_alert(tmp_path: Path) -> Non
 
 
 def test_without_a_broker_broker_format_hits_are_unknown(tmp_path: Path) -> None:
-    sink = Collect()
+    sink = CollectingSink()
     handler = responder(tmp_path, None, sink, [10.0])
     [out] = handler.respond(chunk(), [finding()])
     handler.close()
@@ -142,7 +131,7 @@ def test_without_a_broker_broker_format_hits_are_unknown(tmp_path: Path) -> None
 
 
 def test_broker_down_reports_wait_on_disk_and_the_incident_follows(tmp_path: Path) -> None:
-    desk, sink = Desk({SHA}), Collect()
+    desk, sink = Desk({SHA}), CollectingSink()
     desk.up.clear()
     handler = responder(tmp_path, desk, sink, [10.0])
     [out] = handler.respond(chunk(), [finding()])
@@ -163,13 +152,13 @@ def test_broker_down_reports_wait_on_disk_and_the_incident_follows(tmp_path: Pat
 
 
 def test_a_restart_delivers_the_spooled_reports(tmp_path: Path) -> None:
-    desk, sink = Desk({SHA}), Collect()
+    desk, sink = Desk({SHA}), CollectingSink()
     desk.up.clear()
     first = responder(tmp_path, desk, sink, [10.0])
     first.respond(chunk(), [finding()])
     first.close(timeout=0.05)
     desk.up.set()
-    later = Collect()
+    later = CollectingSink()
     second = responder(tmp_path, desk, later, [10.0])
     assert second.wait_outbox(10)
     second.close()
@@ -178,7 +167,7 @@ def test_a_restart_delivers_the_spooled_reports(tmp_path: Path) -> None:
 
 
 def test_an_unknown_broker_format_token_is_asked_about_once(tmp_path: Path) -> None:
-    desk, sink = Desk(set()), Collect()
+    desk, sink = Desk(set()), CollectingSink()
     handler = responder(tmp_path, desk, sink, [10.0])
     outs = [handler.respond(chunk(), [finding()])[0] for _ in range(5)]
     handler.close()

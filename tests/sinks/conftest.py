@@ -7,7 +7,6 @@ import json
 import socket
 import socketserver
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,6 +16,7 @@ from jitsec.connectors.sinks.spool import Backoff
 from jitsec.kernel import credential_format as cf
 from jitsec.kernel.records import BrokerStatus, Confidence, Incident, ResponseAction, Severity
 from jitsec.kernel.redaction import preview
+from jitsec.testing import wait_until
 
 FAST = Backoff(initial=0.01, maximum=0.1)
 
@@ -182,16 +182,9 @@ def syslog_receivers() -> Iterator[Callable[[str], SyslogReceiver]]:
         receiver.stop()
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture
 def wait_for() -> Callable[..., bool]:
     """Poll a condition (tests assert outcomes, never wall time)."""
-    return _wait_for
+    return wait_until
