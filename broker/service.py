@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from jitsec.broker.config import ReplayAction
 from jitsec.broker.engines.base import Engine, IssueRequest
 from jitsec.broker.errors import (
     BadRequest,
@@ -27,7 +26,7 @@ from jitsec.broker.errors import (
 )
 from jitsec.broker.metrics import BrokerMetrics
 from jitsec.broker.model import TASK_TOKEN_ENGINE, AuditEvent, AuditKind, Lease, LeaseState, Task, new_id
-from jitsec.broker.policy import Policy
+from jitsec.broker.policy import Policy, ReplayAction
 from jitsec.broker.revocation import RevocationStatus
 from jitsec.broker.revoker import RevocationResult, Revoker
 from jitsec.broker.store.base import Store

@@ -23,9 +23,10 @@ import pytest
 from click.testing import CliRunner
 from jitsec.broker.audit import record_to_dict
 from jitsec.broker.client import BrokerAPIError
-from jitsec.broker.config import BrokerConfig, ReplayAction, load_config, parse_config
+from jitsec.broker.config import BrokerConfig, load_config, parse_config
 from jitsec.broker.errors import ConfigError
 from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.broker.policy import ReplayAction
 from jitsec.broker.service import GRANT_REPLAY_REASON
 from jitsec.broker.store.base import Store
 from psycopg import sql
