@@ -1,5 +1,6 @@
-"""The broker's shape, read from its source: no import cycles inside ``jitsec.broker``, and nothing
-imported from the rest of jitsec but the kernel (the scanner side reaches the broker over HTTP)."""
+"""The broker's shape, read from its source: no import cycles inside ``jitsec.broker``, nothing
+imported from the rest of jitsec but the kernel (the scanner side reaches the broker over HTTP), and
+no lease state written anywhere but through ``broker.lifecycle.LeaseMachine``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import jitsec.broker
+import jitsec.broker  # binds ``jitsec`` too
 
 BROKER = Path(jitsec.broker.__file__).parent
+LEASE_WRITES = {"add_lease", "redeem_grant", "begin_revocation", "finish_revocation"}  # lifecycle.LeaseWrites
 ALLOWED_OUTSIDE = ("jitsec.kernel",)
 
 
@@ -105,3 +107,23 @@ def test_the_broker_imports_only_itself_and_the_kernel_from_jitsec() -> None:
         and not target.startswith(("jitsec.broker", *ALLOWED_OUTSIDE))
     )
     assert outside == []
+
+
+def test_only_the_lease_machine_writes_lease_state() -> None:
+    """No call of the store's lease writes, and no lease built or copied with a ``state``, outside
+    ``broker/lifecycle.py`` and the stores themselves (which implement the writes and read rows)."""
+    exempt = {BROKER / "lifecycle.py", *(BROKER / "store").rglob("*.py")}
+    sources = sorted({*BROKER.rglob("*.py"), *Path(jitsec.__file__).parent.rglob("*.py")} - exempt)
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in LEASE_WRITES or (name in {"Lease", "replace"} and any(
+                keyword.arg == "state" for keyword in node.keywords
+            )):
+                found.append(f"{path.name}:{node.lineno} {name}")
+    assert len(sources) > 50
+    assert found == []

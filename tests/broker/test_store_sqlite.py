@@ -7,8 +7,9 @@ import threading
 from dataclasses import replace
 
 from jitsec.broker.audit import iter_records, verify
+from jitsec.broker.lifecycle import RevocationUpdate, Step
 from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
-from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS, Store
 from jitsec.broker.store.registry import open_store
 from jitsec.broker.store.sqlite import SQLiteStore
 
@@ -58,10 +59,10 @@ def test_begin_revocation_is_compare_and_set(tmp_path) -> None:
     assert {x.lease_id for x in first} == {"lse_0000", "lse_0001"}
     assert [x.lease_id for x in second] == ["lse_0002"]
     store.finish_revocation(
-        [RevocationUpdate("lse_0000", LeaseState.REVOKED, NOW, 1)], [event(AuditKind.REVOKE)]
+        [RevocationUpdate("lse_0000", Step.CONFIRM, NOW, 1)], [event(AuditKind.REVOKE)]
     )
     store.finish_revocation(
-        [RevocationUpdate("lse_0000", LeaseState.FAILED, NOW, 2)], []
+        [RevocationUpdate("lse_0000", Step.GIVE_UP, NOW, 2)], []
     )  # not revoking: no-op
     assert store.get_lease("lse_0000").state is LeaseState.REVOKED
     assert store.get_lease("lse_0000").revoked_at == NOW

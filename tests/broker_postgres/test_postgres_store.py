@@ -15,8 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from jitsec.broker.audit import Tamper, verify
+from jitsec.broker.lifecycle import RevocationUpdate, Step
 from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState, Task
-from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate, Store
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS, Store
 from jitsec.broker.store.postgres import PostgresStore, open_postgres
 from jitsec.broker.store.registry import open_store
 from psycopg.conninfo import conninfo_to_dict
@@ -151,12 +152,12 @@ def test_revocation_is_compare_and_set(store: PostgresStore) -> None:
     assert lease.lease_id not in {x.lease_id for x in store.leases_to_retry(10.0, 10_000)}  # in flight
     in_flight_over = 10.0 + IN_FLIGHT_SECONDS
     assert lease.lease_id in {x.lease_id for x in store.leases_to_retry(in_flight_over, 10_000)}
-    store.finish_revocation([RevocationUpdate(lease.lease_id, LeaseState.REVOKING, 12.0, 1, 20.0, "down")],
+    store.finish_revocation([RevocationUpdate(lease.lease_id, Step.RETRY, 12.0, 1, 20.0, "down")],
                            [event(AuditKind.REVOKE_RETRY)])
     assert lease.lease_id not in {x.lease_id for x in store.leases_to_retry(15.0, 10_000)}
-    store.finish_revocation([RevocationUpdate(lease.lease_id, LeaseState.REVOKED, 21.0, 2)],
+    store.finish_revocation([RevocationUpdate(lease.lease_id, Step.CONFIRM, 21.0, 2)],
                            [event(AuditKind.REVOKE)])
-    store.finish_revocation([RevocationUpdate(lease.lease_id, LeaseState.FAILED, 22.0, 3)], [])
+    store.finish_revocation([RevocationUpdate(lease.lease_id, Step.GIVE_UP, 22.0, 3)], [])
     final = store.get_lease(lease.lease_id)
     assert final is not None
     assert (final.state, final.revoked_at, final.attempts) == (LeaseState.REVOKED, 21.0, 2)
