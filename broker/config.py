@@ -11,7 +11,6 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from jitsec.broker.engines.base import EngineLimits, EngineSettings
 from jitsec.broker.errors import ConfigError
 from jitsec.broker.leaks import LeakScope, LeakSettings
 from jitsec.broker.model import PRINCIPAL_ROLES, Role
-from jitsec.broker.policy import AgentPolicy, EnginePolicy, Policy
+from jitsec.broker.policy import AgentPolicy, EnginePolicy, Policy, ReplayAction
 from jitsec.broker.revocation import RetryPolicy
 
 _HEX64 = regex.compile(r"[0-9a-f]{64}")
@@ -31,18 +30,6 @@ class Principal:
     name: str
     role: Role
     key_sha256: str
-
-
-class ReplayAction(Enum):
-    """``[broker] on_grant_replay``: what the broker does when a redeemed grant is presented again.
-
-    Either way the presenter gets 401 ``grant_replayed`` and a ``replay`` audit record. ``end-task``
-    also ends the task and revokes every lease it holds (RFC 6749 §4.1.2): if a thief redeemed the
-    grant first, the legitimate agent's redemption is the replay, and the thief's token must die.
-    """
-
-    END_TASK = "end-task"
-    REFUSE = "refuse"  # refuse the replay only; the token issued at the first redemption stays valid
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ lease has is ``unknown``. ``on_leak`` widens the blast radius per request: ``lea
 ``task`` (complete the leaking lease's task: every lease of it dies) or ``agent`` (quarantine the
 agent: every lease of every task of it dies, and it may not start new tasks until released).
 
-The wire records live here so that the HTTP client (``broker.client``) and the scanner share one
-definition without importing the service.
+This module holds the wire records and the settings only, so that the HTTP client (``broker.client``),
+the scanner and the configuration share one definition without importing the service; the broker's
+handling of a report is ``broker.leak_desk.LeakDesk``.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import regex
 from jitsec.broker.errors import BadRequest
-from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState
-from jitsec.broker.revocation import RevocationStatus
-
-if TYPE_CHECKING:
-    from jitsec.broker.service import BrokerService
 
 MAX_BATCH = 1000
 MAX_LOCATION_CHARS = 1024
+DEFAULT_PAGE = 1000  # fingerprints per page of ``GET /v1/fingerprints``
+MAX_PAGE = 5000
 _SHA256 = regex.compile(r"[0-9a-f]{64}")
 
 
@@ -134,11 +132,6 @@ class FingerprintPage:
         return cls(entries, data.get("next_cursor"))
 
 
-def _clean(text: str, limit: int = 500) -> str:
-    """Free text bound for the audit: printable, bounded (the audit's own limit is 500)."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:limit]
-
-
 def _clean_location(text: str) -> str:
     """Locations are shown in audit and alerts: printable, one line, bounded."""
     cleaned = "".join(ch if ch.isprintable() else "?" for ch in text)
@@ -193,26 +186,6 @@ def reports_body(reports: Sequence[LeakReport], on_leak: LeakScope | None = None
     return body
 
 
-# -- the broker's handling ------------------------------------------------------------------------------
-
-LEAK_REASON = "leak"
-DEFAULT_PAGE = 1000
-MAX_PAGE = 5000
-
-_RESULT_STATUS = {
-    RevocationStatus.REVOKED: LeakStatus.REVOKED,
-    RevocationStatus.ALREADY_REVOKED: LeakStatus.DEAD,
-    RevocationStatus.RETRYING: LeakStatus.PENDING,
-    RevocationStatus.FAILED: LeakStatus.FAILED,
-}
-_STATE_STATUS = {
-    LeaseState.REVOKING: LeakStatus.PENDING,
-    LeaseState.FAILED: LeakStatus.FAILED,
-    LeaseState.REVOKED: LeakStatus.DEAD,
-    LeaseState.ACTIVE: LeakStatus.DEAD,  # active in the store but past its expiry: the reaper's now
-}
-
-
 @dataclass(frozen=True, slots=True)
 class LeakSettings:
     """Broker-side defaults; a request's ``on_leak`` overrides ``default_scope``.
@@ -221,88 +194,6 @@ class LeakSettings:
     """
 
     default_scope: LeakScope = LeakScope.LEASE
-
-
-class LeakDesk:
-    """Handles leak reports and serves live fingerprints, on top of ``BrokerService``."""
-
-    def __init__(self, service: BrokerService, settings: LeakSettings | None = None) -> None:
-        self.service = service
-        self.settings = settings or LeakSettings()
-
-    def report(self, principal: str, reports: Sequence[LeakReport],
-               on_leak: LeakScope | None = None) -> list[LeakVerdict]:
-        """One verdict per report, in order. Duplicate fingerprints in a batch are handled once."""
-        scope = on_leak or self.settings.default_scope
-        done: dict[str, LeakVerdict] = {}
-        for report in reports:
-            if report.fingerprint not in done:
-                done[report.fingerprint] = self._one(principal, report, scope)
-        return [done[report.fingerprint] for report in reports]
-
-    def _one(self, principal: str, report: LeakReport, scope: LeakScope) -> LeakVerdict:
-        service = self.service
-        lease = service.lease_by_fingerprint(report.fingerprint)
-        where = _where(report)
-        if lease is None:
-            service.audit(AuditEvent(kind=AuditKind.LEAK, at=service.clock(), principal=principal,
-                                     detail=_clean(f"unknown fingerprint {report.fingerprint[:16]}; "
-                                                         f"{where}")))
-            return LeakVerdict(report.fingerprint, LeakStatus.UNKNOWN)
-        also: list[str] = []
-        if lease.is_live(service.clock()):
-            result = service.revoke_lease(lease.lease_id, LEAK_REASON, where, principal)
-            status = _RESULT_STATUS[result.status]
-            lease = result.lease
-            if status is LeakStatus.REVOKED or status is LeakStatus.PENDING:
-                also = self._widen(principal, lease, scope, where)
-            outcome = status.value
-            if also:
-                outcome += f"; also revoked {len(also)} lease(s) ({scope.value})"
-        else:
-            status = _STATE_STATUS[lease.state]
-            outcome = f"already {lease.state.value}"
-        service.audit(AuditEvent(
-            kind=AuditKind.LEAK, at=service.clock(), principal=principal, agent=lease.agent,
-            task_id=lease.task_id, lease_id=lease.lease_id, engine=lease.engine, scopes=lease.scopes,
-            resource=_clean(report.location), detail=_clean(f"{outcome}; {where}"),
-        ))
-        return LeakVerdict(
-            report.fingerprint, status, lease_id=lease.lease_id, agent=lease.agent, task_id=lease.task_id,
-            engine=lease.engine, scopes=lease.scopes,
-            revoked_at=lease.revoked_at or lease.revoke_requested_at,
-            also_revoked=tuple(also),
-        )
-
-    def _widen(self, principal: str, lease: Lease, scope: LeakScope, where: str) -> list[str]:
-        """Revoke beyond the leaked lease when asked (or when a task token leaked)."""
-        if lease.is_task_token and scope is LeakScope.LEASE:
-            scope = LeakScope.TASK
-        if scope is LeakScope.TASK:
-            completion = self.service.complete_task(lease.task_id, principal, reason=LEAK_REASON)
-            return [r.lease.lease_id for r in completion.results]
-        if scope is LeakScope.AGENT:
-            completions = self.service.quarantine_agent(lease.agent, principal,
-                                                        detail=f"leak of lease {lease.lease_id}; {where}")
-            return [r.lease.lease_id for c in completions for r in c.results]
-        return []
-
-    def fingerprints(self, cursor: str | None, limit: int = DEFAULT_PAGE) -> FingerprintPage:
-        """Fingerprints of live leases, ``limit`` at a time, from ``cursor`` (None: the start)."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
-        page = self.service.store.live_leases(cursor, limit, self.service.clock())
-        entries = tuple(FingerprintEntry(lease.fingerprint, lease.expires_at) for lease in page.leases)
-        return FingerprintPage(entries, page.next_cursor)
-
-
-def _where(report: LeakReport) -> str:
-    parts = [f"seen at {report.location or '?'}"]
-    if report.rule_id:
-        parts.append(f"rule {report.rule_id}")
-    if report.seen_at is not None:
-        parts.append(f"read {report.seen_at:.3f}")
-    return ", ".join(parts)
 
 
 BATCH_BYTES = 48_000  # under the broker's default 64 KiB request limit, with room for JSON overhead

@@ -1,4 +1,5 @@
-"""Policy: which scopes an agent may hold, per engine, and for how long. Pure decisions, no I/O.
+"""Policy: which scopes an agent may hold, per engine, and for how long; and what a replayed grant
+costs (``ReplayAction``). Pure decisions, no I/O.
 
 Entries match agents by glob pattern (``fnmatch``, case-sensitive), first match wins, so put specific
 agents before wildcards. Scope patterns are globs too (``reports:*``). An agent no entry matches may
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from fnmatch import fnmatchcase
 
 from jitsec.broker.engines.base import EngineLimits
@@ -93,3 +95,15 @@ class Policy:
                 code="ttl_too_long",
             )
         return ttl_seconds
+
+
+class ReplayAction(Enum):
+    """``[broker] on_grant_replay``: what the broker does when a redeemed grant is presented again.
+
+    Either way the presenter gets 401 ``grant_replayed`` and a ``replay`` audit record. ``end-task``
+    also ends the task and revokes every lease it holds (RFC 6749 §4.1.2): if a thief redeemed the
+    grant first, the legitimate agent's redemption is the replay, and the thief's token must die.
+    """
+
+    END_TASK = "end-task"
+    REFUSE = "refuse"  # refuse the replay only; the token issued at the first redemption stays valid

@@ -1,13 +1,7 @@
-"""Revocation as a persisted state machine, and the retry schedule.
+"""What a revocation reports, and when it is tried again.
 
-    active ──begin──▶ revoking ──confirm──▶ revoked      (terminal)
-                        │  ▲
-                  retry ╰──╯  (transient engine error: backoff with full jitter)
-                        │
-                        ╰──give up / permanent error──▶ failed   (terminal; always alerts)
-
-Only ``begin`` leaves ``active``; nothing leaves a terminal state. Stores enforce the same moves with
-compare-and-set updates; this module is the pure reference the property tests exercise.
+The moves of a lease through revocation (active → revoking → revoked | failed) are ``broker.lifecycle``'s;
+this module holds the outcome a caller sees (``RevocationStatus``) and the retry schedule (``RetryPolicy``).
 """
 
 from __future__ import annotations
@@ -16,36 +10,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-
-from jitsec.broker.model import LeaseState
-
-
-class Step(Enum):
-    BEGIN = "begin"
-    CONFIRM = "confirm"
-    RETRY = "retry"
-    GIVE_UP = "give_up"
-
-
-TRANSITIONS: dict[tuple[LeaseState, Step], LeaseState] = {
-    (LeaseState.ACTIVE, Step.BEGIN): LeaseState.REVOKING,
-    (LeaseState.REVOKING, Step.CONFIRM): LeaseState.REVOKED,
-    (LeaseState.REVOKING, Step.RETRY): LeaseState.REVOKING,
-    (LeaseState.REVOKING, Step.GIVE_UP): LeaseState.FAILED,
-}
-
-TERMINAL = frozenset({LeaseState.REVOKED, LeaseState.FAILED})
-
-
-class IllegalTransition(ValueError):
-    pass
-
-
-def advance(state: LeaseState, step: Step) -> LeaseState:
-    try:
-        return TRANSITIONS[(state, step)]
-    except KeyError:
-        raise IllegalTransition(f"a lease in state {state.value!r} cannot {step.value}") from None
 
 
 class RevocationStatus(Enum):

@@ -2,7 +2,8 @@
 
 Used by the service (task completion, explicit revocation, rotation, quarantine, leaks) and by the
 reaper (expiry, retries). Every lease it touches ends ``revoked``, or ``revoking`` with a scheduled
-retry, or ``failed`` with an alert: never silently dropped.
+retry, or ``failed`` with an alert: never silently dropped. It moves leases only through
+``broker.lifecycle.LeaseMachine`` (begin, then one outcome per attempt).
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from jitsec.broker.engines.base import Engine, RevokeOutcome
 from jitsec.broker.errors import TransientEngineError
+from jitsec.broker.lifecycle import LeaseMachine, RevocationUpdate, Step
 from jitsec.broker.metrics import BrokerMetrics
-from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState
+from jitsec.broker.model import AuditEvent, AuditKind, Lease
 from jitsec.broker.revocation import RetryPolicy, RevocationStatus
-from jitsec.broker.store.base import RevocationUpdate, Store
+from jitsec.broker.store.base import Store
 
 log = logging.getLogger("jitsec.broker.revoker")
 alert_log = logging.getLogger("jitsec.broker.alerts")
@@ -58,9 +60,11 @@ class Revoker:
         metrics: BrokerMetrics | None = None,
         alert: Alert = log_alert,
         rand: Callable[[], float] = random.random,
+        leases: LeaseMachine | None = None,
     ) -> None:
         self._store, self._engines, self._retry = store, engines, retry
         self._clock, self._metrics, self._alert, self._rand = clock, metrics, alert, rand
+        self._leases = leases or LeaseMachine(store)
 
     def revoke_ids(
         self, lease_ids: Sequence[str], reason: str, detail: str = "", principal: str = ""
@@ -68,7 +72,7 @@ class Revoker:
         """Begin revoking the active leases among ``lease_ids`` and attempt each once now."""
         if not lease_ids:
             return []
-        started = self._store.begin_revocation(lease_ids, reason, detail, self._clock())
+        started = self._leases.begin(lease_ids, reason, detail, self._clock())
         return self.attempt(started, principal)
 
     def expire_due(self, limit: int) -> int:
@@ -76,7 +80,7 @@ class Revoker:
         due = self._store.leases_due(self._clock(), limit)
         if not due:
             return 0
-        started = self._store.begin_revocation([lease.lease_id for lease in due], EXPIRED, "", self._clock())
+        started = self._leases.begin([lease.lease_id for lease in due], EXPIRED, "", self._clock())
         self.attempt(started, "reaper")
         return len(started)
 
@@ -89,18 +93,18 @@ class Revoker:
 
     def attempt(self, leases: Sequence[Lease], principal: str) -> list[RevocationResult]:
         """One engine attempt per lease (all in ``revoking``), persisted in one transaction."""
-        updates: list[RevocationUpdate] = []
+        outcomes: list[tuple[Lease, RevocationUpdate]] = []
         events: list[AuditEvent] = []
-        results: list[RevocationResult] = []
+        statuses: list[RevocationStatus] = []
         failures: list[tuple[Lease, str]] = []
         waiting: list[tuple[Lease, str]] = []
         for lease in leases:
             now = self._clock()
             attempts = lease.attempts + 1
             status, update, event = self._attempt_one(lease, attempts, now, principal)
-            updates.append(update)
+            outcomes.append((lease, update))
             events.append(event)
-            results.append(RevocationResult(lease=_applied(lease, update), status=status))
+            statuses.append(status)
             if status is RevocationStatus.FAILED:
                 failures.append((lease, update.last_error or "unknown error"))
             elif status is RevocationStatus.RETRYING and self._retry.alerts_while_waiting(attempts):
@@ -109,7 +113,8 @@ class Revoker:
                 self._metrics.revoked.labels(lease.revoke_reason or "unknown").inc()
                 if lease.revoke_reason == EXPIRED:
                     self._metrics.reaper_lateness.observe(max(0.0, now - lease.expires_at))
-        self._store.finish_revocation(updates, events)
+        after = self._leases.finish(outcomes, events)
+        results = [RevocationResult(moved, status) for moved, status in zip(after, statuses, strict=True)]
         for lease, message in failures:
             if self._metrics is not None:
                 self._metrics.revoke_failures.inc()
@@ -155,9 +160,7 @@ class Revoker:
                     attempts,
                     message,
                 )
-                update = RevocationUpdate(
-                    lease.lease_id, LeaseState.REVOKING, now, attempts, retry_at, message
-                )
+                update = RevocationUpdate(lease.lease_id, Step.RETRY, now, attempts, retry_at, message)
                 detail = f"reason={reason}; attempt={attempts}; error={message}"
                 return RevocationStatus.RETRYING, update, event(AuditKind.REVOKE_RETRY, detail)
             message = f"gave up after {attempts} attempts: {message}"
@@ -170,12 +173,12 @@ class Revoker:
                 detail += f"; {lease.revoke_detail}"
             return (
                 RevocationStatus.REVOKED,
-                RevocationUpdate(lease.lease_id, LeaseState.REVOKED, now, attempts),
+                RevocationUpdate(lease.lease_id, Step.CONFIRM, now, attempts),
                 event(kind, detail),
             )
         return (
             RevocationStatus.FAILED,
-            RevocationUpdate(lease.lease_id, LeaseState.FAILED, now, attempts, None, message),
+            RevocationUpdate(lease.lease_id, Step.GIVE_UP, now, attempts, None, message),
             event(AuditKind.REVOKE_FAILED, f"reason={reason}; attempts={attempts}; error={message}"),
         )
 
@@ -184,13 +187,3 @@ def _short(error: BaseException) -> str:
     text = f"{type(error).__name__}: {error}"
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "…"
 
-
-def _applied(lease: Lease, update: RevocationUpdate) -> Lease:
-    return replace(
-        lease,
-        state=update.state,
-        attempts=update.attempts,
-        next_attempt_at=update.next_attempt_at,
-        last_error=update.last_error,
-        revoked_at=update.at if update.state is LeaseState.REVOKED else None,
-    )

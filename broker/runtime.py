@@ -10,6 +10,7 @@ from jitsec.broker.config import BrokerConfig
 from jitsec.broker.engines.base import Engine
 from jitsec.broker.engines.postgres_reconciler import Reconciler
 from jitsec.broker.engines.registry import build_engine
+from jitsec.broker.lifecycle import LeaseMachine
 from jitsec.broker.metrics import BrokerMetrics
 from jitsec.broker.reaper import Reaper
 from jitsec.broker.revoker import Alert, Revoker, log_alert
@@ -57,7 +58,10 @@ def build_broker(
         store.close()
         raise
     metrics = BrokerMetrics()
-    revoker = Revoker(store, built, config.reaper.retry, clock=clock, metrics=metrics, alert=alert)
+    leases = LeaseMachine(store)  # the one writer of lease state, for issue and revocation alike
+    revoker = Revoker(
+        store, built, config.reaper.retry, clock=clock, metrics=metrics, alert=alert, leases=leases
+    )
     service = BrokerService(
         store,
         built,
@@ -67,6 +71,7 @@ def build_broker(
         on_grant_replay=config.on_grant_replay,
         clock=clock,
         metrics=metrics,
+        leases=leases,
     )
     reconciler = Reconciler(store, built, clock=clock)  # drops engine credentials no lease backs
     reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=reconciler.tick)

@@ -1,9 +1,11 @@
 """The broker's core operations, with no HTTP in them: the API, the CLI and the leak response call these.
 
 Each operation validates everything before it changes anything, so a refused request leaves nothing
-half-issued; each state change commits together with its audit record. Secrets leave this module only
-inside ``StartedTask``/``RedeemedTask``/``IssuedSecret`` (whose ``repr`` is redacted) and are never
-stored, logged or put in an exception message.
+half-issued; each state change commits together with its audit record. Leases change state only
+through ``broker.lifecycle.LeaseMachine`` (issued here, revoked through the ``Revoker``).
+
+Secrets leave this module only inside ``StartedTask``/``RedeemedTask``/``IssuedSecret`` (whose ``repr``
+is redacted) and are never stored, logged or put in an exception message.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from jitsec.broker.config import ReplayAction
 from jitsec.broker.engines.base import Engine, IssueRequest
 from jitsec.broker.errors import (
     BadRequest,
@@ -25,9 +26,10 @@ from jitsec.broker.errors import (
     PolicyDenied,
     Unauthenticated,
 )
+from jitsec.broker.lifecycle import REVOCABLE, LeaseMachine
 from jitsec.broker.metrics import BrokerMetrics
 from jitsec.broker.model import TASK_TOKEN_ENGINE, AuditEvent, AuditKind, Lease, LeaseState, Task, new_id
-from jitsec.broker.policy import Policy
+from jitsec.broker.policy import Policy, ReplayAction
 from jitsec.broker.revocation import RevocationStatus
 from jitsec.broker.revoker import RevocationResult, Revoker
 from jitsec.broker.store.base import Store
@@ -40,7 +42,6 @@ log = logging.getLogger("jitsec.broker")
 
 MAX_GRACE_SECONDS = 3600
 GRANT_REPLAY_REASON = "grant_replay"  # the revocation reason when a replayed grant ends its task
-ACTIVE = (LeaseState.ACTIVE,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +109,10 @@ class BrokerService:
         on_grant_replay: ReplayAction = ReplayAction.END_TASK,
         clock: Callable[[], float] = time.time,
         metrics: BrokerMetrics | None = None,
+        leases: LeaseMachine | None = None,
     ) -> None:
         self.store, self.engines, self.policy, self.revoker = store, engines, policy, revoker
+        self.leases = leases or LeaseMachine(store)
         self.grant_ttl_seconds = grant_ttl_seconds
         self.on_grant_replay = on_grant_replay
         self.clock = clock
@@ -230,7 +233,7 @@ class BrokerService:
             engine=TASK_TOKEN_ENGINE,
             scopes=task.scopes,
         )
-        if not self.store.redeem_grant(task.task_id, now, lease, event):
+        if not self.leases.redeem(task.task_id, now, lease, event):
             raise self._replay(task, now)
         return RedeemedTask(task=task, token_lease=lease, token=token)
 
@@ -302,7 +305,7 @@ class BrokerService:
                 detail=reason,
             ),
         )
-        live = [lease.lease_id for lease in self.store.leases_of_task(task.task_id, ACTIVE)]
+        live = [lease.lease_id for lease in self.store.leases_of_task(task.task_id, REVOCABLE)]
         results = self.revoker.revoke_ids(live, reason, "", principal)
         return Completion(task_id=task.task_id, newly_completed=newly, results=tuple(results))
 
@@ -377,7 +380,7 @@ class BrokerService:
         kind = AuditKind.ROTATE if rotated_from else AuditKind.ISSUE
         detail = f"replaces {rotated_from}" if rotated_from else ""
         try:
-            self.store.add_lease(
+            self.leases.issue(
                 lease,
                 AuditEvent(
                     kind=kind,
@@ -527,7 +530,7 @@ class BrokerService:
             self.complete_task(task.task_id, principal, "quarantine")
             for task in self.store.open_tasks_of_agent(agent, now)
         ]
-        stragglers = [lease.lease_id for lease in self.store.leases_of_agent(agent, ACTIVE)]
+        stragglers = [lease.lease_id for lease in self.store.leases_of_agent(agent, REVOCABLE)]
         if stragglers:
             results = self.revoker.revoke_ids(stragglers, "quarantine", clean_detail(detail), principal)
             done.append(Completion(task_id="", newly_completed=False, results=tuple(results)))

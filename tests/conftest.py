@@ -1,4 +1,5 @@
-"""Fixtures shared by every area: where the real services are.
+"""Fixtures shared by every area: where the real services are, and databases of one's own on the
+PostgreSQL one (``fresh_database`` per module, ``scratch_database`` per test).
 
 ``scripts/services start`` prints the connection settings as KEY=VALUE lines and the test command
 exports them. A test that needs a service and finds no setting fails under CI (``CI`` set) and is
@@ -11,9 +12,14 @@ import contextlib
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
+from urllib.parse import quote
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 def _service_setting(name: str, service: str) -> str:
@@ -49,6 +55,51 @@ def kafka_sasl() -> tuple[str, str, str]:
 @pytest.fixture(scope="session")
 def elasticsearch_url() -> str:
     return _service_setting("JITSEC_TEST_ELASTICSEARCH_URL", "elasticsearch")
+
+
+# PostgreSQL databases -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _database(postgres_dsn: str, label: str) -> Iterator[str]:
+    """A database created on the test cluster for one module or test, dropped afterwards (as a DSN)."""
+    name = f"jitsec_t_{label[:20]}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(postgres_dsn, dbname=name)
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def fresh_database(postgres_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The superuser DSN pointed at a database created for this test module (dropped afterwards)."""
+    with _database(postgres_dsn, request.module.__name__.rpartition(".")[2].removeprefix("test_")) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def scratch_database(postgres_dsn: str) -> Iterator[str]:
+    """Like ``fresh_database``, for one test only (for tests that break what they touch)."""
+    with _database(postgres_dsn, "scratch") as dsn:
+        yield dsn
+
+
+def dsn_to_url(dsn: str) -> str:
+    """A libpq key=value DSN as the ``postgresql://`` URL the broker's store setting takes."""
+    parts = conninfo_to_dict(dsn)
+    user = quote(str(parts.get("user", "")), safe="")
+    password = quote(str(parts.get("password", "")), safe="")
+    return (f"postgresql://{user}:{password}@{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}/"
+            f"{quote(str(parts['dbname']), safe='')}")
+
+
+@pytest.fixture
+def as_url() -> Callable[[str], str]:
+    """``dsn_to_url``, for tests (conftest modules are not imported by name)."""
+    return dsn_to_url
 
 
 class TcpProxy:

@@ -1,7 +1,7 @@
 """HTTP routes of the leak response: ``POST /v1/leaks`` and ``GET /v1/fingerprints`` (scanner role).
 
 Thin: validation by the pydantic models (422 with the field on bad input), the work in
-``broker.leaks.LeakDesk``. Admins may call both too (incident response by hand).
+``broker.leak_desk.LeakDesk``. Admins may call both too (incident response by hand).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.leak_desk import LeakDesk
 from jitsec.broker.leaks import (
     DEFAULT_PAGE,
     MAX_BATCH,
     MAX_LOCATION_CHARS,
     MAX_PAGE,
-    LeakDesk,
     LeakReport,
     LeakScope,
     LeakSettings,

@@ -6,8 +6,11 @@ Contract for every implementation (SQLite embedded, PostgreSQL for several broke
 - A state change and its audit event(s) commit in ONE transaction (nothing half-issued, nothing
   unaudited). Audit events are chained with ``broker.audit.chain_hash`` using the key given when the
   store was opened; appends are serialised so the chain has exactly one order (``seq`` ascending).
-- Lease state moves only as ``broker.revocation`` allows; the ``begin_*``/``finish_*`` methods are
-  compare-and-set on the current state, so two processes revoking one lease never both "win".
+- Lease state moves only as ``broker.lifecycle.TRANSITIONS`` allows, and only through
+  ``broker.lifecycle.LeaseMachine``: the four writes of lease state (``add_lease``, ``redeem_grant``,
+  ``begin_revocation``, ``finish_revocation``) are declared, with their contracts, in
+  ``broker.lifecycle.LeaseWrites``. The last two are compare-and-set on the source states the table
+  gives each step, so two processes revoking one lease never both "win".
 - ``try_acquire_reaper_lock`` gives the reaper role to exactly one process at a time (SQLite: a file
   lock; PostgreSQL: an advisory lock); it is re-entrant for the holder and released by ``close``.
 - Optional attribute ``inline_reads`` (default False): True only for a store whose calls never wait on
@@ -20,32 +23,17 @@ Stores are opened by URL through ``broker.store.registry.open_store``.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from jitsec.broker.lifecycle import LeaseWrites
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 
 IN_FLIGHT_SECONDS = 30.0
 """How long a revocation begun by one caller is its own before the reaper's retry pass may take it."""
 
 
-@dataclass(frozen=True, slots=True)
-class RevocationUpdate:
-    """The result of one revocation attempt, applied only while the lease is ``revoking``.
-
-    ``state`` is REVOKED or FAILED (terminal), or REVOKING again with a later ``next_attempt_at``.
-    """
-
-    lease_id: str
-    state: LeaseState
-    at: float
-    attempts: int
-    next_attempt_at: float | None = None
-    last_error: str | None = None
-
-
 @runtime_checkable
-class Store(Protocol):
+class Store(LeaseWrites, Protocol):
     def migrate(self) -> None:
         """Create or upgrade the schema; idempotent; safe to call from every process at start."""
         ...
@@ -57,11 +45,6 @@ class Store(Protocol):
 
     def get_task(self, task_id: str) -> Task | None: ...
 
-    def redeem_grant(self, task_id: str, now: float, token_lease: Lease, event: AuditEvent) -> bool:
-        """If the task's grant was never redeemed: mark it redeemed at ``now``, add the task-token lease
-        and the event, return True. Otherwise change nothing and return False (the caller audits replay)."""
-        ...
-
     def complete_task(self, task_id: str, now: float, event: AuditEvent) -> bool:
         """Set ``completed_at`` if unset (with the event); False if it was already completed."""
         ...
@@ -69,8 +52,6 @@ class Store(Protocol):
     def open_tasks_of_agent(self, agent: str, now: float) -> list[Task]: ...
 
     # leases ----------------------------------------------------------------------------------------
-    def add_lease(self, lease: Lease, event: AuditEvent) -> None: ...
-
     def get_lease(self, lease_id: str) -> Lease | None: ...
 
     def lease_by_fingerprint(self, sha256: str) -> Lease | None:
@@ -82,34 +63,25 @@ class Store(Protocol):
     def leases_of_agent(self, agent: str, states: Collection[LeaseState] | None = None) -> list[Lease]: ...
 
     def live_leases(self, cursor: str | None, limit: int, now: float) -> Page:
-        """Active, unexpired leases ordered by ``lease_id``, starting after ``cursor``."""
+        """Live leases (state in ``lifecycle.REVOCABLE``, unexpired) ordered by ``lease_id``, starting
+        after ``cursor``."""
         ...
 
     def leases_due(self, now: float, limit: int) -> list[Lease]:
-        """Active leases with ``expires_at <= now``, earliest first (the reaper's work)."""
+        """Leases in ``REVOCABLE`` with ``expires_at <= now``, earliest first (the reaper's work)."""
         ...
 
     def leases_to_retry(self, now: float, limit: int) -> list[Lease]:
-        """Leases in ``revoking`` whose ``next_attempt_at <= now`` (crash leftovers and retries)."""
+        """Leases in ``lifecycle.PENDING`` whose ``next_attempt_at <= now`` (crash leftovers and retries)."""
         ...
 
     def next_deadline(self) -> float | None:
-        """The earliest active ``expires_at`` or revoking ``next_attempt_at``; None when idle."""
+        """The earliest ``expires_at`` in ``REVOCABLE`` or ``next_attempt_at`` in ``PENDING`` (None: idle)."""
         ...
 
     def shorten_expiry(self, lease_id: str, expires_at: float, event: AuditEvent) -> bool:
-        """Lower an active lease's ``expires_at`` (rotation grace); never raises it."""
-        ...
-
-    def begin_revocation(self, lease_ids: Sequence[str], reason: str, detail: str, now: float) -> list[Lease]:
-        """Move the still-active ones to ``revoking`` (reason, detail, requested_at, next_attempt_at =
-        now + IN_FLIGHT_SECONDS) and return them as updated. Leases not active are skipped (someone else
-        got there first). The caller attempts them at once; the later ``next_attempt_at`` keeps the
-        reaper's retry pass off an attempt in flight, and picks the lease up if its caller died."""
-        ...
-
-    def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
-        """Apply the updates to leases still in ``revoking`` and append the events, in one transaction."""
+        """Lower the ``expires_at`` of a lease in ``REVOCABLE`` (rotation grace); never raises it.
+        Not a move: the state stays as it is."""
         ...
 
     # audit -----------------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 
 import psycopg
 from jitsec.broker.audit import GENESIS
+from jitsec.broker.lifecycle import RevocationUpdate
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
-from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS
 from jitsec.broker.store.postgres_migrations import MIGRATIONS, SCHEMA
-from jitsec.broker.store.sql_common import AUDIT_COLUMNS, SqlDialect, revocation_values
+from jitsec.broker.store.sql_common import AUDIT_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
 from psycopg import sql
 
 # Advisory lock keys (per database): arbitrary constants, spelled so a DBA can recognise them.
@@ -41,6 +42,11 @@ _INSERT_AUDIT = f"INSERT INTO jitsec.audit ({AUDIT_COLUMNS}) VALUES ({_SQL.marks
 # one constant text for every state filter; binding NULL (no states given) matches every lease
 _STATE_FILTER = " AND (%s::text[] IS NULL OR state = ANY(%s::text[]))"
 _BEGIN_REVOCATION = _SQL.begin_revocation("= ANY(%s)")
+_NEXT_DEADLINE = (
+    "SELECT LEAST("
+    f"(SELECT MIN(expires_at) FROM jitsec.leases WHERE {REVOCABLE_TEST}),"
+    f"(SELECT MIN(next_attempt_at) FROM jitsec.leases WHERE {PENDING_TEST}))"
+)
 
 T = TypeVar("T")
 
@@ -225,11 +231,7 @@ class PostgresStore:
         return [_SQL.lease(r) for r in rows]
 
     def next_deadline(self) -> float | None:
-        rows = self._read(
-            "SELECT LEAST("
-            "(SELECT MIN(expires_at) FROM jitsec.leases WHERE state = 'active'),"
-            "(SELECT MIN(next_attempt_at) FROM jitsec.leases WHERE state = 'revoking'))"
-        )
+        rows = self._read(_NEXT_DEADLINE)
         return rows[0][0] if rows else None
 
     def shorten_expiry(self, lease_id: str, expires_at: float, event: AuditEvent) -> bool:
@@ -253,7 +255,8 @@ class PostgresStore:
     def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
         def work(conn: psycopg.Connection) -> None:
             with conn.cursor() as cursor:
-                cursor.executemany(_SQL.finish_revocation, [revocation_values(u) for u in updates])
+                for statement, rows in _SQL.finish_revocation(updates):
+                    cursor.executemany(statement, rows)
             self._append(conn, events)
 
         if updates or events:

@@ -5,16 +5,21 @@ SQLite and PostgreSQL run the same task, lease and audit statements; only the pl
 ``%s``), the table prefix (none or ``jitsec.``) and how scopes are stored (JSON text or ``text[]``)
 differ. Each store builds one ``SqlDialect`` at import and keeps for itself only what really differs:
 connections, transactions and locking, audit sequencing, ``IN``/``ANY``, upserts, migrations.
+
+Every ``state`` test in these statements is written from ``broker.lifecycle``'s table (``state_test``):
+the compare-and-set of a step matches exactly the step's source states, and the queries for live and
+pending leases match ``REVOCABLE`` and ``PENDING``. No rule about lease states is spelled here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+import regex
 from jitsec.broker.audit import chain_hash
+from jitsec.broker.lifecycle import MOVES, PENDING, REVOCABLE, RevocationUpdate, Step
 from jitsec.broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Task
-from jitsec.broker.store.base import RevocationUpdate
 
 LEASE_COLUMNS = (
     "lease_id, task_id, agent, engine, scopes, issued_at, expires_at, fingerprint, handle, "
@@ -32,11 +37,32 @@ AUDIT_ROW_COLUMNS = (
 AUDIT_COLUMNS = f"seq, {AUDIT_ROW_COLUMNS}"
 
 
+_STATE_VALUE = regex.compile(r"[a-z_]+")
+
+
+def state_test(states: Collection[LeaseState | None]) -> str:
+    """``state = 'a'`` or ``state IN ('a', 'b')``: literal, so that a partial index on one state serves it.
+
+    The values are ``LeaseState`` members' own (checked to be plain words); nothing a caller sends.
+    """
+    values = sorted(state.value for state in states if state is not None)
+    if not values or len(values) != len(states) or not all(_STATE_VALUE.fullmatch(v) for v in values):
+        raise ValueError(f"not a set of stored lease states: {states!r}")
+    if len(values) == 1:
+        return f"state = '{values[0]}'"
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"state IN ({quoted})"
+
+
+REVOCABLE_TEST = state_test(REVOCABLE)
+PENDING_TEST = state_test(PENDING)
+
+
 def revocation_values(update: RevocationUpdate) -> tuple[object, ...]:
     """Parameters of ``SqlDialect.finish_revocation`` for one update (``revoked_at`` only once revoked)."""
     return (
         update.state.value,
-        update.at if update.state is LeaseState.REVOKED else None,
+        update.revoked_at,
         update.attempts,
         update.next_attempt_at,
         update.last_error,
@@ -86,24 +112,29 @@ class SqlDialect:
         self.leases_of_task = f"{select_leases} WHERE task_id = {m}"
         self.leases_of_agent = f"{select_leases} WHERE agent = {m}"
         self.live_leases = (
-            f"{select_leases} WHERE state = 'active' AND expires_at > {m} "
+            f"{select_leases} WHERE {REVOCABLE_TEST} AND expires_at > {m} "
             f"AND lease_id > {m} ORDER BY lease_id LIMIT {m}"
         )
         self.leases_due = (
-            f"{select_leases} WHERE state = 'active' AND expires_at <= {m} ORDER BY expires_at LIMIT {m}"
+            f"{select_leases} WHERE {REVOCABLE_TEST} AND expires_at <= {m} ORDER BY expires_at LIMIT {m}"
         )
         self.leases_to_retry = (
-            f"{select_leases} WHERE state = 'revoking' "
+            f"{select_leases} WHERE {PENDING_TEST} "
             f"AND next_attempt_at <= {m} ORDER BY next_attempt_at LIMIT {m}"
         )
         self.shorten_expiry = (
             f"UPDATE {leases} SET expires_at = {m} WHERE lease_id = {m} "
-            f"AND state = 'active' AND expires_at > {m}"
+            f"AND {REVOCABLE_TEST} AND expires_at > {m}"
         )
-        self.finish_revocation = (
-            f"UPDATE {leases} SET state = {m}, revoked_at = {m}, attempts = {m}, next_attempt_at = {m}, "
-            f"last_error = {m} WHERE lease_id = {m} AND state = 'revoking'"
-        )
+        # one compare-and-set per step, on the step's own source states
+        self._finish_revocation = {
+            step: (
+                f"UPDATE {leases} SET state = {m}, revoked_at = {m}, attempts = {m}, next_attempt_at = {m}, "
+                f"last_error = {m} WHERE lease_id = {m} AND {state_test(move.sources)}"
+            )
+            for step, move in MOVES.items()
+            if None not in move.sources
+        }
 
         self.audit_records = f"SELECT {AUDIT_COLUMNS} FROM {audit} WHERE seq > {m} ORDER BY seq LIMIT {m}"
         self.unquarantine = f"DELETE FROM {quarantine} WHERE agent = {m}"
@@ -114,17 +145,27 @@ class SqlDialect:
         return ", ".join([self.mark] * count)
 
     def begin_revocation(self, lease_id_test: str) -> str:
-        """The compare-and-set from active to revoking, returning the moved leases.
+        """The compare-and-set of ``Step.BEGIN`` (from its sources to its target), returning the moved leases.
 
         Parameters: reason, detail, requested_at, next_attempt_at, then whatever ``lease_id_test``
         (``IN (...)`` or ``= ANY(...)``, the one part the dialects spell differently) binds.
         """
         m = self.mark
+        begin = MOVES[Step.BEGIN]
         return (
-            f"UPDATE {self._leases} SET state = 'revoking', revoke_reason = {m}, revoke_detail = {m}, "
-            f"revoke_requested_at = {m}, next_attempt_at = {m} WHERE state = 'active' "
-            f"AND lease_id {lease_id_test} RETURNING {LEASE_COLUMNS}"
+            f"UPDATE {self._leases} SET state = '{begin.target.value}', revoke_reason = {m}, "
+            f"revoke_detail = {m}, revoke_requested_at = {m}, next_attempt_at = {m} "
+            f"WHERE {state_test(begin.sources)} AND lease_id {lease_id_test} RETURNING {LEASE_COLUMNS}"
         )
+
+    def finish_revocation(
+        self, updates: Sequence[RevocationUpdate]
+    ) -> list[tuple[str, list[tuple[object, ...]]]]:
+        """The compare-and-sets applying ``updates``: (statement, parameter rows) per step (executemany)."""
+        grouped: dict[Step, list[tuple[object, ...]]] = {}
+        for update in updates:
+            grouped.setdefault(update.step, []).append(revocation_values(update))
+        return [(self._finish_revocation[step], rows) for step, rows in grouped.items()]
 
     # rows -> models ----------------------------------------------------------------------------
     def lease(self, row: Sequence[Any]) -> Lease:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import IO
 
 from jitsec.broker.audit import GENESIS
+from jitsec.broker.lifecycle import RevocationUpdate
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
-from jitsec.broker.store.base import IN_FLIGHT_SECONDS, RevocationUpdate
-from jitsec.broker.store.sql_common import AUDIT_ROW_COLUMNS, SqlDialect, revocation_values
+from jitsec.broker.store.base import IN_FLIGHT_SECONDS
+from jitsec.broker.store.sql_common import AUDIT_ROW_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -62,6 +63,11 @@ _SQL = SqlDialect(
 )
 # seq is the rowid SQLite assigns (writers are serialised by BEGIN IMMEDIATE, so it follows the chain)
 _INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_ROW_COLUMNS}) VALUES ({_SQL.marks(12)})"
+_NEXT_DEADLINE = (
+    "SELECT MIN(t) FROM ("
+    f"SELECT MIN(expires_at) AS t FROM leases WHERE {REVOCABLE_TEST} UNION ALL "
+    f"SELECT MIN(next_attempt_at) FROM leases WHERE {PENDING_TEST})"
+)
 
 
 @dataclass(slots=True)
@@ -277,11 +283,7 @@ class SQLiteStore:
         return [_SQL.lease(r) for r in rows]
 
     def next_deadline(self) -> float | None:
-        rows = self._read(
-            "SELECT MIN(t) FROM ("
-            "SELECT MIN(expires_at) AS t FROM leases WHERE state = 'active' UNION ALL "
-            "SELECT MIN(next_attempt_at) FROM leases WHERE state = 'revoking')"
-        )
+        rows = self._read(_NEXT_DEADLINE)
         return rows[0][0] if rows else None
 
     def shorten_expiry(self, lease_id: str, expires_at: float, event: AuditEvent) -> bool:
@@ -305,7 +307,8 @@ class SQLiteStore:
 
     def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
         with self._write() as db:
-            db.executemany(_SQL.finish_revocation, [revocation_values(u) for u in updates])
+            for statement, rows in _SQL.finish_revocation(updates):
+                db.executemany(statement, rows)
             self._append(db, events)
 
     # audit -----------------------------------------------------------------------------------------

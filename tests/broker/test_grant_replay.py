@@ -7,29 +7,24 @@ the replay revokes every lease of the task, the token the first redemption retur
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
-import psycopg
 import pytest
 from click.testing import CliRunner
 from jitsec.broker.audit import record_to_dict
 from jitsec.broker.client import BrokerAPIError
-from jitsec.broker.config import BrokerConfig, ReplayAction, load_config, parse_config
+from jitsec.broker.config import BrokerConfig, load_config, parse_config
 from jitsec.broker.errors import ConfigError
 from jitsec.broker.model import AuditKind, LeaseState
+from jitsec.broker.policy import ReplayAction
 from jitsec.broker.service import GRANT_REPLAY_REASON
 from jitsec.broker.store.base import Store
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from jitsec.cli import main
 
@@ -192,29 +187,14 @@ def test_broker_init_writes_the_key_with_its_default(tmp_path: Path) -> None:
 # the race ---------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _postgres_database(postgres_dsn: str) -> Iterator[str]:
-    """A fresh database on the test cluster, as a ``postgresql://`` store URL; dropped afterwards."""
-    name = f"jitsec_t_replay_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    parts = conninfo_to_dict(postgres_dsn)
-    user, password = quote(str(parts["user"]), safe=""), quote(str(parts.get("password", "")), safe="")
-    try:
-        yield f"postgresql://{user}:{password}@{parts['host']}:{parts['port']}/{name}"
-    finally:
-        with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_config(request: pytest.FixtureRequest, env) -> Iterator[BrokerConfig]:
     """The default broker config over SQLite, or over a fresh PostgreSQL database."""
     if request.param == "sqlite":
         yield env.config()
         return
-    with _postgres_database(request.getfixturevalue("postgres_dsn")) as url:
-        yield env.config(broker={"store": url})
+    url = request.getfixturevalue("as_url")(request.getfixturevalue("scratch_database"))
+    yield env.config(broker={"store": url})
 
 
 def gate_redemptions(store: Store, parties: int) -> None:

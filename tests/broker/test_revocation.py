@@ -1,4 +1,5 @@
-"""Revocation as a state machine: the pure rules (property tests) and the revoker with failing engines."""
+"""Revocation: the retry schedule (property test) and the revoker with failing engines (the moves
+themselves are ``test_lifecycle.py``'s)."""
 
 from __future__ import annotations
 
@@ -11,26 +12,9 @@ from hypothesis import strategies as st
 from jitsec.broker.engines.base import EngineLimits, IssuedCredential, IssueRequest, RevokeOutcome
 from jitsec.broker.errors import EngineError, TransientEngineError
 from jitsec.broker.model import AuditKind, LeaseState
-from jitsec.broker.revocation import TERMINAL, IllegalTransition, RetryPolicy, RevocationStatus, Step, advance
+from jitsec.broker.revocation import RetryPolicy, RevocationStatus
 
 from jitsec.kernel.credential_format import CredentialKind, mint
-
-
-@given(st.lists(st.sampled_from(list(Step)), max_size=30))
-def test_no_sequence_of_steps_leaves_a_terminal_state_or_returns_to_active(steps: list[Step]) -> None:
-    state = LeaseState.ACTIVE
-    seen_terminal = False
-    for step in steps:
-        try:
-            new = advance(state, step)
-        except IllegalTransition:
-            continue
-        assert new is not LeaseState.ACTIVE
-        if state in TERMINAL:
-            raise AssertionError("left a terminal state")
-        seen_terminal = seen_terminal or new in TERMINAL
-        state = new
-    assert not (seen_terminal and state not in TERMINAL)
 
 
 @given(st.integers(min_value=1, max_value=60), st.floats(min_value=0, max_value=1, exclude_max=True))

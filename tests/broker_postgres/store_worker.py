@@ -2,7 +2,6 @@
 
     python store_worker.py DSN AUDIT_KEY_HEX append N LABEL    append N audit events, one per transaction
     python store_worker.py DSN AUDIT_KEY_HEX reaper            take the reaper lock, say "held", wait
-    python store_worker.py DSN AUDIT_KEY_HEX revoke ID...      begin revoking the ids, print those won
 """
 
 from __future__ import annotations
@@ -28,9 +27,6 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.05)
             print("held", flush=True)
             time.sleep(600)
-        elif mode == "revoke":
-            won = store.begin_revocation(rest, "test", "", time.time())
-            print("\n".join(lease.lease_id for lease in won), flush=True)
         else:
             raise SystemExit(f"unknown mode {mode!r}")
     finally:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jitsec.broker.leaks import LeakDesk, LeakStatus, LeakVerdict
+from jitsec.broker.leak_desk import LeakDesk
+from jitsec.broker.leaks import LeakStatus, LeakVerdict
 from jitsec.broker.model import AuditEvent, AuditKind, LeaseState
 from jitsec.broker.policy import Policy
 from jitsec.broker.revoker import Revoker

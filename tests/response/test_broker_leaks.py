@@ -1,4 +1,4 @@
-"""The broker's leak handling (``broker.leaks``) over a real SQLite store; HTTP is tested end to end."""
+"""The broker's leak handling (``broker.leak_desk``) over a real SQLite store; HTTP is tested end to end."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.broker.engines.token import TokenEngine
 from jitsec.broker.errors import BadRequest
-from jitsec.broker.leaks import LeakDesk, LeakReport, LeakScope, LeakStatus, parse_reports, reports_body
+from jitsec.broker.leak_desk import LeakDesk
+from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, parse_reports, reports_body
 from jitsec.broker.model import AuditKind, LeaseState
 from jitsec.broker.policy import AgentPolicy, EnginePolicy, Policy
 from jitsec.broker.revocation import RetryPolicy
