@@ -76,11 +76,11 @@ def fresh_postgres_database(admin_dsn: str, prefix: str = "jitsec_t") -> Iterato
     from psycopg import sql  # noqa: PLC0415
     from psycopg.conninfo import make_conninfo  # noqa: PLC0415
 
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+    name = f"{prefix[:40]}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield make_conninfo(admin_dsn, dbname=name)
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

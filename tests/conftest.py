@@ -12,14 +12,13 @@ import contextlib
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
+
+from jitsec.testing import fresh_postgres_database
 
 
 def _service_setting(name: str, service: str) -> str:
@@ -60,17 +59,9 @@ def elasticsearch_url() -> str:
 # PostgreSQL databases -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _database(postgres_dsn: str, label: str) -> Iterator[str]:
+def _database(postgres_dsn: str, label: str) -> contextlib.AbstractContextManager[str]:
     """A database created on the test cluster for one module or test, dropped afterwards (as a DSN)."""
-    name = f"jitsec_t_{label[:20]}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(postgres_dsn, dbname=name)
-    finally:
-        with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return fresh_postgres_database(postgres_dsn, f"jitsec_t_{label[:20]}")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import tomli_w
 from jitsec.broker.api.app import create_app
@@ -25,14 +24,13 @@ from jitsec.broker.engines.postgres_roles import revoke_role
 from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
 from jitsec.broker.loopback import LoopbackServer as Server
 from jitsec.broker.runtime import Broker, build_broker
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from jitsec.conformance.context import SecretLedger
 from jitsec.conformance.model import Report
 from jitsec.conformance.resources import GRANTED_TABLE, SCHEMA, PostgresTarget
 from jitsec.conformance.runner import Suite
 from jitsec.conformance.settings import PrincipalKeys, SuiteSettings
+from jitsec.testing import fresh_postgres_database
 
 ROLES = ("orchestrator", "scanner", "resource", "admin")
 
@@ -76,14 +74,8 @@ class Deployment:
 
 @contextlib.contextmanager
 def _database(postgres_dsn: str) -> Iterator[str]:
-    name = f"jitsec_t_conformance_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(postgres_dsn, dbname=name)
-    finally:
-        with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_postgres_database(postgres_dsn, "jitsec_t_conformance") as dsn:
+        yield dsn
 
 
 def _drop_roles(postgres_dsn: str, prefix: str) -> None:

@@ -13,24 +13,19 @@ import pytest
 from jitsec.broker.engines.postgres_connections import AdminConnections
 from jitsec.broker.engines.postgres_roles import revoke_role
 from jitsec.scanner.ruleset import load_ruleset
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jitsec.testing import AGENT, EmbeddedBroker, LoopScanner
+from jitsec.testing import AGENT, EmbeddedBroker, LoopScanner, fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def database(postgres_dsn: str) -> Iterator[str]:
-    name = f"jitsec_t_leak_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(make_conninfo(postgres_dsn, dbname=name), autocommit=True) as conn:
-        conn.execute("CREATE TABLE reports (id int); INSERT INTO reports VALUES (1)")
-    yield name
-    with psycopg.connect(postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_postgres_database(postgres_dsn, "jitsec_t_leak") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE reports (id int); INSERT INTO reports VALUES (1)")
+        yield str(conninfo_to_dict(dsn)["dbname"])
 
 
 @pytest.fixture
