@@ -210,7 +210,7 @@ class Secret:
                 raise RuntimeError(f"secret of lease {self.lease_id} was purged (task completed)")
             if self._task.client.clock() >= self.rotate_at and self._task.is_open:
                 self._rotate_locked(0)
-            return self._value  # type: ignore[return-value]
+            return self._value
 
     def reveal(self) -> str:
         return self.value

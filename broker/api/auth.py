@@ -13,9 +13,9 @@ caller of the wrong role is 403. Routers declare their roles with ``Depends(requ
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -100,7 +100,7 @@ async def _authenticate(request: Request, credentials: HTTPAuthorizationCredenti
     raise Unauthenticated("unknown credential", code="invalid_credential")
 
 
-def require(*roles: Role) -> Callable[..., Caller]:
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Caller]]:
     """A dependency that authenticates the caller and insists on one of ``roles``."""
     allowed = frozenset(roles)
 

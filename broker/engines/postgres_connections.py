@@ -33,10 +33,11 @@ class AdminConnections:
         self._max_idle = max_idle
         self._idle: dict[str, list[psycopg.Connection]] = {}
         self._lock = threading.Lock()
-        self.admin_database = conninfo_to_dict(admin_dsn).get("dbname") or "postgres"
-        self.admin_user = conninfo_to_dict(admin_dsn).get("user")
+        self.admin_database = str(conninfo_to_dict(admin_dsn).get("dbname") or "postgres")
+        user = conninfo_to_dict(admin_dsn).get("user")
+        self.admin_user = str(user) if user is not None else None
 
-    def conninfo(self, database: str | None = None, **overrides: object) -> str:
+    def conninfo(self, database: str | None = None, **overrides: str | int | None) -> str:
         """The admin DSN pointed at ``database`` (the admin's own when None)."""
         return make_conninfo(self._admin_dsn, dbname=database or self.admin_database, **overrides)
 
