@@ -138,7 +138,8 @@ def score(tool: str, hits: set[tuple[str, int]], seconds: float, truth: list[dic
     for key, group in labelled.items():
         for label in group:
             hit = key in hits
-            for bucket in (result.total, result.by_family[label["family"]], result.by_format[label["format"]]):
+            buckets = (result.total, result.by_family[label["family"]], result.by_format[label["format"]])
+            for bucket in buckets:
                 bucket.labelled += 1
                 bucket.found += hit
             if not hit:
@@ -169,7 +170,8 @@ def _redacted_line(root: Path, path: str, line: int) -> str:
 
 def report(results: list[Result], root: Path, misses: int) -> None:
     files = sum(1 for path in root.rglob("*") if path.is_file()) - 1  # labels.jsonl is not a corpus file
-    print(f"blind corpus {expected_digest()[:16]}: {files} files, {results[0].total.labelled} labelled secrets\n")
+    labelled = results[0].total.labelled
+    print(f"blind corpus {expected_digest()[:16]}: {files} files, {labelled} labelled secrets\n")
     print(f"{'tool':16} {'recall':>7} {'precision':>9} {'found':>6} {'false':>6} {'seconds':>8}")
     for result in results:
         t = result.total
