@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import os
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
@@ -39,7 +41,7 @@ _RULE_FIELDS = {
 }
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
-_VALIDATION_FORMAT = "1"  # bump when what parse_pack checks changes: old markers then stop counting
+_VALIDATION_FORMAT = "2"  # bump when what parse_pack checks changes: old markers then stop counting
 
 
 def default_packs_dir() -> Path:
@@ -78,34 +80,52 @@ def load_ruleset(
 
 
 def load_pack(path: Path) -> tuple[str, list[Rule]]:
-    """Read one pack file; returns the pack name and its rules. Its regexes are compiled now the first
-    time this exact text is loaded, and on first use afterwards (``LazyPattern``)."""
+    """Read one pack file; returns the pack name and its rules.
+
+    The first time this exact text is loaded it is parsed as TOML and every regex is compiled (so every
+    error names pack, rule and field); the parsed form is then kept as JSON in the cache, and later
+    loads read that (TOML parsing was most of a scan's start-up) and compile regexes on first use
+    (``LazyPattern``)."""
     label = str(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise RuleError(label, None, None, f"cannot read: {reason}") from error
+    cached = _parsed_cache(text)
+    raw = _read_cached(cached) if cached is not None else None
+    if raw is not None:
+        with contextlib.suppress(RuleError):  # a damaged cache entry: read the pack itself instead
+            return parse_pack(raw, label, compile_now=False)
+    try:
         raw = tomllib.loads(text)
-    except OSError as error:
-        raise RuleError(label, None, None, f"cannot read: {error.strerror or error}") from error
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except tomllib.TOMLDecodeError as error:
         raise RuleError(label, None, None, f"not valid TOML: {error}") from error
-    marker = _validated_marker(text)
-    if marker is not None and marker.exists():
-        return parse_pack(raw, label, compile_now=False)
     parsed = parse_pack(raw, label)
-    if marker is not None:
-        with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next load
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+    if cached is not None:
+        with contextlib.suppress(OSError, TypeError, ValueError):  # a cache miss only costs the next load
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(raw), encoding="utf-8")
+            partial.replace(cached)
     return parsed
 
 
-def _validated_marker(text: str) -> Path | None:
-    """The cache file saying this pack text (for this ``regex`` release) compiled whole once."""
+def _parsed_cache(text: str) -> Path | None:
+    """Where the parsed form of this pack text (for this ``regex`` release) is kept once it compiled."""
     key = hashlib.sha256(f"{_VALIDATION_FORMAT}\0{regex.__version__}\0{text}".encode()).hexdigest()[:32]
     try:
-        return default_cache_dir() / "validated-packs" / key
+        return default_cache_dir() / "parsed-packs" / f"{key}.json"
     except RuntimeError:  # no home directory to put a cache in
         return None
+
+
+def _read_cached(path: Path) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
 
 
 def parse_pack(raw: dict[str, Any], label: str, *, compile_now: bool = True) -> tuple[str, list[Rule]]:

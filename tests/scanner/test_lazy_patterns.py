@@ -33,7 +33,7 @@ def findings(ruleset: RuleSet, cache: Path) -> list[tuple]:
 def test_the_second_load_compiles_only_what_a_scan_needs(sample_pack: Path, cache_home: Path) -> None:
     first = load_ruleset([sample_pack], include_default=False)
     assert all(compiled(first))  # validated whole, so an error would name pack, rule and field
-    assert list((cache_home / "validated-packs").iterdir())
+    assert list((cache_home / "parsed-packs").iterdir())
 
     second = load_ruleset([sample_pack], include_default=False)
     assert not any(compiled(second))
@@ -52,6 +52,15 @@ def test_an_edited_pack_is_compiled_whole_again(sample_pack: Path, cache_home: P
         load_ruleset([broken], include_default=False)
     with pytest.raises(RuleError, match=r"field 'regex': does not compile"):  # and again: no marker for it
         load_ruleset([broken], include_default=False)
+
+
+def test_a_damaged_cache_entry_is_read_past(sample_pack: Path, cache_home: Path) -> None:
+    first = load_ruleset([sample_pack], include_default=False)
+    (entry,) = (cache_home / "parsed-packs").iterdir()
+    for damage in ("{not json", '{"pack": {"name": "Not Kebab"}, "rule": []}'):
+        entry.write_text(damage)
+        again = load_ruleset([sample_pack], include_default=False)
+        assert again.digest == first.digest and all(compiled(again))  # read from the TOML, validated
 
 
 def test_a_cache_that_cannot_be_written_only_costs_the_next_load(
