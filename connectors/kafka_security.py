@@ -95,7 +95,7 @@ def parse_kafka_security(query: Mapping[str, list[str]], address: str) -> KafkaS
             f"{address!r}: mechanism and username need security=SASL_PLAINTEXT or SASL_SSL")
     if ca_file is not None and protocol not in ("SSL", "SASL_SSL"):
         raise KafkaAddressError(f"{address!r}: ca needs security=SSL or SASL_SSL")
-    return KafkaSecurity(protocol, mechanism, username, ca_file)  # type: ignore[arg-type]
+    return KafkaSecurity(protocol, mechanism, username, ca_file)
 
 
 def single_parameter(query: Mapping[str, list[str]], name: str, default: str, address: str) -> str:

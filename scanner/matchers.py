@@ -28,8 +28,10 @@ from jitsec.scanner.ruleset import Rule
 
 try:  # Hyperscan is optional at run time: the pure-Python path gives the same results.
     import hyperscan
+
+    _HAVE_HYPERSCAN = True
 except ImportError:  # pragma: no cover - exercised only where the wheel is missing
-    hyperscan = None
+    _HAVE_HYPERSCAN = False
 
 _BOUNDED = regex.compile(r"(?<!\\)\{(\d+),(\d+)\}")
 _MAX_BOUND = 32
@@ -42,7 +44,7 @@ MARKER_LINE = rb"(?:%[0-9A-Fa-f]{2}|\\[nrtbfu/]|[Bb]asic )[^\n]*$"
 
 
 def hyperscan_available() -> bool:
-    return hyperscan is not None
+    return _HAVE_HYPERSCAN
 
 
 class KeywordMatcher:
@@ -50,6 +52,7 @@ class KeywordMatcher:
 
     name = "python"
     reports_markers = False
+    fallback: Sequence[int] = ()  # the rules a Hyperscan matcher leaves to keyword search: none here
 
     def __init__(self, rules: Sequence[Rule], indices: Sequence[int] | None = None) -> None:
         chosen = range(len(rules)) if indices is None else indices
@@ -86,9 +89,9 @@ class KeywordIndex:
         keywords = sorted({k.encode("latin-1", "replace") for rule in rules for k in rule.keywords}
                           | {BASIC_TRIGGER})
         self._keywords = tuple(keywords)
-        self._database = None
+        self._database: hyperscan.Database | None = None
         self._local = threading.local()
-        if use_hyperscan and keywords and hyperscan is not None:
+        if use_hyperscan and keywords and _HAVE_HYPERSCAN:
             self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             self._database.compile(expressions=list(keywords), ids=list(range(len(keywords))),
                                    elements=len(keywords), flags=hyperscan.HS_FLAG_CASELESS, literal=True)
@@ -122,7 +125,7 @@ class HyperscanMatcher:
     reports_markers = True
 
     def __init__(self, rules: Sequence[Rule], digest: str, cache_dir: Path | None = None) -> None:
-        if hyperscan is None:
+        if not _HAVE_HYPERSCAN:
             raise RuntimeError("the hyperscan package is not installed")
         self._local = threading.local()
         self.cache_dir = default_cache_dir() if cache_dir is None else cache_dir
@@ -151,17 +154,21 @@ class HyperscanMatcher:
 
     # -- building and caching -------------------------------------------------------------------
 
-    def _load_or_build(self, rules: Sequence[Rule], digest: str) -> tuple[object, dict[int, int], list[int]]:
+    def _load_or_build(self, rules: Sequence[Rule], digest: str
+                       ) -> tuple[hyperscan.Database | None, dict[int, int], list[int]]:
         patterns = [relax_bounds(rule.hyperscan or rule.pattern.pattern).encode("utf-8") for rule in rules]
         patterns.append(MARKER_LINE)
         key = hashlib.sha256(
-            json.dumps([digest, hyperscan.__version__, [p.hex() for p in patterns]]).encode()
+            # hyperscan's stubs (__init__.pyi) omit the __version__ its __init__.py defines
+            json.dumps([digest, hyperscan.__version__,  # type: ignore[attr-defined]
+                        [p.hex() for p in patterns]]).encode()
         ).hexdigest()[:24]
         cached = self._read_cache(key)
         if cached is not None:
             return cached
         compiled = dict.fromkeys(range(len(patterns)), hyperscan.HS_FLAG_MULTILINE)
         fallback: list[int] = []
+        database: hyperscan.Database | None
         try:
             database = _compile(patterns, compiled)
         except hyperscan.error:  # find the culprits one by one, only when needed
@@ -176,11 +183,11 @@ class HyperscanMatcher:
         self._write_cache(key, database, compiled, fallback)
         return database, compiled, fallback
 
-    def _read_cache(self, key: str) -> tuple[object, dict[int, int], list[int]] | None:
+    def _read_cache(self, key: str) -> tuple[hyperscan.Database | None, dict[int, int], list[int]] | None:
         try:
             meta = json.loads((self.cache_dir / f"hs-{key}.json").read_text(encoding="utf-8"))
             compiled = {int(k): int(v) for k, v in meta["compiled"].items()}
-            database = None
+            database: hyperscan.Database | None = None
             if compiled:
                 blob = (self.cache_dir / f"hs-{key}.db").read_bytes()
                 database = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
@@ -188,7 +195,8 @@ class HyperscanMatcher:
         except (OSError, ValueError, KeyError, TypeError, hyperscan.error):
             return None
 
-    def _write_cache(self, key: str, database: object, compiled: dict[int, int], fallback: list[int]) -> None:
+    def _write_cache(self, key: str, database: hyperscan.Database | None, compiled: dict[int, int],
+                     fallback: list[int]) -> None:
         """Best effort: a read-only home only costs compile time on the next run."""
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +214,7 @@ def relax_bounds(pattern: str) -> str:
     return _BOUNDED.sub(lambda m: m[0] if int(m[2]) <= _MAX_BOUND else f"{{{m[1]},}}", pattern)
 
 
-def _compile(patterns: Sequence[bytes], flags: dict[int, int]) -> object:
+def _compile(patterns: Sequence[bytes], flags: dict[int, int]) -> hyperscan.Database:
     ids = sorted(flags)
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(expressions=[patterns[i] for i in ids], ids=ids, elements=len(ids),

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import regex
 
@@ -87,7 +87,7 @@ class LazyPattern:
         return f"LazyPattern({self.pattern!r}, flags={self.flags})"
 
 
-RulePattern = LazyPattern | regex.Pattern[str]
+RulePattern: TypeAlias = LazyPattern | regex.Pattern[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -398,8 +398,8 @@ class GitHistorySource(ChunkReader):
         if saved is None:
             return []
         tips = saved.get("tips")
-        valid = isinstance(tips, list) and all(isinstance(t, str) and _OBJECT_ID.fullmatch(t) for t in tips)
-        if not valid:
+        if not isinstance(tips, list) or not all(
+                isinstance(t, str) and _OBJECT_ID.fullmatch(t) for t in tips):
             self.errors.record("checkpoint", f"malformed checkpoint for {self.repo}; scanning all history")
             return []
         return list(tips)

@@ -166,7 +166,8 @@ def value_fields(  # noqa: PLR0911 - one early exit per kind of value, cheapest 
     except (ValueError, RecursionError) as error:
         report("malformed_json", type(error).__name__)
         return [(None, value)]
-    fields = [(path, field_text(path, text)) for path, text in string_fields(document)]
+    fields: list[tuple[str | None, bytes]] = [
+        (path, field_text(path, text)) for path, text in string_fields(document)]
     return fields or [(None, b"")]
 
 
@@ -334,10 +335,16 @@ class KafkaSource(BatchReader):
             return {}
         return {"bootstrap_timeout_ms": self.settings.connect_timeout_ms}
 
+    def _is_current(self, consumer: KafkaConsumer) -> bool:
+        """Whether ``consumer`` is still this source's (False once the source was closed). A method,
+        not an inline ``is`` test, so that mypy does not narrow ``consumer`` to ``self._consumer``'s
+        ``KafkaConsumer | None`` (kafka-python is untyped: an ``Any`` compared by identity)."""
+        return self._consumer is consumer
+
     def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]] | None:
         """One poll (and a due commit) under the lock; None when the source was closed meanwhile."""
         with self._lock:
-            if self._consumer is not consumer:
+            if not self._is_current(consumer):
                 return None
             self._commit(consumer, force=False)
             try:
@@ -376,7 +383,7 @@ class KafkaSource(BatchReader):
     def _finished(self, consumer: KafkaConsumer, idle_since: float) -> bool:
         """For a scan (not follow): every assigned partition is read to its end, or nobody assigns us."""
         with self._lock:
-            if self._consumer is not consumer:
+            if not self._is_current(consumer):
                 return True
             assigned = consumer.assignment()
             if not assigned:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import closing
+from typing import TextIO
 
 import click
 
@@ -137,7 +138,7 @@ def verify(config_path: str) -> None:
 @CONFIG
 @click.option("--output", "-o", type=click.File("w"), default="-", help="JSON lines file (default stdout)")
 @click.option("--after-seq", type=int, default=0, help="only records after this sequence number")
-def export(config_path: str, output: click.utils.LazyFile, after_seq: int) -> None:
+def export(config_path: str, output: TextIO, after_seq: int) -> None:
     """Write the audit records as JSON lines (with their chain hashes)."""
     _, store = _open_store(config_path)
     count = 0

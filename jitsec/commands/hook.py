@@ -162,6 +162,10 @@ def _outcomes(runtime: ResponseRuntime, findings: Iterable[Finding]) -> Outcomes
     return outcomes
 
 
+def _err(text: str) -> None:
+    click.echo(text, err=True, nl=False)
+
+
 def _report(
     findings: Iterable[Finding],
     what: str,
@@ -171,24 +175,23 @@ def _report(
 ) -> None:
     listed = sorted(findings, key=lambda f: (describe_origin(f.origin), f.line, f.column))
     outcomes = outcomes or {}
-    err = click.get_text_stream("stderr")
-    err.write(f"jitsec: {what} blocked: {len(listed)} secret(s) found\n\n")
+    _err(f"jitsec: {what} blocked: {len(listed)} secret(s) found\n\n")
     for finding in listed:
         outcome = outcomes.get(finding.fingerprint)
-        err.write(
+        _err(
             f"  {describe_origin(finding.origin)}:{finding.line}:{finding.column}  "
             f"{finding.rule_id}  {finding.preview}" + (f"  -> {outcome}" if outcome else "") + "\n"
         )
     revoked = sum(1 for text in outcomes.values() if text.startswith(_OUTCOME_TEXT[ResponseAction.REVOKED]))
     if revoked:
-        err.write(f"\n{revoked} live broker credential(s) revoked: the agents holding them need new ones.\n")
+        _err(f"\n{revoked} live broker credential(s) revoked: the agents holding them need new ones.\n")
     pending = _OUTCOME_TEXT[ResponseAction.PENDING] in outcomes.values()
     if pending and response is not None:
-        err.write(
+        _err(
             f"\nThe broker did not answer. The leak report is kept in the outbox under {response.state_dir}\n"
             f"and delivered by the next jitsec run with a broker; the {what} is blocked meanwhile.\n"
         )
-    err.write(
+    _err(
         "\nRemove the secret (and rotate it if it was real), or, if it is a false positive, add\n"
         "`pragma: allowlist secret` on that line or accept it with `jitsec baseline create`.\n"
         f"To skip this check once: {bypass}\n"

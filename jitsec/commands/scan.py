@@ -291,7 +291,7 @@ def rules_check(packs: tuple[Path, ...], engine: str) -> None:
         raise click.exceptions.Exit(1) from None
     fingerprinter = Fingerprinter(secrets.token_bytes(32))  # throwaway: nothing is stored
     scanner = Scanner(ruleset, fingerprinter, engine=cast(EngineName, engine))
-    for index in getattr(scanner.matcher, "fallback", []):
+    for index in scanner.matcher.fallback:
         click.echo(f"note: rule {ruleset.rules[index].id!r} is not Hyperscan-compatible; "
                    "it runs on keyword search (add a `hyperscan` prefilter pattern)", err=True)
     for rule in ruleset.rules:
@@ -324,6 +324,6 @@ def rules_list(
     table = Table(title=f"{len(rows)} rules, digest {ruleset.digest}")
     for column in ("id", "pack", "severity", "validator", "description"):
         table.add_column(column, no_wrap=column == "id")
-    for row in rows:
-        table.add_row(row["id"], row["pack"], row["severity"], row["validator"] or "", row["description"])
+    for rule in ruleset.rules:
+        table.add_row(rule.id, rule.pack, rule.severity.value, rule.validator or "", rule.description)
     Console(file=out, emoji=False).print(table)

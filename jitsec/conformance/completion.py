@@ -8,6 +8,7 @@ checks each credential at its resource, with no allowance beyond ``--immediate``
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -71,13 +72,13 @@ def run(ctx: Context, rec: Recorder) -> None:
         f"failed {body.get('failed')}",
     )
     for token in tokens:
-        ok, measured, reason = _dead_within(lambda t=token: token_probe(ctx.resource, t.value), limit)
+        ok, measured, reason = _dead_within(functools.partial(token_probe, ctx.resource, token.value), limit)
         rec.check(f"token {token.lease_id} dead after completion", ok, reason, measured=measured, limit=limit)
     ok, measured, reason = _dead_within(
         lambda: task_token_probe(ctx.anonymous, task_token, started.task_id), limit
     )
     rec.check("task token refused after completion", ok, reason, measured=measured, limit=limit)
-    if pg is not None and database is not None:
+    if pg is not None and database is not None and session is not None:
         ok, measured, reason = _dead_within(lambda: session_alive(session), limit)
         rec.check(
             "open database session terminated at completion", ok, reason, measured=measured, limit=limit

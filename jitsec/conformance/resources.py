@@ -10,11 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from jitsec.broker.client import BrokerAPIError, BrokerClient
 from jitsec.kernel.redaction import scrub
+
+if TYPE_CHECKING:  # psycopg is imported where a database is used (only with --postgres)
+    import psycopg
+    from psycopg.rows import TupleRow
 
 SCHEMA = "jitsec_conformance"
 GRANTED_TABLE = "granted"
@@ -119,7 +124,7 @@ class PostgresTarget:
 
         return PostgresScope(self.database, SCHEMA, table, Privilege(privilege)).render()
 
-    def connect(self, username: str, password: str):
+    def connect(self, username: str, password: str) -> psycopg.Connection[TupleRow]:
         """A session as the lease's role (raises psycopg errors; the caller scrubs them)."""
         import psycopg  # noqa: PLC0415
         from psycopg.conninfo import make_conninfo  # noqa: PLC0415
@@ -147,17 +152,17 @@ class PostgresTarget:
             with self.connect(username, password) as conn:
                 conn.execute(statement)  # the suite's own constant SQL, never request text
         except psycopg.Error as error:
-            state = getattr(error, "sqlstate", None) or "-"
+            state = error.sqlstate or "-"
             return Probe(False, scrub(f"refused ({state}): {_first_line(error)}", [password]))
         return Probe(True, "statement succeeded")
 
 
-def session_alive(conn: object) -> Probe:
+def session_alive(conn: psycopg.Connection[Any]) -> Probe:
     """Whether an open session still answers (it must not once its credential is revoked)."""
     import psycopg  # noqa: PLC0415
 
     try:
-        conn.execute("SELECT 1")  # type: ignore[attr-defined]
+        conn.execute("SELECT 1")
     except psycopg.Error as error:
         return Probe(False, f"session ended: {_first_line(error)}")
     return Probe(True, "session still answers")

@@ -76,7 +76,7 @@ def run(ctx: Context, rec: Recorder) -> None:
         "the task was still open when the secret expired",
         ctx.orchestrator.get_task(started.task_id)["completed_at"] is None,
     )
-    if pg is not None and database is not None:
+    if pg is not None and database is not None and session is not None:
         username, password = database.username or "", database.value
         db_expires = ctx.lease(database.lease_id)["expires_at"]
         late = _lateness(db_expires, lambda: not pg.login(username, password).works, allowance)

@@ -44,7 +44,8 @@ class Source(Protocol):
     idempotent and safe from another thread.
     """
 
-    errors: SourceErrors
+    @property
+    def errors(self) -> SourceErrors: ...  # read only: an attribute or a property (a wrapper's)
 
     def batches(self) -> Iterator[Sequence[Chunk]]: ...
 

@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 from jitsec.kernel.records import BrokerStatus, Finding, Incident, ResponseAction, Severity
 from jitsec.response.incident_store import IncidentStore, IncidentStoreError, StoredIncident
@@ -299,7 +300,20 @@ class IncidentBook:
         return entry.incident
 
 
-def _resolution_fields(resolution: Resolution) -> dict[str, object]:
+class _ResolutionFields(TypedDict):
+    """The fields an incident takes from its resolution (keyword arguments of ``Incident``)."""
+
+    action: ResponseAction
+    broker: BrokerStatus | None
+    lease_id: str | None
+    agent: str | None
+    task: str | None
+    scopes: tuple[str, ...]
+    revoked_at: float | None
+    latency_ms: float | None
+
+
+def _resolution_fields(resolution: Resolution) -> _ResolutionFields:
     return {
         "action": resolution.action,
         "broker": resolution.broker,
