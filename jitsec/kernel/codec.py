@@ -150,4 +150,6 @@ def _scalar(value: Any, hint: Any, where: str) -> Any:
         raise TypeError(f"{where}: the codec cannot handle fields of type {hint!r}")
     if not isinstance(value, accepted) or (hint is int and isinstance(value, bool)):
         raise CodecError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {type(value).__name__}")
-    return float(value) if hint is float else value
+    if hint is float and isinstance(value, int | float):
+        return float(value)  # JSON writes 2.0 as 2
+    return value
