@@ -74,6 +74,9 @@ def is_generic_negative(secret: str, before: str) -> bool:
     )
 
 
+REGEX_TIMEOUT = 0.25  # as the engine's: an allowlist regex that backtracks stops its rule's window
+
+
 def passes_rule(rule: Rule, secret: str, before: str) -> bool:
     """The rule's own checks, cheapest first; ``before`` as in ``is_generic_negative``."""
     allow = rule.allowlist
@@ -85,9 +88,9 @@ def passes_rule(rule: Rule, secret: str, before: str) -> bool:
         return False
     if rule.validator is not None and not VALIDATORS[rule.validator](secret):
         return False
-    if any(pattern.search(secret) for pattern in allow.regexes):
+    if any(pattern.search(secret, timeout=REGEX_TIMEOUT) for pattern in allow.regexes):
         return False
-    return not any(pattern.search(before) for pattern in allow.context)
+    return not any(pattern.search(before, timeout=REGEX_TIMEOUT) for pattern in allow.context)
 
 
 def is_lock_path(path: str | None) -> bool:

@@ -71,11 +71,11 @@ class LazyPattern:
     def groupindex(self) -> Mapping[str, int]:
         return self.compiled.groupindex
 
-    def finditer(self, text: str) -> Iterator[regex.Match[str]]:
-        return self.compiled.finditer(text)
+    def finditer(self, text: str, timeout: float | None = None) -> Iterator[regex.Match[str]]:
+        return self.compiled.finditer(text, timeout=timeout)
 
-    def search(self, text: str) -> regex.Match[str] | None:
-        return self.compiled.search(text)
+    def search(self, text: str, timeout: float | None = None) -> regex.Match[str] | None:
+        return self.compiled.search(text, timeout=timeout)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LazyPattern) and (self.pattern, self.flags) == (other.pattern, other.flags)
@@ -138,9 +138,13 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
+    """The rules a scanner runs, with the vendor-published example values every non-broker rule
+    ignores (``published_examples``)."""
+
     rules: tuple[Rule, ...]
     digest: str
     packs: tuple[str, ...] = ()
+    published_examples: frozenset[str] = frozenset()
 
     def by_id(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -149,16 +153,21 @@ class RuleSet:
         raise KeyError(rule_id)
 
 
-def ruleset_digest(rules: Iterable[Rule]) -> str:
-    canonical = [rule.canonical() for rule in sorted(rules, key=lambda r: r.id)]
+def ruleset_digest(rules: Iterable[Rule], published_examples: Iterable[str] = ()) -> str:
+    canonical: list[Any] = [rule.canonical() for rule in sorted(rules, key=lambda r: r.id)]
+    examples = sorted(published_examples)
+    if examples:  # absent, the digest stays what it was before examples existed
+        canonical.append({"published_examples": examples})
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def make_ruleset(rules: Sequence[Rule], packs: Sequence[str] = ()) -> RuleSet:
+def make_ruleset(rules: Sequence[Rule], packs: Sequence[str] = (),
+                 published_examples: frozenset[str] = frozenset()) -> RuleSet:
     seen: dict[str, str] = {}
     for rule in rules:
         if rule.id in seen:
             raise RuleError(rule.pack, rule.id, "id", f"duplicate rule id (also in pack {seen[rule.id]!r})")
         seen[rule.id] = rule.pack
-    return RuleSet(rules=tuple(rules), digest=ruleset_digest(rules), packs=tuple(packs))
+    return RuleSet(rules=tuple(rules), digest=ruleset_digest(rules, published_examples), packs=tuple(packs),
+                   published_examples=published_examples)

@@ -76,7 +76,33 @@ def load_ruleset(
         gitleaks_rules = load_gitleaks_config(gitleaks_config)
         packs.append(f"gitleaks:{gitleaks_config.name}")
         rules.extend(gitleaks_rules)
-    return make_ruleset(rules, packs)
+    return make_ruleset(rules, packs, load_published_examples())
+
+
+def published_examples_path() -> Path:
+    return default_packs_dir() / "reference" / "published-examples.toml"
+
+
+def load_published_examples(path: Path | None = None) -> frozenset[str]:
+    """The values vendors publish as examples (``rules/reference/published-examples.toml``): each entry
+    has ``value``, ``vendor`` and ``published`` (where); a malformed file is a RuleError naming it."""
+    path = path or published_examples_path()
+    label = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return frozenset()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise RuleError(label, None, None, f"cannot read: {error}") from error
+    values = set()
+    for index, entry in enumerate(raw.get("example", [])):
+        where = f"example #{index + 1}"
+        if not isinstance(entry, dict) or set(entry) != {"value", "vendor", "published"}:
+            raise RuleError(label, where, None, "needs exactly value, vendor and published")
+        if not all(isinstance(entry[key], str) and entry[key].strip() for key in entry):
+            raise RuleError(label, where, None, "value, vendor and published must be non-empty strings")
+        values.add(entry["value"])
+    return frozenset(values)
 
 
 def load_pack(path: Path) -> tuple[str, list[Rule]]:

@@ -28,6 +28,7 @@ BINARY_SNIFF = 8192
 class FileEntry:
     path: Path
     size: int
+    stream: bool = False  # a FIFO named explicitly (``jitsec scan <(cmd)``): read to its end, size unknown
 
 
 @dataclass(slots=True)
@@ -50,11 +51,23 @@ def walk(paths: Iterable[Path], errors: SourceErrors, report: WalkReport) -> Ite
 
 
 def _walk_one(root: Path, errors: SourceErrors, report: WalkReport) -> Iterator[FileEntry]:
+    """A path the user named is read whatever it is, or is an error: a FIFO (process substitution)
+    is read as a stream; a device or socket is refused by name. Inside a directory, such files are
+    skipped and counted."""
+    try:
+        mode = os.stat(root).st_mode
+    except OSError as error:
+        errors.record("unreadable", f"{root}: {error.strerror or error}")
+        return
+    if stat.S_ISFIFO(mode):
+        yield FileEntry(root, 0, stream=True)
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        errors.record("unreadable", f"{root}: not a regular file, directory or pipe (a device or socket)")
+        return
     entry = _regular(root, errors, report)
     if entry is not None:
         yield entry
-        return
-    if not _is_dir(root):
         return
 
     def on_error(error: OSError) -> None:
@@ -67,12 +80,6 @@ def _walk_one(root: Path, errors: SourceErrors, report: WalkReport) -> Iterator[
             if entry is not None:
                 yield entry
 
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _regular(path: Path, errors: SourceErrors, report: WalkReport) -> FileEntry | None:
@@ -128,9 +135,9 @@ class FilesSource(ChunkReader):
             entry = self._feed.next()
             if entry is None:
                 return
-            yield from self._read(entry.path)
+            yield from self._read(entry.path, stream=entry.stream)
 
-    def _read(self, path: Path) -> Iterator[Chunk]:
+    def _read(self, path: Path, *, stream: bool = False) -> Iterator[Chunk]:
         origin = FileOrigin(str(path))
         try:
             handle = open(path, "rb")  # noqa: SIM115 - closed in finally; chunks are yielded in between
@@ -138,7 +145,8 @@ class FilesSource(ChunkReader):
             self.errors.record("unreadable", f"{path}: {error.strerror or error}")
             return
         try:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since the walk
+            mode = os.fstat(handle.fileno()).st_mode
+            if not (stat.S_ISREG(mode) or (stream and stat.S_ISFIFO(mode))):  # replaced since the walk
                 self.report.count("special")
                 return
             offset, line = 0, 1

@@ -34,7 +34,14 @@ from jitsec.scanner.baseline import baseline_document
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.output import FORMATS, FindingWriter, Format
-from jitsec.scanner.ruleset import RuleError, RuleSet, default_pack_paths, load_pack, make_ruleset
+from jitsec.scanner.ruleset import (
+    RuleError,
+    RuleSet,
+    default_pack_paths,
+    load_pack,
+    load_published_examples,
+    make_ruleset,
+)
 
 _ENGINES = click.Choice(["auto", "hyperscan", "python"])
 
@@ -285,7 +292,7 @@ def rules_check(packs: tuple[Path, ...], engine: str) -> None:
         names.append(name)
         rules.extend(pack_rules)
     try:
-        ruleset = make_ruleset(rules, names)
+        ruleset = make_ruleset(rules, names, load_published_examples())
     except RuleError as error:
         click.echo(f"INVALID {error}", err=True)
         raise click.exceptions.Exit(1) from None

@@ -24,7 +24,7 @@ from jitsec.kernel.ports import Source, Stage
 from jitsec.pipeline.runner import PipelineStats, run_sources
 from jitsec.pipeline.stages import BaselineStage, FirstSeenInHistory
 from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
-from jitsec.scanner.engine import Scanner
+from jitsec.scanner.engine import REGEX_TIMEOUT, Scanner
 from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
 from jitsec.scanner.ruleset import RuleError, RuleSet, load_ruleset
 
@@ -128,9 +128,19 @@ class Pipeline:
         return self.first_seen.repeats if self.first_seen is not None else 0
 
     def run(self, sources: Sequence[Source], *, stop: threading.Event | None = None) -> PipelineStats:
+        """Run ``sources`` through the chain; a rule whose regex was stopped meanwhile (catastrophic
+        backtracking) is reported in the stats' errors as ``rule-timeout``: the scan is incomplete."""
         if not sources:
             return PipelineStats()
-        return run_sources(sources, self.scanner, self.stages, stop=stop)
+        stopped_before = self.scanner.stats.stopped
+        stats = run_sources(sources, self.scanner, self.stages, stop=stop)
+        for rule_id, count in self.scanner.stats.stopped.items():
+            if count > stopped_before.get(rule_id, 0):
+                windows = count - stopped_before.get(rule_id, 0)
+                stats.errors.record("rule-timeout", (
+                    f"rule {rule_id!r} was stopped on {windows} window(s): its regex ran over "
+                    f"{REGEX_TIMEOUT:g} s (catastrophic backtracking?), so its findings there are missing"))
+        return stats
 
     def close(self) -> None:
         with self._lock:

@@ -79,8 +79,27 @@ def test_fifos_devices_and_symlink_loops_do_not_block_or_crash(tmp_path: Path, s
     result = scan_cli(sample_pack, str(root), "/dev/null", "/dev/zero")
     assert result.exit_code == 2  # the loop and the dangling link could not be read
     assert result.stdout.count('"rule"') == 1  # the real file was still scanned, once
-    assert "3 special files skipped" in result.stderr
+    assert "1 special files skipped" in result.stderr  # the pipe inside the tree
     assert "Too many levels of symbolic links" in result.stderr and "dangling" in result.stderr
+    for device in ("/dev/null", "/dev/zero"):  # named, so never silently skipped
+        assert f"{device}: not a regular file, directory or pipe" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_named_pipe_is_read_like_process_substitution(tmp_path: Path, sample_pack: Path) -> None:
+    pipe = tmp_path / "leaked.log"
+    os.mkfifo(pipe)
+
+    def write() -> None:
+        with pipe.open("wb") as writer:
+            writer.write(b"line one\nKEY=" + AWS + b"\n")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    result = scan_cli(sample_pack, str(pipe))
+    writer.join(10)
+    assert result.exit_code == 1, result.stderr  # found, not "1 special file skipped" and exit 0
+    assert result.stdout.count('"rule"') == 1 and '"line":2' in result.stdout
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
