@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -188,3 +190,26 @@ def last_character_changed() -> Callable[[str], str]:
     Appending a fixed letter instead is wrong once in 62 draws: the last character may already be it.
     """
     return _with_last_character_changed
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Callable[..., str]:
+    """A fresh repository in tmp_path/repo; returns a function running git in it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*arguments: str, stdin: bytes | None = None) -> str:
+        result = subprocess.run(
+            ["git", "-C", str(repo), *arguments],
+            input=stdin,
+            capture_output=True,
+            check=True,
+            env={
+                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
+                "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
+            },
+        )  # fmt: skip
+        return result.stdout.decode()
+
+    git("init", "-q", "-b", "main")
+    return git

@@ -153,22 +153,26 @@ class _Streams:
     """The stream scan of the current origin, and the chunks of it not yet fully scanned.
 
     A chunk is ready once the stream has scanned past its last byte; findings go to the chunk whose
-    bytes hold them. A new origin finishes the previous one (sources yield one origin at a time).
+    bytes hold them. A new origin finishes the previous one (sources yield one origin at a time), and
+    so does a chunk that does not continue the stream (a rotated or truncated file starts again at
+    offset 0 under the same path): offsets of the old file and the new one are never compared.
     """
 
     def __init__(self, scanner: Scanner) -> None:
         self.scanner = scanner
         self.origin: Origin | None = None
         self.stream: StreamScan | None = None
+        self.next_offset = 0  # where the stream's next chunk starts
         self.pending: deque[Chunk] = deque()
         self.findings: list[Finding] = []
 
     def feed(self, chunk: Chunk) -> list[tuple[Chunk, list[Finding]]]:
         ready: list[tuple[Chunk, list[Finding]]] = []
-        if self.stream is None or chunk.origin != self.origin:
+        if self.stream is None or chunk.origin != self.origin or chunk.offset != self.next_offset:
             ready = self.finish()
             self.origin, self.stream = chunk.origin, self.scanner.stream(chunk.origin)
         assert self.stream is not None
+        self.next_offset = chunk.offset + len(chunk.data)
         self.pending.append(chunk)
         self.findings.extend(self.stream.feed(chunk))
         return ready + self._release(self.stream.scanned_until)

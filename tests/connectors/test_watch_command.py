@@ -131,3 +131,24 @@ def test_git_history_ends_when_idle_with_a_json_report(tmp_path: Path, env, star
     document = json.loads("".join(out.lines))
     rows = [row for row in document["findings"] if row["rule"] == "broker-engine-token"]
     assert [(row["path"], row["line"]) for row in rows] == [(f"{leak[:12]}:deploy.env", 2)]
+
+
+def test_a_secret_in_a_rotated_file_is_reported_at_once_when_the_old_one_ended_mid_line(
+    tmp_path: Path, env, start_watch
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("boot\n" + "filler line that makes the old file longer than the new one\n" * 200
+                   + "last line without newline")
+    process, out, err = start_watch([str(log), "-f", "jsonl"], env)
+    err.wait_for("watching 1 source")
+    time.sleep(0.5)  # the tail has read the old file to its end
+    log.rename(tmp_path / "app.log.1")
+    secret = mint("jit_")
+    log.write_text(f"token={secret}\n")
+    row = out.wait_for('"rule": ?"broker-engine-token"', timeout=30)
+    assert row is not None
+    found = [r for r in out.rows() if r["rule"] == "broker-engine-token"]
+    assert [(r["path"], r["line"]) for r in found] == [(str(log), 1)]  # once, in the new file, line 1
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    assert secret not in "".join(out.lines + err.lines)

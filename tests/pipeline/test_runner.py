@@ -145,3 +145,27 @@ def test_batches_give_the_findings_and_order_of_one_chunk_at_a_time(hs_scanner: 
     assert sum(len(found) for _, found in one_by_one) == 7
     for size in (1, 2, 5, 100):
         assert run(BatchedListSource(records(), size)) == one_by_one
+
+
+def test_a_rotated_file_is_a_new_stream_and_its_secret_is_delivered_at_once(hs_scanner: Scanner) -> None:
+    """The old file ended without a newline; the new one (same path, offsets from 0) holds a secret.
+    Its findings must come with its own chunk, not wait until it grows past the old file's size."""
+    origin = StreamOrigin("app.log")
+    old = [Chunk(b"filler line\n" * 50, origin, offset=0),
+           Chunk(b"last line without newline", origin, offset=600)]
+    new = Chunk(b"key=" + AWS + b"\n", origin, offset=0)
+    source = ListSource([*old, new])
+    calls: list[tuple[Chunk, list[Finding]]] = []
+    run_sources([source], hs_scanner, [Callback(lambda chunk, found: calls.append((chunk, found)))])
+    assert source.acked == [*old, new]
+    assert [(chunk.offset, len(found)) for chunk, found in calls] == [(0, 0), (600, 0), (0, 1)]
+    assert calls[-1][1][0].line == 1
+
+
+def test_a_truncated_file_restarts_its_stream_and_reports_the_secret_once(hs_scanner: Scanner) -> None:
+    origin = StreamOrigin("app.log")
+    chunks = [Chunk(b"key=" + AWS + b"\n" + b"x" * 40 + b"\n", origin, offset=0),
+              Chunk(b"key=" + AWS + b"\n", origin, offset=0)]  # copytruncate, then the same line again
+    found: list[Finding] = []
+    run_sources([ListSource(chunks)], hs_scanner, [Callback(lambda chunk, fs: found.extend(fs))])
+    assert [(f.offset, f.line) for f in found] == [(4, 1), (4, 1)]  # each occurrence once, where it is

@@ -14,7 +14,7 @@ from jitsec.pipeline.builder import Pipeline, PipelineSettings, RuleSettings, bu
 from jitsec.pipeline.paths import ScanResult, Tally, scan_addresses
 from jitsec.pipeline.stages import emitting
 
-PACK = Path(__file__).parent / "packs" / "broker.toml"
+PACK = Path(__file__).parents[1] / "connectors" / "packs" / "broker.toml"
 
 
 def scan_once(address: str, result: ScanResult, emitted: list[Finding] | None = None,
