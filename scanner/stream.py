@@ -59,7 +59,9 @@ class StreamScan:
         if cut == 0 and len(data) < MAX_CARRY:
             self._buffer = data
             return []
-        if cut == 0:  # one very long line: scan a piece, keep an overlap, report what cannot be cut
+        if len(data) - cut >= MAX_CARRY:
+            # a very long last line (alone, or after shorter ones): scan a piece, keep an overlap, report
+            # what cannot be cut. Waiting for its newline would keep, copy and rescan it at every chunk.
             cut = len(data)
             keep = report_until = cut - LONG_LINE_OVERLAP
             whole_only = True

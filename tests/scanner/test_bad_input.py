@@ -47,12 +47,15 @@ def test_a_sparse_2gb_file_is_skipped_without_reading_it(tmp_path: Path, sample_
     assert result.exit_code == 0 and "1 binary skipped" in result.stderr
 
 
-def test_one_huge_line_is_scanned_in_bounded_memory(tmp_path: Path, hs_scanner: Scanner) -> None:
+@pytest.mark.parametrize("head", [b"", b"a short first line\n"], ids=["alone", "after-a-short-line"])
+def test_one_huge_line_is_scanned_in_bounded_memory(tmp_path: Path, hs_scanner: Scanner, head: bytes) -> None:
+    """Also when a short line comes first: its newline must not keep the whole long line buffered
+    (that was quadratic: every chunk copied and rescanned the growing buffer)."""
     size = 24 * 1024 * 1024
     path = tmp_path / "one-line.log"
-    positions = [10, size // 2, size - 100, 3 * 1024 * 1024 + 5]
+    positions = [len(head) + 10, size // 2, size - 100, 3 * 1024 * 1024 + 5]
     with open(path, "wb") as handle:
-        data = bytearray(b"ab " * (size // 3))
+        data = bytearray(head + b"ab " * ((size - len(head)) // 3))
         for position in positions:
             data[position:position + len(AWS) + 2] = b" " + AWS + b" "
         handle.write(data)
