@@ -307,14 +307,14 @@ class AgentTask:
         """Complete the task at the broker (revoking all its leases) and purge every secret held."""
         if self._completed or self._token is None:
             return
-        self._completed = True
         try:
             self.client.complete_task(self.task_id, bearer=self._token)
         except BrokerAPIError as error:
             if error.status != 401:  # 401: the task ended already (expired, quarantined): nothing to do
-                raise
+                raise  # the task token is kept: complete() may be called again (the broker is idempotent)
         finally:
-            for secret in self._secrets:
+            for secret in self._secrets:  # secrets leave memory whatever the broker answered
                 secret.purge()
             self._secrets.clear()
-            self._token = None
+        self._completed = True
+        self._token = None

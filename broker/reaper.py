@@ -51,8 +51,13 @@ class Reaper:
         return min(ceiling, max(0.0, deadline - self._clock()))
 
     def start(self) -> None:
+        """Start the loop; first, revocations a crashed process left in flight become due at once
+        (a completed task's credentials must not keep working for ``IN_FLIGHT_SECONDS``)."""
         if self._thread is not None:
             return
+        reclaimed = self._store.reclaim_in_flight(self._clock())
+        if reclaimed:
+            log.warning("%d revocation(s) left in flight by a previous process are retried now", reclaimed)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="jitsec-reaper", daemon=True)
         self._thread.start()

@@ -26,7 +26,7 @@ from jitsec.broker.errors import (
     PolicyDenied,
     Unauthenticated,
 )
-from jitsec.broker.lifecycle import REVOCABLE, LeaseMachine
+from jitsec.broker.lifecycle import PENDING, REVOCABLE, LeaseMachine
 from jitsec.broker.metrics import BrokerMetrics
 from jitsec.broker.model import TASK_TOKEN_ENGINE, AuditEvent, AuditKind, Lease, LeaseState, Task, new_id
 from jitsec.broker.policy import Policy, ReplayAction
@@ -307,6 +307,11 @@ class BrokerService:
         )
         live = [lease.lease_id for lease in self.store.leases_of_task(task.task_id, REVOCABLE)]
         results = self.revoker.revoke_ids(live, reason, "", principal)
+        # completing again finishes what is unfinished: revocations still pending (a crash in flight,
+        # a retry waiting for its time) are attempted now
+        unfinished = self.store.leases_of_task(task.task_id, PENDING)
+        if unfinished:
+            results = [*results, *self.revoker.attempt(unfinished, principal)]
         return Completion(task_id=task.task_id, newly_completed=newly, results=tuple(results))
 
     # secrets ---------------------------------------------------------------------------------------

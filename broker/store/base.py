@@ -75,6 +75,13 @@ class Store(LeaseWrites, Protocol):
         """Leases in ``lifecycle.PENDING`` whose ``next_attempt_at <= now`` (crash leftovers and retries)."""
         ...
 
+    def reclaim_in_flight(self, now: float) -> int:
+        """Make due now every revocation that was begun but never attempted (``attempts == 0``): at a
+        broker's start, those are revocations a crashed process had in flight. They would otherwise
+        wait ``IN_FLIGHT_SECONDS``. Safe while other replicas run: an attempt is idempotent and its
+        outcome a compare-and-set. Returns how many."""
+        ...
+
     def next_deadline(self) -> float | None:
         """The earliest ``expires_at`` in ``REVOCABLE`` or ``next_attempt_at`` in ``PENDING`` (None: idle)."""
         ...

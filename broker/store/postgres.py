@@ -230,6 +230,10 @@ class PostgresStore:
         rows = self._read(_SQL.leases_to_retry, (now, limit))
         return [_SQL.lease(r) for r in rows]
 
+    def reclaim_in_flight(self, now: float) -> int:
+        return self._run(lambda conn: conn.execute(_SQL.reclaim_in_flight, (now, now)).rowcount,
+                         transaction=True)
+
     def next_deadline(self) -> float | None:
         rows = self._read(_NEXT_DEADLINE)
         return rows[0][0] if rows else None

@@ -122,6 +122,11 @@ class SqlDialect:
             f"{select_leases} WHERE {PENDING_TEST} "
             f"AND next_attempt_at <= {m} ORDER BY next_attempt_at LIMIT {m}"
         )
+        # revocations begun and never attempted (their process died in flight) become due now
+        self.reclaim_in_flight = (
+            f"UPDATE {leases} SET next_attempt_at = {m} WHERE {PENDING_TEST} AND attempts = 0 "
+            f"AND next_attempt_at > {m}"
+        )
         self.shorten_expiry = (
             f"UPDATE {leases} SET expires_at = {m} WHERE lease_id = {m} "
             f"AND {REVOCABLE_TEST} AND expires_at > {m}"

@@ -282,6 +282,10 @@ class SQLiteStore:
         rows = self._read(_SQL.leases_to_retry, (now, limit))
         return [_SQL.lease(r) for r in rows]
 
+    def reclaim_in_flight(self, now: float) -> int:
+        with self._write() as db:
+            return db.execute(_SQL.reclaim_in_flight, (now, now)).rowcount
+
     def next_deadline(self) -> float | None:
         rows = self._read(_NEXT_DEADLINE)
         return rows[0][0] if rows else None

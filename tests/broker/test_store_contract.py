@@ -309,6 +309,21 @@ def test_begin_revocation_is_compare_and_set_and_keeps_the_lease_in_flight(store
     assert store.begin_revocation([], "nothing", "", NOW) == []
 
 
+def test_revocations_left_in_flight_are_reclaimed_and_scheduled_retries_are_not(store: Store) -> None:
+    task = with_task(store)
+    in_flight, scheduled, live = added(store, task, 3)
+    store.begin_revocation([in_flight.lease_id, scheduled.lease_id], "task_complete", "", NOW)
+    store.finish_revocation([RevocationUpdate(scheduled.lease_id, Step.RETRY, NOW + 1, 1, NOW + 20, "down")],
+                           [event(AuditKind.REVOKE_RETRY)])
+    assert store.leases_to_retry(NOW + 2, 100) == []  # the crash left one in flight: it would wait
+    assert store.reclaim_in_flight(NOW + 2) == 1  # a restart makes it due at once
+    assert [x.lease_id for x in store.leases_to_retry(NOW + 2, 100)] == [in_flight.lease_id]
+    retried = store.get_lease(scheduled.lease_id)
+    assert retried is not None and retried.next_attempt_at == NOW + 20  # a backoff keeps its schedule
+    assert store.get_lease(live.lease_id) == live
+    assert store.reclaim_in_flight(NOW + 3) == 0  # idempotent
+
+
 def test_outcomes_persist_attempts_errors_and_retry_times(store: Store) -> None:
     task = with_task(store)
     [lease] = added(store, task)
