@@ -17,20 +17,11 @@ from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
 from jitsec.broker.loopback import LoopbackServer as Server
 from jitsec.broker.runtime import Broker, build_broker
 
+from jitsec.testing import ManualClock
+
 ROLES = ("orchestrator", "scanner", "resource", "admin")
 
 
-class FakeClock:
-    """A clock tests move by hand; starts at the real time so TTL arithmetic looks normal."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -75,8 +66,8 @@ def env(tmp_path: Path) -> Env:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @dataclass

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 from jitsec.broker.client import BrokerClient
 from jitsec.broker.model import LeaseState
 
-
-class ClientClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
+from jitsec.testing import ManualClock
 
 
 def _start(running):
@@ -52,7 +45,7 @@ def test_task_completes_on_sigterm(serve) -> None:
 
 def test_rotation_is_transparent(serve) -> None:
     running = serve()
-    clock = ClientClock()
+    clock = ManualClock()
     started = _start(running)
     resource = running.client("resource")
     with BrokerClient(running.url, clock=clock).task(started.task_id, started.grant) as task:

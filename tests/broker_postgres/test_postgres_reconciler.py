@@ -16,15 +16,11 @@ from jitsec.broker.model import AuditEvent, AuditKind, Lease
 from jitsec.broker.store.postgres import PostgresStore
 from psycopg.conninfo import conninfo_to_dict
 
+from jitsec.testing import ManualClock
+
 pytestmark = pytest.mark.postgres
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -75,7 +71,7 @@ def test_orphans_go_live_roles_stay_and_only_the_reaper_lock_holder_reconciles(
                           fingerprint="f" * 64, handle=live_handle, username=live_role),
                     AuditEvent(kind=AuditKind.ISSUE, at=time.time()))
     _, _, orphan_role = issue(engine, database, "lse_never_stored")
-    clock = Clock()
+    clock = ManualClock()
     engines = {"postgres": engine, "token": TokenEngine()}
 
     assert other_process.try_acquire_reaper_lock() is True
