@@ -26,7 +26,7 @@ from jitsec.scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan, orig
 from jitsec.scanner.validators import BROKER_VALIDATORS
 
 from jitsec.kernel.credential_format import sha256_fingerprint
-from jitsec.kernel.records import BrokerStatus, Chunk, Confidence, Finding, Origin
+from jitsec.kernel.records import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, GitOrigin, Origin
 from jitsec.kernel.redaction import preview
 
 __all__ = ["LONG_LINE_OVERLAP", "MAX_CARRY", "MULTILINE_WINDOW", "EngineName", "ScanStats", "Scanner",
@@ -176,8 +176,9 @@ class Scanner:
         newline); no match, window or pragma reaches from one chunk into the next. A lock file keeps
         its own leniency, so then each chunk is scanned on its own.
         """
-        if any(is_lock_path(origin_path(chunk.origin)) for chunk in chunks):
-            return [self._scan_alone(chunk) for chunk in chunks]
+        reviewed = [isinstance(chunk.origin, FileOrigin | GitOrigin) for chunk in chunks]
+        if any(is_lock_path(origin_path(chunk.origin)) for chunk in chunks) or len(set(reviewed)) > 1:
+            return [self._scan_alone(chunk) for chunk in chunks]  # each keeps its own leniency
         data = b"".join(chunk.data for chunk in chunks)
         starts: list[int] = []
         cursor = 0
@@ -187,7 +188,8 @@ class Scanner:
             starts.append(cursor)
             cursor += len(chunk.data)
         results: list[list[Finding]] = [[] for _ in chunks]
-        for match in self.matches(data, bounds=starts):  # few: a newline count each is cheap
+        # pragmas count in files and diffs, not in records and document fields (a log writer's words)
+        for match in self.matches(data, bounds=starts, allow_pragmas=all(reviewed)):  # few: cheap to count
             index = bisect_right(starts, match.position) - 1
             chunk, start = chunks[index], starts[index]
             line = chunk.line + data.count(b"\n", start, match.position)
@@ -203,8 +205,14 @@ class Scanner:
         skip_heuristic: bool = False,
         fresh_from: int = 0,
         bounds: Sequence[int] | None = None,
+        allow_pragmas: bool = True,
     ) -> list[_Match]:
         """Every match in ``data`` passing all checks, deduplicated, in position order.
+
+        ``allow_pragmas`` is for files and repositories, where a reviewer marks a false positive;
+        streams (logs, Kafka, stdin) give False, since there the text is whoever wrote the log line.
+        Pragmas and detect-secrets baselines never hide a broker-format credential or one whose
+        SHA-256 is a live lease's.
 
         Bytes before ``fresh_from`` (a line start) were scanned before and are here again only so that
         a multiline match can complete: there, only multiline rules are confirmed and nothing is decoded.
@@ -221,7 +229,7 @@ class Scanner:
         if fresh_from:
             rules = self.rules
             hits = [hit for hit in hits if hit[2] >= fresh_from or hit[1] == WHOLE or rules[hit[0]].multiline]
-        found = self._confirm(data, hits, candidates, skip_heuristic, bounds)
+        found = self._confirm(data, hits, candidates, skip_heuristic, bounds, allow_pragmas=allow_pragmas)
         decoded = 0
         replaced: list[tuple[int, int]] = []  # original spans a decoded pass judged instead of the raw one
         for start, end in self._lines_to_decode(data, marker_ends, fresh_from):
@@ -231,7 +239,8 @@ class Scanner:
                 replaced.extend((start + s[2], start + s[3]) for s in variant.segments)
                 raw = variant.text.encode("latin-1", "replace")
                 variant_hits = [h for h in self.matcher.hits(raw) if h[0] != self._marker_id]
-                for match in self._confirm(raw, variant_hits, candidates, skip_heuristic):
+                for match in self._confirm(raw, variant_hits, candidates, skip_heuristic,
+                                           allow_pragmas=allow_pragmas):
                     position = start + variant.original_position(match.position)
                     end_position = start + variant.original_position(max(match.end - 1, 0)) + 1
                     found.append(_Match(match.rule_index, position, match.secret, end_position, True))
@@ -265,6 +274,8 @@ class Scanner:
         candidates: dict[int, int],
         skip_heuristic: bool,
         bounds: Sequence[int] | None = None,
+        *,
+        allow_pragmas: bool = True,
     ) -> list[_Match]:
         size = len(data)
         pieces = list(bounds or [0])
@@ -297,7 +308,8 @@ class Scanner:
                 text = data[window_start:window_end].decode("latin-1")
                 try:
                     for match in rule.pattern.finditer(text, timeout=REGEX_TIMEOUT):
-                        result = self._check(rule, data, window_start, match, skip_heuristic, floor)
+                        result = self._check(rule, data, window_start, match, skip_heuristic, floor,
+                                             allow_pragmas)
                         if result is not None:
                             found.append(_Match(index, *result))
                 except TimeoutError:
@@ -305,7 +317,8 @@ class Scanner:
         return found
 
     def _check(  # noqa: PLR0911, PLR0917 - one early exit per check, cheapest first
-        self, rule: Rule, data: bytes, base: int, match: regex.Match[str], skip_heuristic: bool, floor: int
+        self, rule: Rule, data: bytes, base: int, match: regex.Match[str], skip_heuristic: bool, floor: int,
+        allow_pragmas: bool = True,
     ) -> tuple[int, str, int] | None:
         """``floor``: where the text the match belongs to starts (a pragma above it does not count)."""
         try:
@@ -324,13 +337,17 @@ class Scanner:
         if rule.validator is None and (skip_heuristic or is_generic_negative(secret, before)):
             return None
         position = base + match.start() if rule.multiline else secret_start
-        if _has_pragma(data, position, floor):
-            return None
-        if self.ignored_sha1 and hashlib.sha1(_utf8(secret), usedforsecurity=False).hexdigest() in (
-            self.ignored_sha1
-        ):
+        accepted = (allow_pragmas and _has_pragma(data, position, floor)) or (
+            bool(self.ignored_sha1)
+            and hashlib.sha1(_utf8(secret), usedforsecurity=False).hexdigest() in self.ignored_sha1)
+        if accepted and rule.validator not in BROKER_VALIDATORS and not self._is_live(secret):
             return None
         return position, secret, base + match.end()
+
+    def _is_live(self, secret: str) -> bool:
+        """Whether ``secret`` is a live broker credential (by SHA-256), when the caller knows them."""
+        live = self.live_fingerprints
+        return live is not None and live(sha256_fingerprint(_utf8(secret)))
 
     def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, line: int,
                 read_at: float | None) -> Finding:

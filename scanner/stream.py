@@ -38,6 +38,7 @@ class StreamScan:
         self.scanner = scanner
         self.origin = origin
         self._skip_heuristic = is_lock_path(origin_path(origin))
+        self._allow_pragmas = isinstance(origin, FileOrigin | GitOrigin)  # reviewed text, not a stream
         self._buffer = b""
         self._offset: int | None = None  # absolute offset of _buffer[0]
         self._line = 1
@@ -92,7 +93,8 @@ class StreamScan:
         seen_next: set[tuple[str, int, str]] = set()
         fresh_from = max(0, self.scanned_until - self._offset)
         counted_to, line = 0, self._line  # newlines are counted once, up to each finding in turn
-        for match in self.scanner.matches(data, skip_heuristic=self._skip_heuristic, fresh_from=fresh_from):
+        for match in self.scanner.matches(data, skip_heuristic=self._skip_heuristic, fresh_from=fresh_from,
+                                          allow_pragmas=self._allow_pragmas):
             if match.position >= report_until or (whole_only and match.end >= len(data)):
                 continue
             line += data.count(b"\n", counted_to, match.position)

@@ -18,7 +18,8 @@ from jitsec.scanner.baseline import Baseline
 
 
 class BaselineStage:
-    """Drops findings the baselines accept, counting them (``accepted``)."""
+    """Drops findings the baselines accept, counting them (``accepted``). A broker-format or live
+    credential (one with a ``credential_sha256``) is never dropped: the broker hears of it always."""
 
     def __init__(self, baseline: Baseline) -> None:
         self.baseline = baseline
@@ -28,7 +29,8 @@ class BaselineStage:
     def process(self, chunk: Chunk, findings: list[Finding]) -> list[Finding]:
         if not findings:
             return findings
-        kept = [finding for finding in findings if not self.baseline.accepts(finding)]
+        kept = [finding for finding in findings
+                if finding.credential_sha256 is not None or not self.baseline.accepts(finding)]
         if len(kept) != len(findings):
             with self._lock:
                 self.accepted += len(findings) - len(kept)

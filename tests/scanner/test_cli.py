@@ -86,17 +86,20 @@ def test_invalid_rules_exit_2_naming_the_field(tmp_path: Path) -> None:
     assert "pack 'bad', rule 'x', field 'regex'" in result.stderr
 
 
-def test_baseline_create_then_scan_reports_only_new(
+def test_baseline_create_then_scan_reports_only_new_and_never_hides_a_broker_credential(
     tree: Path, rules_args: list[str], tmp_path: Path
 ) -> None:
     baseline = tmp_path / ".jitsec.baseline"
     created = invoke(["baseline", "create", *rules_args, "-o", str(baseline), str(tree)])
     assert created.exit_code == 0 and "wrote 2 fingerprints" in created.stderr
     assert AWS not in baseline.read_text()
-    assert invoke(["scan", *rules_args, "--baseline", str(baseline), str(tree)]).exit_code == 0
+    first = invoke(["scan", *rules_args, "--baseline", str(baseline), "-f", "jsonl", str(tree)])
+    # the AWS key is accepted; the broker credential never is: the broker always hears of it
+    assert first.exit_code == 1 and "1 in baseline" in first.stderr
+    assert [json.loads(row)["path"] for row in first.stdout.splitlines()] == [str(tree / "notes.md")]
     (tree / "new.env").write_text("AWS=AKIAZZZZZZZZZZZZZZZ2\n")
     again = invoke(["scan", *rules_args, "--baseline", str(baseline), "-f", "jsonl", str(tree)])
-    assert again.exit_code == 1 and len(again.stdout.splitlines()) == 1 and "2 in baseline" in again.stderr
+    assert again.exit_code == 1 and len(again.stdout.splitlines()) == 2 and "1 in baseline" in again.stderr
 
 
 def test_detect_secrets_baseline_is_honoured(tree: Path, rules_args: list[str], tmp_path: Path) -> None:

@@ -97,10 +97,28 @@ def test_digests_named_as_such_are_dropped(scanner: Scanner) -> None:
     assert scan(scanner, "integrity=sha512-Q9x7Lm2Vz8KpQ9x7") == []
 
 
-def test_pragma_comments_silence_a_line(scanner: Scanner) -> None:
-    assert scan(scanner, f"key = '{AWS}'  # pragma: allowlist secret") == []
-    assert scan(scanner, f"# pragma: allowlist nextline secret\nkey = '{AWS}'") == []
-    assert len(scan(scanner, f"# pragma: allowlist nextline secret\n\nkey = '{AWS}'")) == 1
+def test_pragma_comments_silence_a_line_of_a_file(scanner: Scanner) -> None:
+    source = FileOrigin("src/settings.py")
+    assert scan(scanner, f"key = '{AWS}'  # pragma: allowlist secret", source) == []
+    assert scan(scanner, f"# pragma: allowlist nextline secret\nkey = '{AWS}'", source) == []
+    assert len(scan(scanner, f"# pragma: allowlist nextline secret\n\nkey = '{AWS}'", source)) == 1
+
+
+def test_a_pragma_in_a_stream_or_on_a_broker_credential_hides_nothing(scanner: Scanner) -> None:
+    """A log line is whatever its writer (a hostile agent) put there; a broker credential always
+    reaches the broker, wherever it is."""
+    assert len(scan(scanner, f"key = '{AWS}'  # pragma: allowlist secret", StreamOrigin("-"))) == 1
+    token = mint(CredentialKind.ENGINE_TOKEN)
+    for origin in (StreamOrigin("-"), FileOrigin("notes.md")):
+        found = scan(scanner, f"Authorization: Bearer {token}  # pragma: allowlist secret", origin)
+        assert [f.rule_id for f in found] == ["sample-broker-token"]
+
+
+def test_a_pragma_does_not_hide_a_live_credential_of_any_shape(ruleset: RuleSet, fingerprinter) -> None:
+    live = {sha256_fingerprint(AWS)}
+    scanner = Scanner(ruleset, fingerprinter, engine="python", live_fingerprints=live.__contains__)
+    [finding] = scan(scanner, f"key = '{AWS}'  # pragma: allowlist secret", FileOrigin("a.py"))
+    assert finding.confidence is Confidence.CONFIRMED
 
 
 def test_detect_secrets_hashes_suppress_candidates(ruleset: RuleSet, fingerprinter) -> None:
@@ -108,6 +126,10 @@ def test_detect_secrets_hashes_suppress_candidates(ruleset: RuleSet, fingerprint
     scanner = Scanner(ruleset, fingerprinter, engine="python", ignored_sha1=frozenset({sha1}))
     assert scan(scanner, f"k={AWS}") == []
     assert len(scan(scanner, "k=AKIAZZZZZZZZZZZZZZZ2")) == 1
+    token = mint(CredentialKind.ENGINE_TOKEN)  # a baseline never hides a broker credential
+    accepting = Scanner(ruleset, fingerprinter, engine="python", ignored_sha1=frozenset(
+        {hashlib.sha1(token.encode(), usedforsecurity=False).hexdigest()}))
+    assert len(scan(accepting, f"k={token}")) == 1
 
 
 def test_lock_files_silence_heuristic_rules_only(scanner: Scanner) -> None:

@@ -60,12 +60,21 @@ def test_a_secret_whose_context_ends_the_previous_record_is_not_joined_to_it(sca
     assert (found[2][0].rule_id, found[2][0].line, found[2][0].offset) == ("sample-private-key", 1, 0)
 
 
-def test_a_pragma_in_one_record_does_not_excuse_the_next(scanner: Scanner) -> None:
+def test_a_pragma_in_one_hunk_does_not_excuse_the_next(scanner: Scanner) -> None:
     secret = "aws_access_key_id=AKIA2OGYBAH6STMMNXNN\n"
-    chunks = [Chunk(f"# {PRAGMA_NEXTLINE}\n".encode(), KafkaOrigin("t", 0, 1), whole=True),
-              Chunk(secret.encode(), KafkaOrigin("t", 0, 2), whole=True),
-              Chunk(f"# {PRAGMA_NEXTLINE}\n{secret}".encode(), KafkaOrigin("t", 0, 3), whole=True)]
+    chunks = [Chunk(f"# {PRAGMA_NEXTLINE}\n".encode(), FileOrigin("a.env"), line=1, whole=True),
+              Chunk(secret.encode(), FileOrigin("a.env"), line=9, whole=True),
+              Chunk(f"# {PRAGMA_NEXTLINE}\n{secret}".encode(), FileOrigin("b.env"), whole=True)]
     assert [len(f) for f in scanner.scan_whole(chunks)] == [0, 1, 0]
+
+
+def test_a_pragma_in_a_stream_record_excuses_nothing(scanner: Scanner) -> None:
+    secret = "aws_access_key_id=AKIA2OGYBAH6STMMNXNN\n"
+    chunks = [Chunk(f"# {PRAGMA_NEXTLINE}\n{secret}".encode(), KafkaOrigin("t", 0, 3), whole=True),
+              Chunk(f"# {PRAGMA_NEXTLINE}\n{secret}".encode(), FileOrigin("b.env"), whole=True)]
+    found = scanner.scan_whole(chunks)
+    assert [len(f) for f in found] == [1, 0]  # the log writer's pragma is ignored, the reviewer's kept
+    assert [keys(f) for f in found] == [alone(scanner, chunk) for chunk in chunks]
 
 
 def test_chunks_that_are_not_whole_are_refused(scanner: Scanner) -> None:
