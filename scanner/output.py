@@ -14,6 +14,7 @@ from jitsec.scanner.ruleset import Rule, RuleSet
 
 from jitsec import __version__
 from jitsec.kernel.records import Finding, Severity, describe_origin
+from jitsec.kernel.redaction import printable
 
 Format = Literal["text", "json", "jsonl", "sarif"]
 FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "sarif")
@@ -83,8 +84,9 @@ def _text_line(finding: Finding) -> str:
 
     where = f"{describe_origin(finding.origin)}:{finding.line}:{finding.column}"
     style = _STYLE[finding.severity]
-    return (f"{escape(where)}  [{style}]{finding.severity.value}[/]  {escape(finding.rule_id)}  "
-            f"{escape(finding.preview)}  [dim]{finding.confidence.value} {finding.fingerprint[:24]}[/]")
+    return (f"{escape(printable(where))}  [{style}]{finding.severity.value}[/]  "
+            f"{escape(printable(finding.rule_id))}  {escape(printable(finding.preview))}  "
+            f"[dim]{finding.confidence.value} {finding.fingerprint[:24]}[/]")
 
 
 def sarif_document(findings: Sequence[Finding], ruleset: RuleSet) -> dict[str, Any]:

@@ -30,3 +30,10 @@ def scrub(text: str, secrets_in_hand: list[str] | tuple[str, ...]) -> str:
         if secret:
             text = text.replace(secret, preview(secret))
     return text
+
+
+def printable(text: str) -> str:
+    """``text`` fit for a terminal or a log line: control characters (ESC sequences, newlines, bells)
+    become ``?``, so a hostile path or log line cannot move the cursor, clear the screen or forge
+    another line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

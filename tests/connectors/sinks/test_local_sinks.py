@@ -47,6 +47,20 @@ def test_console_shows_action_lease_and_latency(
     assert leaked_token not in text
 
 
+def test_console_shows_hostile_locations_literally(make_incident: Callable[..., Incident]) -> None:
+    """A path with rich markup or terminal escapes is data: shown, never interpreted, never dropped."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    hostile = ("logs/[bold red]x[/]/[unclosed.log", "logs/\x1b[2J\x1b[31mred\x07.log", "a\nforged line")
+    incident = replace(make_incident(1), locations=hostile, agent="[link=http://x]agent[/link]")
+    buffer = io.StringIO()
+    ConsoleSink(Console(file=buffer, width=200, force_terminal=True)).send(incident)
+    text = buffer.getvalue()
+    assert "[bold red]x[/]/[unclosed.log" in text and "[link=http://x]agent[/link]" in text
+    assert "\x1b[2J" not in text and "\x07" not in text and "?[2J?[31mred?.log" in text
+    assert "a?forged line" in text
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # a pure factory
 @given(
     occurrences=st.integers(1, 10**9),
