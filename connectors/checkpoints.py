@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from jitsec.kernel.private_files import private_dir
+
 HEAD_BYTES = 256  # how much of a file's beginning identifies it across restarts
 
 
@@ -107,7 +109,7 @@ class CheckpointStore:
 
     def save(self, key: str, value: dict[str, Any], *, durable: bool = False) -> None:
         """Replace the document under ``key`` atomically; ``durable`` also fsyncs it (used on close)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         target = self._path_for(key)
         payload = json.dumps({"key": key, "value": value}, sort_keys=True).encode()
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")

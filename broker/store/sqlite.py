@@ -25,6 +25,8 @@ from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page
 from jitsec.broker.store.base import IN_FLIGHT_SECONDS
 from jitsec.broker.store.sql_common import AUDIT_ROW_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
 
+from jitsec.kernel.private_files import private_file
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE tasks (
@@ -99,7 +101,7 @@ class SQLiteStore:
         self._reaper_file: IO[bytes] | None = None
         self._queue_lock = threading.Lock()
         self._queue: list[_Work] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jitsec.kernel.private_files import private_file
+
 log = logging.getLogger(__name__)
 
 
@@ -83,7 +85,7 @@ class Spool:
         self.name = name
         self._deliver = deliver
         self._backoff = backoff or Backoff()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jitsec.kernel.private_files import private_file
 from jitsec.kernel.records import Incident
 from jitsec.kernel.schemas import INCIDENT
 
@@ -89,9 +90,9 @@ class IncidentStore:
         self._quarantined: Path | None = None
         self._last_error: str | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
         except OSError as error:
-            raise IncidentStoreError(f"cannot create the incident store's directory {self.path.parent}: "
+            raise IncidentStoreError(f"cannot create the incident store {self.path}: "
                                      f"{error.strerror or error}") from None
         self._db = self._open()
 
