@@ -92,7 +92,7 @@ class IncidentStore:
         try:
             private_file(self.path)
         except OSError as error:
-            raise IncidentStoreError(f"cannot create the incident store {self.path}: "
+            raise IncidentStoreError(f"cannot open the incident store {self.path}: "
                                      f"{error.strerror or error}") from None
         self._db = self._open()
 
