@@ -242,7 +242,7 @@ def test_a_wrong_password_is_an_auth_error_retried_without_echoing_it(
     bootstrap, username, _ = kafka_sasl
     wrong = f"wrong-{uuid.uuid4().hex}"
     topic = f"jitsec-sasl-{uuid.uuid4().hex[:10]}"
-    address = parse_kafka_address(f"kafka://{bootstrap}/{topic}?group=g&{_sasl_query(username)}")
+    address = parse_kafka_address(f"kafka://{bootstrap}/{topic}?group=g-{topic}&{_sasl_query(username)}")
     caplog.set_level(logging.DEBUG)  # kafka-python dumps requests (the PLAIN login too) at DEBUG
     # the broker answers a refused login after a delay; an attempt needs room to hear the answer
     settings = dataclasses.replace(FAST, connect_timeout_ms=3000)

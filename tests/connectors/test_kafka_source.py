@@ -53,7 +53,7 @@ def test_text_and_json_records_become_chunks_located_by_topic_partition_offset_f
         b"user=alice token=planted-one",
         json.dumps({"level": "info", "ctx": {"headers": ["Authorization: planted-two"]}, "n": 1}).encode(),
     ])
-    chunks = _drain(_source(kafka_bootstrap, topic, "g-origins"))
+    chunks = _drain(_source(kafka_bootstrap, topic, f"g-origins-{topic}"))
     located = [(c.origin, c.data) for c in chunks]
     assert located == [
         (KafkaOrigin(topic, 0, 0, None), b"user=alice token=planted-one\n"),  # terminated: scanned at once
@@ -61,7 +61,7 @@ def test_text_and_json_records_become_chunks_located_by_topic_partition_offset_f
         (KafkaOrigin(topic, 0, 1, "ctx.headers[0]"), b"headers: Authorization: planted-two\n"),
     ]
     assert all(c.read_at is not None for c in chunks)
-    assert kafka_tools.committed(topic, "g-origins", 1) == [2]  # clean shutdown committed
+    assert kafka_tools.committed(topic, f"g-origins-{topic}", 1) == [2]  # clean shutdown committed
 
 
 def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(
@@ -70,7 +70,7 @@ def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(
     big = (b"x" * 1023 + b"\n") * (50 * 1024) + b"tail-marker"  # 50 MiB and a bit
     values = [b"\x00\x01\x02binary", b"caf\xe9 not utf-8", b'{"broken": ', big, b"after-the-poison"]
     kafka_tools.produce(topic, values)
-    source = _source(kafka_bootstrap, topic, "g-poison")
+    source = _source(kafka_bootstrap, topic, f"g-poison-{topic}")
     chunks = _drain(source)
     by_offset: dict[int, bytes] = {}
     for chunk in chunks:
@@ -81,13 +81,13 @@ def test_poison_records_are_counted_scanned_raw_and_never_stop_the_stream(
     assert len(big_pieces) > 1
     assert [c.offset for c in big_pieces] == sorted(c.offset for c in big_pieces)
     assert source.errors.counts == {"binary": 1, "invalid_utf8": 1, "malformed_json": 1}
-    assert kafka_tools.committed(topic, "g-poison", 1) == [5]
+    assert kafka_tools.committed(topic, f"g-poison-{topic}", 1) == [5]
 
 
 def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str, kafka_tools) -> None:
     topic = kafka_tools.topic(1)
     kafka_tools.produce(topic, [json.dumps({"a": "x", "b": "y"}).encode(), b"second", b"third"])
-    source = _source(kafka_bootstrap, topic, "g-partial")
+    source = _source(kafka_bootstrap, topic, f"g-partial-{topic}")
     seen = []
     for chunk in source.chunks():
         seen.append(chunk)
@@ -96,15 +96,15 @@ def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str, kafka_to
         if len(seen) == 4:
             break
     source.close()
-    assert kafka_tools.committed(topic, "g-partial", 1) == [None]
+    assert kafka_tools.committed(topic, f"g-partial-{topic}", 1) == [None]
 
-    source = _source(kafka_bootstrap, topic, "g-partial")
+    source = _source(kafka_bootstrap, topic, f"g-partial-{topic}")
     for chunk in source.chunks():
         source.acknowledge(chunk)
         if chunk.origin == KafkaOrigin(topic, 0, 1, None):
             break
     source.close()
-    assert kafka_tools.committed(topic, "g-partial", 1) == [2]
+    assert kafka_tools.committed(topic, f"g-partial-{topic}", 1) == [2]
 
 
 WORKER = """
@@ -147,14 +147,14 @@ def test_killed_consumer_loses_nothing_after_restart(kafka_bootstrap: str, kafka
     topic = kafka_tools.topic(2)
     total = 2000
     kafka_tools.produce(topic, [f"line {i} planted-{i}".encode() for i in range(total)])
-    address = f"kafka://{kafka_bootstrap}/{topic}?group=g-kill"
+    address = f"kafka://{kafka_bootstrap}/{topic}?group=g-kill-{topic}"
 
     first: list[tuple[int, int]] = []
     process = _worker(address)
     pump = _read_lines(process, first)
     try:
         _wait(lambda: len(first) >= 300
-              and any(kafka_tools.committed(topic, "g-kill", 2)))
+              and any(kafka_tools.committed(topic, f"g-kill-{topic}", 2)))
     finally:
         process.send_signal(signal.SIGKILL)  # no clean shutdown, no final commit (and no orphan on failure)
         process.wait(timeout=10)
@@ -186,7 +186,7 @@ def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str, k
     for partition in range(4):
         kafka_tools.produce(topic, [f"p{partition}-{i}".encode() for i in range(50)],
                  partition=partition)
-    sources = [_source(kafka_bootstrap, topic, "g-share", follow=True) for _ in range(2)]
+    sources = [_source(kafka_bootstrap, topic, f"g-share-{topic}", follow=True) for _ in range(2)]
     got: list[list[KafkaOrigin]] = [[], []]
 
     def run(index: int) -> None:
@@ -228,7 +228,7 @@ def test_a_broker_that_is_not_there_yet_is_waited_for(
     kafka_tools.produce(topic, [b"first", b"second"])
     host, _, port = kafka_bootstrap.rpartition(":")
     forwarder = tcp_proxy(host, int(port))  # a port nothing listens on until the test says so
-    source = KafkaSource(parse_kafka_address(f"kafka://127.0.0.1:{forwarder.port}/{topic}?group=g-late"),
+    source = KafkaSource(parse_kafka_address(f"kafka://127.0.0.1:{forwarder.port}/{topic}?group=g-late-{topic}"),
                          follow=False, settings=FAST)
     chunks: list[Chunk] = []
     thread = threading.Thread(target=lambda: chunks.extend(_drain(source)), daemon=True)
