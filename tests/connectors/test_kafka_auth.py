@@ -278,7 +278,7 @@ def test_the_sasl_listener_refuses_a_client_without_credentials(kafka_sasl: Sasl
     bootstrap, username, password = kafka_sasl
     topic = f"jitsec-sasl-{uuid.uuid4().hex[:10]}"
     _produce(bootstrap, username, password, topic, [b"only for authenticated readers"])
-    source = KafkaSource(parse_kafka_address(f"kafka://{bootstrap}/{topic}?group=g"), follow=True,
+    source = KafkaSource(parse_kafka_address(f"kafka://{bootstrap}/{topic}?group=g-{topic}"), follow=True,
                          settings=FAST)
     chunks = _run_until_errors(source, "connect", 2)
     assert chunks == []
