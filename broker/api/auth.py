@@ -21,8 +21,8 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jitsec.broker.config import Principal
-from jitsec.broker.errors import Forbidden, Unauthenticated
-from jitsec.broker.model import Role
+from jitsec.broker.errors import Forbidden, NotFound, Unauthenticated
+from jitsec.broker.model import Role, Task
 from jitsec.broker.service import BrokerService, TaskCaller
 
 from jitsec.kernel.credential_format import CredentialKind, sha256_fingerprint
@@ -114,3 +114,16 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Caller]]:
         return caller
 
     return dependency
+
+
+def task_for(caller: Caller, service: BrokerService, task_id: str) -> Task:
+    """The task, if the caller may act on it: its own for a task token, one it started for an
+    orchestrator, any for an admin. An orchestrator asking for another's task gets the same 404 as
+    for an unknown one, so a stolen orchestrator key reaches only that orchestrator's tasks and
+    learns nothing of the others'."""
+    task = service.get_task(task_id)
+    if caller.task is not None and caller.task.task.task_id != task.task_id:
+        raise Forbidden("a task token acts only on its own task", code="not_your_task")
+    if caller.role is Role.ORCHESTRATOR and task.created_by != caller.name:
+        raise NotFound(f"no task {task_id!r}")
+    return task

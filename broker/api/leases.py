@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path
-from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.api.auth import Caller, require, service_of, task_for
 from jitsec.broker.api.schemas import ERROR_RESPONSES, LeaseView, Revoked, Rotated, RotateRequest
 from jitsec.broker.api.secrets import issued_body
-from jitsec.broker.errors import Forbidden
+from jitsec.broker.errors import Forbidden, NotFound
 from jitsec.broker.model import Lease, Role
 from jitsec.broker.service import BrokerService
 
@@ -18,9 +18,16 @@ LeaseId = Annotated[str, Path(max_length=64)]
 
 
 def _check_access(caller: Caller, lease: Lease, service: BrokerService) -> None:
+    """An agent acts on its own task's leases, an orchestrator on those of the tasks it started (a
+    lease of another's task is an unknown lease to it), an admin on any."""
     if caller.task is not None:
         service.check_owner(caller.task, lease)
-    elif caller.role not in (Role.ADMIN, Role.ORCHESTRATOR):
+    elif caller.role is Role.ORCHESTRATOR:
+        try:
+            task_for(caller, service, lease.task_id)
+        except NotFound:
+            raise NotFound(f"no lease {lease.lease_id!r}") from None
+    elif caller.role is not Role.ADMIN:
         raise Forbidden("not allowed to act on this lease", code="wrong_role")
 
 

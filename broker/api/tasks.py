@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.api.auth import Caller, require, service_of, task_for
 from jitsec.broker.api.schemas import ERROR_RESPONSES, Completed, Redeemed, TaskStart, TaskStarted, TaskView
-from jitsec.broker.errors import Forbidden
 from jitsec.broker.model import Role
 from jitsec.broker.revocation import RevocationStatus
 from jitsec.broker.service import BrokerService, Completion
@@ -64,9 +63,7 @@ def get_task(
     service: Service,
     caller: Annotated[Caller, Depends(require(Role.ORCHESTRATOR, Role.ADMIN, Role.AGENT_TASK_TOKEN))],
 ) -> TaskView:
-    task = service.get_task(task_id)
-    if caller.task is not None and caller.task.task.task_id != task.task_id:
-        raise Forbidden("a task token sees only its own task", code="not_your_task")
+    task = task_for(caller, service, task_id)
     return TaskView(
         task_id=task.task_id,
         agent=task.agent,
@@ -85,6 +82,5 @@ def complete(
     service: Service,
     caller: Annotated[Caller, Depends(require(Role.ORCHESTRATOR, Role.ADMIN, Role.AGENT_TASK_TOKEN))],
 ) -> Completed:
-    if caller.task is not None and caller.task.task.task_id != task_id:
-        raise Forbidden("a task token may complete only its own task", code="not_your_task")
-    return completed_body(service.complete_task(task_id, caller.name))
+    task = task_for(caller, service, task_id)
+    return completed_body(service.complete_task(task.task_id, caller.name))
