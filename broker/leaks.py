@@ -7,129 +7,34 @@ lease has is ``unknown``. ``on_leak`` widens the blast radius per request: ``lea
 ``task`` (complete the leaking lease's task: every lease of it dies) or ``agent`` (quarantine the
 agent: every lease of every task of it dies, and it may not start new tasks until released).
 
-This module holds the wire records and the settings only, so that the HTTP client (``broker.client``),
-the scanner and the configuration share one definition without importing the service; the broker's
-handling of a report is ``broker.leak_desk.LeakDesk``.
+The wire records live in the kernel (``jitsec.kernel.leaks``), shared with the scanner side; this
+module holds their validation and the settings; the broker's handling of a report is
+``broker.leak_desk.LeakDesk``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import regex
 from jitsec.broker.errors import BadRequest
+
+from jitsec.kernel.leaks import (  # noqa: F401 - the broker's modules import them from here
+    FingerprintEntry,
+    FingerprintPage,
+    LeakReport,
+    LeakScope,
+    LeakStatus,
+    LeakVerdict,
+)
 
 MAX_BATCH = 1000
 MAX_LOCATION_CHARS = 1024
 DEFAULT_PAGE = 1000  # fingerprints per page of ``GET /v1/fingerprints``
 MAX_PAGE = 5000
 _SHA256 = regex.compile(r"[0-9a-f]{64}")
-
-
-class LeakScope(Enum):
-    """How much to revoke when a live lease leaked."""
-
-    LEASE = "lease"
-    TASK = "task"
-    AGENT = "agent"
-
-
-class LeakStatus(Enum):
-    REVOKED = "revoked"  # it was live; revoked now because of this report (the engine confirmed)
-    PENDING = "pending"  # it was live; revocation started, the engine failed transiently, retries run
-    FAILED = "failed"  # it was live; revocation failed for good (irrevocable until expiry): alerted
-    DEAD = "dead"  # already revoked or expired before this report
-    UNKNOWN = "unknown"  # no lease has this fingerprint
-
-
-@dataclass(frozen=True, slots=True)
-class LeakReport:
-    """One sighting as reported: the secret's hex SHA-256 and where it was seen (no secret)."""
-
-    fingerprint: str
-    location: str = ""
-    rule_id: str = ""
-    seen_at: float | None = None  # UNIX time the scanner read the bytes
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "fingerprint": self.fingerprint,
-            "location": self.location,
-            "rule_id": self.rule_id,
-            "seen_at": self.seen_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LeakVerdict:
-    """What the broker did about one reported fingerprint."""
-
-    fingerprint: str
-    status: LeakStatus
-    lease_id: str | None = None
-    agent: str | None = None
-    task_id: str | None = None
-    engine: str | None = None
-    scopes: tuple[str, ...] = ()
-    revoked_at: float | None = None
-    also_revoked: tuple[str, ...] = ()  # other leases revoked because of on_leak=task|agent
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "fingerprint": self.fingerprint,
-            "status": self.status.value,
-            "lease_id": self.lease_id,
-            "agent": self.agent,
-            "task_id": self.task_id,
-            "engine": self.engine,
-            "scopes": list(self.scopes),
-            "revoked_at": self.revoked_at,
-            "also_revoked": list(self.also_revoked),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LeakVerdict:
-        return cls(
-            fingerprint=str(data["fingerprint"]),
-            status=LeakStatus(data["status"]),
-            lease_id=data.get("lease_id"),
-            agent=data.get("agent"),
-            task_id=data.get("task_id"),
-            engine=data.get("engine"),
-            scopes=tuple(data.get("scopes") or ()),
-            revoked_at=data.get("revoked_at"),
-            also_revoked=tuple(data.get("also_revoked") or ()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FingerprintEntry:
-    """A live lease's fingerprint and when it stops mattering (its expiry)."""
-
-    sha256: str
-    expires_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class FingerprintPage:
-    entries: tuple[FingerprintEntry, ...]
-    next_cursor: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "fingerprints": [{"sha256": e.sha256, "expires_at": e.expires_at} for e in self.entries],
-            "next_cursor": self.next_cursor,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> FingerprintPage:
-        entries = tuple(
-            FingerprintEntry(str(e["sha256"]), float(e["expires_at"])) for e in data["fingerprints"]
-        )
-        return cls(entries, data.get("next_cursor"))
 
 
 def _clean_location(text: str) -> str:

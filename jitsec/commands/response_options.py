@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import click
 
-from jitsec.broker.leaks import LeakScope
 from jitsec.connectors.sinks import ALERT_SPEC_HELP, parse_alert_spec
+from jitsec.kernel.leaks import LeakScope
 from jitsec.response.options import KEY_ENV, STATE_ENV, URL_ENV, ResponseOptions, default_state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from jitsec.kernel.leaks import LeakReport, LeakScope, LeakVerdict
 from jitsec.kernel.records import Chunk, Finding, Incident
 
 
@@ -113,3 +114,13 @@ class Sink(Protocol):
     def send(self, incident: Incident) -> None: ...
 
     def close(self, timeout: float = 5.0) -> None: ...
+
+
+class LeakReporter(Protocol):
+    """Where the leak response reports broker-format and live candidates: the broker, over HTTP
+    (``jitsec.broker.client.BrokerClient``). Fingerprints and locations only, never a secret; one
+    verdict per distinct fingerprint; raises on transport errors (the response then keeps the batch
+    in its outbox and retries), so a report is never lost."""
+
+    def report_leaks(self, reports: Sequence[LeakReport], *,
+                     on_leak: LeakScope | None = None) -> list[LeakVerdict]: ...

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from jitsec.broker.leaks import FingerprintPage
+from jitsec.kernel.leaks import FingerprintPage
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 10_000

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jitsec.broker.leaks import LeakScope
 from jitsec.connectors.sinks import build_sink
+from jitsec.kernel.leaks import LeakScope
 from jitsec.kernel.ports import Sink
 from jitsec.kernel.records import Chunk, Finding
 

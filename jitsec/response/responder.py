@@ -29,11 +29,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
-from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
 from jitsec.connectors.sinks.spool import Backoff, PermanentDeliveryError, Spool
-from jitsec.kernel.ports import Sink
+from jitsec.kernel.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
+from jitsec.kernel.ports import LeakReporter, Sink
 from jitsec.kernel.records import (
     BrokerStatus,
     Chunk,
@@ -62,13 +61,6 @@ _STATUS = {
 MAX_REMEMBERED = 100_000
 _SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 _RETRYABLE_STATUS = {401, 403, 408, 425, 429}  # auth can be fixed by an operator: keep waiting
-
-
-class LeakDesk(Protocol):
-    """What the responder needs from a broker (``broker.client.BrokerClient`` provides it)."""
-
-    def report_leaks(self, reports: Sequence[LeakReport], *,
-                     on_leak: LeakScope | None = None) -> list[LeakVerdict]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +92,7 @@ class Responder:
         self,
         sinks: Sequence[Sink],
         *,
-        broker: LeakDesk | None,
+        broker: LeakReporter | None,
         state_dir: Path | str,
         settings: ResponderSettings | None = None,
         live_cache: LiveFingerprintCache | None = None,

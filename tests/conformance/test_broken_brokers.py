@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from jitsec.broker.leak_desk import LeakDesk
-from jitsec.broker.leaks import LeakStatus, LeakVerdict
 from jitsec.broker.model import AuditEvent, AuditKind, LeaseState
 from jitsec.broker.policy import Policy
 from jitsec.broker.revoker import Revoker
 from jitsec.broker.service import BrokerService, Completion
+
+from jitsec.kernel.leaks import LeakStatus, LeakVerdict
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from jitsec.broker.leaks import LeakScope
 
 from jitsec.commands.response_options import response_options
+from jitsec.kernel.leaks import LeakScope
 from jitsec.response.options import ResponseOptions, build_response, default_state_dir
 
 

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
 from jitsec.connectors.sinks.spool import Backoff
 
+from jitsec.kernel.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
 from jitsec.kernel.records import (
     BrokerStatus,
     Chunk,
