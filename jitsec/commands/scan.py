@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -195,7 +196,7 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
     except OSError as error:
         raise _fail(f"cannot write {output}: {error.strerror or error}") from None
     with target as stream:
-        color = output is None and stream.isatty()
+        color = output is None and stream.isatty() and not os.environ.get("NO_COLOR")  # no-color.org
         writer = FindingWriter(cast(Format, fmt), stream, ruleset, color=color)
         result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(writer.write))
         writer.close(result.summary())

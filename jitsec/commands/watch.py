@@ -6,7 +6,8 @@ daemon described by a TOML file, with ``/healthz`` and Prometheus ``/metrics``.
 
 Shutdown (SIGINT, SIGTERM, or ``--exit-when-idle`` seconds without new data) closes every source, so
 each commits the offsets and checkpoints of what the pipeline acknowledged; chunks still in flight
-are scanned and handled first. Exit codes as ``scan``: 0 nothing found, 1 findings, 2 could not run.
+are scanned and handled first. Exit codes: 0 stopped by a signal (a supervisor's stop is clean) or
+nothing found, 1 findings when it ended by itself (idle, end of input), 2 could not run.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ class Watch:
         self.stop_event = threading.Event()
         self.findings = 0
         self.stopped_by = "end of input"
+
+    @property
+    def stopped_by_signal(self) -> bool:
+        return self.stopped_by in ("SIGINT", "SIGTERM")
 
     def stop(self, reason: str) -> None:
         """Stop following; safe from signal handlers and other threads, idempotent."""
@@ -223,6 +228,8 @@ def _run(
         if writer is not None:
             writer.close(summary)
         _report_end(watch, pipeline, summary, stats)
+    if watch.stopped_by_signal:
+        return EXIT_CLEAN  # a supervisor's stop is a clean stop: the findings were already alerted
     return EXIT_FINDINGS if watch.findings else EXIT_CLEAN
 
 
@@ -293,14 +300,33 @@ def watch(
     response: ResponseOptions,
 ) -> None:  # fmt: skip
     """Follow SOURCE... (a file, a directory, -, git:PATH, kafka://…, elasticsearch://…) until stopped,
-    reporting secrets as they are written."""
+    reporting secrets as they are written.
+
+    Files are followed like `tail -F` (rotation and truncation included), directories recursively,
+    git repositories ref by ref, Kafka topics as a consumer group, Elasticsearch indices by a
+    watermark. With --checkpoint-dir a restart resumes where the last run acknowledged.
+
+    \b
+    Exit codes: 0 stopped by SIGTERM/SIGINT (a supervisor's stop), or idle/end of input with
+    nothing found; 1 idle/end of input after findings; 2 could not run (bad options, sources or
+    daemon config).
+
+    \b
+    Examples:
+      jitsec watch /var/log/app/*.log --broker https://broker:8470 --alert syslog+udp://127.0.0.1:514
+      kubectl logs -f deploy/api | jitsec watch -
+      jitsec watch 'kafka://127.0.0.1:9092/app-logs?group=jitsec' --checkpoint-dir /var/lib/jitsec
+      jitsec watch git:/srv/mirror.git --checkpoint-dir ck --exit-when-idle 30
+      jitsec watch --config /etc/jitsec/daemon.toml        # sources, alerts, /healthz and /metrics
+    """
     if config_path is not None:
         if sources:
             raise click.UsageError("give sources either as arguments or in --config, not both")
         try:
             config = load_daemon_config(config_path)
         except DaemonConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+            click.echo(f"jitsec: {exc}", err=True)
+            sys.exit(EXIT_ERROR)  # a configuration that cannot run is an error (2), not findings (1)
         code = _run_daemon(config, exit_when_idle, response, output, fmt)
         sys.exit(code)
     if not sources:

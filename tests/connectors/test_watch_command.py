@@ -39,8 +39,8 @@ def test_sigterm_commits_checkpoints_and_a_restart_neither_skips_nor_repeats(
     append(log, f"login ok token={first_secret}\n")
     out.wait_for("broker-engine-token")
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 1  # findings were reported
-    err.wait_for(r"stopped \(SIGTERM\)")
+    assert process.wait(timeout=30) == 0  # a supervisor's stop is clean: the findings were alerted
+    err.wait_for(r"stopped \(SIGTERM\): 1 finding")
     first_rows = [row for row in out.rows() if row["rule"] == "broker-engine-token"]
     assert [row["line"] for row in first_rows] == [2]
     assert first_secret not in "".join(out.lines + err.lines)
@@ -72,6 +72,14 @@ def test_clean_input_exits_zero_when_idle(tmp_path: Path, env, start_watch) -> N
     process, _, err = start_watch([str(log), "--exit-when-idle", "0.5"], env)
     assert process.wait(timeout=60) == 0
     err.wait_for(r"stopped \(idle for 0.5s\): 0 finding")
+
+
+def test_a_bad_daemon_config_is_exit_2(tmp_path: Path, env, start_watch) -> None:
+    config = tmp_path / "daemon.toml"
+    config.write_text("[watch]\nsources = 'not a list'\n")
+    process, _, err = start_watch(["--config", str(config)], env)
+    assert process.wait(timeout=60) == 2
+    assert any(str(config) in line or "sources" in line for line in err.lines)
 
 
 def test_bad_source_address_is_exit_2(tmp_path: Path, env, start_watch) -> None:
@@ -108,7 +116,7 @@ def test_daemon_config_serves_health_and_metrics_and_alerts(tmp_path: Path, env,
     assert secret not in incidents.read_text() and secret not in metrics
     assert incident
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 1
+    assert process.wait(timeout=30) == 0  # stopped by a signal: clean, whatever was found
 
 
 def test_git_history_ends_when_idle_with_a_json_report(tmp_path: Path, env, start_watch) -> None:
