@@ -8,6 +8,7 @@ paths are recorded in ``errors`` and the walk goes on.
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 import threading
@@ -95,6 +96,24 @@ def _regular(path: Path, errors: SourceErrors, report: WalkReport) -> FileEntry 
     return None
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def wide_text_encoding(head: bytes) -> str | None:
+    """The codec of text stored in UTF-16 or UTF-32 (a Windows log, a PowerShell transcript), by its
+    byte-order mark or, without one, by mostly-ASCII text with every other byte NUL; None for binary."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 64 and odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if len(head) >= 64 and even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
 class PathFeed:
     """A thread-safe queue of files shared by several ``FilesSource``s (``--jobs``)."""
 
@@ -149,23 +168,31 @@ class FilesSource(ChunkReader):
             if not (stat.S_ISREG(mode) or (stream and stat.S_ISFIFO(mode))):  # replaced since the walk
                 self.report.count("special")
                 return
-            offset, line = 0, 1
+            offset, line, first = 0, 1, True
+            decoder: codecs.IncrementalDecoder | None = None
             while not self._closed:
                 try:
-                    data = handle.read(self._chunk_size)
+                    raw = handle.read(self._chunk_size)
                 except OSError as error:
                     self.errors.record("unreadable", f"{path}: {error.strerror or error}")
                     return
-                if not data:
-                    break
-                if offset == 0:
-                    if self._skip_binary and b"\0" in data[:BINARY_SNIFF]:
-                        self.report.count("binary")
-                        return
+                if first and raw:
+                    first = False
+                    if self._skip_binary and b"\0" in raw[:BINARY_SNIFF]:
+                        encoding = wide_text_encoding(raw[:BINARY_SNIFF])
+                        if encoding is None:
+                            self.report.count("binary")
+                            return
+                        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
                     self.files += 1
-                yield Chunk(data=data, origin=origin, offset=offset, line=line, read_at=self._clock())
-                offset += len(data)
-                line += data.count(b"\n")
+                # UTF-16/32 text is scanned as UTF-8: offsets count that text, lines are the file's
+                data = decoder.decode(raw, final=not raw).encode("utf-8") if decoder is not None else raw
+                if data:
+                    yield Chunk(data=data, origin=origin, offset=offset, line=line, read_at=self._clock())
+                    offset += len(data)
+                    line += data.count(b"\n")
+                if not raw:
+                    break
         finally:
             handle.close()
 

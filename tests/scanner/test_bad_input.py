@@ -151,3 +151,21 @@ def test_stdin_source_reads_a_real_pipe_in_large_chunks() -> None:
     assert [c.offset for c in chunks] == [sum(len(c.data) for c in chunks[:i]) for i in range(len(chunks))]
     lines_before = [sum(c.data.count(b"\n") for c in chunks[:i]) for i in range(len(chunks))]
     assert [c.line for c in chunks] == [1 + count for count in lines_before]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_a_utf16_or_utf32_log_is_read_as_text(tmp_path: Path, sample_pack: Path, encoding: str) -> None:
+    """A Windows event export or a PowerShell transcript is text, not binary: its secret is found."""
+    path = tmp_path / f"windows-{encoding}.log"
+    text = "".join(f"2026-12-06 line {n} ok\r\n" for n in range(40)) + f"KEY={AWS.decode()}\r\nend\r\n"
+    path.write_bytes(text.encode(encoding))
+    result = scan_cli(sample_pack, str(path))
+    assert result.exit_code == 1, result.stderr
+    assert '"line":41' in result.stdout and "binary skipped" not in result.stderr
+
+
+def test_a_binary_with_nul_bytes_is_still_skipped(tmp_path: Path, sample_pack: Path) -> None:
+    path = tmp_path / "core.dump"
+    path.write_bytes(bytes(range(256)) * 64 + b"KEY=" + AWS + b"\n")
+    result = scan_cli(sample_pack, str(path))
+    assert result.exit_code == 0 and "1 binary skipped" in result.stderr
