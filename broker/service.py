@@ -305,11 +305,11 @@ class BrokerService:
                 detail=reason,
             ),
         )
+        # completing again finishes what is unfinished: revocations already pending before this call
+        # (a crash in flight, a retry waiting for its time) are attempted now, once
+        unfinished = self.store.leases_of_task(task.task_id, PENDING)
         live = [lease.lease_id for lease in self.store.leases_of_task(task.task_id, REVOCABLE)]
         results = self.revoker.revoke_ids(live, reason, "", principal)
-        # completing again finishes what is unfinished: revocations still pending (a crash in flight,
-        # a retry waiting for its time) are attempted now
-        unfinished = self.store.leases_of_task(task.task_id, PENDING)
         if unfinished:
             results = [*results, *self.revoker.attempt(unfinished, principal)]
         return Completion(task_id=task.task_id, newly_completed=newly, results=tuple(results))

@@ -10,6 +10,7 @@ lease backs. Scope grammar: ``broker.engines.postgres_scope``; role names: ``pos
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -47,6 +48,8 @@ _MISSING_OBJECT_STATES = frozenset({"42P01", "3F000", "42704", "3D000"})
 # SQLSTATEs worth retrying besides connection-level failures (psycopg.OperationalError covers those,
 # serialization failures and deadlocks).
 _TRANSIENT_STATES = frozenset({"2BP01", "XX000", "55006"})
+
+log = logging.getLogger("jitsec.broker.engines.postgres")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,7 @@ class PostgresEngine:
         self.limits = limits or EngineLimits()
         self.config = config
         self._clock = clock
+        self._checked_databases: set[str] = set()  # warned about PUBLIC CREATE once each
         self._connections = AdminConnections(config.admin_dsn, connect_timeout=config.connect_timeout_seconds)
         target = conninfo_to_dict(config.admin_dsn)
         self._host = config.public_host or str(target.get("host") or "localhost")
@@ -166,6 +170,9 @@ class PostgresEngine:
         password = mint(CredentialKind.POSTGRES_PASSWORD)
         try:
             with self._connections.connection(database) as conn:
+                if database not in self._checked_databases:
+                    _warn_if_public_may_create(conn, database)
+                    self._checked_databases.add(database)
                 create_role(conn, role_request, password, scram_iterations=self.config.scram_iterations)
         except DatabaseMissing:
             raise ScopeError(f"database {database!r} does not exist") from None
@@ -217,6 +224,24 @@ class PostgresEngine:
 
     def close(self) -> None:
         self._connections.close()
+
+
+_PUBLIC_CREATE = (
+    "SELECT nspname FROM pg_catalog.pg_namespace WHERE has_schema_privilege('public', oid, 'CREATE') "
+    "AND nspname <> 'information_schema' AND NOT starts_with(nspname, 'pg_') ORDER BY nspname"
+)
+
+
+def _warn_if_public_may_create(conn: psycopg.Connection, database: str) -> None:
+    """Warn, once per database, when every role may CREATE in a schema (PostgreSQL before 15, and
+    databases upgraded or restored from one): a lease could then create objects beyond its scope.
+    They are dropped at revocation, but meanwhile they exist; ``REVOKE CREATE ON SCHEMA ... FROM
+    PUBLIC`` closes it."""
+    schemas = [row[0] for row in conn.execute(_PUBLIC_CREATE).fetchall()]
+    if schemas:
+        log.warning("postgres engine: in database %r, PUBLIC may CREATE in schema(s) %s: a lease can "
+                    "create objects there beyond its scope (they are dropped when it is revoked); run "
+                    "REVOKE CREATE ON SCHEMA %s FROM PUBLIC", database, ", ".join(schemas), schemas[0])
 
 
 def create(settings: EngineSettings) -> PostgresEngine:

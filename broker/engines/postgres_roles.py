@@ -156,8 +156,14 @@ def _revoke_role(connections: AdminConnections, name: str, databases: Iterable[s
 
     Order matters: NOLOGIN first so no new session starts, then terminate open sessions (dropping a
     role does not end them), then in every database the role has privileges or objects in
-    (the lease's own plus whatever ``pg_shdepend`` records) REASSIGN OWNED and DROP OWNED, then
-    DROP ROLE, and last confirm that no role and no session of that oid remains.
+    (the lease's own plus whatever ``pg_shdepend`` records) DROP OWNED, then DROP ROLE, and last
+    confirm that no role and no session of that oid remains.
+
+    What the role created is dropped, never handed to the admin: where PUBLIC may CREATE in a
+    schema, a lease could plant a ``SECURITY DEFINER`` function or a view that, owned by the admin
+    after a REASSIGN, would run as the admin for anyone. An object of the lease that something else
+    depends on makes DROP OWNED fail: the revocation then fails loudly (alerted), with the role
+    already NOLOGIN and its sessions ended.
     """
     with connections.connection() as conn:
         oid = _role_oid(conn, name)
@@ -238,8 +244,7 @@ def _drop_owned(connections: AdminConnections, database: str, name: str) -> None
     try:
         with connections.connection(database) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (ACL_LOCK_KEY,))
-            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(role))
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(role))  # its objects die with it
     except DatabaseMissing:
         return  # a dropped database took the role's privileges in it along
     except psycopg.errors.UndefinedObject:

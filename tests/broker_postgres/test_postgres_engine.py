@@ -329,3 +329,27 @@ def test_the_client_side_scram_verifier_logs_in_at_any_iteration_count(
     wrong = IssuedCredential(secret=last_character_changed(credential.secret), username=credential.username)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         login(postgres_dsn, database, wrong)
+
+
+def test_revocation_drops_what_the_lease_created_and_never_hands_it_to_the_admin(
+    engine: PostgresEngine, postgres_dsn: str, scratch_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where PUBLIC may CREATE (the default before PostgreSQL 15), a lease scoped to SELECT on one table
+    plants a SECURITY DEFINER function and a view; after revocation neither may exist, let alone be
+    owned by the admin (whose privileges the function would then lend to anyone)."""
+    database = str(conninfo_to_dict(scratch_database)["dbname"])
+    with psycopg.connect(scratch_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE reports (x int); CREATE TABLE payroll (salary int); "
+                     "INSERT INTO payroll VALUES (100000); GRANT CREATE ON SCHEMA public TO PUBLIC")
+    credential = engine.issue(request_for(f"postgres:{database}:public.reports:SELECT"))
+    assert "PUBLIC may CREATE in schema(s) public" in caplog.text  # said loudly, once per database
+    with login(postgres_dsn, database, credential) as agent:
+        agent.execute("CREATE FUNCTION public.lend() RETURNS SETOF int LANGUAGE sql SECURITY DEFINER "
+                      "AS 'SELECT salary FROM public.payroll'")
+        agent.execute("CREATE VIEW public.peek AS SELECT x FROM public.reports")
+    assert engine.revoke(credential.handle) is RevokeOutcome.REVOKED
+    with psycopg.connect(scratch_database, autocommit=True) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_proc WHERE proname = 'lend'").fetchone()
+        views = conn.execute("SELECT count(*) FROM pg_views WHERE viewname = 'peek'").fetchone()
+        assert left == (0,) and views == (0,)
+        assert conn.execute("SELECT count(*) FROM payroll").fetchone() == (1,)  # the admin's data stays
