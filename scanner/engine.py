@@ -37,6 +37,7 @@ EngineName = Literal["auto", "hyperscan", "python"]
 LINE_WINDOW = 4096  # bytes either side of a hit a single-line rule is confirmed in (within its line)
 MULTILINE_WINDOW = 16384  # bytes either side of a hit for multiline rules (a PEM block fits)
 _BEFORE = 256  # bytes of line before a match given to context checks
+_AFTER = 32  # bytes of line after a secret given to the rule's judge
 
 
 @dataclass(slots=True)
@@ -297,7 +298,12 @@ class Scanner:
         secret_start = base + match.start(rule.secret_group)
         line_start = data.rfind(b"\n", 0, secret_start) + 1
         before = data[max(line_start, secret_start - _BEFORE):secret_start].decode("latin-1")
-        if not passes_rule(rule, secret, before):
+        after = ""
+        if rule.judge is not None:
+            secret_end = base + match.end(rule.secret_group)
+            line_end = data.find(b"\n", secret_end, secret_end + _AFTER)
+            after = data[secret_end:secret_end + _AFTER if line_end < 0 else line_end].decode("latin-1")
+        if not passes_rule(rule, secret, before, after):
             return None
         if rule.validator is None and (skip_heuristic or is_generic_negative(secret, before)):
             return None
