@@ -41,7 +41,7 @@ VOCABULARY = frozenset((
     "tbd", "fixme", "foo", "bar", "baz", "qux", "foobar", "qwerty", "asdf", "letmein", "welcome", "hunter",
     "admin", "administrator", "root", "user", "username", "guest", "login", "value", "string", "insert",
     "enter", "here", "your", "mine", "ours", "some", "super", "very", "new", "old", "db", "app", "dev",
-    "local",
+    "local", "anonymous",
 ))
 _FILLERS = frozenset({"my", "the", "pw", "to", "is", "a"})  # short words allowed between vocabulary words
 # Substrings that mark a placeholder wherever they occur in the value.
@@ -78,7 +78,8 @@ _PATH = regex.compile(
     r"|py|gpg|asc|pub|secret|pass|pwd|pw|log|xml|html?|js|php|rb|go|java|db|sqlite))$"
 )
 _URL = regex.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^(?i:www\.)")
-_EMAIL = regex.compile(r"^[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+_EMAIL = regex.compile(r"^[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+                       r"|^[a-z0-9._%+-]+@[a-z][a-z0-9.-]*$")  # user@site: an anonymous FTP password
 _VERSION_OR_NUMBER = regex.compile(
     r"^(?:v?\d+(?:[._-]\d+)+(?:[-+.]?[A-Za-z][A-Za-z0-9.]*)?|\d+(?:\.\d+)?(?i:[a-z]{1,4})|#[0-9A-Fa-f]{3,8}"
     r"|0x[0-9A-Fa-f]+)$"
@@ -92,13 +93,14 @@ _PASSWORD_HASH = regex.compile(
 )
 _HEX_DIGEST = regex.compile(r"^(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9a-f]{128}"
                             r"|[0-9A-F]{32}|[0-9A-F]{40}|[0-9A-F]{64}|[0-9A-F]{128})$")
+_BASE64 = regex.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _PROSE = regex.compile(r"(?:[A-Za-z]{2,} ){2,}[A-Za-z]{2,}")
 _SNAKE_WITH_DIGITS = regex.compile(r"^_*[a-z][a-z0-9]*(?:_[a-z0-9]+){2,}$")
 _FILLER_SEQUENCE = regex.compile(
     r"(?i)abcd|bcde|cdef|defg|efgh|fghi|ghij|hijk|ijkl|jklm|klmn|lmno|mnop|nopq|opqr|pqrs|qrst|rstu|stuv|"
     r"tuvw|uvwx|vwxy|wxyz|0123|1234|2345|3456|4567|5678|6789|qwer|asdf"
 )
-_PASSPHRASE = regex.compile(r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$")
+_PASSPHRASE = regex.compile(r"^[A-Za-z]{3,}(?:-[A-Za-z]{3,}){2,7}$")  # diceware words have 3+ letters
 _WORDS_JOINED = regex.compile(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)+$")
 # Before the value: a declaration or a call around it (its unquoted identifiers are code), a template.
 _CODE_BEFORE = regex.compile(
@@ -166,7 +168,7 @@ def _quoted(before: str) -> bool:
 
 def is_code_or_reference(value: str, before: str, after: str) -> bool:
     """A variable, expression, template, pattern or reference standing where a value would be."""
-    core = value.rstrip(".,:;")  # `if password == other:`, `x = y;`
+    core = value.rstrip(".,:;-")  # `if password == other:`, `x = y;`, `p = obj->field`
     if (_REFERENCE.search(value) or _CALL.match(core) or _DOTTED.match(core) or _PROSE.search(value)
             or len(_PATTERN.findall(value)) >= 2 or _MARKUP.search(value) or _SNAKE_WITH_DIGITS.match(core)):
         return True
@@ -189,9 +191,24 @@ def _not_a_value(value: str) -> bool:
                 or _VERSION_OR_NUMBER.match(value) or _PASSWORD_HASH.match(value))
 
 
+def _base64_text(value: str) -> str | None:
+    """The printable ASCII text ``value`` is the base64 of, if it is (Kubernetes ``data:``, ``.npmrc``)."""
+    if len(value) < 12 or len(value) % 4 or not _BASE64.match(value):
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded.decode("ascii") if decoded.isascii() and decoded.decode("ascii").isprintable() else None
+
+
 def _common_rejects(value: str, before: str, after: str) -> bool:
-    return (bool(_CHECKSUM_SHAPES.match(value)) or is_code_or_reference(value, before, after)
-            or _not_a_value(value) or is_placeholder_word(value))
+    if _CHECKSUM_SHAPES.match(value) or is_code_or_reference(value, before, after) or _not_a_value(value):
+        return True
+    if is_placeholder_word(value):
+        return True
+    text = _base64_text(value)  # bm90IG15IHJlYWwgcGFzc3dvcmQ= is "not my real password"
+    return text is not None and (is_placeholder_word(text) or bool(_PROSE.search(text)))
 
 
 def _classes(value: str) -> int:
