@@ -59,7 +59,7 @@ _REFERENCE = regex.compile(
     |&[A-Za-z_]\w*$|(?i:vault|secret|secretref|ssm|kms|awskms|gcpkms|azurekeyvault|env|file|op|sops|enc|arn):
     |ENC\(|(?i:os\.environ|os\.getenv|process\.env|System\.getenv|getenv|ENV\[|ENV\.fetch|settings\.|config\.)
     |\{[A-Za-z_][A-Za-z0-9_.]*\}$|<|__[A-Za-z0-9_]+__$|\{[A-Za-z0-9+/=]{8,}\}$
-    |\{(?i:cipher|aes|des|enc|encrypted)\})""",
+    |\{(?i:cipher|aes|des|enc|encrypted)\}|%[A-Za-z_]+\()""",
     regex.VERBOSE,
 )
 _CALL = regex.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\(.*\)$")
@@ -67,6 +67,7 @@ _SEGMENT = (r"_*(?:[a-z][a-z0-9_]*|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)*|[a-z][a-z0-
             r"|[A-Z][A-Z0-9_]*)")
 _DOTTED = regex.compile(rf"^{_SEGMENT}(?:\.{_SEGMENT})+(?:\(\)?)?$")
 _IDENTIFIER = regex.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_EXPRESSION = regex.compile(r"^[A-Za-z_$][A-Za-z0-9_$.:]*$")
 _NAME_TOKEN = regex.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _VOWEL = regex.compile(r"[aeiouyAEIOUY]")
 # A regular expression or an HTML-escaped text standing where a value would be.
@@ -100,12 +101,13 @@ _FILLER_SEQUENCE = regex.compile(
     r"(?i)abcd|bcde|cdef|defg|efgh|fghi|ghij|hijk|ijkl|jklm|klmn|lmno|mnop|nopq|opqr|pqrs|qrst|rstu|stuv|"
     r"tuvw|uvwx|vwxy|wxyz|0123|1234|2345|3456|4567|5678|6789|qwer|asdf"
 )
+_SLUG = regex.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z][a-z0-9]*){2,}$")  # r2-secret-access-key: a name
 _PASSPHRASE = regex.compile(r"^[A-Za-z]{3,}(?:-[A-Za-z]{3,}){2,7}$")  # diceware words have 3+ letters
 _WORDS_JOINED = regex.compile(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)+$")
 # Before the value: a declaration or a call around it (its unquoted identifiers are code), a template.
 _CODE_BEFORE = regex.compile(
-    r"(?:\(|\bself\.|\bthis\.|^\s*(?:const|let|var|val|final|private|public|protected|static|def|String|string|"
-    r"char|auto|my|local|readonly|declare)\b|@Value\()"
+    r"(?:\(|\bself\.|\bthis\.|@Value\(|\b(?:const|let|var|val|final|private|public|protected|static|def|String|"
+    r"string|char|auto|my|local|readonly|declare)\s+[\w$*]+\s*(?::=|==?|:)\s*$)"
 )
 _QUOTES = "\"'`"
 
@@ -162,27 +164,47 @@ def _name_like(value: str) -> bool:
     return True
 
 
+def _name_with_digits(value: str) -> bool:
+    """Two or more words of a name and one or two digits: ``MinLength8``, ``Utf8String``."""
+    digits = sum(c.isdigit() for c in value)
+    letters = "_".join(regex.findall(r"[A-Za-z]+", value))
+    words = [t for t in _NAME_TOKEN.findall(letters) if len(t) >= 3 and _VOWEL.search(t)]
+    return 0 < digits <= 2 and len(words) >= 2 and _name_like(letters)
+
+
 def _quoted(before: str) -> bool:
     return bool(before) and before[-1] in _QUOTES
+
+
+def _is_expression(value: str, core: str) -> bool:
+    """Code or a reference whatever the line: a template, call, dotted path, pattern, markup, name."""
+    if (_REFERENCE.search(value) or _CALL.match(core) or _DOTTED.match(core) or _PROSE.search(value)
+            or len(_PATTERN.findall(value)) >= 2 or _MARKUP.search(value) or _SNAKE_WITH_DIGITS.match(core)
+            or "::" in core or "->" in core):  # Foo::BAR, $this->password
+        return True
+    return (bool(_IDENTIFIER.match(core)) and not any(c.isdigit() for c in core)
+            and _name_like(core.strip("_$")))
+
+
+def _is_unquoted_code(value: str, core: str, before: str, after: str) -> bool:
+    """An unquoted value that its line shows to be code (a quote would make it a literal)."""
+    identifier = bool(_IDENTIFIER.match(core))
+    head = after[:1]
+    return (
+        (identifier and _name_with_digits(core))  # MinLength8, PKCS7PrivateKeyTypes
+        or head in ("(", "[") or (head == "." and after[1:2].isalpha())  # called, indexed, dereferenced
+        # an identifier in code: password=password2, pk: PKCS7Types, x = tmp1;
+        or (identifier and (core != value or after.lstrip()[:1] in (";", ")", ",", "=", "|", "]")))
+        or bool(_CODE_BEFORE.search(before) and _EXPRESSION.match(core))  # let pwd = a:dict.tmpdir
+    )
 
 
 def is_code_or_reference(value: str, before: str, after: str) -> bool:
     """A variable, expression, template, pattern or reference standing where a value would be."""
     core = value.rstrip(".,:;-")  # `if password == other:`, `x = y;`, `p = obj->field`
-    if (_REFERENCE.search(value) or _CALL.match(core) or _DOTTED.match(core) or _PROSE.search(value)
-            or len(_PATTERN.findall(value)) >= 2 or _MARKUP.search(value) or _SNAKE_WITH_DIGITS.match(core)):
+    if _is_expression(value, core):
         return True
-    identifier = bool(_IDENTIFIER.match(core))
-    if identifier and not any(c.isdigit() for c in core) and _name_like(core.strip("_$")):
-        return True
-    if not _quoted(before):
-        head = after[:1]
-        if head in ("(", "[") or (head == "." and after[1:2].isalpha()):
-            return True  # an unquoted name called, indexed or dereferenced
-        if identifier and (_CODE_BEFORE.search(before) or core != value
-                           or after.lstrip()[:1] in (";", ")", ",", "=", "|", "]")):
-            return True  # an unquoted identifier in code: password=password2, pk: PKCS7Types, x = tmp1;
-    return False
+    return not _quoted(before) and _is_unquoted_code(value, core, before, after)
 
 
 def _not_a_value(value: str) -> bool:
@@ -238,11 +260,10 @@ def _as_text(value: str) -> str:
 def is_password(value: str, before: str = "", after: str = "") -> bool:
     """A value a person may have chosen: ``dipPr10Gg!``, ``Otter1981!``, ``falcon-harbor-hurricane``."""
     value = _as_text(value)
-    if not 6 <= len(value) <= 128 or not any(c.isalpha() for c in value):
-        return False
-    if _HEX_DIGEST.match(value) or len(_FILLER_SEQUENCE.findall(value)) >= 2:
-        return False  # a digest, or documentation filler (abcd1234)
-    if _common_rejects(value, before, after):
+    if (not 6 <= len(value) <= 128 or not any(c.isalpha() for c in value)
+            or _HEX_DIGEST.match(value) or len(_FILLER_SEQUENCE.findall(value)) >= 2  # digest, abcd1234
+            or (value.isalpha() and (not value.isascii() or _name_like(value)))  # one word: Passwort, Пароль
+            or _common_rejects(value, before, after)):
         return False
     if _WORDS_JOINED.match(value):  # words and separators only
         if _PASSPHRASE.match(value):  # no vocabulary word: orders-db-credentials is a name
@@ -253,11 +274,12 @@ def is_password(value: str, before: str = "", after: str = "") -> bool:
 
 
 def is_secret(value: str, before: str = "", after: str = "") -> bool:
-    """A machine-made key or token: 16+ characters, a letter and a digit, no documentation filler."""
+    """A machine-made key or token: 16+ characters, a letter and a digit, no documentation filler, not a
+    lower-case name (``r2-secret-access-key``)."""
     value = _as_text(value)
     if len(value) < 16 or not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
         return False
-    if _FILLER_SEQUENCE.search(value):
+    if _FILLER_SEQUENCE.search(value) or _SLUG.match(value):
         return False
     return not _common_rejects(value, before, after)
 

@@ -52,6 +52,10 @@ def test_password_judge_rejects_code_placeholders_and_hashes(value: str) -> None
         ("tmp1", "const pw = ", ";"),  # a declaration
         ("PKCS7PrivateKeyTypes", "    private_key: ", ","),  # an annotation
         ("correct.&quot", "printf(&quot;Password is ", ";);"),  # HTML-escaped prose
+        ("MinLength8", "password: ", ""),  # an unquoted name with a digit
+        ("Foo::BAR_PW", "'password' => ", ","),  # a scoped constant
+        ("Contrase\u00c3\u00b1a", '"password": "', '"'),  # a translated label (UTF-8 read as latin-1)
+        ("%env(DB_PW)%", "password: '", "'"),  # a Symfony parameter
     ],
 )
 def test_the_line_around_the_value_marks_code(value: str, before: str, after: str) -> None:
@@ -67,7 +71,7 @@ def test_secret_judge_wants_a_machine_made_value() -> None:
     assert is_secret("N&0R54UF ?=;@(s.nXekfs>gf/^Pm64[)u]^Q1JRJQ5m_MYGT|#,e&KCNX:G~l+#")  # a WordPress key
     for value in ("my-app-secret-name", "ordersDbCredentialsRef", "abcd1234defg5678efgh9012", "short1A",
                   "the secret rotation job ran at 12", "s*((npm_.+)|([A-Fa-f0-9-]{36})).*",
-                  "ghp_XDgYM3uTcu89jCPq1knk48Ad3RKfyxVko9qo"):
+                  "ghp_XDgYM3uTcu89jCPq1knk48Ad3RKfyxVko9qo", "r2-secret-access-key"):
         assert not is_secret(value), value
 
 
