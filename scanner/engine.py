@@ -37,6 +37,7 @@ EngineName = Literal["auto", "hyperscan", "python"]
 LINE_WINDOW = 4096  # bytes either side of a hit a single-line rule is confirmed in (within its line)
 MULTILINE_WINDOW = 16384  # bytes either side of a hit for multiline rules (a PEM block fits)
 _BEFORE = 256  # bytes of line before a match given to context checks
+_AFTER = 32  # bytes of line after a secret given to the rule's judge
 # Seconds a rule's regex may run on one confirmation window (a few KiB). Far above what a sane pattern
 # needs (microseconds); a pattern that backtracks catastrophically (a user's gitleaks config, a pack in
 # review) is stopped there and reported, instead of hanging the scan.
@@ -330,7 +331,12 @@ class Scanner:
         secret_start = base + match.start(rule.secret_group)
         line_start = data.rfind(b"\n", 0, secret_start) + 1
         before = data[max(line_start, secret_start - _BEFORE):secret_start].decode("latin-1")
-        if not passes_rule(rule, secret, before):
+        after = ""
+        if rule.judge is not None:
+            secret_end = base + match.end(rule.secret_group)
+            line_end = data.find(b"\n", secret_end, secret_end + _AFTER)
+            after = data[secret_end:secret_end + _AFTER if line_end < 0 else line_end].decode("latin-1")
+        if not passes_rule(rule, secret, before, after):
             return None
         if secret in self.published_examples and rule.validator not in BROKER_VALIDATORS:
             return None

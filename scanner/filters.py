@@ -1,6 +1,6 @@
 """Checks a confirmed regex match must pass to become a finding, cheapest first.
 
-Rule-specific: stopwords, entropy, validator, allowlist regexes, allowlist context. Generic hard
+Rule-specific: stopwords, entropy, validator, allowlist regexes, allowlist context, judge. Generic hard
 negatives apply to HEURISTIC rules only (rules without a checksum validator): templated or
 placeholder values, UUIDs, sequences, digests next to ``sha256``/``commit``/``integrity``. They reuse
 detect-secrets' heuristics where those fit (``detect_secrets.filters.heuristic``).
@@ -14,6 +14,7 @@ from functools import cache
 from types import ModuleType
 
 import regex
+from jitsec.scanner.judges import JUDGES
 from jitsec.scanner.ruleset import Rule
 from jitsec.scanner.validators import VALIDATORS
 
@@ -77,8 +78,9 @@ def is_generic_negative(secret: str, before: str) -> bool:
 REGEX_TIMEOUT = 0.25  # as the engine's: an allowlist regex that backtracks stops its rule's window
 
 
-def passes_rule(rule: Rule, secret: str, before: str) -> bool:
-    """The rule's own checks, cheapest first; ``before`` as in ``is_generic_negative``."""
+def passes_rule(rule: Rule, secret: str, before: str, after: str = "") -> bool:
+    """The rule's own checks, cheapest first; ``before`` as in ``is_generic_negative``, ``after`` the
+    text after the secret on its line (for the rule's judge)."""
     allow = rule.allowlist
     if allow.stopwords:
         lowered = secret.lower()
@@ -90,7 +92,9 @@ def passes_rule(rule: Rule, secret: str, before: str) -> bool:
         return False
     if any(pattern.search(secret, timeout=REGEX_TIMEOUT) for pattern in allow.regexes):
         return False
-    return not any(pattern.search(before, timeout=REGEX_TIMEOUT) for pattern in allow.context)
+    if any(pattern.search(before, timeout=REGEX_TIMEOUT) for pattern in allow.context):
+        return False
+    return rule.judge is None or JUDGES[rule.judge](secret, before, after)
 
 
 def is_lock_path(path: str | None) -> bool:

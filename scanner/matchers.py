@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - exercised only where the wheel is miss
     _HAVE_HYPERSCAN = False
 
 _BOUNDED = regex.compile(r"(?<!\\)\{(\d+),(\d+)\}")
+_NAMED_GROUP = regex.compile(r"(?<!\\)\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
 _MAX_BOUND = 32
 WHOLE = -1  # a hit start meaning "the whole buffer" (rules without keywords on the Python path)
 Hit = tuple[int, int, int]
@@ -210,8 +211,11 @@ class HyperscanMatcher:
 
 def relax_bounds(pattern: str) -> str:
     """``{m,n}`` with a large ``n`` becomes ``{m,}``: a superset, so still a valid prefilter, and far
-    cheaper for Hyperscan to compile and run (the rule's own regex keeps the bound)."""
-    return _BOUNDED.sub(lambda m: m[0] if int(m[2]) <= _MAX_BOUND else f"{{{m[1]},}}", pattern)
+    cheaper for Hyperscan to compile and run (the rule's own regex keeps the bound). Named groups
+    become plain groups: Hyperscan captures nothing and refuses a name used twice, which a rule with
+    one ``secret`` group per alternative needs."""
+    relaxed = _BOUNDED.sub(lambda m: m[0] if int(m[2]) <= _MAX_BOUND else f"{{{m[1]},}}", pattern)
+    return _NAMED_GROUP.sub("(", relaxed)
 
 
 def _compile(patterns: Sequence[bytes], flags: dict[int, int]) -> hyperscan.Database:

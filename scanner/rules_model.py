@@ -110,6 +110,7 @@ class Rule:
     tags: tuple[str, ...] = ()
     entropy: float | None = None
     validator: str | None = None
+    judge: str | None = None
     multiline: bool = False
     hyperscan: str | None = None
     secret_group: str | int = "secret"
@@ -127,6 +128,7 @@ class Rule:
             "severity": self.severity.value,
             "entropy": self.entropy,
             "validator": self.validator,
+            "judge": self.judge,
             "multiline": self.multiline,
             "hyperscan": self.hyperscan,
             "secret_group": self.secret_group,

@@ -19,6 +19,7 @@ from typing import Any
 
 import regex
 from jitsec.scanner.cache import default_cache_dir
+from jitsec.scanner.judges import JUDGES
 from jitsec.scanner.rules_model import (  # noqa: F401 - re-exported: callers import them from here
     CONTEXTS,
     Allowlist,
@@ -36,12 +37,12 @@ from jitsec.kernel.records import Severity
 
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _RULE_FIELDS = {
-    "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "multiline",
-    "hyperscan", "allowlist", "example", "counterexample",
+    "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "judge",
+    "multiline", "hyperscan", "allowlist", "example", "counterexample",
 }
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
-_VALIDATION_FORMAT = "2"  # bump when what parse_pack checks changes: old markers then stop counting
+_VALIDATION_FORMAT = "3"  # bump when what parse_pack checks changes: old markers then stop counting
 
 
 def default_packs_dir() -> Path:
@@ -214,6 +215,9 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
     validator = entry.get("validator")
     if validator is not None and validator not in VALIDATORS:
         raise fail("validator", f"unknown validator; known: {', '.join(sorted(VALIDATORS))}")
+    judge = entry.get("judge")
+    if judge is not None and (not isinstance(judge, str) or judge not in JUDGES):
+        raise fail("judge", f"unknown judge; known: {', '.join(sorted(JUDGES))}")
     multiline = entry.get("multiline", False)
     if not isinstance(multiline, bool):
         raise fail("multiline", "must be true or false")
@@ -232,6 +236,7 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
         tags=tuple(_strings(entry, "tags", fail)),
         entropy=float(entropy) if entropy is not None else None,
         validator=validator,
+        judge=judge,
         multiline=multiline,
         hyperscan=hyperscan,
         allowlist=_allowlist(entry.get("allowlist"), fail, compile_now),

@@ -18,9 +18,12 @@ START, END = "## Formats covered\n", "## Benchmark"
 def _confirmed_by(rule: dict) -> str:
     if rule.get("validator"):
         return f"checksum `{rule['validator']}`"
+    parts = ["shape"]
     if rule.get("entropy"):
-        return f"shape + entropy ≥ {rule['entropy']:g}"
-    return "shape"
+        parts.append(f"entropy ≥ {rule['entropy']:g}")
+    if rule.get("judge"):
+        parts.append(f"judge `{rule['judge']}`")
+    return " + ".join(parts)
 
 
 def section() -> str:

@@ -59,6 +59,8 @@ def test_digest_is_stable_and_tracks_content(sample_pack: Path, tmp_path: Path) 
         ({"severity": "urgent"}, "severity", "one of"),
         ({"entropy": 12}, "entropy", "between 0 and 8"),
         ({"validator": "os.system"}, "validator", "unknown validator"),
+        ({"judge": "os.system"}, "judge", "unknown judge"),
+        ({"judge": ["password"]}, "judge", "unknown judge"),
         ({"multiline": "yes"}, "multiline", "true or false"),
         ({"example": None}, "example", "at least one"),
         ({"counterexample": []}, "counterexample", "at least one"),
