@@ -85,11 +85,18 @@ def test_installed_hook_stops_git_commit_and_baseline_lets_it_through(repo: Path
     blocked = run(["git", "commit", "-q", "-m", "leak"], repo, env)
     assert blocked.returncode != 0 and "config.yml:1:" in blocked.stderr
     assert git(repo, env, "rev-list", "--count", "HEAD") == "1"
-    # A detect-secrets baseline accepting exactly this secret (by its SHA-1) lets the commit pass.
-    sha1 = hashlib.sha1(secret.encode(), usedforsecurity=False).hexdigest()
-    baseline = {"version": "1.5.0", "results": {"config.yml": [{"type": "x", "hashed_secret": sha1}]}}
+    # A detect-secrets baseline accepting a third-party secret (by its SHA-1) lets its commit pass;
+    # one accepting the broker credential changes nothing: the broker always hears of those.
+    third_party = "AKIA2OGYBAH6STMMNXNN"
+    entries = [{"type": "x", "hashed_secret": hashlib.sha1(value.encode(), usedforsecurity=False).hexdigest()}
+               for value in (secret, third_party)]
+    baseline = {"version": "1.5.0", "results": {"config.yml": entries}}
     (repo / ".secrets.baseline").write_text(json.dumps(baseline))
     git(repo, env, "add", ".secrets.baseline")
+    still_blocked = run(["git", "commit", "-q", "-m", "broker credential"], repo, env)
+    assert still_blocked.returncode != 0 and "config.yml:1:" in still_blocked.stderr
+    (repo / "config.yml").write_text(f"aws_access_key_id: {third_party}\n")
+    git(repo, env, "add", ".")
     allowed = run(["git", "commit", "-q", "-m", "accepted"], repo, env)
     assert allowed.returncode == 0, allowed.stderr
 
@@ -134,7 +141,7 @@ def test_outside_a_repository_is_exit_2(tmp_path: Path, env) -> None:
 
 def test_jitsec_baseline_at_the_root_is_honoured(repo: Path, env) -> None:
     init(repo, env)
-    (repo / "fixture.py").write_text(f"EXAMPLE_TOKEN = '{mint('jit_')}'\n")
+    (repo / "fixture.py").write_text("AWS_ACCESS_KEY_ID = 'AKIA2OGYBAH6STMMNXNN'\n")
     created = run(["jitsec", "baseline", "create", "fixture.py"], repo, env)
     assert created.returncode == 0, created.stderr
     assert (repo / ".jitsec.baseline").is_file()
