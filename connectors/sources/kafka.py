@@ -266,6 +266,7 @@ class KafkaSource(BatchReader):
         self._last_commit = clock()
         self._closed = threading.Event()
         self._lag: int | None = None
+        self._lag_at = clock()
         self._broker_away = False  # the cluster was unreachable at the last check
         self._broker_checked = clock()
 
@@ -389,8 +390,9 @@ class KafkaSource(BatchReader):
                     batch.marks = batch.marks[:batch.applied] + [m for m in rest if m[1] not in partitions]
 
     def lag(self) -> int | None:
-        """Records on the assigned partitions not yet handed out, as of the last poll; None before
-        the first fetch. Read from the consumer's own fetch state, so a metrics scrape costs no
+        """Records on the assigned partitions not yet handed out, as of the last poll that looked
+        (every ``commit_interval_s`` while records flow, every poll when idle); None before the first
+        fetch. Read from the consumer's own fetch state, so a metrics scrape costs no
         broker round trip and never waits on the polling thread."""
         return self._lag
 
@@ -467,7 +469,9 @@ class KafkaSource(BatchReader):
             self._commit(consumer, force=False)
             try:
                 batches = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
-                self._lag = _lag(consumer)
+                now = self._clock()
+                if not batches or self._lag is None or now - self._lag_at >= self.settings.commit_interval_s:
+                    self._lag, self._lag_at = _lag(consumer), now  # a position() each: not on every poll
                 if not batches:
                     self._watch_broker(consumer)
                 return batches
