@@ -128,7 +128,8 @@ def worker(job: tuple[str, str, str, str, int], shared: dict, index: int) -> Non
         return sum(shared["progress"][:]) >= total or os.getppid() != parent
 
     def handled(chunk, findings) -> None:  # type: ignore[no-untyped-def]
-        count(chunk.origin.partition, chunk.origin.offset)
+        """A chunk holds consecutive records of one partition (its parts), or a piece of one."""
+        count(chunk.origin.partition, chunk.parts[-1][1] if chunk.parts else chunk.origin.offset)
         found.update((f.origin.partition, f.origin.offset) for f in findings if f.credential_sha256)
 
     threading.Thread(target=watch_total, daemon=True).start()

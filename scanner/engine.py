@@ -26,7 +26,17 @@ from jitsec.scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan, orig
 from jitsec.scanner.validators import BROKER_VALIDATORS
 
 from jitsec.kernel.credential_format import sha256_fingerprint
-from jitsec.kernel.records import BrokerStatus, Chunk, Confidence, FileOrigin, Finding, GitOrigin, Origin
+from jitsec.kernel.records import (
+    BrokerStatus,
+    Chunk,
+    Confidence,
+    FileOrigin,
+    Finding,
+    GitOrigin,
+    Origin,
+    Part,
+    part_origin,
+)
 from jitsec.kernel.redaction import preview
 
 __all__ = ["LONG_LINE_OVERLAP", "MAX_CARRY", "MULTILINE_WINDOW", "EngineName", "ScanStats", "Scanner",
@@ -174,28 +184,46 @@ class Scanner:
 
         For sources of many small units (Kafka records, document fields): one matcher call over all of
         them instead of a stream each. Every chunk must be ``whole`` (all of its origin, ending with a
-        newline); no match, window or pragma reaches from one chunk into the next. A lock file keeps
+        newline); no match, window or pragma reaches from one chunk into the next, nor from one of a
+        chunk's ``parts`` into the next (each is located by its own origin). A lock file keeps
         its own leniency, so then each chunk is scanned on its own.
         """
         reviewed = [isinstance(chunk.origin, FileOrigin | GitOrigin) for chunk in chunks]
         if any(is_lock_path(origin_path(chunk.origin)) for chunk in chunks) or len(set(reviewed)) > 1:
-            return [self._scan_alone(chunk) for chunk in chunks]  # each keeps its own leniency
-        data = b"".join(chunk.data for chunk in chunks)
-        starts: list[int] = []
+            # each keeps its own leniency (lock files, pragmas only in reviewed text)
+            return [[f for part in chunk.split_parts() for f in self._scan_alone(part)] for chunk in chunks]
+        data = b"".join([chunk.data for chunk in chunks])
+        starts: list[int] = []  # where each chunk begins in data
+        bounds: list[int] = []  # where each independent text (a chunk, or a part of one) begins
         cursor = 0
         for chunk in chunks:
             if not chunk.whole or not chunk.data.endswith(b"\n"):
                 raise ValueError(f"{chunk.origin}: not a whole, newline-terminated chunk")
             starts.append(cursor)
+            if chunk.parts:
+                if chunk.parts[0][0] != 0:
+                    raise ValueError(f"{chunk.origin}: its first part does not start at 0")
+                bounds.extend([cursor + start for start, _, _ in chunk.parts])
+            else:
+                bounds.append(cursor)
             cursor += len(chunk.data)
         results: list[list[Finding]] = [[] for _ in chunks]
         # pragmas count in files and diffs, not in records and document fields (a log writer's words)
-        for match in self.matches(data, bounds=starts, allow_pragmas=all(reviewed)):  # few: cheap to count
+        for match in self.matches(data, bounds=bounds, allow_pragmas=all(reviewed)):  # few: cheap to count
             index = bisect_right(starts, match.position) - 1
             chunk, start = chunks[index], starts[index]
-            line = chunk.line + data.count(b"\n", start, match.position)
-            results[index].append(self.finding(match, chunk.origin, data, base_offset=chunk.offset - start,
-                                               line=line, read_at=chunk.read_at))
+            origin = chunk.origin
+            if chunk.parts:  # located in its part: offsets and lines count from the part's start
+                part_start, record, field = chunk.parts[
+                    bisect_right(chunk.parts, match.position - start, key=_part_start) - 1]
+                start += part_start
+                origin = part_origin(origin, record, field)
+                base, first_line = -start, 1
+            else:
+                base, first_line = chunk.offset - start, chunk.line
+            line = first_line + data.count(b"\n", start, match.position)
+            results[index].append(self.finding(match, origin, data, base_offset=base, line=line,
+                                               read_at=chunk.read_at))
         self.stats.add_lines(data.count(b"\n"))
         return results
 
@@ -387,6 +415,10 @@ class Scanner:
             broker=broker,
             read_at=read_at,
         )
+
+
+def _part_start(part: Part) -> int:
+    return part[0]
 
 
 def _utf8(secret: str) -> bytes:

@@ -47,6 +47,8 @@ class StreamScan:
         self.scanned_until = 0
 
     def feed(self, chunk: Chunk) -> list[Finding]:
+        if chunk.parts:  # a stream would read its parts as one text and lose where each is
+            raise ValueError(f"{chunk.origin}: a chunk of several parts is scanned by Scanner.scan_whole")
         if self._offset is None:
             self._offset, self._line, self.scanned_until = chunk.offset, chunk.line, chunk.offset
         elif chunk.offset != self._offset + len(self._buffer):

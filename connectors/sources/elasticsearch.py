@@ -2,8 +2,9 @@
 following) new documents by timestamp, each document scanned once per string field.
 
 Address: ``elasticsearch://HOST:PORT/INDEX_PATTERN[?timestamp=FIELD]`` (``timestamp`` defaults to
-``@timestamp``). Chunks are located by ``ElasticsearchOrigin(index, doc_id, field path)``; each ends
-with a newline (added when missing) so the scanner reports it at once.
+``@timestamp``). A page's documents of one index are one chunk whose parts are their string fields,
+each read as ``name: value`` and newline-terminated (see ``runs``), so findings are located by
+``ElasticsearchOrigin(index, doc_id, field path)`` and reported at once.
 
 Backfill. The pattern is expanded to concrete indices (data streams to their backing indices), read
 in name order, each through its own point in time (PIT) sorted by ``_shard_doc`` and paged with
@@ -39,7 +40,8 @@ from urllib.parse import parse_qs, urlsplit
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError, TransportError
 from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
 from jitsec.connectors.errors import SourceAddressError
-from jitsec.connectors.sources.json_fields import ROOT, field_chunks, field_text, string_fields
+from jitsec.connectors.sources.json_fields import field_columns
+from jitsec.connectors.sources.runs import RunBuilder
 
 from jitsec.kernel.ports import BatchReader, SourceErrors
 from jitsec.kernel.records import Chunk, ElasticsearchOrigin
@@ -98,12 +100,28 @@ class ElasticsearchSourceSettings:
     request_timeout_s: float = 30.0
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A yielded document (or an end-of-index marker) and how many of its chunks are unacknowledged."""
+class _Page:
+    """One page handed out (or an end-of-index marker, a page without chunks): its chunks, and for each
+    document, in order, the index of its last chunk (-1 and below: it has none after those of the
+    documents before it) and what handling it changes in the checkpoint. Acknowledging the chunk at
+    ``position`` handles every document whose last chunk is at or before it."""
 
-    remaining: int
-    apply: Callable[[], None]
+    __slots__ = ("applied", "chunks", "marks", "position")
+
+    def __init__(self, chunks: list[Chunk], marks: list[tuple[int, Callable[[], None]]]) -> None:
+        self.chunks = chunks
+        self.marks = marks
+        self.applied = 0
+        self.position = -1
+
+    def find(self, chunk: Chunk) -> int | None:
+        chunks = self.chunks
+        if chunks and chunks[-1] is chunk:
+            return len(chunks) - 1
+        for index in range(self.position + 1, len(chunks)):
+            if chunks[index] is chunk:
+                return index
+        return None
 
 
 @dataclass(slots=True)
@@ -150,9 +168,8 @@ class ElasticsearchSource(BatchReader):
         self._owns_client = client is None
         self._clock = clock
         self._closed = threading.Event()
-        self._lock = threading.Lock()  # guards the acknowledged state and the pending queue
-        self._pending: deque[_Pending] = deque()
-        self._by_doc: dict[str, _Pending] = {}
+        self._lock = threading.Lock()  # guards the acknowledged state and the pending pages
+        self._pending: deque[_Page] = deque()
         self._state = self._load()
         self._dirty = False
         self._last_save = clock()
@@ -172,14 +189,21 @@ class ElasticsearchSource(BatchReader):
             self._closed.wait(self.settings.poll_interval_s)
 
     def acknowledge(self, chunk: Chunk) -> None:
+        """``chunk`` and every chunk handed out before it are handled; a chunk not pending (acknowledged
+        already, or not ours) changes nothing."""
         origin = chunk.origin
         if not isinstance(origin, ElasticsearchOrigin):
             raise TypeError(f"not a chunk of this source: {type(origin).__name__}")
         with self._lock:
-            entry = self._by_doc.get(f"{origin.index}/{origin.doc_id}")
-            if entry is not None:
-                entry.remaining -= 1
-                self._advance_locked()
+            found = next(((depth, page, position) for depth, page in enumerate(self._pending)
+                          if (position := page.find(chunk)) is not None), None)
+            if found is None:
+                return
+            depth, page, position = found
+            for earlier in list(self._pending)[:depth]:  # wholly handled
+                earlier.position = len(earlier.chunks) - 1
+            page.position = position
+            self._advance_locked()
         self._maybe_save()
 
     def close(self) -> None:
@@ -237,7 +261,7 @@ class ElasticsearchSource(BatchReader):
             hits = page["hits"]["hits"]
             if not hits:
                 break
-            batch: list[Chunk] = []
+            built = _PageBuilder(self)
             for hit in hits:
                 if self._closed.is_set():
                     return  # not yielded, so never acknowledged nor checkpointed: the next run reads it
@@ -247,9 +271,8 @@ class ElasticsearchSource(BatchReader):
                     and ts >= start_watermark - self._overlap_ms()
                 if near_end:  # the follow phase will meet it again: remember it was scanned
                     self._yielded_seen[key] = ts  # type: ignore[assignment]
-                effect = self._backfill_effect(index, pit, hit["sort"], key, ts if near_end else None)
-                batch.extend(self._document(hit, effect))
-            yield batch
+                built.add(hit, self._backfill_effect(index, pit, hit["sort"], key, ts if near_end else None))
+            yield built.push()
             after = hits[-1]["sort"]
         self._close_pit(pit)
         self._push_marker(lambda: self._finish_index(index))
@@ -307,7 +330,7 @@ class ElasticsearchSource(BatchReader):
                 hits = page["hits"]["hits"]
                 if not hits:
                     return
-                batch: list[Chunk] = []
+                built = _PageBuilder(self)
                 for hit in hits:
                     if self._closed.is_set():
                         return
@@ -316,8 +339,8 @@ class ElasticsearchSource(BatchReader):
                     if key in self._yielded_seen:
                         continue
                     self._yielded_seen[key] = ts
-                    batch.extend(self._document(hit, self._follow_effect(key, ts)))
-                yield batch
+                    built.add(hit, self._follow_effect(key, ts))
+                yield built.push()
                 after = hits[-1]["sort"]
         finally:
             self._close_pit(pit)
@@ -339,34 +362,31 @@ class ElasticsearchSource(BatchReader):
 
     # -- documents → chunks, acknowledgement ---------------------------------------------------------
 
-    def _document(self, hit: dict[str, Any], effect: Callable[[], None]) -> list[Chunk]:
-        """A chunk per string field of ``_source``; a field larger than ``piece_bytes`` is a stream of
-        pieces, any other is ``whole``. The document is pending from here until all are acknowledged."""
-        index, doc_id = hit["_index"], hit["_id"]
-        key = f"{index}/{doc_id}"
-        self.documents_read += 1
-        fields = [(path, field_text(path, text)) for path, text in string_fields(hit.get("_source") or {})]
-        chunks = field_chunks(fields, lambda path: ElasticsearchOrigin(index, doc_id, path or ROOT),
-                              self.settings.piece_bytes, self._clock())
-        entry = _Pending(len(chunks), effect)
+    def _push(self, chunks: list[Chunk], marks: list[tuple[int, Callable[[], None]]]) -> None:
+        """A page handed out: pending until its documents are acknowledged (those without chunks are
+        handled as soon as everything before them is)."""
         with self._lock:
-            self._pending.append(entry)
-            self._by_doc[key] = entry
-            self._advance_locked()  # a document without strings is handled as soon as it is read
-        return chunks
-
-    def _push_marker(self, apply: Callable[[], None]) -> None:
-        with self._lock:
-            self._pending.append(_Pending(0, apply))
+            self._pending.append(_Page(chunks, marks))
             self._advance_locked()
 
+    def _push_marker(self, apply: Callable[[], None]) -> None:
+        self._push([], [(-1, apply)])
+
     def _advance_locked(self) -> None:
-        while self._pending and self._pending[0].remaining <= 0:
-            entry = self._pending.popleft()
-            entry.apply()
-            self._dirty = True
-        if not self._pending:
-            self._by_doc.clear()
+        """Applies the effects of the documents handled so far, oldest first."""
+        pending = self._pending
+        while pending:
+            page = pending[0]
+            marks, index, end = page.marks, page.applied, len(page.marks)
+            while index < end and marks[index][0] <= page.position:
+                marks[index][1]()
+                index += 1
+            if index > page.applied:
+                page.applied = index
+                self._dirty = True
+            if index < end or page.position < len(page.chunks) - 1:
+                return
+            pending.popleft()
 
     # -- checkpoint -----------------------------------------------------------------------------------
 
@@ -453,6 +473,32 @@ class ElasticsearchSource(BatchReader):
 
     def _overlap_ms(self) -> int:
         return int(self.settings.overlap_s * 1000)
+
+
+class _PageBuilder:
+    """The chunks of one search page (documents of one index joined, see ``runs``) and, per document,
+    the chunk that holds its end and what handling it changes in the checkpoint."""
+
+    def __init__(self, source: ElasticsearchSource) -> None:
+        self.source = source
+        self.runs = RunBuilder(source.settings.piece_bytes, source._clock())
+        self.marks: list[tuple[int, Callable[[], None]]] = []
+        self.index: str | None = None
+
+    def add(self, hit: dict[str, Any], effect: Callable[[], None]) -> None:
+        index, doc_id = hit["_index"], hit["_id"]
+        if index != self.index:
+            self.runs.group(ElasticsearchOrigin(index, doc_id))
+            self.index = index
+        self.source.documents_read += 1
+        self.runs.fields(doc_id, *field_columns(hit.get("_source") or {}))
+        self.marks.append((self.runs.last_index, effect))
+
+    def push(self) -> list[Chunk]:
+        """The page's chunks, pending until acknowledged."""
+        chunks = self.runs.finish()
+        self.source._push(chunks, self.marks)
+        return chunks
 
 
 def _timestamp_of(hit: dict[str, Any], field_name: str) -> int | None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
-
-from jitsec.kernel.records import Chunk, Origin
 
 ROOT = "$"  # the path of a document that is itself a string
 _PLAIN_KEY = re.compile(r"^[A-Za-z_@][A-Za-z0-9_@\-]*$")
@@ -31,11 +29,40 @@ def child_path(parent: str, key: str) -> str:
     return f'{parent}["{escaped}"]'
 
 
-def string_fields(document: Any, path: str = "") -> Iterator[tuple[str, str]]:
+def string_fields(document: Any, path: str = "") -> list[tuple[str, str]]:
     """``(path, value)`` for every string in ``document``, depth first, in document order.
 
-    Iterative, so a hostile, deeply nested document cannot exhaust the interpreter's stack.
+    Recursive for the usual few levels (fast), iterative below ``_MAX_RECURSION`` levels, so a
+    hostile, deeply nested document cannot exhaust the interpreter's stack.
     """
+    found: list[tuple[str, str]] = []
+    _walk(document, path, found, 0)
+    return found
+
+
+_MAX_RECURSION = 32
+
+
+def _walk(node: Any, where: str, found: list[tuple[str, str]], depth: int) -> None:
+    if isinstance(node, str):
+        found.append((where or ROOT, node))
+    elif depth >= _MAX_RECURSION:
+        found.extend(_walk_iteratively(node, where))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str):
+                found.append((child_path(where, key if isinstance(key, str) else str(key)), value))
+            elif isinstance(value, dict | list):
+                _walk(value, child_path(where, key if isinstance(key, str) else str(key)), found, depth + 1)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, str):
+                found.append((f"{where}[{index}]", value))
+            elif isinstance(value, dict | list):
+                _walk(value, f"{where}[{index}]", found, depth + 1)
+
+
+def _walk_iteratively(document: Any, path: str) -> Iterator[tuple[str, str]]:
     stack: list[tuple[str, Any]] = [(path, document)]
     while stack:
         where, node = stack.pop()
@@ -46,6 +73,95 @@ def string_fields(document: Any, path: str = "") -> Iterator[tuple[str, str]]:
             stack.extend(reversed(children))
         elif isinstance(node, list):
             stack.extend(reversed([(f"{where}[{index}]", value) for index, value in enumerate(node)]))
+
+
+def field_columns(document: Any) -> tuple[list[str], list[str]]:
+    """The paths and the texts (``field_text``, as ``str``, not newline-terminated) of every string
+    field of ``document``, in document order: ``string_fields`` and ``field_text`` at once.
+
+    The fast path of sources: one walk that carries each container's path and own-key prefix and
+    remembers them per (parent, key) (log events repeat one schema), instead of a path then a prefix
+    per field. Deeper than ``_MAX_RECURSION`` levels it falls back to ``string_fields``.
+    """
+    paths: list[str] = []
+    texts: list[str] = []
+    if isinstance(document, dict):
+        _walk_object(document, "", paths.append, texts.append, 0)
+    elif isinstance(document, list):
+        _walk_array(document, "", "", (paths.append, texts.append), 0)
+    elif isinstance(document, str):
+        paths.append(ROOT)
+        texts.append(document)
+    return paths, texts
+
+
+_CHILDREN: dict[str, dict[str, tuple[str, str]]] = {}  # parent path -> key -> (path, own-key prefix)
+_CHILDREN_MAX = 4096
+
+
+def _children(parent: str) -> dict[str, tuple[str, str]]:
+    children = _CHILDREN.get(parent)
+    if children is None:
+        if len(_CHILDREN) >= _CHILDREN_MAX:  # not one schema after all: start over rather than grow
+            _CHILDREN.clear()
+        children = _CHILDREN[parent] = {}
+    return children
+
+
+def _child(children: dict[str, tuple[str, str]], parent: str, key: Any) -> tuple[str, str]:
+    if len(children) >= _CHILDREN_MAX:
+        children.clear()
+    path = child_path(parent, key if isinstance(key, str) else str(key))
+    entry = children[key] = (path, _own_key_prefix(path))
+    return entry
+
+
+Append = Callable[[str], None]
+
+
+def _walk_object(node: dict[Any, Any], where: str, path_to: Append, text_to: Append, depth: int) -> None:
+    """The string fields under the object ``node`` at ``where``, in document order, handed to
+    ``path_to`` and ``text_to`` (the ``append`` of two lists)."""
+    if depth >= _MAX_RECURSION:
+        _walk_deep(node, where, path_to, text_to)
+        return
+    children = _CHILDREN.get(where) or _children(where)
+    for key, value in node.items():
+        entry = children.get(key) or _child(children, where, key)
+        if type(value) is str:
+            path_to(entry[0])
+            text_to(entry[1] + value)
+        elif type(value) is dict:
+            _walk_object(value, entry[0], path_to, text_to, depth + 1)
+        elif type(value) is list:
+            _walk_array(value, entry[0], entry[1], (path_to, text_to), depth + 1)
+        elif isinstance(value, str | dict | list):  # subclasses: rare, not from a JSON parser
+            _walk_array([value], entry[0], entry[1], (path_to, text_to), depth, index_path=False)
+
+
+def _walk_array(node: list[Any], where: str, prefix: str, to: tuple[Append, Append], depth: int, *,
+                index_path: bool = True) -> None:
+    """The same for the array ``node``, whose items are read with its own key (``prefix``).
+    ``index_path`` False: ``node`` is a single value standing at ``where`` itself."""
+    path_to, text_to = to
+    if depth >= _MAX_RECURSION:
+        _walk_deep(node, where, path_to, text_to)
+        return
+    for index, value in enumerate(node):
+        path = f"{where}[{index}]" if index_path else where
+        if isinstance(value, str):
+            path_to(path)
+            text_to(prefix + value)
+        elif isinstance(value, dict):
+            _walk_object(value, path, path_to, text_to, depth + 1)
+        elif isinstance(value, list):
+            _walk_array(value, path, prefix, to, depth + 1)
+
+
+def _walk_deep(node: Any, where: str, path_to: Append, text_to: Append) -> None:
+    for path, value in _walk_iteratively(node, where):
+        path_to(path)
+        text_to(field_text(path, value).decode("utf-8", "surrogatepass"))
 
 
 def field_text(path: str, value: str) -> bytes:
@@ -90,22 +206,3 @@ def terminated(data: bytes) -> bytes:
     (a leak in the last record of a quiet topic would wait for the next record to be reported).
     """
     return data if not data or data.endswith(b"\n") else data + b"\n"
-
-
-def field_chunks(
-    fields: Iterable[tuple[str | None, bytes]], origin: Callable[[str | None], Origin], piece_bytes: int,
-    read_at: float,
-) -> list[Chunk]:
-    """Chunks of one record or document: one per field, ``whole`` (a batched scan may read it with
-    the others), or, for a field larger than ``piece_bytes``, a stream of pieces. ``origin(field)``
-    locates each."""
-    chunks: list[Chunk] = []
-    for field, raw in fields:
-        data = terminated(raw)
-        where = origin(field)
-        if len(data) <= piece_bytes:
-            chunks.append(Chunk(data=data, origin=where, read_at=read_at, whole=bool(data)))
-            continue
-        chunks.extend(Chunk(data=piece, origin=where, offset=at, line=line, read_at=read_at)
-                      for at, line, piece in raw_pieces(data, piece_bytes))
-    return chunks

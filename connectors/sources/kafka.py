@@ -33,9 +33,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from jitsec.connectors.kafka_security import (
     SECURITY_PARAMETERS,
     AuthFailureWatch,
@@ -45,7 +47,8 @@ from jitsec.connectors.kafka_security import (
     parse_kafka_security,
     single_parameter,
 )
-from jitsec.connectors.sources.json_fields import field_chunks, field_text, string_fields
+from jitsec.connectors.sources.json_fields import field_columns, field_text, string_fields
+from jitsec.connectors.sources.runs import RunBuilder
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, SaslAuthenticationFailedError
@@ -137,7 +140,10 @@ class KafkaSourceSettings:
 # -- values → (field, bytes) ----------------------------------------------------------------------
 
 
-def value_fields(  # noqa: PLR0911 - one early exit per kind of value, cheapest test first
+RAW = object()  # what ``json_or_raw`` gives for a value to scan as it is
+
+
+def value_fields(
     value: bytes | None, value_format: ValueFormat, max_json_bytes: int, report: Callable[[str, str], None]
 ) -> list[tuple[str | None, bytes]]:
     """What to scan in one record value: ``(field path, bytes)`` per JSON string, or ``(None, raw)``.
@@ -147,28 +153,57 @@ def value_fields(  # noqa: PLR0911 - one early exit per kind of value, cheapest 
     """
     if not value:
         return [(None, b"")]
-    if BINARY_PROBE and b"\x00" in value[:BINARY_PROBE]:
-        report("binary", f"{len(value)} bytes with NUL")
+    document, problem = json_or_raw(value, value_format, max_json_bytes)
+    if problem is not None:
+        report(*problem)
+    if document is RAW:
         return [(None, value)]
-    looks_json = value.lstrip()[:1] in (b"{", b"[")
-    if value_format == "text" or (value_format == "auto" and not looks_json):
-        if not _is_utf8(value):
-            report("invalid_utf8", f"{len(value)} bytes")
-        return [(None, value)]
-    if len(value) > max_json_bytes:
-        report("oversized", f"{len(value)} bytes, over {max_json_bytes}: scanned raw")
-        return [(None, value)]
-    try:
-        document: Any = json.loads(value)
-    except UnicodeDecodeError:
-        report("invalid_utf8", f"{len(value)} bytes")
-        return [(None, value)]
-    except (ValueError, RecursionError) as error:
-        report("malformed_json", type(error).__name__)
-        return [(None, value)]
-    fields: list[tuple[str | None, bytes]] = [
-        (path, field_text(path, text)) for path, text in string_fields(document)]
+    fields: list[tuple[str | None, bytes]] = [(path, field_text(path, text))
+                                              for path, text in string_fields(document)]
     return fields or [(None, b"")]
+
+
+def json_or_raw(  # noqa: PLR0911 - one early exit per kind of value, cheapest test first
+    value: bytes, value_format: ValueFormat, max_json_bytes: int, *, may_have_nul: bool = True,
+    may_be_non_ascii: bool = True,
+) -> tuple[Any, tuple[str, str] | None]:
+    """A non-empty value's parsed JSON document, or ``RAW`` when it is to be scanned as it is, with the
+    poison found on the way as ``(kind, detail)`` (binary, invalid_utf8, oversized, malformed_json).
+
+    ``may_have_nul`` / ``may_be_non_ascii`` False say the caller checked a whole batch at once (no NUL
+    byte, all ASCII), which skips those checks here. JSON is parsed by orjson, and by the standard
+    library when orjson refuses it (which the standard library may accept: NaN, lone surrogates, UTF-16)
+    or to tell the kind of the problem, so the result is the standard library's either way."""
+    if may_have_nul and BINARY_PROBE and b"\x00" in value[:BINARY_PROBE]:
+        return RAW, ("binary", f"{len(value)} bytes with NUL")
+    head = value[0]
+    if head in _JSON_START:
+        looks_json = True
+    elif head in _SPACE:
+        looks_json = value.lstrip()[:1] in (b"{", b"[")
+    else:
+        looks_json = False
+    if value_format == "text" or (value_format == "auto" and not looks_json):
+        if may_be_non_ascii and not value.isascii() and not _is_utf8(value):
+            return RAW, ("invalid_utf8", f"{len(value)} bytes")
+        return RAW, None
+    if len(value) > max_json_bytes:
+        return RAW, ("oversized", f"{len(value)} bytes, over {max_json_bytes}: scanned raw")
+    try:
+        return orjson.loads(value), None
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(value), None
+    except UnicodeDecodeError:
+        return RAW, ("invalid_utf8", f"{len(value)} bytes")
+    except (ValueError, RecursionError) as error:
+        return RAW, ("malformed_json", type(error).__name__)
+
+
+_JSON_START = frozenset(b"{[")
+_SPACE = frozenset(b" \t\n\r\x0b\x0c")
+_JSON_OR_SPACE = _JSON_START | _SPACE
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -182,23 +217,28 @@ def _is_utf8(data: bytes) -> bool:
 # -- acknowledgement bookkeeping ----------------------------------------------------------------
 
 
-class _PartitionTrack:
-    """Records of one partition yielded and not yet handled, in offset order, with chunks left each."""
+class _Yielded:
+    """One batch handed out: its chunks, and for each record (in the order handed out) the index of
+    its last chunk, its partition and the offset after it. Acknowledging the chunk at index ``i``
+    handles every record whose last chunk is at or before ``i``."""
 
-    def __init__(self) -> None:
-        self.pending: deque[list[int]] = deque()  # [offset, chunks not yet acknowledged]
-        self.handled_until: int | None = None  # next offset to commit (all below are handled)
+    __slots__ = ("applied", "chunks", "marks", "position")
 
-    def yielded(self, offset: int, chunks: int) -> None:
-        self.pending.append([offset, chunks])
+    def __init__(self, chunks: list[Chunk], marks: list[tuple[int, TopicPartition, int]]) -> None:
+        self.chunks = chunks
+        self.marks = marks
+        self.applied = 0  # marks already applied
+        self.position = -1  # index of the last chunk acknowledged
 
-    def acknowledge(self, offset: int) -> None:
-        for entry in self.pending:
-            if entry[0] == offset:
-                entry[1] -= 1
-                break
-        while self.pending and self.pending[0][1] <= 0:
-            self.handled_until = self.pending.popleft()[0] + 1
+    def find(self, chunk: Chunk) -> int | None:
+        """Where ``chunk`` is, among the chunks not acknowledged yet (by identity); None if absent."""
+        chunks = self.chunks
+        if chunks and chunks[-1] is chunk:
+            return len(chunks) - 1
+        for index in range(self.position + 1, len(chunks)):
+            if chunks[index] is chunk:
+                return index
+        return None
 
 
 class KafkaSource(BatchReader):
@@ -219,12 +259,14 @@ class KafkaSource(BatchReader):
         self._clock = clock
         self._consumer: KafkaConsumer | None = None
         self._lock = threading.RLock()  # guards the consumer (kafka-python's is not thread-safe)
-        self._track_lock = threading.Lock()
-        self._tracks: dict[TopicPartition, _PartitionTrack] = {}
+        self._track_lock = threading.Lock()  # guards the three below
+        self._unacked: deque[_Yielded] = deque()  # batches handed out, not wholly acknowledged
+        self._handled: dict[TopicPartition, int] = {}  # next offset to commit: all below are handled
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = clock()
         self._closed = threading.Event()
         self._lag: int | None = None
+        self._lag_at = clock()
         self._broker_away = False  # the cluster was unreachable at the last check
         self._broker_checked = clock()
 
@@ -238,35 +280,119 @@ class KafkaSource(BatchReader):
                 yield chunk
 
     def batches(self) -> Iterator[list[Chunk]]:
-        """Every chunk of every record one poll returned, as one list."""
+        """What one poll returned, as one list: per partition, its records joined in one chunk (each
+        value, or each JSON string field, a ``Part``: see ``runs``), more only around values larger
+        than ``piece_bytes``."""
         consumer = self._connect()
         if consumer is None:
             return
         idle_since = self._clock()
         while not self._closed.is_set():
-            batches = self._poll(consumer)
-            if batches is None:
+            polled = self._poll(consumer)
+            if polled is None:
                 return
-            if not batches:
+            if not polled:
                 if not self.follow and self._finished(consumer, idle_since):
                     return
                 continue
             idle_since = self._clock()
-            yield [chunk for records in batches.values() for record in records
-                   for chunk in self._record_chunks(record)]
+            chunks, marks = self._batch(polled)
+            with self._track_lock:
+                self._unacked.append(_Yielded(chunks, marks))
+            yield chunks
+
+    def _batch(self, polled: dict[TopicPartition, list[Any]]
+               ) -> tuple[list[Chunk], list[tuple[int, TopicPartition, int]]]:
+        """The chunks of one poll, and per record the index of the chunk that holds its end."""
+        value_format, max_json_bytes = self.address.value_format, self.settings.max_json_bytes
+        builder = RunBuilder(self.settings.piece_bytes, self._clock())
+        marks: list[tuple[int, TopicPartition, int]] = []
+        for tp, records in polled.items():
+            builder.group(KafkaOrigin(tp.topic, tp.partition, records[0].offset))
+            first = len(builder.ends)
+            present = [record.value for record in records if record.value]
+            joined = b"\n".join(present)  # with a separator, so valid UTF-8 says each value is
+            self.records_read += len(records)
+            self.bytes_read += len(joined) - max(0, len(present) - 1)
+            may_have_nul = b"\x00" in joined
+            may_be_non_ascii = not joined.isascii() and not _is_utf8(joined)
+            text_fast = value_format != "json" and not may_have_nul and not may_be_non_ascii
+            offsets: list[int] = []  # plain text records in a row, added together
+            values: list[bytes] = []
+            for record in records:
+                value = record.value
+                if text_fast and value and (value_format == "text" or value[0] not in _JSON_OR_SPACE):
+                    offsets.append(record.offset)
+                    values.append(value)
+                    continue
+                if values:
+                    builder.values(offsets, values)
+                    offsets, values = [], []
+                offset = record.offset
+                if not value:  # a tombstone or an empty value: nothing to scan
+                    builder.record(offset)
+                    continue
+                document, problem = json_or_raw(value, value_format, max_json_bytes,
+                                                may_have_nul=may_have_nul, may_be_non_ascii=may_be_non_ascii)
+                if problem is not None:
+                    self.errors.record(problem[0], f"{tp.topic}/{tp.partition}@{offset}: {problem[1]}")
+                if document is RAW:
+                    builder.value(offset, value)
+                else:
+                    builder.fields(offset, *field_columns(document))
+            if values:
+                builder.values(offsets, values)
+            afters = [record.offset + 1 for record in records]
+            assert len(builder.ends) - first == len(afters)
+            marks.extend(zip(builder.ends[first:], repeat(tp), afters, strict=False))
+        return builder.finish(), marks
 
     def acknowledge(self, chunk: Chunk) -> None:
-        origin = chunk.origin
-        if not isinstance(origin, KafkaOrigin):
-            raise TypeError(f"not a chunk of this source: {type(origin).__name__}")
+        """``chunk`` and every chunk handed out before it are handled: each record whose chunks all are
+        may be committed. A chunk not pending (acknowledged already, or handed out before a rebalance
+        took its partition away) changes nothing."""
+        if not isinstance(chunk.origin, KafkaOrigin):
+            raise TypeError(f"not a chunk of this source: {type(chunk.origin).__name__}")
         with self._track_lock:
-            track = self._tracks.get(TopicPartition(origin.topic, origin.partition))
-            if track is not None:  # None: the partition was revoked since; its new owner re-reads it
-                track.acknowledge(origin.offset)
+            unacked = self._unacked
+            found = next(((depth, batch, position) for depth, batch in enumerate(unacked)
+                          if (position := batch.find(chunk)) is not None), None)
+            if found is None:
+                return
+            depth, batch, position = found
+            for _ in range(depth):  # older batches are wholly handled
+                self._apply(unacked.popleft(), None)
+            self._apply(batch, position)
+            if position == len(batch.chunks) - 1:
+                unacked.popleft()
+
+    def _apply(self, batch: _Yielded, position: int | None) -> None:
+        """Records of ``batch`` handled through its chunk at ``position`` (None: all of them)."""
+        marks, handled, index = batch.marks, self._handled, batch.applied
+        end = len(marks)
+        while index < end and (position is None or marks[index][0] <= position):
+            _, tp, after = marks[index]
+            handled[tp] = after
+            index += 1
+        batch.applied = index
+        batch.position = len(batch.chunks) - 1 if position is None else position
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        """Partitions no longer ours (or ours anew): their records in flight are read again by
+        whoever owns them, from the last commit; their acknowledgements change nothing."""
+        with self._track_lock:
+            for tp in partitions:
+                self._handled.pop(tp, None)
+                self._committed.pop(tp, None)
+            for batch in self._unacked:
+                rest = batch.marks[batch.applied:]
+                if any(tp in partitions for _, tp, _ in rest):
+                    batch.marks = batch.marks[:batch.applied] + [m for m in rest if m[1] not in partitions]
 
     def lag(self) -> int | None:
-        """Records on the assigned partitions not yet handed out, as of the last poll; None before
-        the first fetch. Read from the consumer's own fetch state, so a metrics scrape costs no
+        """Records on the assigned partitions not yet handed out, as of the last poll that looked
+        (every ``commit_interval_s`` while records flow, every poll when idle); None before the first
+        fetch. Read from the consumer's own fetch state, so a metrics scrape costs no
         broker round trip and never waits on the polling thread."""
         return self._lag
 
@@ -349,7 +475,9 @@ class KafkaSource(BatchReader):
             self._commit(consumer, force=False)
             try:
                 batches = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
-                self._lag = _lag(consumer)
+                now = self._clock()
+                if not batches or self._lag is None or now - self._lag_at >= self.settings.commit_interval_s:
+                    self._lag, self._lag_at = _lag(consumer), now  # a position() each: not on every poll
                 if not batches:
                     self._watch_broker(consumer)
                 return batches
@@ -395,23 +523,6 @@ class KafkaSource(BatchReader):
                 self.errors.record("fetch", type(error).__name__)
                 return False
 
-    def _record_chunks(self, record: Any) -> list[Chunk]:
-        """A chunk per JSON string field (or one for the raw value); a field larger than
-        ``piece_bytes`` is a stream of pieces, any other is ``whole``."""
-        value: bytes | None = record.value
-        topic, partition, offset = record.topic, record.partition, record.offset
-        self.records_read += 1
-        self.bytes_read += len(value or b"")
-        where = f"{topic}/{partition}@{offset}"
-        fields = value_fields(value, self.address.value_format, self.settings.max_json_bytes,
-                              lambda kind, detail: self.errors.record(kind, f"{where}: {detail}"))
-        chunks = field_chunks(fields, lambda field: KafkaOrigin(topic, partition, offset, field),
-                              self.settings.piece_bytes, self._clock())
-        tp = TopicPartition(topic, partition)
-        with self._track_lock:
-            self._tracks.setdefault(tp, _PartitionTrack()).yielded(offset, len(chunks))
-        return chunks
-
     def _commit(self, consumer: KafkaConsumer, *, force: bool,
                 only: set[TopicPartition] | None = None) -> None:
         """Commit every partition's handled position that moved; failures are retried next time."""
@@ -419,11 +530,9 @@ class KafkaSource(BatchReader):
             return
         with self._track_lock:
             offsets = {
-                tp: OffsetAndMetadata(track.handled_until, "", -1)
-                for tp, track in self._tracks.items()
-                if track.handled_until is not None
-                and track.handled_until != self._committed.get(tp)
-                and (only is None or tp in only)
+                tp: OffsetAndMetadata(after, "", -1)
+                for tp, after in self._handled.items()
+                if after != self._committed.get(tp) and (only is None or tp in only)
             }
         self._last_commit = self._clock()
         if not offsets:
@@ -438,10 +547,7 @@ class KafkaSource(BatchReader):
 
     def _on_revoked(self, consumer: KafkaConsumer, revoked: set[TopicPartition]) -> None:
         self._commit(consumer, force=True, only=set(revoked))
-        with self._track_lock:
-            for tp in revoked:
-                self._tracks.pop(tp, None)
-                self._committed.pop(tp, None)
+        self._forget(revoked)
 
     def _backoff(self, attempt: int) -> float:
         return min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** min(attempt, 16))
@@ -473,9 +579,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self._source._on_revoked(self._consumer, set(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        with self._source._track_lock:
-            for tp in assigned:
-                self._source._tracks.pop(tp, None)
+        self._source._forget(set(assigned))
 
 
 def open_kafka_source(address: str, *, follow: bool) -> KafkaSource:

@@ -42,7 +42,7 @@ class StdinFollowSource(ChunkReader):
         self.partial_timeout = partial_timeout
         self.clock = clock
         self.errors = SourceErrors()
-        self.acknowledged = 0
+        self.acknowledged_until = 0  # end offset of the last chunk acknowledged (and all before it)
         self._stop = threading.Event()
 
     def chunks(self) -> Iterator[Chunk]:
@@ -74,7 +74,8 @@ class StdinFollowSource(ChunkReader):
             yield Chunk(piece.data, origin, piece.offset, piece.line, piece.read_at)
 
     def acknowledge(self, chunk: Chunk) -> None:
-        self.acknowledged += 1
+        """A pipe has no position to commit; how far it was handled is kept for callers."""
+        self.acknowledged_until = max(self.acknowledged_until, chunk.offset + len(chunk.data))
 
     def close(self) -> None:
         self._stop.set()

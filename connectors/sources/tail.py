@@ -148,7 +148,11 @@ class TailSource(ChunkReader):
                 os.close(current.fd)
 
     def acknowledge(self, chunk: Chunk) -> None:
+        """``chunk`` and every chunk before it are handled; a chunk not pending (acknowledged already,
+        or not ours) changes nothing."""
         with self._lock:
+            if not any(pending is chunk for pending, _ in self._unacked):
+                return
             while self._unacked:
                 pending, position = self._unacked.popleft()
                 self._acked = position

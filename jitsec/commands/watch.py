@@ -61,8 +61,7 @@ class MeteredSource:
 
     def batches(self) -> Iterator[Sequence[Chunk]]:
         for batch in self.source.batches():
-            for chunk in batch:
-                self.metrics.count_chunk(self.name, chunk)
+            self.metrics.count_batch(self.name, batch)
             yield batch
 
     def acknowledge(self, chunk: Chunk) -> None:
@@ -85,8 +84,10 @@ class Watch:
         *,
         metrics: DaemonMetrics,
         idle_timeout: float | None = None,
+        writer: FindingWriter | None = None,
     ) -> None:
         self.sources = list(sources)
+        self.writer = writer
         self.metrics = metrics
         self.idle_timeout = idle_timeout
         self.stop_event = threading.Event()
@@ -107,10 +108,14 @@ class Watch:
             source.close()
 
     def count(self, chunk: Chunk, findings: list[Finding]) -> None:
-        """The watch's own stage (a ``Callback``): metrics and the finding count of the exit code."""
+        """The watch's own stage (a ``Callback``): metrics, the finding count of the exit code, and
+        the findings to the writer (one stage for both: it runs for every chunk)."""
         if findings:
             self.metrics.count_findings(findings)
             self.findings += len(findings)
+            if self.writer is not None:
+                self.writer.write(findings)
+                self.writer.stream.flush()
 
     def run(self, pipeline: Pipeline) -> PipelineStats:
         idle = threading.Thread(target=self._idle_watch, name="idle-watch", daemon=True)
@@ -154,6 +159,7 @@ def _summary(watch: Watch, stats: PipelineStats, metrics: DaemonMetrics) -> dict
         "chunks": stats.chunks,
         "bytes": stats.bytes,
         "seconds": round(elapsed, 3),
+        "active_seconds": round(stats.active_seconds, 3),
         "stopped_by": watch.stopped_by,
         "errors": dict(stats.errors.counts),
         "joined_passes": stats.joined_passes,
@@ -168,8 +174,12 @@ def _report_end(watch: Watch, pipeline: Pipeline, summary: dict[str, Any], stats
         err=True,
     )
     if stats.joined_passes:
-        click.echo(f"jitsec: {stats.joined_chunks} standalone chunks (records, fields) scanned in "
+        click.echo(f"jitsec: {stats.joined_chunks} standalone chunks (records, documents) scanned in "
                    f"{stats.joined_passes} one-pass batches", err=True)
+    if stats.chunks:
+        active = summary["active_seconds"]
+        rate = f" ({stats.bytes / active / 1e6:.2f} MB/s)" if active else ""
+        click.echo(f"jitsec: {active:.2f}s from the first batch to the last chunk handled{rate}", err=True)
     for source in watch.sources:
         history = getattr(source.source, "stats", None)
         if isinstance(history, GitStats):
@@ -205,11 +215,9 @@ def _run(
                                                  baselines=settings.baselines,
                                                  response=response if response.enabled else None)
             ruleset = load_rules(pipeline_settings.rules)
-            watch = Watch(sources, metrics=metrics, idle_timeout=settings.idle_timeout)
-            tail: list[Stage] = [Callback(watch.count)]
             writer = FindingWriter(cast(Format, fmt), output, ruleset) if output is not None else None
-            if writer is not None:
-                tail.append(Callback(lambda _chunk, found: _write(writer, found)))
+            watch = Watch(sources, metrics=metrics, idle_timeout=settings.idle_timeout, writer=writer)
+            tail: list[Stage] = [Callback(watch.count)]
             pipeline = cleanup.enter_context(build_pipeline(pipeline_settings, ruleset=ruleset, tail=tail))
             if settings.listen is not None:
                 server = HealthServer(metrics, *settings.listen)
@@ -231,12 +239,6 @@ def _run(
     if watch.stopped_by_signal:
         return EXIT_CLEAN  # a supervisor's stop is a clean stop: the findings were already alerted
     return EXIT_FINDINGS if watch.findings else EXIT_CLEAN
-
-
-def _write(writer: FindingWriter, findings: list[Finding]) -> None:
-    if findings:
-        writer.write(findings)
-        writer.stream.flush()
 
 
 def _host_port(address: tuple[str, int]) -> str:

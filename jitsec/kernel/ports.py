@@ -34,15 +34,18 @@ class SourceErrors:
 
 
 class Source(Protocol):
-    """Yields chunks in batches and is told, in order, when each was handled.
+    """Yields chunks in batches and is told, in order, how far they were handled.
 
     ``batches()`` yields lists of chunks: one poll of a Kafka consumer, one page of an Elasticsearch
     search, or a single chunk for sources that read one at a time (files, tails, stdin). The pipeline
-    scans a batch's standalone chunks in one pass. ``acknowledge(chunk)`` is called, in order, once
-    everything found in that chunk has been durably handled; a source may commit its position up to
-    that chunk then. ``lag()`` is how far behind the source's end the reader is (records or bytes),
-    None when the source cannot tell. ``close`` stops following and releases resources; it is
-    idempotent and safe from another thread.
+    scans a batch's standalone chunks in one pass. ``acknowledge(chunk)`` is cumulative: ``chunk`` and
+    every chunk the source yielded before it have been durably handled, so a source may commit its
+    position up to that chunk then. The pipeline calls it once per batch, with the last chunk it
+    handled; a caller may also call it for every chunk in order (the same thing, one at a time). A
+    chunk acknowledged again, or one the source no longer tracks (a partition revoked since), changes
+    nothing. ``lag()`` is how far behind the source's end the reader is (records or bytes), None when
+    the source cannot tell. ``close`` stops following and releases resources; it is idempotent and safe
+    from another thread.
     """
 
     @property
@@ -50,7 +53,8 @@ class Source(Protocol):
 
     def batches(self) -> Iterator[Sequence[Chunk]]: ...
 
-    def acknowledge(self, chunk: Chunk) -> None: ...
+    def acknowledge(self, chunk: Chunk) -> None:
+        """``chunk`` and every chunk yielded before it are handled."""
 
     def lag(self) -> float | None: ...
 
@@ -92,7 +96,8 @@ class Stage(Protocol):
     ``process(chunk, findings)`` is called once per chunk, findings empty or not, in chunk order for
     each source and from that source's thread (stages are shared by sources: they guard their own
     state); it returns the findings to hand to the next stage. When it returns, what it did is
-    durable: the chunk is acknowledged to its source only after every stage has returned. A stage
+    durable: the chunk is acknowledged to its source only after every stage has returned for it (and
+    for every chunk before it: acknowledgements are cumulative, one per batch). A stage
     that raises stops that source without acknowledging the chunk. ``close`` is called once, after
     every source has ended; it flushes and releases.
     """

@@ -41,7 +41,7 @@ class KafkaOrigin:
 class ElasticsearchOrigin:
     index: str
     doc_id: str
-    field: str
+    field: str | None = None  # None: the document as a whole (a chunk holding several of its fields)
 
 
 Origin = FileOrigin | StreamOrigin | GitOrigin | KafkaOrigin | ElasticsearchOrigin
@@ -60,8 +60,26 @@ def describe_origin(origin: Origin) -> str:
             where = f"kafka:{topic}/{partition}@{offset}"
             return f"{where}#{field}" if field else where
         case ElasticsearchOrigin(index=index, doc_id=doc_id, field=field):
-            return f"es:{index}/{doc_id}#{field}"
+            where = f"es:{index}/{doc_id}"
+            return f"{where}#{field}" if field is not None else where
     raise TypeError(f"unknown origin type {type(origin).__name__}")
+
+
+Part = tuple[int, int | str, str | None]
+"""One independent text of a chunk that holds several: ``(start, record, field)``, its start in the
+chunk's data, the record it belongs to (a Kafka offset, an Elasticsearch document id) and the field
+path within that record (None: the record's value itself)."""
+
+
+def part_origin(origin: Origin, record: int | str, field: str | None) -> Origin:
+    """The origin of one record, or one field of it, of a chunk holding several: ``origin`` is the
+    chunk's, and gives the topic and partition (Kafka) or the index (Elasticsearch)."""
+    match origin:
+        case KafkaOrigin(topic=topic, partition=partition):
+            return KafkaOrigin(topic, partition, int(record), field)
+        case ElasticsearchOrigin(index=index):
+            return ElasticsearchOrigin(index, str(record), field)
+    raise TypeError(f"{type(origin).__name__} has no records")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +87,18 @@ class Chunk:
     """Bytes from one origin. ``offset`` and ``line`` place ``data[0]`` within that origin, so that
     consecutive chunks of one origin can be scanned as a stream (a secret straddling two chunks is
     found once). ``read_at`` is the monotonic time the bytes were read, for leak-to-revocation latency.
-    ``whole`` says the chunk is all its origin holds and ends with a newline (a Kafka record, a
-    document field): the scanner may then scan it in one buffer with other whole chunks.
+    ``whole`` says the chunk is complete in itself and ends with a newline (a Kafka record, a document
+    field, or many of them as ``parts``): the scanner may then scan it in one buffer with other whole
+    chunks.
+
+    ``parts`` lets one whole chunk carry many small independent texts: consecutive records of one Kafka
+    partition, documents of one Elasticsearch index, each JSON string field of them read as
+    ``name: value``. Each ``Part`` gives where a text begins in ``data`` (the first at 0, each ends with
+    a newline), which record it belongs to and which field. The scanner reads every part as its own
+    text: no match spans two, and a finding is located by ``part_origin(origin, record, field)``, its
+    offset and line counted within the part. ``origin`` then names the first record. One chunk per poll
+    and partition instead of one per field: no Python object per record or field, one stage call and
+    one acknowledgement for hundreds of records.
     """
 
     data: bytes
@@ -79,6 +107,17 @@ class Chunk:
     line: int = 1
     read_at: float | None = None
     whole: bool = False
+    parts: tuple[Part, ...] = ()
+
+    def split_parts(self) -> list[Chunk]:
+        """The chunk as one whole chunk per part, each located by its own origin (itself when it has
+        no ``parts``)."""
+        if not self.parts:
+            return [self]
+        ends = [start for start, _, _ in self.parts[1:]] + [len(self.data)]
+        return [Chunk(self.data[start:end], part_origin(self.origin, record, field), read_at=self.read_at,
+                      whole=True)
+                for (start, record, field), end in zip(self.parts, ends, strict=True)]
 
 
 class Severity(Enum):

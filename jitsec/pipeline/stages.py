@@ -55,6 +55,8 @@ class FirstSeenInHistory:
         self.repeats = 0
 
     def process(self, chunk: Chunk, findings: list[Finding]) -> list[Finding]:
+        if not findings:
+            return findings
         kept = []
         for finding in findings:
             if isinstance(finding.origin, GitOrigin):

@@ -74,7 +74,7 @@ def test_health_and_metrics_over_real_http() -> None:
     source = _Source()
     source.errors.record("missing", "a.log")
     metrics.watch_sources([("a.log", source)], lambda: 3)
-    metrics.count_chunk("a.log", Chunk(b"12345", FileOrigin("a.log")))
+    metrics.count_batch("a.log", [Chunk(b"12345", FileOrigin("a.log"))])
     metrics.count_findings([_finding("aws-key", None), _finding("broker-engine-token", BrokerStatus.REVOKED)])
     server = HealthServer(metrics, "127.0.0.1", 0)
     server.start()

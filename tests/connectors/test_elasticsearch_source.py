@@ -80,16 +80,18 @@ def _docs(chunks: list[Chunk]) -> list[tuple[str, str]]:
 
 def _drain(source: ElasticsearchSource, *, stop_after: int | None = None,
            into: list[Chunk] | None = None) -> list[Chunk]:
-    chunks: list[Chunk] = [] if into is None else into
+    """Every field read, as a chunk of its own (``split_parts``), each chunk acknowledged as it
+    comes; ``stop_after`` fields (at the end of the chunk that reaches it)."""
+    parts: list[Chunk] = [] if into is None else into
     try:
         for chunk in source.chunks():
-            chunks.append(chunk)
+            parts.extend(chunk.split_parts())
             source.acknowledge(chunk)
-            if stop_after is not None and len(chunks) >= stop_after:
+            if stop_after is not None and len(parts) >= stop_after:
                 break
     finally:
         source.close()
-    return chunks
+    return parts
 
 
 def test_backfill_reads_every_document_of_every_index_once_by_field(
@@ -183,13 +185,14 @@ def test_elasticsearch_going_away_and_back_loses_nothing(
     forwarder.start()
     source = _source(f"http://127.0.0.1:{forwarder.port}", f"{prefix}-*")
     chunks: list[Chunk] = []
-    resumed = threading.Event()
+    resumed, gone = threading.Event(), threading.Event()
 
     def run() -> None:
         for chunk in source.chunks():
-            chunks.append(chunk)
+            chunks.extend(chunk.split_parts())
             source.acknowledge(chunk)
-            if len(chunks) == 30:  # gone mid-page; back 1.5 s later, while the source retries
+            if len(chunks) >= 30 and not gone.is_set():  # gone mid-backfill; back 1.5 s later
+                gone.set()
                 forwarder.stop()
                 threading.Timer(1.5, lambda: (forwarder.start(), resumed.set())).start()
         source.close()

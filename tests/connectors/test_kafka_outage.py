@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 BEFORE = 120  # records produced before the outage
 AFTER = 60  # records produced once the broker is back
-PAUSE_AT = 40  # chunks handled when the broker is stopped; the rest of BEFORE is still on the broker
+PAUSE_AT = 40  # records handled when the broker is stopped; the rest of BEFORE is still on the broker
 # Small fetches, so that most of the topic is still on the broker when it goes away.
 SETTINGS = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.2, idle_exit_s=20.0,
                                retry_initial_s=0.1, retry_max_s=0.5, session_timeout_ms=6000,
@@ -123,12 +123,15 @@ def test_kafka_going_away_mid_stream_and_back_loses_nothing(
     lock = threading.Lock()
     broker_down = threading.Event()
 
+    paused = [False]
+
     def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
         with lock:
-            handled[0] += 1
+            handled[0] += len(chunk.parts) or 1  # records: a chunk holds a poll's records of a partition
             found.update(f.credential_sha256 for f in findings if f.credential_sha256)
-            count = handled[0]
-        if count == PAUSE_AT:
+            pause = handled[0] >= PAUSE_AT and not paused[0]
+            paused[0] = paused[0] or pause
+        if pause:
             broker_down.wait(timeout=300)  # the scanner is busy while the broker goes away
 
     result: list[PipelineStats] = []

@@ -36,14 +36,16 @@ def _source(bootstrap: str, topic: str, group: str, *, follow: bool = False,
 
 
 def _drain(source: KafkaSource) -> list[Chunk]:
-    chunks = []
+    """Every record (or JSON field) read, as a chunk of its own (``split_parts``), each chunk
+    acknowledged as it comes."""
+    parts = []
     try:
         for chunk in source.chunks():
-            chunks.append(chunk)
+            parts.extend(chunk.split_parts())
             source.acknowledge(chunk)
     finally:
         source.close()
-    return chunks
+    return parts
 
 
 def test_text_and_json_records_become_chunks_located_by_topic_partition_offset_field(
@@ -88,23 +90,50 @@ def test_unacknowledged_records_are_not_committed(kafka_bootstrap: str, kafka_to
     topic = kafka_tools.topic(1)
     kafka_tools.produce(topic, [json.dumps({"a": "x", "b": "y"}).encode(), b"second", b"third"])
     source = _source(kafka_bootstrap, topic, f"g-partial-{topic}")
-    seen = []
-    for chunk in source.chunks():
-        seen.append(chunk)
-        if len(seen) == 1:
-            source.acknowledge(chunk)  # only field a of record 0: record 0 is not handled yet
-        if len(seen) == 4:
-            break
+    for _chunk in source.chunks():
+        break  # read, never acknowledged
     source.close()
     assert kafka_tools.committed(topic, f"g-partial-{topic}", 1) == [None]
 
     source = _source(kafka_bootstrap, topic, f"g-partial-{topic}")
     for chunk in source.chunks():
+        assert [part.origin for part in chunk.split_parts()] == [
+            KafkaOrigin(topic, 0, 0, "a"), KafkaOrigin(topic, 0, 0, "b"), KafkaOrigin(topic, 0, 1, None),
+            KafkaOrigin(topic, 0, 2, None)]  # one poll: one chunk
         source.acknowledge(chunk)
-        if chunk.origin == KafkaOrigin(topic, 0, 1, None):
-            break
+        break
     source.close()
-    assert kafka_tools.committed(topic, f"g-partial-{topic}", 1) == [2]
+    assert kafka_tools.committed(topic, f"g-partial-{topic}", 1) == [3]
+
+
+def test_a_record_in_pieces_is_handled_once_its_last_piece_is(kafka_bootstrap: str, kafka_tools) -> None:
+    topic = kafka_tools.topic(1)
+    kafka_tools.produce(topic, [b"first", b"y" * 200, b"third"])
+    settings = dataclasses.replace(FAST, piece_bytes=64, commit_interval_s=3600.0)
+    source = _source(kafka_bootstrap, topic, f"g-pieces-{topic}", settings=settings)
+    chunks = []
+    for chunk in source.chunks():
+        chunks.append(chunk)
+        if chunk.origin == KafkaOrigin(topic, 0, 2, None):
+            break
+    consumer = source._consumer
+    assert consumer is not None
+    # the run before the large value, its four pieces, the run after it
+    assert [(c.origin.offset, c.whole) for c in chunks] == [  # type: ignore[union-attr]
+        (0, True), (1, False), (1, False), (1, False), (1, False), (2, True)]
+
+    def committed_after(chunk: Chunk) -> int | None:
+        source.acknowledge(chunk)
+        with source._lock:
+            source._commit(consumer, force=True)
+        return kafka_tools.committed(topic, f"g-pieces-{topic}", 1)[0]
+
+    assert committed_after(chunks[0]) == 1
+    assert committed_after(chunks[2]) == 1  # record 1 is not handled until its last piece is
+    assert committed_after(chunks[0]) == 1  # acknowledged again: nothing changes
+    assert committed_after(chunks[4]) == 2
+    assert committed_after(chunks[5]) == 3
+    source.close()
 
 
 WORKER = """
@@ -114,9 +143,10 @@ settings = KafkaSourceSettings(poll_timeout_ms=100, commit_interval_s=0.1, sessi
                                max_partition_fetch_bytes=4096)
 source = KafkaSource(parse_kafka_address(sys.argv[1]), follow=True, settings=settings)
 for chunk in source.chunks():
+    for part in chunk.split_parts():
+        print(json.dumps([part.origin.partition, part.origin.offset]), flush=True)
+        time.sleep(0.002)  # a scanner's pace, so that the kill lands mid-stream
     source.acknowledge(chunk)
-    print(json.dumps([chunk.origin.partition, chunk.origin.offset]), flush=True)
-    time.sleep(0.002)  # a scanner's pace, so that the kill lands mid-stream
 """
 
 
@@ -192,8 +222,9 @@ def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str, k
     def run(index: int) -> None:
         for chunk in sources[index].chunks():
             sources[index].acknowledge(chunk)
-            assert isinstance(chunk.origin, KafkaOrigin)
-            got[index].append(chunk.origin)
+            for part in chunk.split_parts():
+                assert isinstance(part.origin, KafkaOrigin)
+                got[index].append(part.origin)
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(2)]
     threads[0].start()
@@ -253,7 +284,7 @@ def test_lag_counts_the_records_not_yet_handed_out(kafka_bootstrap: str, kafka_t
     lag_after_first_chunk = None
     try:
         for chunk in source.chunks():
-            seen += 1
+            seen += len(chunk.split_parts())
             if lag_after_first_chunk is None:
                 lag_after_first_chunk = source.lag()
             source.acknowledge(chunk)

@@ -32,6 +32,14 @@ class ListSource(ChunkReader):
     def acknowledge(self, chunk: Chunk) -> None:
         self.acked.append(chunk)
 
+    @property
+    def handled(self) -> list[Chunk]:
+        """Every chunk up to the last one acknowledged (acknowledgements are cumulative), after
+        checking that they came in order."""
+        positions = [next(i for i, c in enumerate(self._chunks) if c is chunk) for chunk in self.acked]
+        assert positions == sorted(positions)
+        return self._chunks[: positions[-1] + 1] if positions else []
+
     def close(self) -> None:
         self.closed = True
 
@@ -47,11 +55,11 @@ def test_every_chunk_is_handled_then_acknowledged_in_order(hs_scanner: Scanner) 
     calls: list[tuple[Chunk, list[Finding]]] = []
 
     def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
-        assert chunk not in source.acked  # handled before acknowledged
+        assert chunk not in source.handled  # handled before acknowledged
         calls.append((chunk, findings))
 
     stats = run_sources([source], hs_scanner, [Callback(on_findings)])
-    assert [c for c, _ in calls] == chunks == source.acked
+    assert [c for c, _ in calls] == chunks == source.handled
     found = [f for _, fs in calls for f in fs]
     assert len(found) == 1 and found[0].offset == 13
     holder = next(c for c, fs in calls if fs)
@@ -65,7 +73,7 @@ def test_each_record_origin_is_its_own_stream(hs_scanner: Scanner) -> None:
     source = ListSource(records)
     seen: list[int] = []
     run_sources([source], hs_scanner, [Callback(lambda chunk, fs: seen.append(len(fs)))])
-    assert seen == [1, 1, 1] and source.acked == records
+    assert seen == [1, 1, 1] and source.handled == records
 
 
 def test_a_failing_source_is_counted_and_others_go_on(hs_scanner: Scanner) -> None:
@@ -82,7 +90,7 @@ def test_a_failing_source_is_counted_and_others_go_on(hs_scanner: Scanner) -> No
     assert len(found) == 1
     assert stats.errors.counts == {"source": 1}
     assert "broker went away" in stats.errors.examples[0]
-    assert len(bad.acked) == 3 and bad.closed
+    assert len(bad.handled) == 3 and bad.closed
 
 
 def test_a_failing_handler_stops_acknowledging(hs_scanner: Scanner) -> None:
@@ -93,7 +101,7 @@ def test_a_failing_handler_stops_acknowledging(hs_scanner: Scanner) -> None:
             raise RuntimeError("sink is full")
 
     stats = run_sources([source], hs_scanner, [Callback(on_findings)])
-    assert [c.offset for c in source.acked] == [0]
+    assert [c.offset for c in source.handled] == [0]
     assert stats.errors.counts == {"handler": 1}
 
 
@@ -134,11 +142,11 @@ def test_batches_give_the_findings_and_order_of_one_chunk_at_a_time(hs_scanner: 
         calls: list[tuple] = []
 
         def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
-            assert chunk not in source.acked
+            assert chunk not in source.handled
             calls.append((chunk, [(f.origin, f.offset, f.line, f.column, f.rule_id) for f in findings]))
 
         run_sources([source], hs_scanner, [Callback(on_findings)])
-        assert [chunk for chunk, _ in calls] == source.acked
+        assert [chunk for chunk, _ in calls] == source.handled
         return calls
 
     one_by_one = run(ListSource(records()))

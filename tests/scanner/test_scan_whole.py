@@ -91,3 +91,51 @@ def test_lock_files_keep_their_leniency(scanner: Scanner) -> None:
     found = scanner.scan_whole(chunks)
     assert [len(f) for f in found] == [0, 1]
     assert [keys(f) for f in found] == [alone(scanner, chunk) for chunk in chunks]
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> list[Chunk]:
+    """Chunks that each join several records of one partition (and fields of them) as ``parts``."""
+    chunks = []
+    offset = 0
+    for partition in range(draw(st.integers(1, 3))):
+        texts, parts, cursor, first = [], [], 0, offset
+        for _ in range(draw(st.integers(1, 6))):
+            for field in draw(st.lists(st.sampled_from([None, "message", "ctx.headers[0]"]), min_size=1,
+                                       max_size=3, unique=True)):
+                lines = draw(st.lists(st.one_of(noise, planted(), edges), min_size=1, max_size=3))
+                text = ("\n".join(lines) + "\n").encode()
+                parts.append((cursor, offset, field))
+                texts.append(text)
+                cursor += len(text)
+            offset += 1
+        chunks.append(Chunk(b"".join(texts), KafkaOrigin("logs", partition, first), read_at=float(partition),
+                            whole=True, parts=tuple(parts)))
+    return chunks
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=runs())
+def test_parts_are_scanned_and_located_as_if_each_were_a_chunk_alone(scanner: Scanner,
+                                                                    chunks: list[Chunk]) -> None:
+    together = [keys(findings) for findings in scanner.scan_whole(chunks)]
+    assert together == [[key for part in chunk.split_parts() for key in alone(scanner, part)]
+                        for chunk in chunks]
+
+
+def test_a_finding_in_a_part_is_located_by_its_record_and_field(scanner: Scanner) -> None:
+    texts = [b"user=alice\n", b"message: starting\nkey=AKIA2OGYBAH6STMMNXNN\n", b"level: info\n"]
+    parts = ((0, 7, None), (11, 8, "message"), (11 + len(texts[1]), 8, "level"))
+    chunk = Chunk(b"".join(texts), KafkaOrigin("logs", 2, 7), whole=True, parts=parts)
+    [found] = scanner.scan_whole([chunk])
+    assert [(f.origin, f.line, f.offset, f.column) for f in found] == [
+        (KafkaOrigin("logs", 2, 8, "message"), 2, texts[1].index(b"AKIA"), 5)]
+
+
+def test_a_chunk_of_parts_is_refused_by_a_stream_and_must_start_its_first_part_at_zero(
+        scanner: Scanner) -> None:
+    chunk = Chunk(b"a\nb\n", KafkaOrigin("t", 0, 1), whole=True, parts=((0, 1, None), (2, 2, None)))
+    with pytest.raises(ValueError, match="several parts"):
+        scanner.stream(chunk.origin).feed(chunk)
+    with pytest.raises(ValueError, match="first part"):
+        scanner.scan_whole([Chunk(b"a\nb\n", KafkaOrigin("t", 0, 1), whole=True, parts=((2, 2, None),))])
