@@ -165,7 +165,7 @@ def test_a_rotated_file_is_a_new_stream_and_its_secret_is_delivered_at_once(hs_s
     source = ListSource([*old, new])
     calls: list[tuple[Chunk, list[Finding]]] = []
     run_sources([source], hs_scanner, [Callback(lambda chunk, found: calls.append((chunk, found)))])
-    assert source.acked == [*old, new]
+    assert source.handled == [*old, new]
     assert [(chunk.offset, len(found)) for chunk, found in calls] == [(0, 0), (600, 0), (0, 1)]
     assert calls[-1][1][0].line == 1
 
