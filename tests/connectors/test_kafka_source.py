@@ -182,9 +182,11 @@ def test_killed_consumer_loses_nothing_after_restart(kafka_bootstrap: str, kafka
     first: list[tuple[int, int]] = []
     process = _worker(address)
     pump = _read_lines(process, first)
-    _wait(lambda: len(first) >= 300
-          and any(kafka_tools.committed(topic, "g-kill", 2)))
-    process.send_signal(signal.SIGKILL)  # no clean shutdown, no final commit
+    try:
+        _wait(lambda: len(first) >= 300
+              and any(kafka_tools.committed(topic, "g-kill", 2)))
+    finally:
+        process.send_signal(signal.SIGKILL)  # no clean shutdown, no final commit (nor a stray worker)
     process.wait(timeout=10)
     pump.join(timeout=10)
     assert len(first) < total, "the consumer finished before it was killed; nothing was tested"
@@ -196,7 +198,10 @@ def test_killed_consumer_loses_nothing_after_restart(kafka_bootstrap: str, kafka
         _wait(lambda: len(set(first) | set(second)) >= total)
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        finally:
+            process.kill()  # a worker that did not stop in time is not left running
     seen = set(first) | set(second)
     per_partition = {p: sorted(o for q, o in seen if q == p) for p in (0, 1)}
     assert sum(len(v) for v in per_partition.values()) == total
