@@ -13,14 +13,15 @@ consumer group, one consumer, reading the whole topic:
   received to the last chunk handled, so start-up, the group join and the idle wait at the end are
   left out); every planted token must be found;
 - ``confluent`` (with ``--confluent``, needs ``confluent-kafka``): librdkafka's consumer with the same
-  settings where they map, ``consume(500)`` per call.
+  settings where they map, ``consume(500)`` per call, and ``watch-confluent``: the daemon on it
+  (``kafka://…&client=confluent``, the ``jitsec[confluent]`` extra), also against kafka-python.
 
 The peer's clock also starts at its first poll that returns records. Rounds alternate the order of the
 contenders (peer first, then ours first), so both see the same machine; the table gives every run,
 the median of each, and the ratio of the medians. MB are record-value bytes as produced.
 
     python benchmarks/watch_kafka.py                       # 20 MB, 4 partitions, 3 rounds
-    python benchmarks/watch_kafka.py --rounds 5 --confluent
+    python benchmarks/watch_kafka.py --rounds 5 --confluent   # + librdkafka, alone and in the daemon
 """
 
 from __future__ import annotations
@@ -120,13 +121,14 @@ def run_consumer(name: str, bootstrap: str, topic: str, total: int) -> float:
     return float(result["seconds"])
 
 
-def run_watch(bootstrap: str, topic: str, planted: int, idle: float) -> tuple[float, str]:
+def run_watch(bootstrap: str, topic: str, planted: int, idle: float, client: str = "kafka-python",
+              ) -> tuple[float, str]:
     """Seconds the daemon reports from its first batch to its last handled chunk, and its exit lines."""
     jitsec = shutil.which("jitsec", path=str(Path(sys.executable).parent)) or "jitsec"
     group = f"watch-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "findings.json"
-        done = subprocess.run([jitsec, "watch", f"kafka://{bootstrap}/{topic}?group={group}",
+        done = subprocess.run([jitsec, "watch", f"kafka://{bootstrap}/{topic}?group={group}&client={client}",
                                "--exit-when-idle", str(idle), "-f", "json", "-o", str(output)],
                               capture_output=True, text=True, check=False, timeout=600)
         if done.returncode not in (0, 1):
@@ -171,26 +173,28 @@ def main() -> None:
         print(f"produced in {time.perf_counter() - started:.1f} s")
     print(f"corpus: {len(records)} records, {mb:.1f} MB, {planted} planted tokens, topic {topic} "
           f"({args.partitions} partitions); load average {load()}")
-    contenders = [PEER, OURS] + (["confluent"] if args.confluent else [])
+    contenders = [PEER, OURS] + (["confluent", "watch-confluent"] if args.confluent else [])
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(args.rounds):
         order = contenders if round_ % 2 == 0 else contenders[::-1]
         for name in order:
-            if name == OURS:
-                seconds, said = run_watch(args.bootstrap, topic, planted, args.idle)
+            if name in (OURS, "watch-confluent"):
+                seconds, said = run_watch(args.bootstrap, topic, planted, args.idle,
+                                          "confluent" if name == "watch-confluent" else "kafka-python")
             else:
                 seconds, said = run_consumer(name, args.bootstrap, topic, len(records)), ""
             rates[name].append(mb / seconds)
-            print(f"round {round_ + 1} {name:<13} {seconds:6.2f} s {mb / seconds:6.2f} MB/s  {said}",
+            print(f"round {round_ + 1} {name:<15} {seconds:6.2f} s {mb / seconds:6.2f} MB/s  {said}",
                   flush=True)
     print(f"load average {load()}")
-    print(f"{'contender':<13} {'MB/s per run':<30} {'median':>7}")
+    print(f"{'contender':<15} {'MB/s per run':<36} {'median':>7}")
     medians = {name: statistics.median(values) for name, values in rates.items()}
     for name, values in rates.items():
-        print(f"{name:<13} {' / '.join(f'{v:.2f}' for v in values):<30} {medians[name]:7.2f}")
+        print(f"{name:<15} {' / '.join(f'{v:.2f}' for v in values):<36} {medians[name]:7.2f}")
     print(f"watch / kafka-python: {medians[OURS] / medians[PEER]:.0%} (ratio of the medians)")
     if args.confluent:
         print(f"confluent / kafka-python: {medians['confluent'] / medians[PEER]:.2f}x")
+        print(f"watch-confluent / kafka-python: {medians['watch-confluent'] / medians[PEER]:.0%}")
 
 
 if __name__ == "__main__":

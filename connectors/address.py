@@ -8,7 +8,8 @@ address                                   source
 ``-``                                     standard input (line by line when ``follow``)
 ``git:PATH``                              every blob in the history of the repository at PATH, all refs;
                                           then each new commit on any ref when ``follow``
-``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G``  a Kafka consumer group (connectors.sources.kafka)
+``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G``  a Kafka consumer group (connectors.sources.kafka; with
+                                          ``&client=confluent``, sources.kafka_confluent)
 ``elasticsearch://HOST:PORT/INDEX_PATTERN``  documents of an index pattern (connectors.sources.elasticsearch)
 ========================================  =============================================================
 
@@ -22,6 +23,7 @@ import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from jitsec.connectors.checkpoints import CheckpointStore
 from jitsec.connectors.errors import SourceAddressError
@@ -68,7 +70,11 @@ def open_source(
     if address.startswith(GIT_PREFIX):
         return _open_git(address[len(GIT_PREFIX) :], follow=follow, checkpoint_dir=checkpoint_dir)
     if address.startswith(KAFKA_PREFIX):
-        opener = _optional_opener("jitsec.connectors.sources.kafka", "open_kafka_source", "Kafka")
+        if parse_qs(urlsplit(address).query).get("client") == ["confluent"]:  # the jitsec[confluent] extra
+            opener = _optional_opener("jitsec.connectors.sources.kafka_confluent", "open_kafka_source",
+                                      "Kafka client=confluent (pip install 'jitsec[confluent]')")
+        else:
+            opener = _optional_opener("jitsec.connectors.sources.kafka", "open_kafka_source", "Kafka")
         return opener(address, follow=follow)
     if address.startswith(ELASTICSEARCH_PREFIX):
         opener = _optional_opener(

@@ -59,6 +59,7 @@ from jitsec.kernel.records import Chunk, KafkaOrigin
 
 ValueFormat = Literal["auto", "json", "text"]
 StartAt = Literal["earliest", "latest"]
+ClientName = Literal["kafka-python", "confluent"]
 SCHEME = "kafka://"
 DEFAULT_GROUP = "jitsec-scanner"
 BINARY_PROBE = 8000
@@ -76,6 +77,7 @@ class KafkaAddress:
     value_format: ValueFormat = "auto"
     start: StartAt = "earliest"
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # holds no secret
+    client: ClientName = "kafka-python"  # confluent: librdkafka (the jitsec[confluent] extra)
 
 
 def parse_kafka_address(address: str) -> KafkaAddress:
@@ -102,7 +104,7 @@ def parse_kafka_address(address: str) -> KafkaAddress:
         if len(topic) > 249 or not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic):
             raise KafkaAddressError(f"{address!r}: {topic!r} is not a valid topic name")
     query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = set(query) - {"group", "format", "start"} - SECURITY_PARAMETERS
+    unknown = set(query) - {"group", "format", "start", "client"} - SECURITY_PARAMETERS
     if unknown:
         raise KafkaAddressError(f"{address!r}: unknown parameter(s) {sorted(unknown)}; {expected}")
     group = single_parameter(query, "group", DEFAULT_GROUP, address)
@@ -114,10 +116,16 @@ def parse_kafka_address(address: str) -> KafkaAddress:
     start = single_parameter(query, "start", "earliest", address)
     if start not in ("earliest", "latest"):
         raise KafkaAddressError(f"{address!r}: start must be earliest or latest")
+    client = single_parameter(query, "client", "kafka-python", address)
+    if client not in ("kafka-python", "confluent"):
+        raise KafkaAddressError(f"{address!r}: client must be kafka-python or confluent")
     security = parse_kafka_security(query, address)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return KafkaAddress(f"{host}:{port}", topics, group, value_format, start,  # type: ignore[arg-type]
-                        security)
+                        security, client)  # type: ignore[arg-type]
+
+
+Polled = dict[TopicPartition, tuple[list[int], list[bytes | None]]]  # per partition: offsets, values
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +265,7 @@ class KafkaSource(BatchReader):
         self.records_read = 0
         self.bytes_read = 0
         self._clock = clock
-        self._consumer: KafkaConsumer | None = None
+        self._consumer: Any = None  # the client's consumer (kafka-python's here)
         self._lock = threading.RLock()  # guards the consumer (kafka-python's is not thread-safe)
         self._track_lock = threading.Lock()  # guards the three below
         self._unacked: deque[_Yielded] = deque()  # batches handed out, not wholly acknowledged
@@ -301,34 +309,31 @@ class KafkaSource(BatchReader):
                 self._unacked.append(_Yielded(chunks, marks))
             yield chunks
 
-    def _batch(self, polled: dict[TopicPartition, list[Any]]
-               ) -> tuple[list[Chunk], list[tuple[int, TopicPartition, int]]]:
+    def _batch(self, polled: Polled) -> tuple[list[Chunk], list[tuple[int, TopicPartition, int]]]:
         """The chunks of one poll, and per record the index of the chunk that holds its end."""
         value_format, max_json_bytes = self.address.value_format, self.settings.max_json_bytes
         builder = RunBuilder(self.settings.piece_bytes, self._clock())
         marks: list[tuple[int, TopicPartition, int]] = []
-        for tp, records in polled.items():
-            builder.group(KafkaOrigin(tp.topic, tp.partition, records[0].offset))
+        for tp, (record_offsets, record_values) in polled.items():
+            builder.group(KafkaOrigin(tp.topic, tp.partition, record_offsets[0]))
             first = len(builder.ends)
-            present = [record.value for record in records if record.value]
+            present = [value for value in record_values if value]
             joined = b"\n".join(present)  # with a separator, so valid UTF-8 says each value is
-            self.records_read += len(records)
+            self.records_read += len(record_offsets)
             self.bytes_read += len(joined) - max(0, len(present) - 1)
             may_have_nul = b"\x00" in joined
             may_be_non_ascii = not joined.isascii() and not _is_utf8(joined)
             text_fast = value_format != "json" and not may_have_nul and not may_be_non_ascii
             offsets: list[int] = []  # plain text records in a row, added together
             values: list[bytes] = []
-            for record in records:
-                value = record.value
+            for offset, value in zip(record_offsets, record_values, strict=True):
                 if text_fast and value and (value_format == "text" or value[0] not in _JSON_OR_SPACE):
-                    offsets.append(record.offset)
+                    offsets.append(offset)
                     values.append(value)
                     continue
                 if values:
                     builder.values(offsets, values)
                     offsets, values = [], []
-                offset = record.offset
                 if not value:  # a tombstone or an empty value: nothing to scan
                     builder.record(offset)
                     continue
@@ -342,7 +347,7 @@ class KafkaSource(BatchReader):
                     builder.fields(offset, *field_columns(document))
             if values:
                 builder.values(offsets, values)
-            afters = [record.offset + 1 for record in records]
+            afters = [offset + 1 for offset in record_offsets]
             assert len(builder.ends) - first == len(afters)
             marks.extend(zip(builder.ends[first:], repeat(tp), afters, strict=False))
         return builder.finish(), marks
@@ -404,7 +409,7 @@ class KafkaSource(BatchReader):
                 return
             self._commit(consumer, force=True)
             try:
-                consumer.close(autocommit=False)
+                self._close_consumer(consumer)
             except Exception as error:  # leaving the group is best effort; offsets are committed
                 self.errors.record("close", type(error).__name__)
 
@@ -461,30 +466,45 @@ class KafkaSource(BatchReader):
             return {}
         return {"bootstrap_timeout_ms": self.settings.connect_timeout_ms}
 
-    def _is_current(self, consumer: KafkaConsumer) -> bool:
+    def _is_current(self, consumer: Any) -> bool:
         """Whether ``consumer`` is still this source's (False once the source was closed). A method,
         not an inline ``is`` test, so that mypy does not narrow ``consumer`` to ``self._consumer``'s
-        ``KafkaConsumer | None`` (kafka-python is untyped: an ``Any`` compared by identity)."""
+        type (the clients are untyped: an ``Any`` compared by identity)."""
         return self._consumer is consumer
 
-    def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]] | None:
+    def _poll(self, consumer: Any) -> Polled | None:
         """One poll (and a due commit) under the lock; None when the source was closed meanwhile."""
         with self._lock:
             if not self._is_current(consumer):
                 return None
             self._commit(consumer, force=False)
             try:
-                batches = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+                polled = self._fetch(consumer)
                 now = self._clock()
-                if not batches or self._lag is None or now - self._lag_at >= self.settings.commit_interval_s:
-                    self._lag, self._lag_at = _lag(consumer), now  # a position() each: not on every poll
-                if not batches:
+                if not polled or self._lag is None or now - self._lag_at >= self.settings.commit_interval_s:
+                    self._lag, self._lag_at = self._consumer_lag(consumer), now  # not on every poll
+                if not polled:
                     self._watch_broker(consumer)
-                return batches
-            except KafkaError as error:
+                return polled
+            except self._client_errors as error:
                 self.errors.record("fetch", type(error).__name__)
         self._closed.wait(self.settings.retry_initial_s)
         return {}
+
+    # -- what depends on the client (a subclass replaces these for another) ----------------------------
+
+    _client_errors: tuple[type[Exception], ...] = (KafkaError,)
+
+    def _fetch(self, consumer: KafkaConsumer) -> Polled:
+        """One poll of the client: per partition, the offsets and values of its records."""
+        return {tp: ([record.offset for record in records], [record.value for record in records])
+                for tp, records in consumer.poll(timeout_ms=self.settings.poll_timeout_ms).items()}
+
+    def _consumer_lag(self, consumer: KafkaConsumer) -> int | None:
+        return _lag(consumer)
+
+    def _close_consumer(self, consumer: KafkaConsumer) -> None:
+        consumer.close(autocommit=False)
 
     def _watch_broker(self, consumer: KafkaConsumer) -> None:
         """Counts the cluster going away as one ``connection`` error per outage. kafka-python's poll
@@ -529,21 +549,24 @@ class KafkaSource(BatchReader):
         if not force and self._clock() - self._last_commit < self.settings.commit_interval_s:
             return
         with self._track_lock:
-            offsets = {
-                tp: OffsetAndMetadata(after, "", -1)
-                for tp, after in self._handled.items()
-                if after != self._committed.get(tp) and (only is None or tp in only)
-            }
+            offsets = {tp: after for tp, after in self._handled.items()
+                       if after != self._committed.get(tp) and (only is None or tp in only)}
         self._last_commit = self._clock()
         if not offsets:
             return
-        try:  # bounded: kafka-python waits 30 s (older releases: forever) for a broker that is away
-            consumer.commit(offsets=offsets, **self._bounded(KafkaConsumer.commit))
+        try:
+            self._send_commit(consumer, offsets)
         except Exception as error:  # broker away or group rebalancing: keep them for the next try
             self.errors.record("commit", type(error).__name__)
             return
-        for tp, meta in offsets.items():
-            self._committed[tp] = meta.offset
+        for tp, after in offsets.items():
+            self._committed[tp] = after
+
+    def _send_commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commits ``offsets`` (the next offset to read per partition); raises when it failed."""
+        # bounded: kafka-python waits 30 s (older releases: forever) for a broker that is away
+        consumer.commit(offsets={tp: OffsetAndMetadata(after, "", -1) for tp, after in offsets.items()},
+                        **self._bounded(KafkaConsumer.commit))
 
     def _on_revoked(self, consumer: KafkaConsumer, revoked: set[TopicPartition]) -> None:
         self._commit(consumer, force=True, only=set(revoked))
@@ -583,5 +606,11 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 def open_kafka_source(address: str, *, follow: bool) -> KafkaSource:
-    """The source a ``kafka://`` address names (``jitsec scan`` / ``watch``); connects on ``chunks()``."""
-    return KafkaSource(parse_kafka_address(address), follow=follow)
+    """The source a ``kafka://`` address names (``jitsec scan`` / ``watch``); connects on ``chunks()``.
+    ``client=confluent`` is opened by ``kafka_confluent.open_kafka_source`` (``connectors.address``
+    picks it), so this module never needs confluent-kafka."""
+    parsed = parse_kafka_address(address)
+    if parsed.client != "kafka-python":
+        raise KafkaAddressError(f"{address!r}: client={parsed.client} is opened by "
+                                "jitsec.connectors.sources.kafka_confluent")
+    return KafkaSource(parsed, follow=follow)
