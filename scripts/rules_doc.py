@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "rules.md"
-START, END = "## Formats covered\n", "## Benchmark"
+START = "## Formats covered\n"  # the section runs to the next "## " heading
 
 
 def _confirmed_by(rule: dict) -> str:
@@ -46,8 +46,8 @@ def section() -> str:
 def main() -> int:
     page = PAGE.read_text(encoding="utf-8")
     before, _, rest = page.partition(START)
-    _, _, after = rest.partition(END)
-    updated = before + section() + END + after
+    _, heading, after = rest.partition("\n## ")
+    updated = before + section() + heading.lstrip("\n") + after
     if "--check" in sys.argv:
         if updated != page:
             print("docs/rules.md is out of date: run python scripts/rules_doc.py", file=sys.stderr)
