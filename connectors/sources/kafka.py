@@ -2,13 +2,15 @@
 
 Address: ``kafka://HOST:PORT/TOPIC[,TOPIC]?group=G[&format=auto|json|text][&start=earliest|latest]``,
 plus the security parameters of ``connectors.kafka_security`` (``security``, ``mechanism``,
-``username``, ``ca``; the password comes from ``JITSEC_KAFKA_PASSWORD`` only).
+``username``, ``ca``; the password comes from ``JITSEC_KAFKA_PASSWORD`` only) and ``client``
+(``kafka-python``, this module; ``confluent``: ``kafka_confluent``, the same source over librdkafka).
 
-Values are scanned as raw text, or, when they are JSON, one chunk per string field located by
+Values are scanned as raw text, or, when they are JSON, one text per string field, located by
 ``KafkaOrigin(topic, partition, offset, field)``; each ends with a newline (added when missing) so the
-scanner reports it at once. A record is *handled* once every chunk made from it
-was acknowledged; the group's offset for a partition is committed only up to the first record not yet
-handled (manual commits, never auto-commit), periodically, on a rebalance and on ``close``. A
+scanner reports it at once. The records one poll returns for a partition are one chunk whose parts are
+those texts (``runs``). Acknowledgements are cumulative: a record is *handled* once the chunk holding
+its end was acknowledged; the group's offset for a partition is committed only up to the first record
+not yet handled (manual commits, never auto-commit), periodically, on a rebalance and on ``close``. A
 consumer killed mid-stream therefore re-reads what was not handled: nothing is lost, duplicates are
 possible (the response folds them into one incident).
 
@@ -18,9 +20,10 @@ Poison records never stop the stream: binary values, invalid UTF-8, values large
 away is waited for: connecting and committing are retried with backoff, the client reconnects on its
 own, and positions are kept in memory, so no record is skipped when it returns.
 
-Threading: ``chunks()`` runs the consumer on the caller's thread; ``acknowledge`` may be called from
-any thread; ``close`` may be called from any thread, waits for the current poll (at most
-``poll_timeout_ms``), commits what was acknowledged and leaves the group. It is idempotent.
+Threading: ``batches()`` (and ``chunks()``) runs the consumer on the caller's thread;
+``acknowledge`` may be called from any thread; ``close`` may be called from any thread, waits for the
+current poll (at most ``poll_timeout_ms``), commits what was acknowledged and leaves the group. It is
+idempotent.
 """
 
 from __future__ import annotations

@@ -177,3 +177,23 @@ def test_a_truncated_file_restarts_its_stream_and_reports_the_secret_once(hs_sca
     found: list[Finding] = []
     run_sources([ListSource(chunks)], hs_scanner, [Callback(lambda chunk, fs: found.extend(fs))])
     assert [(f.offset, f.line) for f in found] == [(4, 1), (4, 1)]  # each occurrence once, where it is
+
+
+def test_a_batch_is_acknowledged_once_with_its_last_chunk(hs_scanner: Scanner) -> None:
+    chunks = [Chunk(b"k=" + AWS + b"\n" if n == 4 else b"quiet line\n", KafkaOrigin("t", 0, n), whole=True)
+              for n in range(10)]
+    source = BatchedListSource(chunks, 4)
+    run_sources([source], hs_scanner, [Callback(lambda chunk, fs: None)])
+    assert source.acked == [chunks[3], chunks[7], chunks[9]]
+
+
+def test_a_stage_that_raises_mid_batch_acknowledges_only_the_chunks_before_it(hs_scanner: Scanner) -> None:
+    chunks = [Chunk(b"line\n", KafkaOrigin("t", 0, n), whole=True) for n in range(6)]
+    source = BatchedListSource(chunks, 6)
+
+    def on_findings(chunk: Chunk, findings: list[Finding]) -> None:
+        if chunk is chunks[4]:
+            raise RuntimeError("sink is full")
+
+    stats = run_sources([source], hs_scanner, [Callback(on_findings)])
+    assert source.acked == [chunks[3]] and stats.errors.counts == {"handler": 1}
