@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError, TransportError
 from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
 from jitsec.connectors.errors import SourceAddressError
+from jitsec.connectors.sources.handed_out import HandedOut
 from jitsec.connectors.sources.json_fields import field_columns
 from jitsec.connectors.sources.runs import RunBuilder
 
@@ -100,28 +101,9 @@ class ElasticsearchSourceSettings:
     request_timeout_s: float = 30.0
 
 
-class _Page:
-    """One page handed out (or an end-of-index marker, a page without chunks): its chunks, and for each
-    document, in order, the index of its last chunk (-1 and below: it has none after those of the
-    documents before it) and what handling it changes in the checkpoint. Acknowledging the chunk at
-    ``position`` handles every document whose last chunk is at or before it."""
-
-    __slots__ = ("applied", "chunks", "marks", "position")
-
-    def __init__(self, chunks: list[Chunk], marks: list[tuple[int, Callable[[], None]]]) -> None:
-        self.chunks = chunks
-        self.marks = marks
-        self.applied = 0
-        self.position = -1
-
-    def find(self, chunk: Chunk) -> int | None:
-        chunks = self.chunks
-        if chunks and chunks[-1] is chunk:
-            return len(chunks) - 1
-        for index in range(self.position + 1, len(chunks)):
-            if chunks[index] is chunk:
-                return index
-        return None
+# One page handed out (or an end-of-index marker, a page without chunks): per document, the index of its
+# last chunk (-1 and below: none after those of the documents before it) and its checkpoint update.
+_Page = HandedOut[tuple[int, Callable[[], None]]]
 
 
 @dataclass(slots=True)

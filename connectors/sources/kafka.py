@@ -50,6 +50,7 @@ from jitsec.connectors.kafka_security import (
     parse_kafka_security,
     single_parameter,
 )
+from jitsec.connectors.sources.handed_out import HandedOut
 from jitsec.connectors.sources.json_fields import field_columns, field_text, string_fields
 from jitsec.connectors.sources.runs import RunBuilder
 from kafka import KafkaConsumer, TopicPartition
@@ -228,28 +229,8 @@ def _is_utf8(data: bytes) -> bool:
 # -- acknowledgement bookkeeping ----------------------------------------------------------------
 
 
-class _Yielded:
-    """One batch handed out: its chunks, and for each record (in the order handed out) the index of
-    its last chunk, its partition and the offset after it. Acknowledging the chunk at index ``i``
-    handles every record whose last chunk is at or before ``i``."""
-
-    __slots__ = ("applied", "chunks", "marks", "position")
-
-    def __init__(self, chunks: list[Chunk], marks: list[tuple[int, TopicPartition, int]]) -> None:
-        self.chunks = chunks
-        self.marks = marks
-        self.applied = 0  # marks already applied
-        self.position = -1  # index of the last chunk acknowledged
-
-    def find(self, chunk: Chunk) -> int | None:
-        """Where ``chunk`` is, among the chunks not acknowledged yet (by identity); None if absent."""
-        chunks = self.chunks
-        if chunks and chunks[-1] is chunk:
-            return len(chunks) - 1
-        for index in range(self.position + 1, len(chunks)):
-            if chunks[index] is chunk:
-                return index
-        return None
+# One batch handed out: per record, the index of its last chunk, its partition and the offset after it.
+_Yielded = HandedOut[tuple[int, TopicPartition, int]]
 
 
 class KafkaSource(BatchReader):
