@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,13 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from elasticsearch import Elasticsearch, helpers
 
 from benchmarks.es_backfill import documents
+from benchmarks.watch_common import load, watch
 
 PEER = "source"
 OURS = "watch"
 
-
-def load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def source_alone(url: str, pattern: str, total: int) -> dict[str, float]:
@@ -85,23 +81,8 @@ def run_source(url: str, pattern: str, total: int) -> tuple[float, int]:
 
 
 def run_watch(url: str, pattern: str, planted: int, idle: float) -> tuple[float, int, str]:
-    jitsec = shutil.which("jitsec", path=str(Path(sys.executable).parent)) or "jitsec"
-    with tempfile.TemporaryDirectory() as tmp:
-        output = Path(tmp) / "findings.json"
-        done = subprocess.run([jitsec, "watch", f"elasticsearch://{url.removeprefix('http://')}/{pattern}",
-                               "--exit-when-idle", str(idle), "-f", "json", "-o", str(output)],
-                              capture_output=True, text=True, check=False, timeout=900)
-        if done.returncode not in (0, 1):
-            raise SystemExit(f"jitsec watch failed ({done.returncode}): {done.stderr[-2000:]}")
-        document = json.loads(output.read_text())
-    summary = document["summary"]
-    found = {(f["path"], f["credential_sha256"]) for f in document["findings"] if f.get("credential_sha256")}
-    if len(found) != planted:
-        raise SystemExit(f"jitsec watch found {len(found)} of {planted} planted tokens: "
-                         f"{done.stderr[-2000:]}")
-    lines = [line for line in done.stderr.splitlines() if "stopped" in line or "one-pass" in line]
-    return (float(summary["active_seconds"]), int(summary["bytes"]),
-            " / ".join(line.removeprefix("jitsec: ") for line in lines))
+    summary, said = watch(f"elasticsearch://{url.removeprefix('http://')}/{pattern}", planted, idle, 900)
+    return float(summary["active_seconds"]), int(summary["bytes"]), said
 
 
 def main() -> None:

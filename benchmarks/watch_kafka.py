@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,13 +39,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.kafka_scan import corpus, produce
+from benchmarks.watch_common import load, watch
 
 PEER = "kafka-python"
 OURS = "watch"
 
-
-def load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def consume_kafka_python(bootstrap: str, topic: str, group: str, total: int) -> dict[str, float]:
@@ -124,23 +120,9 @@ def run_consumer(name: str, bootstrap: str, topic: str, total: int) -> float:
 def run_watch(bootstrap: str, topic: str, planted: int, idle: float, client: str = "kafka-python",
               ) -> tuple[float, str]:
     """Seconds the daemon reports from its first batch to its last handled chunk, and its exit lines."""
-    jitsec = shutil.which("jitsec", path=str(Path(sys.executable).parent)) or "jitsec"
     group = f"watch-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        output = Path(tmp) / "findings.json"
-        done = subprocess.run([jitsec, "watch", f"kafka://{bootstrap}/{topic}?group={group}&client={client}",
-                               "--exit-when-idle", str(idle), "-f", "json", "-o", str(output)],
-                              capture_output=True, text=True, check=False, timeout=600)
-        if done.returncode not in (0, 1):
-            raise SystemExit(f"jitsec watch failed ({done.returncode}): {done.stderr[-2000:]}")
-        document = json.loads(output.read_text())
-    summary = document["summary"]
-    found = {(f["path"], f["credential_sha256"]) for f in document["findings"] if f.get("credential_sha256")}
-    if len(found) != planted:
-        raise SystemExit(f"jitsec watch found {len(found)} of {planted} planted tokens: "
-                         f"{done.stderr[-2000:]}")
-    lines = [line for line in done.stderr.splitlines() if "stopped" in line or "one-pass" in line]
-    return float(summary["active_seconds"]), " / ".join(line.removeprefix("jitsec: ") for line in lines)
+    summary, said = watch(f"kafka://{bootstrap}/{topic}?group={group}&client={client}", planted, idle, 600)
+    return float(summary["active_seconds"]), said
 
 
 def main() -> None:
