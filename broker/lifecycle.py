@@ -146,10 +146,20 @@ class LeaseWrites(Protocol):
         picks the lease up if its caller died."""
         ...
 
-    def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
+    def finish_revocation(
+        self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]
+    ) -> set[str]:
         """Compare-and-set per update: apply it to its lease only while the lease's state is in
-        ``MOVES[update.step].sources``; append the events; all in one transaction."""
+        ``MOVES[update.step].sources`` and its attempt count is ``update.attempts - 1`` (the count the
+        attempt read); append ``applied_events(events, applied)``; all in one transaction. Returns the
+        ids of the leases updated: an attempt another caller finished first changes nothing and is not
+        audited twice."""
         ...
+
+
+def applied_events(events: Sequence[AuditEvent], applied: set[str]) -> list[AuditEvent]:
+    """The events of ``finish_revocation`` to keep: those of a lease whose update applied."""
+    return [event for event in events if event.lease_id in applied]
 
 
 class LeaseMachine:
@@ -176,12 +186,13 @@ class LeaseMachine:
 
     def finish(
         self, outcomes: Sequence[tuple[Lease, RevocationUpdate]], events: Sequence[AuditEvent]
-    ) -> list[Lease]:
+    ) -> dict[str, Lease]:
         """Persist one attempt's outcome per lease (each lease as the caller last read it) with the events;
-        returns the leases as the outcomes leave them. Every move is checked before anything is written."""
-        after = [applied(lease, update) for lease, update in outcomes]
-        self._store.finish_revocation([update for _, update in outcomes], events)
-        return after
+        returns, by lease id, the leases as the outcomes leave them, for those whose outcome applied
+        (another caller may have finished a lease first). Every move is checked before anything is written."""
+        after = {update.lease_id: applied(lease, update) for lease, update in outcomes}
+        done = self._store.finish_revocation([update for _, update in outcomes], events)
+        return {lease_id: lease for lease_id, lease in after.items() if lease_id in done}
 
 
 def _issued(lease: Lease) -> Lease:

@@ -92,36 +92,35 @@ class Revoker:
         return len(due)
 
     def attempt(self, leases: Sequence[Lease], principal: str) -> list[RevocationResult]:
-        """One engine attempt per lease (all in ``revoking``), persisted in one transaction."""
-        outcomes: list[tuple[Lease, RevocationUpdate]] = []
-        events: list[AuditEvent] = []
-        statuses: list[RevocationStatus] = []
-        failures: list[tuple[Lease, str]] = []
-        waiting: list[tuple[Lease, str]] = []
+        """One engine attempt per lease (all in ``revoking``), persisted in one transaction. Returns the
+        results of the attempts that applied; a lease another caller finished meanwhile is left out (its
+        own attempt reports, alerts and counts it)."""
+        attempts = []
         for lease in leases:
-            now = self._clock()
-            attempts = lease.attempts + 1
-            status, update, event = self._attempt_one(lease, attempts, now, principal)
-            outcomes.append((lease, update))
-            events.append(event)
-            statuses.append(status)
-            if status is RevocationStatus.FAILED:
-                failures.append((lease, update.last_error or "unknown error"))
-            elif status is RevocationStatus.RETRYING and self._retry.alerts_while_waiting(attempts):
-                waiting.append((lease, f"still revoking after {attempts} attempts: {update.last_error}"))
-            elif status is RevocationStatus.REVOKED and self._metrics is not None:
-                self._metrics.revoked.labels(lease.revoke_reason or "unknown").inc()
-                if lease.revoke_reason == EXPIRED:
-                    self._metrics.reaper_lateness.observe(max(0.0, now - lease.expires_at))
-        after = self._leases.finish(outcomes, events)
-        results = [RevocationResult(moved, status) for moved, status in zip(after, statuses, strict=True)]
-        for lease, message in failures:
-            if self._metrics is not None:
-                self._metrics.revoke_failures.inc()
-            self._alert(lease, message)
-        for lease, message in waiting:
-            self._alert(lease, message)
+            at = self._clock()
+            attempts.append((lease, at, *self._attempt_one(lease, lease.attempts + 1, at, principal)))
+        after = self._leases.finish([(lease, update) for lease, _, _, update, _ in attempts],
+                                    [event for *_, event in attempts])
+        results: list[RevocationResult] = []
+        for lease, at, status, update, _ in attempts:
+            if lease.lease_id in after:
+                results.append(RevocationResult(after[lease.lease_id], status))
+                self._report(lease, at, status, update)
         return results
+
+    def _report(self, lease: Lease, at: float, status: RevocationStatus, update: RevocationUpdate) -> None:
+        """Metrics and alerts for one applied attempt."""
+        metrics = self._metrics
+        if status is RevocationStatus.FAILED:
+            if metrics is not None:
+                metrics.revoke_failures.inc()
+            self._alert(lease, update.last_error or "unknown error")
+        elif status is RevocationStatus.RETRYING and self._retry.alerts_while_waiting(update.attempts):
+            self._alert(lease, f"still revoking after {update.attempts} attempts: {update.last_error}")
+        elif status is RevocationStatus.REVOKED and metrics is not None:
+            metrics.revoked.labels(lease.revoke_reason or "unknown").inc()
+            if lease.revoke_reason == EXPIRED:
+                metrics.reaper_lateness.observe(max(0.0, at - lease.expires_at))
 
     def _attempt_one(
         self, lease: Lease, attempts: int, now: float, principal: str

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from jitsec.broker.audit import GENESIS
-from jitsec.broker.lifecycle import RevocationUpdate
+from jitsec.broker.lifecycle import RevocationUpdate, applied_events
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 from jitsec.broker.store.base import IN_FLIGHT_SECONDS
 from jitsec.broker.store.postgres_migrations import MIGRATIONS, SCHEMA
@@ -256,15 +256,22 @@ class PostgresStore:
 
         return self._run(work, transaction=True) if lease_ids else []
 
-    def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
-        def work(conn: psycopg.Connection) -> None:
+    def finish_revocation(
+        self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]
+    ) -> set[str]:
+        def work(conn: psycopg.Connection) -> set[str]:
+            applied: set[str] = set()
             with conn.cursor() as cursor:
                 for statement, rows in _SQL.finish_revocation(updates):
-                    cursor.executemany(statement, rows)
-            self._append(conn, events)
+                    cursor.executemany(statement, rows, returning=True)
+                    while True:
+                        applied.update(row[0] for row in cursor.fetchall())
+                        if not cursor.nextset():
+                            break
+            self._append(conn, applied_events(events, applied))
+            return applied
 
-        if updates or events:
-            self._run(work, transaction=True)
+        return self._run(work, transaction=True) if updates else set()
 
     # audit -----------------------------------------------------------------------------------------
     def append_audit(self, events: Sequence[AuditEvent]) -> None:

@@ -59,7 +59,8 @@ PENDING_TEST = state_test(PENDING)
 
 
 def revocation_values(update: RevocationUpdate) -> tuple[object, ...]:
-    """Parameters of ``SqlDialect.finish_revocation`` for one update (``revoked_at`` only once revoked)."""
+    """Parameters of ``SqlDialect.finish_revocation`` for one update (``revoked_at`` only once revoked);
+    the last is the attempt count the update was computed from, so each attempt applies at most once."""
     return (
         update.state.value,
         update.revoked_at,
@@ -67,6 +68,7 @@ def revocation_values(update: RevocationUpdate) -> tuple[object, ...]:
         update.next_attempt_at,
         update.last_error,
         update.lease_id,
+        update.attempts - 1,
     )
 
 
@@ -131,11 +133,14 @@ class SqlDialect:
             f"UPDATE {leases} SET expires_at = {m} WHERE lease_id = {m} "
             f"AND {REVOCABLE_TEST} AND expires_at > {m}"
         )
-        # one compare-and-set per step, on the step's own source states
+        # one compare-and-set per step, on the step's own source states and the attempt count read: of
+        # two attempts made at once on one lease (a second ``complete`` while the first is revoking),
+        # only the first to commit applies
         self._finish_revocation = {
             step: (
                 f"UPDATE {leases} SET state = {m}, revoked_at = {m}, attempts = {m}, next_attempt_at = {m}, "
-                f"last_error = {m} WHERE lease_id = {m} AND {state_test(move.sources)}"
+                f"last_error = {m} WHERE lease_id = {m} AND attempts = {m} AND {state_test(move.sources)} "
+                "RETURNING lease_id"
             )
             for step, move in MOVES.items()
             if None not in move.sources
@@ -166,7 +171,8 @@ class SqlDialect:
     def finish_revocation(
         self, updates: Sequence[RevocationUpdate]
     ) -> list[tuple[str, list[tuple[object, ...]]]]:
-        """The compare-and-sets applying ``updates``: (statement, parameter rows) per step (executemany)."""
+        """The compare-and-sets applying ``updates``: (statement, parameter rows) per step. Each statement
+        returns the lease id when its row applied."""
         grouped: dict[Step, list[tuple[object, ...]]] = {}
         for update in updates:
             grouped.setdefault(update.step, []).append(revocation_values(update))

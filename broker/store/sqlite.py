@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from jitsec.broker.audit import GENESIS
-from jitsec.broker.lifecycle import RevocationUpdate
+from jitsec.broker.lifecycle import RevocationUpdate, applied_events
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 from jitsec.broker.store.base import IN_FLIGHT_SECONDS
 from jitsec.broker.store.sql_common import AUDIT_ROW_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
@@ -311,11 +311,18 @@ class SQLiteStore:
                 moved.extend(_SQL.lease(r) for r in rows)
         return moved
 
-    def finish_revocation(self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]) -> None:
+    def finish_revocation(
+        self, updates: Sequence[RevocationUpdate], events: Sequence[AuditEvent]
+    ) -> set[str]:
         with self._write() as db:
-            for statement, rows in _SQL.finish_revocation(updates):
-                db.executemany(statement, rows)
-            self._append(db, events)
+            applied = {
+                row[0]
+                for statement, rows in _SQL.finish_revocation(updates)
+                for values in rows
+                for row in db.execute(statement, values).fetchall()
+            }
+            self._append(db, applied_events(events, applied))
+        return applied
 
     # audit -----------------------------------------------------------------------------------------
     def append_audit(self, events: Sequence[AuditEvent]) -> None:

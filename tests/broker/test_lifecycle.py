@@ -96,5 +96,7 @@ def test_the_machine_refuses_an_illegal_move_before_writing_anything(store: SQLi
     assert store.get_lease("lse_1").state is LeaseState.ACTIVE and len(store.audit_records()) == 1
     [begun] = machine.begin(["lse_1", "lse_1"], "why", "", NOW)
     assert machine.begin(["lse_1"], "again", "", NOW) == [] and machine.begin([], "none", "", NOW) == []
-    [done] = machine.finish([(begun, confirm)], [AuditEvent(kind=AuditKind.REVOKE, at=NOW)])
-    assert done == store.get_lease("lse_1") and done.state is LeaseState.REVOKED
+    revoke = AuditEvent(kind=AuditKind.REVOKE, at=NOW, lease_id="lse_1")
+    done = machine.finish([(begun, confirm)], [revoke])
+    assert done == {"lse_1": store.get_lease("lse_1")} and done["lse_1"].state is LeaseState.REVOKED
+    assert machine.finish([(begun, confirm)], [revoke]) == {}  # applied once: a second caller changes nothing

@@ -314,7 +314,7 @@ def test_revocations_left_in_flight_are_reclaimed_and_scheduled_retries_are_not(
     in_flight, scheduled, live = added(store, task, 3)
     store.begin_revocation([in_flight.lease_id, scheduled.lease_id], "task_complete", "", NOW)
     store.finish_revocation([RevocationUpdate(scheduled.lease_id, Step.RETRY, NOW + 1, 1, NOW + 20, "down")],
-                           [event(AuditKind.REVOKE_RETRY)])
+                           [event(AuditKind.REVOKE_RETRY, lease_id=scheduled.lease_id)])
     assert store.leases_to_retry(NOW + 2, 100) == []  # the crash left one in flight: it would wait
     assert store.reclaim_in_flight(NOW + 2) == 1  # a restart makes it due at once
     assert [x.lease_id for x in store.leases_to_retry(NOW + 2, 100)] == [in_flight.lease_id]
@@ -328,17 +328,19 @@ def test_outcomes_persist_attempts_errors_and_retry_times(store: Store) -> None:
     task = with_task(store)
     [lease] = added(store, task)
     store.begin_revocation([lease.lease_id], "expired", "", NOW)
-    store.finish_revocation([RevocationUpdate(lease.lease_id, Step.RETRY, NOW + 2, 1, NOW + 20, "down")],
-                           [event(AuditKind.REVOKE_RETRY)])
+    assert store.finish_revocation(
+        [RevocationUpdate(lease.lease_id, Step.RETRY, NOW + 2, 1, NOW + 20, "down")],
+        [event(AuditKind.REVOKE_RETRY, lease_id=lease.lease_id)]) == {lease.lease_id}
     retrying = store.get_lease(lease.lease_id)
     assert retrying is not None
     assert (retrying.state, retrying.attempts, retrying.next_attempt_at, retrying.last_error) == (
         LeaseState.REVOKING, 1, NOW + 20, "down")
     assert store.leases_to_retry(NOW + 15, 100) == []
     assert [x.lease_id for x in store.leases_to_retry(NOW + 20, 100)] == [lease.lease_id]
-    store.finish_revocation([RevocationUpdate(lease.lease_id, Step.CONFIRM, NOW + 21, 2)],
-                           [event(AuditKind.REVOKE)])
-    store.finish_revocation([RevocationUpdate(lease.lease_id, Step.GIVE_UP, NOW + 22, 3, None, "x")], [])
+    assert store.finish_revocation([RevocationUpdate(lease.lease_id, Step.CONFIRM, NOW + 21, 2)],
+                                   [event(AuditKind.REVOKE, lease_id=lease.lease_id)]) == {lease.lease_id}
+    assert store.finish_revocation([RevocationUpdate(lease.lease_id, Step.GIVE_UP, NOW + 22, 3, None, "x")],
+                                   [event(AuditKind.REVOKE_FAILED, lease_id=lease.lease_id)]) == set()
     final = store.get_lease(lease.lease_id)
     assert final is not None
     assert (final.state, final.revoked_at, final.attempts, final.last_error, final.next_attempt_at) == (
@@ -365,15 +367,40 @@ def test_begin_moves_exactly_the_leases_whose_state_the_table_lets_begin(store: 
 @pytest.mark.parametrize("step", OUTCOMES, ids=lambda step: step.value)
 def test_an_outcome_applies_from_exactly_the_states_the_table_allows(store: Store, step: Step) -> None:
     leases = _one_lease_per_state(store, with_task(store))
-    store.finish_revocation(
-        [RevocationUpdate(lease.lease_id, step, NOW + 1, 7, NOW + 9, "e") for lease in leases.values()], [])
+    done = store.finish_revocation(
+        [RevocationUpdate(lease.lease_id, step, NOW + 1, 1, NOW + 9, "e") for lease in leases.values()], [])
+    assert done == {leases[state].lease_id for state in LeaseState if (state, step) in TRANSITIONS}
     for state, lease in leases.items():
         after = store.get_lease(lease.lease_id)
         assert after is not None
         if (state, step) in TRANSITIONS:
-            assert (after.state, after.attempts) == (TRANSITIONS[(state, step)], 7)
+            assert (after.state, after.attempts) == (TRANSITIONS[(state, step)], 1)
         else:
             assert after == lease, f"{step.value} changed a lease in state {state.value}"
+
+
+def test_an_attempt_applies_once_and_only_its_own_events_are_audited(store: Store) -> None:
+    task = with_task(store)
+    [lease] = added(store, task)
+    store.begin_revocation([lease.lease_id], "task_complete", "", NOW)
+    confirm = RevocationUpdate(lease.lease_id, Step.CONFIRM, NOW + 1, 1)
+    assert store.finish_revocation([confirm], [event(AuditKind.REVOKE, lease_id=lease.lease_id)]) == {
+        lease.lease_id}
+    # a second caller that read the lease in flight (attempts 0) and attempted it too: nothing changes
+    assert store.finish_revocation([confirm], [event(AuditKind.REVOKE, lease_id=lease.lease_id)]) == set()
+    assert [r.event.kind for r in all_records(store)].count(AuditKind.REVOKE) == 1
+
+
+def test_two_retries_computed_from_one_read_apply_once(store: Store) -> None:
+    task = with_task(store)
+    [lease] = added(store, task)
+    store.begin_revocation([lease.lease_id], "expired", "", NOW)
+    retry = RevocationUpdate(lease.lease_id, Step.RETRY, NOW + 1, 1, NOW + 20, "down")
+    assert store.finish_revocation([retry], [event(AuditKind.REVOKE_RETRY, lease_id=lease.lease_id)])
+    assert not store.finish_revocation([retry], [event(AuditKind.REVOKE_RETRY, lease_id=lease.lease_id)])
+    after = store.get_lease(lease.lease_id)
+    assert after is not None and after.attempts == 1
+    assert [r.event.kind for r in all_records(store)].count(AuditKind.REVOKE_RETRY) == 1
 
 
 def test_two_processes_revoking_the_same_leases_never_both_win(backend: Backend) -> None:

@@ -135,6 +135,10 @@ class KafkaTools:
         finally:
             consumer.close(autocommit=False)
 
+    def committed_total(self, topic: str, group: str, partitions: int) -> int:
+        """The group's committed offsets summed over the partitions (a partition with none counts 0)."""
+        return sum(offset or 0 for offset in self.committed(topic, group, partitions))
+
 
 @pytest.fixture
 def kafka_tools(kafka_bootstrap: str) -> KafkaTools:

@@ -132,7 +132,7 @@ def test_two_members_split_the_partitions_and_read_everything_once_handled(
         thread.start()
     try:
         assert wait_until(lambda: len(seen[0] | seen[1]) == 120, 60, interval=0.05)
-        assert wait_until(lambda: sum(kafka_tools.committed(topic, group, 4)) == 120, 60, interval=0.2)
+        assert wait_until(lambda: kafka_tools.committed_total(topic, group, 4) == 120, 60, interval=0.2)
     finally:
         for source in sources:
             source.close()
