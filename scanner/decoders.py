@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-import regex
+from jitsec.kernel.lazy_regex import LazyPattern
 
-_JSON_STRING = regex.compile(r'"((?:[^"\\\n]|\\.)*\\[nrtbfu/](?:[^"\\\n]|\\.)*)"')
-_URL_TOKEN = regex.compile(r"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
-_JSON_ESCAPE = regex.compile(r'\\(?:u[0-9A-Fa-f]{4}|["\\/bfnrt])')
-_PERCENT_RUN = regex.compile(r"(?:%[0-9A-Fa-f]{2})+")
-_BASIC = regex.compile(r"(?i)\bbasic\s+(?P<b64>[A-Za-z0-9+/]{8,}={0,2})")
+_JSON_STRING = LazyPattern(r'"((?:[^"\\\n]|\\.)*\\[nrtbfu/](?:[^"\\\n]|\\.)*)"')
+_URL_TOKEN = LazyPattern(r"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
+_JSON_ESCAPE = LazyPattern(r'\\(?:u[0-9A-Fa-f]{4}|["\\/bfnrt])')
+_PERCENT_RUN = LazyPattern(r"(?:%[0-9A-Fa-f]{2})+")
+_BASIC = LazyPattern(r"(?i)\bbasic\s+(?P<b64>[A-Za-z0-9+/]{8,}={0,2})")
 _MARKER = re.compile(rb"%[0-9A-Fa-f]{2}|\\[nrtbfu/]|[Bb]asic ")
 
 

@@ -13,23 +13,24 @@ from collections import Counter
 from functools import cache
 from types import ModuleType
 
-import regex
 from jitsec.scanner.judges import JUDGES
 from jitsec.scanner.ruleset import Rule
 from jitsec.scanner.validators import VALIDATORS
+
+from jitsec.kernel.lazy_regex import LazyPattern
 
 PRAGMA = "pragma: allowlist secret"
 PRAGMA_NEXTLINE = "pragma: allowlist nextline secret"
 
 _PLACEHOLDER_WORDS = ("xxxx", "changeme", "change_me", "redacted", "placeholder", "****", "${", "{{", "%(")
 # A digest or id named as such just before the value, e.g. `sha256:`, `"commit": "`, `integrity="`.
-_DIGEST_CONTEXT = regex.compile(
+_DIGEST_CONTEXT = LazyPattern(
     r"(?i)(?:sha(?:1|224|256|384|512)?|md5|digest|checksum|hash|hashed[_-]?secret|commit|integrity|etag|"
     r"trace[_-]?id|span[_-]?id|request[_-]?id|uuid|guid|nonce)[\"']?\s*[:=]?\s*[\"']?\s*$"
 )
 # printf/format placeholders standing where a value will go: %s, %-10s, %(password)s, %1$s
-_FORMAT_PLACEHOLDER = regex.compile(r"%(?:\([^)]*\)|\d+\$)?[-#0 +]*\d*(?:\.\d+)?[sdrifxXq]")
-_DIGEST_VALUE = regex.compile(r"(?i)^(?:sha(?:1|256|384|512)[-:]|md5[-:])")
+_FORMAT_PLACEHOLDER = LazyPattern(r"%(?:\([^)]*\)|\d+\$)?[-#0 +]*\d*(?:\.\d+)?[sdrifxXq]")
+_DIGEST_VALUE = LazyPattern(r"(?i)^(?:sha(?:1|256|384|512)[-:]|md5[-:])")
 
 
 @cache

@@ -26,6 +26,8 @@ from types import MappingProxyType
 
 import regex
 
+from jitsec.kernel.lazy_regex import LazyPattern
+
 Judge = Callable[[str, str, str], bool]  # (value, text before it on its line, text after it) -> credential?
 
 # -- the vocabulary, in one place ---------------------------------------------------------------------
@@ -50,11 +52,11 @@ MARKERS = ("password", "passwd", "pswd", "example", "changeme", "change_me", "pl
 
 _LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "5": "s", "$": "s",
                        "7": "t", "+": "t"})
-_EDGE_NON_LETTERS = regex.compile(r"^[^A-Za-z]+|[^A-Za-z]+$")
+_EDGE_NON_LETTERS = LazyPattern(r"^[^A-Za-z]+|[^A-Za-z]+$")
 
 # -- shapes ---------------------------------------------------------------------------------------------
-_CHECKSUM_SHAPES = regex.compile(r"^(?:jit[a-z]*_[0-9A-Za-z]{46}|(?:gh[pousr]|npm)_[A-Za-z0-9]{36})$")
-_REFERENCE = regex.compile(
+_CHECKSUM_SHAPES = LazyPattern(r"^(?:jit[a-z]*_[0-9A-Za-z]{46}|(?:gh[pousr]|npm)_[A-Za-z0-9]{36})$")
+_REFERENCE = LazyPattern(
     r"""^(?:\$[A-Za-z_{(]|%[A-Za-z_][A-Za-z0-9_]*%$|@[A-Za-z_.]+@$|\#\{|\*[A-Za-z_]\w*$|![A-Za-z]+$|\[\[
     |&[A-Za-z_]\w*$|(?i:vault|secret|secretref|ssm|kms|awskms|gcpkms|azurekeyvault|env|file|op|sops|enc|arn):
     |ENC\(|(?i:os\.environ|os\.getenv|process\.env|System\.getenv|getenv|ENV\[|ENV\.fetch|settings\.|config\.)
@@ -62,50 +64,50 @@ _REFERENCE = regex.compile(
     |\{(?i:cipher|aes|des|enc|encrypted)\}|%[A-Za-z_]+\()""",
     regex.VERBOSE,
 )
-_CALL = regex.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\(.*\)$")
+_CALL = LazyPattern(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\(.*\)$")
 _SEGMENT = (r"_*(?:[a-z][a-z0-9_]*|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)*|[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)+"
             r"|[A-Z][A-Z0-9_]*)")
-_DOTTED = regex.compile(rf"^{_SEGMENT}(?:\.{_SEGMENT})+(?:\(\)?)?$")
-_IDENTIFIER = regex.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
-_EXPRESSION = regex.compile(r"^[A-Za-z_$][A-Za-z0-9_$.:]*$")
-_NAME_TOKEN = regex.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
-_VOWEL = regex.compile(r"[aeiouyAEIOUY]")
+_DOTTED = LazyPattern(rf"^{_SEGMENT}(?:\.{_SEGMENT})+(?:\(\)?)?$")
+_IDENTIFIER = LazyPattern(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_EXPRESSION = LazyPattern(r"^[A-Za-z_$][A-Za-z0-9_$.:]*$")
+_NAME_TOKEN = LazyPattern(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
+_VOWEL = LazyPattern(r"[aeiouyAEIOUY]")
 # A regular expression or an HTML-escaped text standing where a value would be.
-_PATTERN = regex.compile(r"\.\*|\.\+|\\[dswbDSW]|\{\d+(?:,\d*)?\}|\(\?")
-_MARKUP = regex.compile(r"&(?:quot|amp|lt|gt|apos|nbsp|#\d+|#x[0-9A-Fa-f]+);?")
-_PATH = regex.compile(
+_PATTERN = LazyPattern(r"\.\*|\.\+|\\[dswbDSW]|\{\d+(?:,\d*)?\}|\(\?")
+_MARKUP = LazyPattern(r"&(?:quot|amp|lt|gt|apos|nbsp|#\d+|#x[0-9A-Fa-f]+);?")
+_PATH = LazyPattern(
     r"^(?:~|\.\.?)?/[\w.@-]+(?:/[\w.@-]*)+$|^(?:~|\.\.?)/|^[A-Za-z]:\\|^\\\\"
     r"|(?i:\.(?:txt|pem|key|crt|cer|der|p12|pfx|jks|keystore|json|ya?ml|toml|ini|conf|cfg|properties|env|sh"
     r"|py|gpg|asc|pub|secret|pass|pwd|pw|log|xml|html?|js|php|rb|go|java|db|sqlite))$"
 )
-_URL = regex.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^(?i:www\.)")
-_EMAIL = regex.compile(r"^[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+_URL = LazyPattern(r"^[A-Za-z][A-Za-z0-9+.-]*://|^(?i:www\.)")
+_EMAIL = LazyPattern(r"^[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
                        r"|^[a-z0-9._%+-]+@[a-z][a-z0-9.-]*$")  # user@site: an anonymous FTP password
-_VERSION_OR_NUMBER = regex.compile(
+_VERSION_OR_NUMBER = LazyPattern(
     r"^(?:v?\d+(?:[._-]\d+)+(?:[-+.]?[A-Za-z][A-Za-z0-9.]*)?|\d+(?:\.\d+)?(?i:[a-z]{1,4})|#[0-9A-Fa-f]{3,8}"
     r"|0x[0-9A-Fa-f]+)$"
 )
-_PASSWORD_HASH = regex.compile(
+_PASSWORD_HASH = LazyPattern(
     r"""^(?:\$(?:2[abxy]?|1|5|6|7|y|gy|sha1|md5|apr1|argon2(?:id|i|d)|scrypt|pbkdf2(?:-sha\d+)?|[PH])\$
     |\{(?i:s?sha\d*|s?md5|crypt|pbkdf2[-\w]*|argon2|bcrypt|ssha\d+|smd5)\}
     |(?i:pbkdf2_sha\d+|bcrypt(?:_sha256)?|argon2|scrypt|sha1|md5|unsalted_\w+|crypt|sha256|sha512)\$
     |(?i:pbkdf2|scrypt)(?::|\$))""",
     regex.VERBOSE,
 )
-_HEX_DIGEST = regex.compile(r"^(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9a-f]{128}"
+_HEX_DIGEST = LazyPattern(r"^(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9a-f]{128}"
                             r"|[0-9A-F]{32}|[0-9A-F]{40}|[0-9A-F]{64}|[0-9A-F]{128})$")
-_BASE64 = regex.compile(r"^[A-Za-z0-9+/]+={0,2}$")
-_PROSE = regex.compile(r"(?:[A-Za-z]{2,} ){2,}[A-Za-z]{2,}")
-_SNAKE_WITH_DIGITS = regex.compile(r"^_*[a-z][a-z0-9]*(?:_[a-z0-9]+){2,}$")
-_FILLER_SEQUENCE = regex.compile(
+_BASE64 = LazyPattern(r"^[A-Za-z0-9+/]+={0,2}$")
+_PROSE = LazyPattern(r"(?:[A-Za-z]{2,} ){2,}[A-Za-z]{2,}")
+_SNAKE_WITH_DIGITS = LazyPattern(r"^_*[a-z][a-z0-9]*(?:_[a-z0-9]+){2,}$")
+_FILLER_SEQUENCE = LazyPattern(
     r"(?i)abcd|bcde|cdef|defg|efgh|fghi|ghij|hijk|ijkl|jklm|klmn|lmno|mnop|nopq|opqr|pqrs|qrst|rstu|stuv|"
     r"tuvw|uvwx|vwxy|wxyz|0123|1234|2345|3456|4567|5678|6789|qwer|asdf"
 )
-_SLUG = regex.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z][a-z0-9]*){2,}$")  # r2-secret-access-key: a name
-_PASSPHRASE = regex.compile(r"^[A-Za-z]{3,}(?:-[A-Za-z]{3,}){2,7}$")  # diceware words have 3+ letters
-_WORDS_JOINED = regex.compile(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)+$")
+_SLUG = LazyPattern(r"^[a-z][a-z0-9]*(?:[-_.][a-z][a-z0-9]*){2,}$")  # r2-secret-access-key: a name
+_PASSPHRASE = LazyPattern(r"^[A-Za-z]{3,}(?:-[A-Za-z]{3,}){2,7}$")  # diceware words have 3+ letters
+_WORDS_JOINED = LazyPattern(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)+$")
 # Before the value: a declaration or a call around it (its unquoted identifiers are code), a template.
-_CODE_BEFORE = regex.compile(
+_CODE_BEFORE = LazyPattern(
     r"(?:\(|\bself\.|\bthis\.|@Value\(|\b(?:const|let|var|val|final|private|public|protected|static|def|String|"
     r"string|char|auto|my|local|readonly|declare)\s+[\w$*]+\s*(?::=|==?|:)\s*$)"
 )

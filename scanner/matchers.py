@@ -22,9 +22,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import regex
 from jitsec.scanner.cache import default_cache_dir
 from jitsec.scanner.ruleset import Rule
+
+from jitsec.kernel.lazy_regex import LazyPattern
 
 try:  # Hyperscan is optional at run time: the pure-Python path gives the same results.
     import hyperscan
@@ -33,9 +34,12 @@ try:  # Hyperscan is optional at run time: the pure-Python path gives the same r
 except ImportError:  # pragma: no cover - exercised only where the wheel is missing
     _HAVE_HYPERSCAN = False
 
-_BOUNDED = regex.compile(r"(?<!\\)\{(\d+),(\d+)\}")
-_NAMED_GROUP = regex.compile(r"(?<!\\)\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
+_BOUNDED = LazyPattern(r"(?<!\\)\{(\d+),(\d+)\}")
+_NAMED_GROUP = LazyPattern(r"(?<!\\)\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
 _MAX_BOUND = 32
+# Bump when ``relax_bounds`` or the flags change: cached databases were built from the old patterns.
+PREFILTER_FORMAT = 2
+KEEP_DATABASES = 8  # compiled rule databases kept in the cache (a few MB each)
 WHOLE = -1  # a hit start meaning "the whole buffer" (rules without keywords on the Python path)
 Hit = tuple[int, int, int]
 # Base64 hides every keyword of a `Basic` credential, so the scheme name itself triggers decoding.
@@ -90,24 +94,36 @@ class KeywordIndex:
         keywords = sorted({k.encode("latin-1", "replace") for rule in rules for k in rule.keywords}
                           | {BASIC_TRIGGER})
         self._keywords = tuple(keywords)
+        self._use_hyperscan = use_hyperscan and bool(keywords) and _HAVE_HYPERSCAN
         self._database: hyperscan.Database | None = None
+        self._build_lock = threading.Lock()
         self._local = threading.local()
-        if use_hyperscan and keywords and _HAVE_HYPERSCAN:
-            self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self._database.compile(expressions=list(keywords), ids=list(range(len(keywords))),
-                                   elements=len(keywords), flags=hyperscan.HS_FLAG_CASELESS, literal=True)
+
+    def _hyperscan_database(self) -> hyperscan.Database | None:
+        """Compiled on first use: only a buffer with a marker line needs it, and compiling it costs a
+        pre-commit hook more than the scan of a typical commit."""
+        if self._use_hyperscan and self._database is None:
+            with self._build_lock:
+                if self._database is None:
+                    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+                    database.compile(expressions=list(self._keywords), ids=list(range(len(self._keywords))),
+                                     elements=len(self._keywords), flags=hyperscan.HS_FLAG_CASELESS,
+                                     literal=True)
+                    self._database = database
+        return self._database
 
     def positions(self, data: bytes) -> list[int]:
-        if self._database is not None:
+        database = self._hyperscan_database()
+        if database is not None:
             found: list[int] = []
             scratch = getattr(self._local, "scratch", None)
             if scratch is None:
-                scratch = self._local.scratch = hyperscan.Scratch(self._database)
+                scratch = self._local.scratch = hyperscan.Scratch(database)
 
             def on_match(index: int, start: int, end: int, flags: int, context: object) -> None:
                 found.append(end - len(self._keywords[index]))
 
-            self._database.scan(data, match_event_handler=on_match, scratch=scratch)
+            database.scan(data, match_event_handler=on_match, scratch=scratch)
             return found
         lowered = data.lower()
         result = []
@@ -157,16 +173,19 @@ class HyperscanMatcher:
 
     def _load_or_build(self, rules: Sequence[Rule], digest: str
                        ) -> tuple[hyperscan.Database | None, dict[int, int], list[int]]:
-        patterns = [relax_bounds(rule.hyperscan or rule.pattern.pattern).encode("utf-8") for rule in rules]
-        patterns.append(MARKER_LINE)
+        # The digest covers every rule's regex and Hyperscan override, the ids their order (a rule's
+        # position is its Hyperscan id), PREFILTER_FORMAT how patterns are derived from them: so the key
+        # is known without deriving 600 patterns, which only a cache miss needs.
         key = hashlib.sha256(
             # hyperscan's stubs (__init__.pyi) omit the __version__ its __init__.py defines
             json.dumps([digest, hyperscan.__version__,  # type: ignore[attr-defined]
-                        [p.hex() for p in patterns]]).encode()
+                        PREFILTER_FORMAT, MARKER_LINE.hex(), [rule.id for rule in rules]]).encode()
         ).hexdigest()[:24]
         cached = self._read_cache(key)
         if cached is not None:
             return cached
+        patterns = [relax_bounds(rule.hyperscan or rule.pattern.pattern).encode("utf-8") for rule in rules]
+        patterns.append(MARKER_LINE)
         compiled = dict.fromkeys(range(len(patterns)), hyperscan.HS_FLAG_MULTILINE)
         fallback: list[int] = []
         database: hyperscan.Database | None
@@ -205,8 +224,18 @@ class HyperscanMatcher:
                 _atomic_write(self.cache_dir / f"hs-{key}.db", hyperscan.dumpb(database))
             meta = {"compiled": {str(k): v for k, v in compiled.items()}, "fallback": fallback}
             _atomic_write(self.cache_dir / f"hs-{key}.json", json.dumps(meta).encode())
+            _prune(self.cache_dir, "hs-*.json", KEEP_DATABASES)
         except (OSError, hyperscan.error):
             pass
+
+
+def _prune(directory: Path, pattern: str, keep: int) -> None:
+    """Remove all but the ``keep`` newest cache entries (each rule change compiles a new database of a
+    few MB, and nothing else would ever remove the old ones)."""
+    entries = sorted(directory.glob(pattern), key=lambda path: path.stat().st_mtime, reverse=True)
+    for stale in entries[keep:]:
+        for path in (stale, stale.with_suffix(".db")):
+            path.unlink(missing_ok=True)
 
 
 def relax_bounds(pattern: str) -> str:

@@ -18,10 +18,11 @@ import regex
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.ruleset import Rule, RuleExample
 
+from jitsec.kernel.lazy_regex import LazyPattern
 from jitsec.kernel.records import StreamOrigin
 from jitsec.kernel.redaction import preview
 
-_TOKEN_LIKE = regex.compile(r"[A-Za-z0-9._~+/=-]+")
+_TOKEN_LIKE = LazyPattern(r"[A-Za-z0-9._~+/=-]+")
 
 
 @dataclass(frozen=True, slots=True)

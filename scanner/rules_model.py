@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import regex
 
+from jitsec.kernel.lazy_regex import LazyPattern
 from jitsec.kernel.records import Severity
 
 # The syntactic contexts every example is checked in (scanner.rule_examples wraps it in each).
@@ -41,50 +42,6 @@ class RuleExample:
     key: str = "token"
     text: str | None = None
     contexts: tuple[str, ...] = CONTEXTS
-
-
-class LazyPattern:
-    """A rule regex that compiles on first use.
-
-    Compiling 126 rules with ``regex`` takes ~35 ms, a tenth of a pre-commit hook, while a typical
-    commit gives candidates to a handful of rules. A pack is compiled whole the first time its exact
-    text is loaded (so errors still name pack, rule and field); later loads of the same text defer
-    each regex to its first candidate. ``pattern`` and ``flags`` are the source and the flags asked
-    for, never a compiled pattern's (which depend on the regex engine), so the rule-set digest is the
-    same whether or not anything was compiled. Compiling twice from two threads is harmless.
-    """
-
-    __slots__ = ("_compiled", "flags", "pattern")
-
-    def __init__(self, pattern: str, flags: int = 0) -> None:
-        self.pattern, self.flags = pattern, flags
-        self._compiled: regex.Pattern[str] | None = None
-
-    @property
-    def compiled(self) -> regex.Pattern[str]:
-        compiled = self._compiled
-        if compiled is None:
-            compiled = self._compiled = regex.compile(self.pattern, self.flags)
-        return compiled
-
-    @property
-    def groupindex(self) -> Mapping[str, int]:
-        return self.compiled.groupindex
-
-    def finditer(self, text: str, timeout: float | None = None) -> Iterator[regex.Match[str]]:
-        return self.compiled.finditer(text, timeout=timeout)
-
-    def search(self, text: str, timeout: float | None = None) -> regex.Match[str] | None:
-        return self.compiled.search(text, timeout=timeout)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LazyPattern) and (self.pattern, self.flags) == (other.pattern, other.flags)
-
-    def __hash__(self) -> int:
-        return hash((self.pattern, self.flags))
-
-    def __repr__(self) -> str:
-        return f"LazyPattern({self.pattern!r}, flags={self.flags})"
 
 
 RulePattern: TypeAlias = LazyPattern | regex.Pattern[str]

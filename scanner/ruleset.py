@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
 import regex
 from jitsec.scanner.cache import default_cache_dir
 from jitsec.scanner.judges import JUDGES
@@ -35,7 +36,7 @@ from jitsec.scanner.validators import VALIDATORS
 
 from jitsec.kernel.records import Severity
 
-_KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_KEBAB = LazyPattern(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _RULE_FIELDS = {
     "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "judge",
     "multiline", "hyperscan", "allowlist", "example", "counterexample",
@@ -149,7 +150,7 @@ def _parsed_cache(text: str) -> Path | None:
 
 def _read_cached(path: Path) -> dict[str, Any] | None:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = orjson.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
     return raw if isinstance(raw, dict) else None
@@ -224,8 +225,9 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
     hyperscan = entry.get("hyperscan")
     if hyperscan is not None and (not isinstance(hyperscan, str) or not hyperscan):
         raise fail("hyperscan", "must be a non-empty pattern string")
-    examples = _examples(entry.get("example"), "example", fail)
-    counterexamples = _examples(entry.get("counterexample"), "counterexample", fail)
+    read_examples = _examples if compile_now else _trusted_examples
+    examples = read_examples(entry.get("example"), "example", fail)
+    counterexamples = read_examples(entry.get("counterexample"), "counterexample", fail)
     return Rule(
         id=rule_id,
         pack=pack,
@@ -291,6 +293,18 @@ def _allowlist(raw: Any, fail: Any, compile_now: bool = True) -> Allowlist:
                     for p in _strings(raw, "context", fail))
     stopwords = tuple(word.lower() for word in _strings(raw, "stopwords", fail))
     return Allowlist(regexes=regexes, stopwords=stopwords, context=context)
+
+
+def _trusted_examples(raw: Any, name: str, fail: Any) -> tuple[RuleExample, ...]:
+    """Examples of a pack text that passed ``_examples`` when it was cached: only rebuilt (checking
+    each again was a third of a pre-commit hook's start-up)."""
+    if not isinstance(raw, list):
+        raise fail(name, f"needs at least one [[rule.{name}]]")
+    return tuple(
+        RuleExample(secret=item.get("secret"), key=item.get("key", "token"), text=item.get("text"),
+                    contexts=tuple(item.get("contexts", CONTEXTS)))
+        for item in raw
+    )
 
 
 def _examples(raw: Any, name: str, fail: Any) -> tuple[RuleExample, ...]:

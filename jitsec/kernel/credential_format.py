@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-import regex
+from jitsec.kernel.lazy_regex import LazyPattern
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BODY_LENGTH = 40
 CHECK_LENGTH = 6
 
 # Prefixes are lowercase ASCII letters starting with "jit", then one underscore.
-_SHAPE = regex.compile(r"(?P<prefix>jit[a-z]*_)(?P<body>[0-9A-Za-z]{40})(?P<check>[0-9A-Za-z]{6})")
+_SHAPE = LazyPattern(r"(?P<prefix>jit[a-z]*_)(?P<body>[0-9A-Za-z]{40})(?P<check>[0-9A-Za-z]{6})")
 
 
 class CredentialKind(Enum):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import regex
+from jitsec.kernel.lazy_regex import LazyPattern
 
-_KNOWN_PREFIX = regex.compile(r"^[A-Za-z]{2,12}[_-]")
+_KNOWN_PREFIX = LazyPattern(r"^[A-Za-z]{2,12}[_-]")
 REDACTION = "…"
 
 
