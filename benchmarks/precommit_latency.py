@@ -1,10 +1,17 @@
-"""Pre-commit hook latency on a typical commit: ``jitsec hook pre-commit`` against ``detect-secrets-hook``.
+"""Pre-commit hook latency on a typical commit: ``jitsec hook pre-commit`` against gitleaks and
+``detect-secrets-hook``, side by side in one run.
 
 Builds a seeded repository (``--files`` source files of a few hundred lines), stages a typical change
 (``--changed`` files edited, ``--added-lines`` lines added in all, one new file), then runs each hook
-``--runs`` times the way git does (a fresh process per commit) and prints p50/p90 wall time. Both
-hooks see the same staged files: jitsec reads the staged diff itself; detect-secrets-hook is given the
-staged file names, as the pre-commit framework passes them.
+``--runs`` times the way git does (a fresh process per commit), the tools taking turns run by run so
+that a busy machine slows them alike, and prints p50/p90 wall time and jitsec's p50 as a multiple of
+each peer's. All hooks see the same staged changes: jitsec and gitleaks (``git --pre-commit
+--staged``) read the staged diff themselves; detect-secrets-hook is given the staged file names, as
+the pre-commit framework passes them.
+
+gitleaks is taken from PATH or ``$(go env GOPATH)/bin``; when missing it is built from its Go module
+with the Go toolchain (``--no-build`` to skip); when neither works its row is skipped with a line
+saying why. jitsec's modules are byte-compiled first, as an installed package's are.
 
 Run:  python -m benchmarks.precommit_latency [--runs 21]
 """
@@ -69,15 +76,59 @@ def stage_typical_change(
     return [*touched, new]
 
 
-def measure(command: list[str], repo: Path, env: dict[str, str], runs: int) -> tuple[list[float], int]:
-    times = []
-    code = 0
+def timed(command: list[str], repo: Path, env: dict[str, str]) -> tuple[float, int]:
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, check=False)
+    return time.perf_counter() - started, result.returncode
+
+
+def measure_in_turns(
+    commands: dict[str, list[str]], repo: Path, env: dict[str, str], runs: int
+) -> dict[str, tuple[list[float], int]]:
+    """``runs`` timings per command, the commands taking turns; one untimed warm-up each first."""
+    for command in commands.values():
+        timed(command, repo, env)
+    results: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in commands}
     for _ in range(runs):
-        started = time.perf_counter()
-        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, check=False)
-        times.append(time.perf_counter() - started)
-        code = result.returncode
-    return times, code
+        for name, command in commands.items():
+            elapsed, code = timed(command, repo, env)
+            results[name][0].append(elapsed)
+            results[name] = (results[name][0], code)
+    return results
+
+
+GITLEAKS_MODULE = "github.com/zricethezav/gitleaks/v8@latest"
+
+
+def find_gitleaks(build: bool) -> tuple[str | None, str]:
+    """The gitleaks binary and how it was found, or None and why not."""
+    found = shutil.which("gitleaks")
+    if found:
+        return found, "from PATH"
+    go = shutil.which("go")
+    if go is None:
+        return None, "gitleaks is not on PATH and there is no Go toolchain to build it"
+    gopath = subprocess.run([go, "env", "GOPATH"], capture_output=True, text=True, check=False).stdout.strip()
+    candidate = Path(gopath or Path.home() / "go") / "bin" / "gitleaks"
+    if candidate.is_file():
+        return str(candidate), f"from {candidate.parent}"
+    if not build:
+        return None, "gitleaks not found (--no-build given)"
+    print(f"building gitleaks: go install {GITLEAKS_MODULE} ...", flush=True)
+    result = subprocess.run([go, "install", GITLEAKS_MODULE], capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not candidate.is_file():
+        return None, f"building gitleaks failed: {result.stderr.strip()[-300:]}"
+    return str(candidate), f"built with go install into {candidate.parent}"
+
+
+def byte_compile_jitsec() -> None:
+    """Write jitsec's bytecode as an install does (a source tree run with PYTHONDONTWRITEBYTECODE
+    would otherwise compile every module on every run, which no installed hook does)."""
+    import jitsec  # noqa: PLC0415 - only to locate the package
+
+    for root in {Path(path).resolve() for path in jitsec.__path__}:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(root.parent)], check=False,
+                       capture_output=True)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -102,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changed", type=int, default=5)
     parser.add_argument("--added-lines", type=int, default=120)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--no-build", action="store_true", help="Do not build gitleaks when it is missing.")
     args = parser.parse_args(argv)
 
     env = {**os.environ, **GIT_ENV, "JITSEC_FINGERPRINT_KEY": "44" * 32}
     jitsec = installed_script("jitsec") or "jitsec"
     detect_secrets_hook = installed_script("detect-secrets-hook")
+    gitleaks, gitleaks_how = find_gitleaks(build=not args.no_build)
+    byte_compile_jitsec()
     with tempfile.TemporaryDirectory(prefix="jitsec-hook-bench-") as tmp:
         repo = Path(tmp) / "repo"
         build_repository(repo, files=args.files, lines=args.lines, seed=args.seed, env=env)
@@ -118,17 +172,26 @@ def main(argv: list[str] | None = None) -> int:
         added = sum(int(value) for value in diff[0::3])
         size = sum((repo / name).stat().st_size for name in staged)
         print(f"typical commit: {len(staged)} files staged ({size / 1e3:.0f} kB), {added} lines added; "
-              f"{args.runs} runs each, fresh process per run")
-        measure([jitsec, "hook", "pre-commit"], repo, env, 1)  # warm: compiled rules land in the cache
-        rows = [("jitsec hook pre-commit", *measure([jitsec, "hook", "pre-commit"], repo, env, args.runs))]
+              f"{args.runs} runs each, fresh process per run, tools taking turns")
+        commands = {"jitsec hook pre-commit": [jitsec, "hook", "pre-commit"]}
+        if gitleaks is not None:
+            commands["gitleaks git --pre-commit --staged"] = [
+                gitleaks, "git", "--pre-commit", "--staged", "--no-banner", "--log-level", "error", "."]
         if detect_secrets_hook is not None:
-            command = [detect_secrets_hook, *staged]
-            measure(command, repo, env, 1)
-            rows.append(("detect-secrets-hook FILES", *measure(command, repo, env, args.runs)))
-        for name, times, code in rows:
+            commands["detect-secrets-hook FILES"] = [detect_secrets_hook, *staged]
+        results = measure_in_turns(commands, repo, env, args.runs)
+        for name, (times, code) in results.items():
             p50, p90 = percentile(times, 50) * 1000, percentile(times, 90) * 1000
-            print(f"{name:28s} p50 {p50:6.0f} ms  p90 {p90:6.0f} ms"
+            print(f"{name:36s} p50 {p50:6.0f} ms  p90 {p90:6.0f} ms"
                   f"  mean {statistics.fmean(times) * 1000:6.0f} ms  (exit {code})")
+        ours = percentile(results["jitsec hook pre-commit"][0], 50)
+        for name, (times, _) in results.items():
+            if name != "jitsec hook pre-commit":
+                print(f"jitsec p50 / {name.split()[0]} p50 = {ours / percentile(times, 50):.2f}x")
+        if gitleaks is None:
+            print(f"gitleaks skipped: {gitleaks_how}")
+        else:
+            print(f"gitleaks {gitleaks_how}")
     return 0
 
 

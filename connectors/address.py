@@ -72,13 +72,15 @@ def open_source(
     if address.startswith(KAFKA_PREFIX):
         if parse_qs(urlsplit(address).query).get("client") == ["confluent"]:  # the jitsec[confluent] extra
             opener = _optional_opener("jitsec.connectors.sources.kafka_confluent", "open_kafka_source",
-                                      "Kafka client=confluent (pip install 'jitsec[confluent]')")
+                                      "Kafka client=confluent", "confluent")
         else:
-            opener = _optional_opener("jitsec.connectors.sources.kafka", "open_kafka_source", "Kafka")
+            opener = _optional_opener(
+                "jitsec.connectors.sources.kafka", "open_kafka_source", "Kafka", "streams"
+            )
         return opener(address, follow=follow)
     if address.startswith(ELASTICSEARCH_PREFIX):
         opener = _optional_opener(
-            "jitsec.connectors.sources.elasticsearch", "open_elasticsearch_source", "Elasticsearch"
+            "jitsec.connectors.sources.elasticsearch", "open_elasticsearch_source", "Elasticsearch", "streams"
         )
         return opener(address, follow=follow, checkpoint_dir=checkpoint_dir)
     if address == "-":
@@ -123,10 +125,14 @@ def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_en
     return TailSource(path, follow=follow, checkpoints=checkpoints, from_end=from_end)
 
 
-def _optional_opener(module_name: str, attribute: str, system: str) -> Callable[..., Source]:
+def _optional_opener(module_name: str, attribute: str, system: str, extra: str) -> Callable[..., Source]:
+    """The opener of a source whose client library comes with the ``extra`` of the package."""
     try:
         module = importlib.import_module(module_name)
         opener: Callable[..., Source] = getattr(module, attribute)
     except (ImportError, AttributeError) as exc:
-        raise SourceAddressError(f"{system} sources are not available in this installation ({exc})") from exc
+        raise SourceAddressError(
+            f"{system} sources are not available in this installation ({exc}): "
+            f"pip install 'jitsec[{extra}]'"
+        ) from exc
     return opener

@@ -7,10 +7,11 @@ does not pay for the broker's web framework.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
-from jitsec import __version__
+import jitsec
 
 # name -> ("module:attribute" of a click command or group, its one-line summary). Each area adds its
 # own line. The summary is the command's short help: `jitsec --help` lists every command without
@@ -66,7 +67,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     from jitsec.scanner.ruleset import load_ruleset  # noqa: PLC0415 - only --version pays for loading rules
 
     ruleset = load_ruleset()
-    click.echo(f"jitsec {__version__} (rules {ruleset.digest}: {len(ruleset.rules)} default rules)")
+    click.echo(f"jitsec {jitsec.__version__} (rules {ruleset.digest}: {len(ruleset.rules)} default rules)")
     ctx.exit()
 
 
@@ -81,3 +82,35 @@ def main() -> None:
     Broker:  jitsec broker init / serve   issue per-task, short-lived credentials
     Loop:    jitsec demo                  leak a credential and watch it die
     """
+
+
+# The extra that provides each optional module (pyproject.toml's [project.optional-dependencies]).
+EXTRA_OF_MODULE = {
+    "fastapi": "broker", "starlette": "broker", "pydantic": "broker", "uvicorn": "broker",
+    "psycopg": "postgres",
+    "kafka": "streams", "crc32c": "streams", "elasticsearch": "streams", "elastic_transport": "streams",
+    "confluent_kafka": "confluent",
+}  # fmt: skip
+
+
+def missing_extra_message(error: ModuleNotFoundError) -> str | None:
+    """What to install when ``error`` is an optional dependency that is not installed, else None."""
+    top = (error.name or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return (f"jitsec: this needs the optional {extra!r} dependencies ({top} is not installed): "
+            f"pip install 'jitsec[{extra}]'")
+
+
+def run() -> None:
+    """The console script: ``main``, with a missing optional dependency reported as what to install
+    (exit 2) rather than a traceback."""
+    try:
+        main()
+    except ModuleNotFoundError as error:
+        message = missing_extra_message(error)
+        if message is None:
+            raise
+        click.echo(message, err=True)
+        sys.exit(2)

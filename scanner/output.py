@@ -12,7 +12,7 @@ from typing import Any, Literal, TextIO
 
 from jitsec.scanner.ruleset import Rule, RuleSet
 
-from jitsec import __version__
+import jitsec
 from jitsec.kernel.records import Finding, Severity, describe_origin
 from jitsec.kernel.redaction import printable
 
@@ -69,8 +69,8 @@ class FindingWriter:
 
     def close(self, summary: dict[str, Any]) -> None:
         if self.fmt == "json":
-            document = {"version": __version__, "rules_digest": self.ruleset.digest, "summary": summary,
-                        "findings": [finding_row(f) for f in self._held]}
+            document = {"version": jitsec.__version__, "rules_digest": self.ruleset.digest,
+                        "summary": summary, "findings": [finding_row(f) for f in self._held]}
             json.dump(document, self.stream, indent=2)
             self.stream.write("\n")
         elif self.fmt == "sarif":
@@ -100,8 +100,8 @@ def sarif_document(findings: Sequence[Finding], ruleset: RuleSet) -> dict[str, A
         "runs": [{
             "tool": {"driver": {
                 "name": "jitsec",
-                "version": __version__,
-                "semanticVersion": __version__,
+                "version": jitsec.__version__,
+                "semanticVersion": jitsec.__version__,
                 "properties": {"rulesDigest": ruleset.digest},
                 "rules": [_sarif_rule(rule_id, rules.get(rule_id)) for rule_id in used],
             }},

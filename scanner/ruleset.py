@@ -173,8 +173,10 @@ def parse_pack(raw: dict[str, Any], label: str, *, compile_now: bool = True) -> 
     raw_rules = raw.get("rule", [])
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RuleError(name, None, "rule", "a pack needs at least one [[rule]]")
-    rules = [compile_rule(entry, name, index, compile_now=compile_now)
-             for index, entry in enumerate(raw_rules)]
+    if compile_now:
+        rules = [compile_rule(entry, name, index) for index, entry in enumerate(raw_rules)]
+    else:
+        rules = [_trusted_rule(entry, name) for entry in raw_rules]
     ids = [rule.id for rule in rules]
     for rule_id in ids:
         if ids.count(rule_id) > 1:
@@ -225,9 +227,8 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
     hyperscan = entry.get("hyperscan")
     if hyperscan is not None and (not isinstance(hyperscan, str) or not hyperscan):
         raise fail("hyperscan", "must be a non-empty pattern string")
-    read_examples = _examples if compile_now else _trusted_examples
-    examples = read_examples(entry.get("example"), "example", fail)
-    counterexamples = read_examples(entry.get("counterexample"), "counterexample", fail)
+    examples = _examples(entry.get("example"), "example", fail)
+    counterexamples = _examples(entry.get("counterexample"), "counterexample", fail)
     return Rule(
         id=rule_id,
         pack=pack,
@@ -245,6 +246,40 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
         examples=examples,
         counterexamples=counterexamples,
     )
+
+
+def _trusted_rule(entry: dict[str, Any], pack: str) -> Rule:
+    """The rule of a cached pack entry, which passed ``compile_rule`` when it was cached: only
+    rebuilt, with its regexes left to compile on first use (checking every field of every rule again
+    was most of a pre-commit hook's start-up). A cache entry of the wrong shape raises RuleError and
+    the pack is read from its text instead."""
+    try:
+        allow = entry.get("allowlist") or {}
+        entropy = entry.get("entropy")
+        return Rule(
+            id=entry["id"],
+            pack=pack,
+            description=entry["description"],
+            pattern=LazyPattern(entry["regex"], regex.ASCII | regex.MULTILINE),
+            keywords=tuple(k.lower() for k in entry["keywords"]),
+            severity=Severity(entry["severity"]),
+            tags=tuple(entry.get("tags", ())),
+            entropy=float(entropy) if entropy is not None else None,
+            validator=entry.get("validator"),
+            judge=entry.get("judge"),
+            multiline=entry.get("multiline", False),
+            hyperscan=entry.get("hyperscan"),
+            allowlist=Allowlist(
+                regexes=tuple(LazyPattern(p) for p in allow.get("regexes", ())),
+                stopwords=tuple(word.lower() for word in allow.get("stopwords", ())),
+                context=tuple(LazyPattern(p) for p in allow.get("context", ())),
+            ) if allow else Allowlist(),
+            examples=_trusted_examples(entry["example"]),
+            counterexamples=_trusted_examples(entry["counterexample"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise RuleError(pack, str(entry.get("id")) if isinstance(entry, dict) else None, None,
+                        f"damaged cache entry: {error}") from None
 
 
 def _string(entry: dict[str, Any], name: str, fail: Any, *, required: bool = False) -> str:
@@ -295,11 +330,8 @@ def _allowlist(raw: Any, fail: Any, compile_now: bool = True) -> Allowlist:
     return Allowlist(regexes=regexes, stopwords=stopwords, context=context)
 
 
-def _trusted_examples(raw: Any, name: str, fail: Any) -> tuple[RuleExample, ...]:
-    """Examples of a pack text that passed ``_examples`` when it was cached: only rebuilt (checking
-    each again was a third of a pre-commit hook's start-up)."""
-    if not isinstance(raw, list):
-        raise fail(name, f"needs at least one [[rule.{name}]]")
+def _trusted_examples(raw: list[dict[str, Any]]) -> tuple[RuleExample, ...]:
+    """Examples of a cached pack entry (see ``_trusted_rule``)."""
     return tuple(
         RuleExample(secret=item.get("secret"), key=item.get("key", "token"), text=item.get("text"),
                     contexts=tuple(item.get("contexts", CONTEXTS)))

@@ -21,6 +21,14 @@ from jitsec.broker.errors import BrokerError, ConfigError
 from jitsec.broker.store.base import Store
 from jitsec.broker.store.registry import open_store
 
+
+class CommandError(click.ClickException):
+    """Bad input or a broker that cannot do what was asked: exit 2 (1 means "found something":
+    a tampered audit chain)."""
+
+    exit_code = 2
+
+
 CONFIG = click.option(
     "--config",
     "config_path",
@@ -34,7 +42,7 @@ def _load(config_path: str) -> BrokerConfig:
     try:
         return load_config(config_path)
     except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+        raise CommandError(str(error)) from None
 
 
 @click.group("broker")
@@ -50,13 +58,22 @@ def broker_group() -> None:
 @click.option("--postgres", "postgres_dsn", default=None, metavar="DSN",
               help="configure the PostgreSQL engine with this admin DSN (docs/postgres.md)")
 def init(config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None) -> None:
-    """Write a config with fresh principal keys (printed ONCE, stored only as hashes)."""
+    """Write a config with fresh principal keys (printed ONCE, stored only as hashes).
+
+    \b
+    Examples:
+      jitsec broker init --config broker.toml              SQLite store beside the config
+      jitsec broker init --config broker.toml --json       keys as JSON, for a secret manager
+      jitsec broker init --config broker.toml --postgres postgresql://admin@db/app
+    \b
+    Exit status: 0 written, 2 refused (the file exists without --force, a bad store URL).
+    """
     try:
         from jitsec.broker.bootstrap import init_config  # noqa: PLC0415 - the web stack, on use
 
         done = init_config(config_path, store=store, force=force, postgres=postgres_dsn)
     except (FileExistsError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+        raise CommandError(str(error)) from None
     if as_json:
         click.echo(done.as_json())
         return
@@ -74,7 +91,15 @@ def init(config_path: str, store: str | None, as_json: bool, force: bool, postgr
 @click.option("--workers", type=int, default=None, help="worker processes (default: [server].workers)")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: str, host: str | None, port: int | None, workers: int | None, log_level: str) -> None:
-    """Run the HTTP API (HTTPS when [server] names a certificate); the reaper runs inside."""
+    """Run the HTTP API (HTTPS when [server] names a certificate); the reaper runs inside.
+
+    \b
+    Examples:
+      jitsec broker serve --config broker.toml
+      jitsec broker serve --config broker.toml --host 0.0.0.0 --port 8470 --workers 4
+    \b
+    Exit status: 0 after SIGTERM or Ctrl-C, 2 for a bad config; needs `pip install 'jitsec[broker]'`.
+    """
     from jitsec.broker.server import serve as run_server  # noqa: PLC0415 - the web stack, on use
 
     run_server(_load(config_path), config_path, host=host, port=port, workers=workers, log_level=log_level)
@@ -86,7 +111,15 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
 @click.option("--reason", default="", help="recorded in the audit")
 @click.option("--release", is_flag=True, help="lift the quarantine instead")
 def quarantine(config_path: str, agent: str, reason: str, release: bool) -> None:
-    """Revoke everything AGENT holds and refuse it new tasks (or --release it)."""
+    """Revoke everything AGENT holds and refuse it new tasks (or --release it).
+
+    \b
+    Examples:
+      jitsec broker quarantine --config broker.toml agent-7 --reason "prompt injection seen"
+      jitsec broker quarantine --config broker.toml agent-7 --release
+    \b
+    Exit status: 0 done, 2 for a bad config or an error from the store.
+    """
     from jitsec.broker.runtime import build_broker  # noqa: PLC0415 - the web stack, on use
 
     broker = build_broker(_load(config_path))
@@ -102,7 +135,7 @@ def quarantine(config_path: str, agent: str, reason: str, release: bool) -> None
             f"{len(results)} lease(s) revoked or in revocation"
         )
     except BrokerError as error:
-        raise click.ClickException(str(error)) from None
+        raise CommandError(str(error)) from None
     finally:
         broker.close()
 
@@ -122,7 +155,14 @@ def _open_store(config_path: str) -> tuple[BrokerConfig, Store]:
 @audit_group.command("verify")
 @CONFIG
 def verify(config_path: str) -> None:
-    """Check the hash chain; name every record edited, deleted, inserted or reordered (exit 1 if any)."""
+    """Check the hash chain; name every record edited, deleted, inserted or reordered.
+
+    \b
+    Example:
+      jitsec audit verify --config broker.toml
+    \b
+    Exit status: 0 intact, 1 tampered (each problem on stderr), 2 for a bad config.
+    """
     config, store = _open_store(config_path)
     with closing(store):
         result = check_chain(config.audit_key, iter_records(store))
@@ -139,7 +179,15 @@ def verify(config_path: str) -> None:
 @click.option("--output", "-o", type=click.File("w"), default="-", help="JSON lines file (default stdout)")
 @click.option("--after-seq", type=int, default=0, help="only records after this sequence number")
 def export(config_path: str, output: TextIO, after_seq: int) -> None:
-    """Write the audit records as JSON lines (with their chain hashes)."""
+    """Write the audit records as JSON lines (with their chain hashes).
+
+    \b
+    Examples:
+      jitsec audit export --config broker.toml -o audit.jsonl
+      jitsec audit export --config broker.toml --after-seq 5000 | jq .kind
+    \b
+    Exit status: 0 written, 2 for a bad config.
+    """
     _, store = _open_store(config_path)
     count = 0
     with closing(store):

@@ -147,7 +147,17 @@ def conformance(  # noqa: PLR0917 - one parameter per option, as click passes th
     memory_dump: str,
     print_policy: bool,
 ) -> None:
-    """Run AG-304's tests 8.1-8.7 against the broker at URL; write Markdown, HTML and JSON reports."""
+    """Run AG-304's tests 8.1-8.7 against the broker at URL; write Markdown, HTML and JSON reports.
+
+    \b
+    Examples:
+      jitsec conformance --print-policy                          the policy entry the suite needs
+      JITSEC_ADMIN_KEY=… jitsec conformance --broker https://broker:8470 --config broker.toml
+      jitsec conformance --broker URL --config broker.toml --postgres DSN --only 8.1 --only 8.7
+    \b
+    Exit status: 0 every test passed, 1 a test failed (the report says which and why), 2 the suite
+    could not run (bad settings, broker unreachable).
+    """
     if print_policy:
         click.echo(policy_snippet(agent_prefix, _database_of(postgres_dsn)), nl=False)
         return

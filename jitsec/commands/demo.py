@@ -139,8 +139,15 @@ def demo(as_json: bool, keep: Path | None, timeout: float, engine: EngineName) -
 
     Starts a broker (SQLite, token engine) on loopback, runs an agent task that obtains a token and
     writes it into a log file, tails that file with the scanner, and shows the incident, the audit
-    trail and the leak-to-revocation latency. Needs no external service. Exit status 1 if the token
-    was not revoked.
+    trail and the leak-to-revocation latency. Needs no external service.
+
+    \b
+    Examples:
+      jitsec demo                        the story, step by step
+      jitsec demo --json | jq .latency_ms
+      jitsec demo --keep ./demo          keep the log, the broker's database and the spools
+    \b
+    Exit status: 0 revoked, 1 the token was not revoked in time.
     """
     logging.basicConfig(level=logging.ERROR)
     console = Console(stderr=as_json, emoji=False)

@@ -235,7 +235,7 @@ def hook() -> None:
     """Git hooks: block commits and pushes that add secrets."""
 
 
-def _help(summary: str, what: str) -> str:
+def _help(summary: str, what: str, examples: str) -> str:
     """Help text for a hook; the leak-response part is shared (click cannot format a docstring)."""
     return (
         f"{summary}\n\n"
@@ -243,14 +243,20 @@ def _help(summary: str, what: str) -> str:
         "only), a live broker-issued credential found here is revoked before the hook exits, and the "
         "message says per finding: revoked, already dead, unknown to the broker, or waiting in the leak "
         f"outbox (broker unreachable; the {what} is blocked all the same). --alert sends incidents to "
-        "sinks. These options are those of `jitsec scan`."
+        "sinks. These options are those of `jitsec scan`.\n\n"
+        f"\b\nExamples:\n{examples}\n\n"
+        f"\b\nExit status: 0 clean, 1 a finding (the {what} is blocked), 2 could not scan."
     )
 
 
 @hook.command(
     name="pre-commit",
     help=_help("Scan the lines added by the staged changes; exit 1 (blocking the commit) on a finding.",
-               "commit"),
+               "commit",
+               "  jitsec hook pre-commit                            what git runs before each commit\n"
+               "  jitsec hook pre-commit --baseline .jitsec.baseline  accepted findings pass\n"
+               "  pre-commit install                                with the jitsec hook in "
+               ".pre-commit-config.yaml"),
 )  # fmt: skip
 @rules_option
 @baseline_option
@@ -275,7 +281,9 @@ def pre_commit(rules: tuple[Path, ...], baselines: tuple[Path, ...], response: R
     help=_help("Scan the lines added by the commits being pushed; exit 1 (blocking the push) on a "
                "finding.\n\nGit runs it as `pre-push REMOTE URL` with one `LOCAL_REF LOCAL_ID "
                "REMOTE_REF REMOTE_ID` line per pushed ref on stdin; under the pre-commit framework "
-               "the range comes from its environment.", "push"),
+               "the range comes from its environment.", "push",
+               "  jitsec hook pre-push origin git@example.org:app.git < refs   as git runs it\n"
+               "  jitsec hook pre-push --from-ref origin/main --to-ref HEAD   one range, by hand"),
 )  # fmt: skip
 @click.argument("remote", required=False)
 @click.argument("url", required=False)

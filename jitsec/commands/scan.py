@@ -242,6 +242,8 @@ def baseline_create(  # noqa: PLR0917 - click passes options positionally by nam
     Examples:
       jitsec baseline create .                       writes .jitsec.baseline
       jitsec scan --baseline .jitsec.baseline .      then only new findings fail
+    \b
+    Exit status: 0 written (whatever was found), 2 could not scan or write.
     """
     settings = replace(_settings(rule_files, no_default_rules, gitleaks_config, engine, baselines),
                        drop_accepted=False)  # a new baseline keeps what the old ones accepted
@@ -317,7 +319,16 @@ def rules_check(packs: tuple[Path, ...], engine: str) -> None:
 def rules_list(
     rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
                as_json: bool) -> None:
-    """List the loaded rules and the rule-set digest stamped on findings and alerts."""
+    """List the loaded rules and the rule-set digest stamped on findings and alerts.
+
+    \b
+    Examples:
+      jitsec rules list                              a table of the default rules
+      jitsec rules list --json | jq '.rules | length'
+      jitsec rules list --rules mine.toml --no-default-rules
+    \b
+    Exit status: 0 listed, 2 a pack does not load (the message names pack, rule and field).
+    """
     ruleset = _load_rules(_settings(rule_files, no_default_rules, gitleaks_config, engine).rules)
     rows = [{"id": r.id, "pack": r.pack, "severity": r.severity.value, "validator": r.validator,
              "keywords": list(r.keywords), "description": r.description} for r in ruleset.rules]

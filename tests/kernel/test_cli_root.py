@@ -25,6 +25,34 @@ def test_every_registered_command_loads_and_explains_itself(name: str) -> None:
     assert "Usage:" in result.output
 
 
+def _leaf_commands() -> list[tuple[str, ...]]:
+    import click  # noqa: PLC0415
+
+    context = click.Context(main)
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        if isinstance(command, click.Group):
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                assert sub is not None
+                walk(sub, (*path, name))
+        else:
+            found.append(path)
+
+    walk(main, ())
+    return found
+
+
+@pytest.mark.parametrize("path", _leaf_commands(), ids=" ".join)
+def test_every_command_help_teaches_with_examples_and_exit_status(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output, f"`jitsec {' '.join(path)} --help` has no example"
+    assert any(words in result.output for words in ("Exit status", "Exit code")), (
+        f"`jitsec {' '.join(path)} --help` does not say its exit status")
+
+
 def test_python_dash_m_runs_the_same_cli() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "jitsec", "--help"], capture_output=True, text=True, check=False, timeout=60

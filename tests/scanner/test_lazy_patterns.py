@@ -57,7 +57,8 @@ def test_an_edited_pack_is_compiled_whole_again(sample_pack: Path, cache_home: P
 def test_a_damaged_cache_entry_is_read_past(sample_pack: Path, cache_home: Path) -> None:
     first = load_ruleset([sample_pack], include_default=False)
     (entry,) = (cache_home / "parsed-packs").iterdir()
-    for damage in ("{not json", '{"pack": {"name": "Not Kebab"}, "rule": []}'):
+    for damage in ("{not json", '{"pack": {"name": "Not Kebab"}, "rule": []}',
+                   '{"pack": {"name": "sample"}, "rule": [{"id": "half-a-rule"}]}', "[]"):
         entry.write_text(damage)
         again = load_ruleset([sample_pack], include_default=False)
         assert again.digest == first.digest and all(compiled(again))  # read from the TOML, validated
@@ -78,3 +79,11 @@ def test_lazy_patterns_compare_by_source_and_flags() -> None:
     assert LazyPattern("a+", 2) == LazyPattern("a+", 2) != LazyPattern("a+", 0)
     assert hash(LazyPattern("a+", 2)) == hash(LazyPattern("a+", 2))
     assert LazyPattern(r"(?P<secret>b+)").search("abbb")["secret"] == "bbb"
+
+
+def test_every_default_pack_rebuilt_from_the_cache_equals_the_validated_pack(cache_home: Path) -> None:
+    validated = load_ruleset()
+    cached = load_ruleset()
+    assert not any(compiled(cached))
+    assert cached.rules == validated.rules  # every field, examples included
+    assert cached.digest == validated.digest
