@@ -117,6 +117,25 @@ def _progress_bar(enabled: bool | None, total: int) -> Iterator[Callable[[int], 
         yield lambda size: bar.advance(task, size)
 
 
+class _CurrentStdout:
+    """Standard output as it is at each write: while the progress bar is drawn, rich replaces
+    ``sys.stdout`` with a proxy that prints above the bar (a stream taken before would write onto the
+    bar's line)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
 def _stderr_console() -> Any:
     from rich.console import Console  # noqa: PLC0415
 
@@ -192,7 +211,7 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
                          response if response.enabled else None)
     ruleset = _load_rules(settings.rules)
     try:
-        target: Any = open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout)  # noqa: SIM115
+        target: Any = open(output, "w", encoding="utf-8") if output else nullcontext(_CurrentStdout())  # noqa: SIM115
     except OSError as error:
         raise _fail(f"cannot write {output}: {error.strerror or error}") from None
     with target as stream:
