@@ -291,11 +291,19 @@ def _server(source: str, table: dict[str, Any], base_dir: Path | None) -> Server
 
 
 def _leaks(source: str, table: dict[str, Any]) -> LeakSettings:
-    """``[leaks] on_leak = "lease" | "task" | "agent"``: what a leaked live credential costs by default."""
+    """``[leaks] on_leak = "lease" | "task" | "agent"``: what a leaked live credential costs (and the
+    most a scanner may ask for); ``budget`` leases a principal's reports may revoke per
+    ``budget_window_seconds`` (0: no cap)."""
     reader = _Reader(source, "leaks", table)
-    on_leak = reader.get("on_leak", str, LeakScope.LEASE.value)
+    defaults = LeakSettings()
+    on_leak = reader.get("on_leak", str, defaults.default_scope.value)
+    budget = reader.get("budget", int, defaults.budget)
+    window = reader.positive("budget_window_seconds", defaults.budget_window_seconds)
     reader.done()
+    if budget < 0:
+        raise reader.error("budget", "must be 0 (no cap) or a positive number of leases")
     try:
-        return LeakSettings(default_scope=LeakScope(on_leak))
+        scope = LeakScope(on_leak)
     except ValueError:
         raise reader.error("on_leak", "must be one of lease, task, agent") from None
+    return LeakSettings(default_scope=scope, budget=budget, budget_window_seconds=float(window))

@@ -5,12 +5,15 @@ wire records; this module is the one that revokes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from jitsec.broker.errors import BadRequest
+from jitsec.broker.leak_budget import RevocationBudget
 from jitsec.broker.leaks import (
     DEFAULT_PAGE,
     MAX_PAGE,
+    SCOPE_RANK,
     FingerprintEntry,
     FingerprintPage,
     LeakReport,
@@ -23,7 +26,10 @@ from jitsec.broker.model import AuditEvent, AuditKind, Lease, LeaseState
 from jitsec.broker.revocation import RevocationStatus
 from jitsec.broker.service import BrokerService
 
+from jitsec.kernel.credential_format import live_lookup
+
 LEAK_REASON = "leak"
+alert_log = logging.getLogger("jitsec.broker.alerts")
 
 _RESULT_STATUS = {
     RevocationStatus.REVOKED: LeakStatus.REVOKED,
@@ -40,23 +46,43 @@ _STATE_STATUS = {
 
 
 class LeakDesk:
-    """Handles leak reports and serves live fingerprints, on top of ``BrokerService``."""
+    """Handles leak reports and serves live lookups, on top of ``BrokerService``.
 
-    def __init__(self, service: BrokerService, settings: LeakSettings | None = None) -> None:
+    A report proves possession: it carries the secret's SHA-256, which the broker never publishes
+    (``GET /v1/fingerprints`` lists ``live_lookup`` hashes of it). Only the broker's policy widens a
+    leak beyond its lease (an admin may ask for more), and a reporter's revocations are budgeted.
+    """
+
+    def __init__(self, service: BrokerService, settings: LeakSettings | None = None,
+                 budget: RevocationBudget | None = None) -> None:
         self.service = service
         self.settings = settings or LeakSettings()
+        self.budget = budget or RevocationBudget(self.settings.budget, self.settings.budget_window_seconds)
 
     def report(self, principal: str, reports: Sequence[LeakReport],
-               on_leak: LeakScope | None = None) -> list[LeakVerdict]:
-        """One verdict per report, in order. Duplicate fingerprints in a batch are handled once."""
-        scope = on_leak or self.settings.default_scope
+               on_leak: LeakScope | None = None, *, admin: bool = False) -> list[LeakVerdict]:
+        """One verdict per report, in order. Duplicate fingerprints in a batch are handled once.
+        ``admin`` callers may widen beyond the policy's scope and have no revocation budget."""
+        scope = self._scope(principal, on_leak, admin)
         done: dict[str, LeakVerdict] = {}
         for report in reports:
             if report.fingerprint not in done:
-                done[report.fingerprint] = self._one(principal, report, scope)
+                done[report.fingerprint] = self._one(principal, report, scope, admin)
         return [done[report.fingerprint] for report in reports]
 
-    def _one(self, principal: str, report: LeakReport, scope: LeakScope) -> LeakVerdict:
+    def _scope(self, principal: str, asked: LeakScope | None, admin: bool) -> LeakScope:
+        """What the reports may cost: the policy's scope, narrowed on request; wider only for admins."""
+        policy = self.settings.default_scope
+        if asked is None or admin or SCOPE_RANK[asked] <= SCOPE_RANK[policy]:
+            return asked or policy
+        self.service.audit(AuditEvent(
+            kind=AuditKind.LEAK, at=self.service.clock(), principal=principal,
+            detail=f"on_leak={asked.value} asked; the broker's policy allows {policy.value}: "
+                   f"applied {policy.value}",
+        ))
+        return policy
+
+    def _one(self, principal: str, report: LeakReport, scope: LeakScope, admin: bool) -> LeakVerdict:
         service = self.service
         lease = service.lease_by_fingerprint(report.fingerprint)
         where = _where(report)
@@ -66,12 +92,20 @@ class LeakDesk:
                                                          f"{where}")))
             return LeakVerdict(report.fingerprint, LeakStatus.UNKNOWN)
         also: list[str] = []
-        if lease.is_live(service.clock()):
+        if lease.is_live(service.clock()) and not admin and not self.budget.take(principal):
+            status = LeakStatus.REFUSED
+            outcome = (f"refused: {principal} spent its revocation budget ({self.settings.budget} per "
+                       f"{self.settings.budget_window_seconds:g} s); the credential is still live")
+            alert_log.error("leak report REFUSED for lease %s (agent %s): %s", lease.lease_id, lease.agent,
+                            _clean(outcome))
+        elif lease.is_live(service.clock()):
             result = service.revoke_lease(lease.lease_id, LEAK_REASON, where, principal)
             status = _RESULT_STATUS[result.status]
             lease = result.lease
             if status is LeakStatus.REVOKED or status is LeakStatus.PENDING:
                 also = self._widen(principal, lease, scope, where)
+                if not admin:
+                    self.budget.charge(principal, len(also))
             outcome = status.value
             if also:
                 outcome += f"; also revoked {len(also)} lease(s) ({scope.value})"
@@ -108,7 +142,8 @@ class LeakDesk:
         if not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
         page = self.service.store.live_leases(cursor, limit, self.service.clock())
-        entries = tuple(FingerprintEntry(lease.fingerprint, lease.expires_at) for lease in page.leases)
+        entries = tuple(FingerprintEntry(live_lookup(lease.fingerprint), lease.expires_at)
+                        for lease in page.leases)
         return FingerprintPage(entries, page.next_cursor)
 
 

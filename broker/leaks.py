@@ -93,12 +93,20 @@ def reports_body(reports: Sequence[LeakReport], on_leak: LeakScope | None = None
 
 @dataclass(frozen=True, slots=True)
 class LeakSettings:
-    """Broker-side defaults; a request's ``on_leak`` overrides ``default_scope``.
+    """The broker's leak policy (``[leaks]``).
 
-    A leaked *task token* always ends its whole task (whoever holds it could ask for more secrets).
+    ``default_scope`` is what a leaked live credential costs, and the most a reporter may ask for: a
+    request's ``on_leak`` may narrow it, only an admin's may widen it. A leaked *task token* always
+    ends its whole task (whoever holds it could ask for more secrets). ``budget`` caps the leases
+    one principal's reports may revoke per ``budget_window_seconds`` (0: no cap); admins have none.
     """
 
     default_scope: LeakScope = LeakScope.LEASE
+    budget: int = 200
+    budget_window_seconds: float = 3600.0
+
+
+SCOPE_RANK = {LeakScope.LEASE: 0, LeakScope.TASK: 1, LeakScope.AGENT: 2}
 
 
 BATCH_BYTES = 48_000  # under the broker's default 64 KiB request limit, with room for JSON overhead

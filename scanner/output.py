@@ -13,6 +13,7 @@ from typing import Any, Literal, TextIO
 from jitsec.scanner.ruleset import Rule, RuleSet
 
 import jitsec
+from jitsec.kernel.credential_format import live_lookup
 from jitsec.kernel.records import Finding, Severity, describe_origin
 from jitsec.kernel.redaction import printable
 
@@ -39,7 +40,9 @@ def finding_row(finding: Finding) -> dict[str, Any]:
         "confidence": finding.confidence.value,
         "description": finding.description,
         "broker": finding.broker.value if finding.broker else None,
-        "credential_sha256": finding.credential_sha256,
+        # a broker credential's lookup (what GET /v1/fingerprints publishes), never its SHA-256: that
+        # is the proof a leak report carries, and reports end up where scanner keys are
+        "credential_lookup": live_lookup(finding.credential_sha256) if finding.credential_sha256 else None,
     }
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from jitsec.broker.api.auth import Caller, require, service_of
+from jitsec.broker.leak_budget import RevocationBudget
 from jitsec.broker.leak_desk import LeakDesk
 from jitsec.broker.leaks import (
     DEFAULT_PAGE,
@@ -43,13 +44,14 @@ class LeaksRequest(BaseModel):
     on_leak: Literal["lease", "task", "agent"] | None = Field(
         None,
         description="revoke the leaked lease only, its whole task, or every lease of the agent "
-        "(quarantine); default from the broker's settings",
+        "(quarantine); the broker's [leaks] on_leak is the default and the most a scanner may ask "
+        "for (only an admin may widen it)",
     )
 
 
 class LeakResult(BaseModel):
     fingerprint: str
-    status: Literal["revoked", "pending", "failed", "dead", "unknown"]
+    status: Literal["revoked", "pending", "failed", "dead", "unknown", "refused"]
     lease_id: str | None = None
     agent: str | None = None
     task_id: str | None = None
@@ -64,7 +66,7 @@ class LeaksResponse(BaseModel):
 
 
 class FingerprintItem(BaseModel):
-    sha256: str
+    lookup: str = Field(description="hash of the live secret's SHA-256 (never the SHA-256 a report carries)")
     expires_at: float
 
 
@@ -74,11 +76,16 @@ class FingerprintsResponse(BaseModel):
 
 
 def _desk(request: Request, service: BrokerService) -> LeakDesk:
-    settings = getattr(request.app.state, "leak_settings", None)
+    state = request.app.state
+    settings = getattr(state, "leak_settings", None)
     if not isinstance(settings, LeakSettings):  # else the broker config's [leaks] table
-        broker = getattr(request.app.state, "broker", None)
+        broker = getattr(state, "broker", None)
         settings = getattr(getattr(broker, "config", None), "leaks", None)
-    return LeakDesk(service, settings if isinstance(settings, LeakSettings) else None)
+    settings = settings if isinstance(settings, LeakSettings) else LeakSettings()
+    budget = getattr(state, "leak_budget", None)
+    if not isinstance(budget, RevocationBudget):  # one per app: it outlives requests
+        budget = state.leak_budget = RevocationBudget(settings.budget, settings.budget_window_seconds)
+    return LeakDesk(service, settings, budget)
 
 
 @router.post("/v1/leaks", response_model=LeaksResponse)
@@ -86,7 +93,7 @@ def report_leaks(body: LeaksRequest, caller: Scanner, service: Service, request:
     """Report fingerprints seen in logs, files or repositories; live leases are revoked at once."""
     reports = [LeakReport(i.fingerprint, i.location, i.rule_id, i.seen_at) for i in body.leaks]
     scope = LeakScope(body.on_leak) if body.on_leak else None
-    verdicts = _desk(request, service).report(caller.name, reports, scope)
+    verdicts = _desk(request, service).report(caller.name, reports, scope, admin=caller.is_admin)
     return LeaksResponse(results=[LeakResult(**v.to_json()) for v in verdicts])
 
 
@@ -98,6 +105,7 @@ def live_fingerprints(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> FingerprintsResponse:
-    """Fingerprints of live leases, a page at a time; follow ``next_cursor`` until it is null."""
+    """Lookups of live leases (``live_lookup`` of their fingerprints: enough to recognise a secret one
+    has found, not to report it), a page at a time; follow ``next_cursor`` until it is null."""
     page = _desk(request, service).fingerprints(cursor, limit)
     return FingerprintsResponse(**page.to_json())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jitsec.conformance.settings import LeakTarget
+from jitsec.kernel.credential_format import live_lookup
 
 WATCH_CODE = "from jitsec.cli import main; main()"
 READY_TIMEOUT = 60.0
@@ -96,7 +97,8 @@ class Watcher:
         return self._process.poll() is None
 
     def findings_of(self, sha256: str) -> list[dict[str, Any]]:
-        return [f for f in _json_lines(self.findings) if f.get("credential_sha256") == sha256]
+        lookup = live_lookup(sha256)
+        return [f for f in _json_lines(self.findings) if f.get("credential_lookup") == lookup]
 
     def incidents_of(self, lease_id: str) -> list[dict[str, Any]]:
         return [i for i in _json_lines(self.alerts) if i.get("lease_id") == lease_id]

@@ -97,11 +97,26 @@ def is_valid(candidate: str) -> bool:
 
 
 def sha256_fingerprint(secret: str | bytes) -> str:
-    """The fingerprint scanner and broker exchange: hex SHA-256 of the secret's bytes.
+    """The fingerprint a leak report carries: hex SHA-256 of the secret's bytes.
 
     Unkeyed on purpose: broker-issued secrets carry ~238 random bits, so the hash reveals nothing,
-    and both sides can compute it without sharing a key. Never use it for third-party secrets in
-    reports (see the keyed fingerprint in the scanner).
+    and both sides can compute it without sharing a key. It is the report's proof that the reporter
+    saw the secret, so it is never published: the broker lists live leases by ``live_lookup`` of it
+    instead. Never use it for third-party secrets in reports (see the keyed fingerprint in the
+    scanner).
     """
     data = secret.encode("utf-8") if isinstance(secret, str) else secret
     return hashlib.sha256(data).hexdigest()
+
+
+LOOKUP_DOMAIN = b"jitsec live lookup v1\0"
+
+
+def live_lookup(fingerprint: str) -> str:
+    """What ``GET /v1/fingerprints`` publishes for a live lease: a hash of its ``sha256_fingerprint``.
+
+    A scanner that found a secret computes the fingerprint, then this, to ask "is it live?"; a holder
+    of the scanner key who only reads the published list cannot go back from a lookup to the
+    fingerprint a leak report must carry, so the list alone revokes nothing.
+    """
+    return hashlib.sha256(LOOKUP_DOMAIN + bytes.fromhex(fingerprint)).hexdigest()

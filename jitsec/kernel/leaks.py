@@ -24,6 +24,7 @@ class LeakStatus(Enum):
     FAILED = "failed"  # it was live; revocation failed for good (irrevocable until expiry): alerted
     DEAD = "dead"  # already revoked or expired before this report
     UNKNOWN = "unknown"  # no lease has this fingerprint
+    REFUSED = "refused"  # it is live, but the reporter's revocation budget is spent: alerted, not revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +89,9 @@ class LeakVerdict:
 
 @dataclass(frozen=True, slots=True)
 class FingerprintEntry:
-    """A live lease's fingerprint and when it stops mattering (its expiry)."""
+    """A live lease's ``live_lookup`` (never its fingerprint) and when it stops mattering (its expiry)."""
 
-    sha256: str
+    lookup: str
     expires_at: float
 
 
@@ -101,13 +102,13 @@ class FingerprintPage:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "fingerprints": [{"sha256": e.sha256, "expires_at": e.expires_at} for e in self.entries],
+            "fingerprints": [{"lookup": e.lookup, "expires_at": e.expires_at} for e in self.entries],
             "next_cursor": self.next_cursor,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FingerprintPage:
         entries = tuple(
-            FingerprintEntry(str(e["sha256"]), float(e["expires_at"])) for e in data["fingerprints"]
+            FingerprintEntry(str(e["lookup"]), float(e["expires_at"])) for e in data["fingerprints"]
         )
         return cls(entries, data.get("next_cursor"))

@@ -1,7 +1,8 @@
 """The scanner's local cache of live broker fingerprints (``GET /v1/fingerprints``).
 
-Lets the engine recognise a broker-issued secret whose text carries no prefix: a candidate's SHA-256
-found here is a confirmed live credential. The cache is rebuilt by paging through the broker's live
+Lets the engine recognise a broker-issued secret whose text carries no prefix: a candidate whose
+SHA-256's ``live_lookup`` is found here is a confirmed live credential (the broker publishes lookups,
+never the fingerprints a leak report must carry). The cache is rebuilt by paging through the broker's live
 leases every ``refresh_seconds`` and swapped in whole, so lookups never lock; a fingerprint whose
 expiry has passed, or that the responder saw revoked, is treated as absent at once.
 """
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from jitsec.kernel.credential_format import live_lookup
 from jitsec.kernel.leaks import FingerprintPage
 
 log = logging.getLogger(__name__)
@@ -46,12 +48,17 @@ class LiveFingerprintCache:
         return len(self._expiry)
 
     def is_live(self, sha256: str) -> bool:
-        expires_at = self._expiry.get(sha256)
-        return expires_at is not None and expires_at > self._clock() and sha256 not in self._gone
+        """Whether the secret whose hex SHA-256 this is belongs to a live lease."""
+        try:
+            lookup = live_lookup(sha256)
+        except ValueError:  # not hex
+            return False
+        expires_at = self._expiry.get(lookup)
+        return expires_at is not None and expires_at > self._clock() and lookup not in self._gone
 
     def discard(self, sha256: str) -> None:
         """Forget a fingerprint the broker reported revoked or dead (until the next refresh drops it)."""
-        self._gone.add(sha256)
+        self._gone.add(live_lookup(sha256))
 
     def refresh(self) -> int:
         """Page through every live fingerprint and swap the new set in; returns its size."""
@@ -59,7 +66,7 @@ class LiveFingerprintCache:
         cursor: str | None = None
         for _ in range(MAX_PAGES):
             page = self._feed.live_fingerprints(cursor)
-            fresh.update((entry.sha256, entry.expires_at) for entry in page.entries)
+            fresh.update((entry.lookup, entry.expires_at) for entry in page.entries)
             cursor = page.next_cursor
             if cursor is None:
                 break

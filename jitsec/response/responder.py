@@ -55,6 +55,9 @@ _STATUS = {
     LeakStatus.REVOKED: (ResponseAction.REVOKED, BrokerStatus.REVOKED),
     LeakStatus.PENDING: (ResponseAction.PENDING, BrokerStatus.REVOKED),
     LeakStatus.FAILED: (ResponseAction.IRREVOCABLE, None),
+    # live, and the broker refused to revoke it for this scanner (its revocation budget is spent):
+    # to the analyst, as to a failed revocation, a live credential to revoke by hand
+    LeakStatus.REFUSED: (ResponseAction.IRREVOCABLE, None),
     LeakStatus.DEAD: (ResponseAction.ALREADY_DEAD, BrokerStatus.DEAD),
     LeakStatus.UNKNOWN: (ResponseAction.ALERT_ONLY, BrokerStatus.UNKNOWN),
 }

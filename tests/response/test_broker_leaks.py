@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.broker.engines.token import TokenEngine
 from jitsec.broker.errors import BadRequest
+from jitsec.broker.leak_budget import RevocationBudget
 from jitsec.broker.leak_desk import LeakDesk
-from jitsec.broker.leaks import LeakReport, LeakScope, LeakStatus, parse_reports, reports_body
+from jitsec.broker.leaks import LeakReport, LeakScope, LeakSettings, LeakStatus, parse_reports, reports_body
 from jitsec.broker.model import AuditKind, LeaseState
 from jitsec.broker.policy import AgentPolicy, EnginePolicy, Policy
 from jitsec.broker.revocation import RetryPolicy
@@ -19,7 +20,7 @@ from jitsec.broker.revoker import Revoker
 from jitsec.broker.service import BrokerService
 from jitsec.broker.store.registry import open_store
 
-from jitsec.kernel.credential_format import sha256_fingerprint
+from jitsec.kernel.credential_format import live_lookup, sha256_fingerprint
 
 
 @pytest.fixture
@@ -69,8 +70,8 @@ def test_a_second_report_says_dead_and_an_unknown_fingerprint_unknown(service: B
 
 def test_on_leak_task_revokes_every_lease_of_the_task(service: BrokerService) -> None:
     _, secrets = issue(service, 3)
-    [verdict] = LeakDesk(service).report("scanner", [LeakReport(sha256_fingerprint(secrets[0].secret))],
-                                         LeakScope.TASK)
+    desk = LeakDesk(service, LeakSettings(default_scope=LeakScope.TASK))
+    [verdict] = desk.report("scanner", [LeakReport(sha256_fingerprint(secrets[0].secret))])
     assert verdict.status is LeakStatus.REVOKED
     assert {s.lease.lease_id for s in secrets[1:]} <= set(verdict.also_revoked)
     assert all(not service.introspect(s.secret, "r").active for s in secrets)
@@ -80,7 +81,8 @@ def test_on_leak_task_revokes_every_lease_of_the_task(service: BrokerService) ->
 def test_on_leak_agent_quarantines_the_agent(service: BrokerService) -> None:
     _, first = issue(service)
     _, second = issue(service)  # another task of the same agent
-    LeakDesk(service).report("scanner", [LeakReport(sha256_fingerprint(first[0].secret))], LeakScope.AGENT)
+    LeakDesk(service, LeakSettings(default_scope=LeakScope.AGENT)).report(
+        "scanner", [LeakReport(sha256_fingerprint(first[0].secret))])
     assert not service.introspect(second[0].secret, "r").active
     assert service.store.is_quarantined("demo-agent")
 
@@ -100,12 +102,15 @@ def test_fingerprints_page_through_live_leases_only(service: BrokerService) -> N
     cursor = None
     while True:
         page = desk.fingerprints(cursor, limit=2)
-        seen.extend(entry.sha256 for entry in page.entries)
+        seen.extend(entry.lookup for entry in page.entries)
         cursor = page.next_cursor
         if cursor is None:
             break
-    expected = {sha256_fingerprint(s.secret) for s in secrets[1:]} | {sha256_fingerprint(token)}
+    expected = {live_lookup(sha256_fingerprint(s.secret)) for s in secrets[1:]} | {
+        live_lookup(sha256_fingerprint(token))}
     assert set(seen) == expected and len(seen) == len(expected)
+    published = set(seen)
+    assert not published & {sha256_fingerprint(s.secret) for s in secrets}  # never what a report proves
     with pytest.raises(BadRequest):
         desk.fingerprints(None, limit=0)
 
@@ -134,3 +139,71 @@ def test_report_bodies_round_trip(reports: list[LeakReport], scope: LeakScope | 
     assert parsed_scope == scope
     assert [p.fingerprint for p in parsed] == [r.fingerprint for r in reports]
     assert all(p.location.isprintable() for p in parsed)
+
+
+def test_the_published_list_revokes_nothing(service: BrokerService) -> None:
+    """A stolen scanner key reads every live lookup; reported back, they match no lease."""
+    _, secrets = issue(service, 3)
+    desk = LeakDesk(service)
+    lookups = [entry.lookup for entry in desk.fingerprints(None, limit=100).entries]
+    verdicts = desk.report("scanner", [LeakReport(lookup) for lookup in lookups])
+    assert {verdict.status for verdict in verdicts} == {LeakStatus.UNKNOWN}
+    assert all(service.get_lease(s.lease.lease_id).state is LeaseState.ACTIVE for s in secrets)
+    # whoever saw a secret proves it with the secret's own SHA-256
+    [verdict] = desk.report("scanner", [LeakReport(sha256_fingerprint(secrets[0].secret))])
+    assert verdict.status is LeakStatus.REVOKED
+
+
+def test_a_scanner_cannot_widen_a_leak_beyond_the_policy(service: BrokerService) -> None:
+    _, first = issue(service, 2)
+    _, other_task = issue(service)
+    desk = LeakDesk(service)  # policy: the leaked lease only
+    [verdict] = desk.report("scanner", [LeakReport(sha256_fingerprint(first[0].secret))], LeakScope.AGENT)
+    assert verdict.status is LeakStatus.REVOKED and verdict.also_revoked == ()
+    assert service.introspect(first[1].secret, "r").active  # the rest of the task lives
+    assert service.introspect(other_task[0].secret, "r").active and not service.store.is_quarantined(
+        "demo-agent")
+    details = [r.event.detail for r in service.store.audit_records() if r.event.kind is AuditKind.LEAK]
+    assert any("on_leak=agent asked" in detail and "applied lease" in detail for detail in details)
+
+
+def test_a_scanner_may_narrow_and_an_admin_may_widen(service: BrokerService) -> None:
+    _, narrowed = issue(service, 2)
+    desk = LeakDesk(service, LeakSettings(default_scope=LeakScope.TASK))
+    desk.report("scanner", [LeakReport(sha256_fingerprint(narrowed[0].secret))], LeakScope.LEASE)
+    assert service.introspect(narrowed[1].secret, "r").active
+    _, widened = issue(service, 2)
+    [verdict] = LeakDesk(service).report(
+        "admin", [LeakReport(sha256_fingerprint(widened[0].secret))], LeakScope.TASK, admin=True)
+    assert widened[1].lease.lease_id in verdict.also_revoked
+
+
+def test_past_its_budget_a_reporter_is_refused_and_the_refusal_is_loud(
+        service: BrokerService, caplog: pytest.LogCaptureFixture) -> None:
+    _, secrets = issue(service, 4)
+    desk = LeakDesk(service, LeakSettings(budget=2))
+    verdicts = desk.report("scanner", [LeakReport(sha256_fingerprint(s.secret)) for s in secrets])
+    assert [v.status for v in verdicts] == [LeakStatus.REVOKED] * 2 + [LeakStatus.REFUSED] * 2
+    assert [service.introspect(s.secret, "r").active for s in secrets] == [False, False, True, True]
+    assert any("REFUSED" in record.getMessage() and record.levelname == "ERROR" for record in caplog.records)
+    details = [r.event.detail for r in service.store.audit_records() if r.event.kind is AuditKind.LEAK]
+    assert sum("revocation budget" in detail for detail in details) == 2
+    # another principal has its own budget; an admin has none
+    [other] = LeakDesk(service, LeakSettings(budget=2), desk.budget).report(
+        "scanner-2", [LeakReport(sha256_fingerprint(secrets[2].secret))])
+    assert other.status is LeakStatus.REVOKED
+    [by_admin] = desk.report("admin", [LeakReport(sha256_fingerprint(secrets[3].secret))], admin=True)
+    assert by_admin.status is LeakStatus.REVOKED
+
+
+def test_the_budget_window_slides() -> None:
+    now = [0.0]
+    budget = RevocationBudget(2, 60, clock=lambda: now[0])
+    assert budget.take("s") and budget.take("s") and not budget.take("s")
+    now[0] = 59.0
+    assert not budget.take("s")
+    now[0] = 60.5
+    assert budget.take("s") and budget.spent("s") == 1
+    budget.charge("s", 5)
+    assert budget.spent("s") == 6 and not budget.take("s")
+    assert RevocationBudget(0, 60).take("s", 10**6)  # 0: no cap

@@ -76,7 +76,7 @@ def test_scan_with_a_broker_revokes_and_marks_findings(tmp_path: Path, broker: E
     )
     assert result.exit_code == 1, result.output
     findings = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert {f["broker"] for f in findings if f.get("credential_sha256")} == {"revoked"}
+    assert {f["broker"] for f in findings if f.get("credential_lookup")} == {"revoked"}
     assert not broker.broker.service.introspect(token, "t").active
     assert json.loads(alerts.read_text().splitlines()[-1])["action"] == "revoked"
     assert token not in result.output
@@ -92,5 +92,5 @@ def test_scan_without_a_broker_marks_broker_format_hits_unknown(
                                 env=env_for(tmp_path, None), catch_exceptions=False)
     assert result.exit_code == 1, result.output
     findings = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert {f["broker"] for f in findings if f.get("credential_sha256")} == {"unknown"}
+    assert {f["broker"] for f in findings if f.get("credential_lookup")} == {"unknown"}
     assert broker.broker.service.introspect(token, "t").active
