@@ -7,7 +7,7 @@ Incidents (one per secret, with occurrences) are the response's business, not th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -25,8 +25,20 @@ class StreamOrigin:
 
 @dataclass(frozen=True, slots=True)
 class GitOrigin:
+    """A file in one commit. ``commit`` is the full object id and ``path`` is relative to the root of
+    ``repository`` (an absolute local path, or "" when unknown). Who wrote the commit and when are
+    facts of the commit, not of the place: they are left out of equality and hashing, so that two
+    origins naming the same commit and path are equal whether or not the reader asked git for them.
+    ``author_date`` is ISO 8601 with the author's offset (git's ``%aI``); ``subject`` is the first
+    paragraph of the message on one line (``%s``)."""
+
     commit: str
     path: str
+    author_name: str = field(default="", compare=False)
+    author_email: str = field(default="", compare=False)
+    author_date: str = field(default="", compare=False)
+    subject: str = field(default="", compare=False)
+    repository: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
