@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import regex
 from jitsec.scanner.cache import default_cache_dir
@@ -38,11 +39,11 @@ from jitsec.kernel.records import Severity
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _RULE_FIELDS = {
     "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "judge",
-    "multiline", "hyperscan", "allowlist", "example", "counterexample",
+    "multiline", "hyperscan", "allowlist", "example", "counterexample", "revoke",
 }
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
-_VALIDATION_FORMAT = "3"  # bump when what parse_pack checks changes: old markers then stop counting
+_VALIDATION_FORMAT = "4"  # bump when what parse_pack checks changes: old markers then stop counting
 
 
 def default_packs_dir() -> Path:
@@ -224,6 +225,7 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
     hyperscan = entry.get("hyperscan")
     if hyperscan is not None and (not isinstance(hyperscan, str) or not hyperscan):
         raise fail("hyperscan", "must be a non-empty pattern string")
+    revoke = _web_address(entry, "revoke", fail)
     examples = _examples(entry.get("example"), "example", fail)
     counterexamples = _examples(entry.get("counterexample"), "counterexample", fail)
     return Rule(
@@ -242,7 +244,17 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
         allowlist=_allowlist(entry.get("allowlist"), fail, compile_now),
         examples=examples,
         counterexamples=counterexamples,
+        revoke=revoke,
     )
+
+
+def _web_address(entry: dict[str, Any], name: str, fail: Any) -> str:
+    """An optional ``https://`` address (reports link to it: it must be one)."""
+    text = _string(entry, name, fail)
+    parts = urlsplit(text)
+    if text and (parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in text)):
+        raise fail(name, "must be an https:// address (the page where such credentials are revoked)")
+    return text
 
 
 def _string(entry: dict[str, Any], name: str, fail: Any, *, required: bool = False) -> str:

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.output import FindingWriter, finding_row, sarif_document
+from jitsec.scanner.ruleset import make_ruleset
 
 from jitsec.kernel.credential_format import CredentialKind, mint
 from jitsec.kernel.records import FileOrigin
@@ -55,10 +57,23 @@ def test_sarif_structure(hs_scanner: Scanner) -> None:
     for result in run["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         location = result["locations"][0]["physicalLocation"]
-        assert location["artifactLocation"]["uri"] == "app/config.env"
+        assert location["artifactLocation"] == {"uri": "app/config.env", "uriBaseId": "%SRCROOT%"}
         assert location["region"]["startLine"] >= 1 and location["region"]["startColumn"] >= 1
         assert result["partialFingerprints"]["jitsecFingerprint/v1"].startswith("hmac-sha256:")
     assert AWS not in json.dumps(document)
+    assert "lease" in rules[1]["help"]["text"]  # a broker credential: the broker revokes it
+    assert [r["properties"]["security-severity"] for r in rules] == ["8.0", "9.5"]
+
+
+def test_sarif_rules_link_to_where_their_credentials_are_revoked(hs_scanner: Scanner) -> None:
+    aws = hs_scanner.ruleset.by_id("sample-aws-access-key-id")
+    linked = replace(aws, revoke="https://console.example.org/iam/keys")
+    found = hs_scanner.scan_bytes(f"aws={AWS}\n".encode(), FileOrigin("a.env"))
+    (with_link,) = sarif_document(found, make_ruleset([linked]))["runs"][0]["tool"]["driver"]["rules"]
+    (without,) = sarif_document(found, hs_scanner.ruleset)["runs"][0]["tool"]["driver"]["rules"]
+    assert with_link["helpUri"] == "https://console.example.org/iam/keys"
+    assert "https://console.example.org/iam/keys" in with_link["help"]["text"]
+    assert "helpUri" not in without and "AWS access key ID" in without["help"]["text"]
 
 
 def test_text_output_is_one_line_per_finding(hs_scanner: Scanner) -> None:
