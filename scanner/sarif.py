@@ -216,19 +216,22 @@ def remediation(rule_id: str, rule: Rule | None) -> tuple[str, str]:
 
 
 def _invocation(summary: Mapping[str, Any], root: Path) -> dict[str, Any]:
-    """The run's one invocation: unreadable inputs as notifications, one per example kept, plus one
-    counting the rest."""
-    counts = summary.get("errors") or {}
-    examples = list(summary.get("error_examples") or [])
+    """The run's one invocation: what could not be scanned (an unreadable file, a git object that is
+    missing, a bad record) as notifications, one per example the summary kept, plus one counting the
+    rest by kind."""
+    counts = {str(kind): int(count) for kind, count in (summary.get("errors") or {}).items()}
+    examples = [str(example) for example in summary.get("error_examples") or []]
     notifications = []
     for example in examples:
-        kind, _, detail = str(example).partition(": ")
-        notifications.append({"level": "error", "message": {"text": f"could not scan: {detail or kind}"},
-                              "descriptor": {"id": kind if detail else "read-error"}})
-    total = sum(int(count) for count in counts.values())
+        kind, _, detail = example.partition(": ")
+        notifications.append({"level": "error", "message": {"text": detail or kind},
+                              "descriptor": {"id": kind if detail else "error"}})
+    total = sum(counts.values())
     if total > len(examples):
-        notifications.append({"level": "error", "descriptor": {"id": "read-errors"},
-                              "message": {"text": f"{total - len(examples)} more inputs could not be "
-                                                  f"scanned ({total} in all)"}})
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
+        more = "more " if examples else ""
+        notifications.append({"level": "error", "descriptor": {"id": "error-count"},
+                              "message": {"text": f"{total - len(examples)} {more}inputs or records could "
+                                                  f"not be scanned ({kinds})"}})
     return {"executionSuccessful": total == 0, "toolExecutionNotifications": notifications,
             "workingDirectory": {"uri": _directory_uri(root)}}

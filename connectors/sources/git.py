@@ -87,8 +87,7 @@ class CommitInfo:
     @classmethod
     def parse(cls, fields: Sequence[bytes]) -> CommitInfo:
         """From the ``LOG_FIELDS`` fields of ``LOG_FORMAT`` (missing ones left empty)."""
-        text = [value.decode("utf-8", "replace") for value in fields[:LOG_FIELDS]]
-        return cls(*text)
+        return cls(*b"\0".join(fields[:LOG_FIELDS]).decode("utf-8", "replace").split("\0"))
 
     def origin(self, path: str, repository: str = "") -> GitOrigin:
         return GitOrigin(self.sha, path, self.author_name, self.author_email, self.author_date,
@@ -247,8 +246,8 @@ def _parse_raw_log(tokens: Iterator[bytes]) -> Iterator[BlobChange]:
                 continue
             yield BlobChange(commit, path.decode("utf-8", "surrogateescape"), new_blob.decode())
         else:
-            rest = [next(tokens, b"") for _ in range(LOG_FIELDS - 1)]
-            commit = CommitInfo.parse([token, *rest])
+            commit = CommitInfo.parse((token, next(tokens, b""), next(tokens, b""), next(tokens, b""),
+                                       next(tokens, b"")))  # LOG_FIELDS in all
             yield BlobChange(commit, "", "")  # marks a commit boundary, for counting
 
 

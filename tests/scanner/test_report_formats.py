@@ -211,3 +211,18 @@ def test_every_repository_path_is_one_relative_uri_reference_that_decodes_back(p
     assert validate_rfc3986(uri, rule="URI_reference")
     assert not validate_rfc3986(uri, rule="URI")  # never read as an absolute URI with a scheme
     assert unquote(uri, errors="surrogateescape") == path
+
+
+def test_errors_beyond_the_kept_examples_are_counted_in_one_notification(hs_scanner: Scanner) -> None:
+    summary = {"errors": {"unreadable": 25, "missing-object": 1},
+               "error_examples": [f"unreadable: f{n}.txt: Permission denied" for n in range(20)]}
+    (invocation,) = sarif_document([], hs_scanner.ruleset, summary)["runs"][0]["invocations"]
+    notes = invocation["toolExecutionNotifications"]
+    assert invocation["executionSuccessful"] is False and len(notes) == 21
+    assert notes[0] == {"level": "error", "message": {"text": "f0.txt: Permission denied"},
+                        "descriptor": {"id": "unreadable"}}
+    assert notes[-1]["message"]["text"] == ("6 more inputs or records could not be scanned "
+                                            "(missing-object 1, unreadable 25)")
+    (watched,) = sarif_document([], hs_scanner.ruleset, {"errors": {"kafka": 2}})["runs"][0]["invocations"]
+    assert [n["message"]["text"] for n in watched["toolExecutionNotifications"]] == [
+        "2 inputs or records could not be scanned (kafka 2)"]
