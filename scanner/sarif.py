@@ -56,7 +56,7 @@ def sarif_document(findings: Sequence[Finding], ruleset: RuleSet, summary: Mappi
     """A SARIF 2.1.0 log with one run; rules listed are those with results. ``summary`` is the scan's
     (``ScanResult.summary()``): its read errors become notifications. ``root`` is ``%SRCROOT%``, the
     directory relative file paths are relative to (the working directory by default)."""
-    bases = _Bases(Path.cwd() if root is None else root)
+    bases = UriBases(Path.cwd() if root is None else root)
     used = sorted({f.rule_id for f in findings})
     index = {rule_id: position for position, rule_id in enumerate(used)}
     rules = {rule.id: rule for rule in ruleset.rules}
@@ -80,7 +80,7 @@ def sarif_document(findings: Sequence[Finding], ruleset: RuleSet, summary: Mappi
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
-class _Bases:
+class UriBases:
     """The ``uriBaseId`` of each directory results are relative to: the scan's root, then one per
     other git repository, in order of appearance."""
 
@@ -116,8 +116,8 @@ def _relative_uri(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
 
-def artifact_location(origin: Origin, bases: _Bases) -> dict[str, Any] | None:
-    """The ``artifactLocation`` of an origin; None for a git origin with no path (end of a round)."""
+def artifact_location(origin: Origin, bases: UriBases) -> dict[str, Any]:
+    """The ``artifactLocation`` of an origin: a relative URI with its ``uriBaseId``, or an absolute URI."""
     match origin:
         case FileOrigin(path=path):
             absolute = Path(os.path.abspath(path))
@@ -141,7 +141,7 @@ def _fragment(field: str | None) -> str:
     return "" if field is None else "#" + quote(field, safe="")
 
 
-def _result(finding: Finding, rule_index: int, bases: _Bases) -> dict[str, Any]:
+def _result(finding: Finding, rule_index: int, bases: UriBases) -> dict[str, Any]:
     location: dict[str, Any] = {"physicalLocation": {
         "artifactLocation": artifact_location(finding.origin, bases),
         "region": {"startLine": finding.line, "startColumn": finding.column},

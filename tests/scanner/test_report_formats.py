@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.ruleset import load_ruleset
-from jitsec.scanner.sarif import SRCROOT, _Bases, artifact_location, sarif_document
+from jitsec.scanner.sarif import SRCROOT, UriBases, artifact_location, sarif_document
 from jsonschema import Draft4Validator, Draft7Validator, FormatChecker
 from referencing import Registry, Resource
 from rfc3986_validator import validate_rfc3986
@@ -196,7 +196,7 @@ def test_every_default_rule_is_a_valid_sarif_rule(sarif_validator: Draft4Validat
 
 
 def test_files_outside_the_root_get_absolute_file_uris(tmp_path: Path) -> None:
-    bases = _Bases(tmp_path / "root")
+    bases = UriBases(tmp_path / "root")
     outside = tmp_path / "other dir" / "k.env"
     assert artifact_location(FileOrigin(str(outside)), bases) == {"uri": outside.as_uri()}
     inside = tmp_path / "root" / "sub" / "k.env"
@@ -205,9 +205,7 @@ def test_files_outside_the_root_get_absolute_file_uris(tmp_path: Path) -> None:
 
 @given(st.text(min_size=1, max_size=40).filter(lambda p: "\0" not in p))
 def test_every_repository_path_is_one_relative_uri_reference_that_decodes_back(path: str) -> None:
-    location = artifact_location(GitOrigin("a" * 40, path), _Bases(Path("/")))
-    assert location is not None
-    uri = location["uri"]
+    uri = artifact_location(GitOrigin("a" * 40, path), UriBases(Path("/")))["uri"]
     assert validate_rfc3986(uri, rule="URI_reference")
     assert not validate_rfc3986(uri, rule="URI")  # never read as an absolute URI with a scheme
     assert unquote(uri, errors="surrogateescape") == path
