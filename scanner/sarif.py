@@ -81,26 +81,30 @@ def sarif_document(findings: Sequence[Finding], ruleset: RuleSet, summary: Mappi
 
 
 class UriBases:
-    """The ``uriBaseId`` of each directory results are relative to: the scan's root, then one per
-    other git repository, in order of appearance."""
+    """The ``uriBaseId`` of each directory results are relative to: the scan's root (``%SRCROOT%``,
+    also the base of a repository scanned from its top), then one per other git repository, in order
+    of appearance. ``repositories`` maps every repository seen to its base."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.abspath(root))
         self.repositories: dict[str, str] = {}
 
     def of_repository(self, repository: str) -> str:
-        if not repository or Path(repository) == self.root:
-            return SRCROOT
+        if not repository:
+            return SRCROOT  # a record from before repositories were named: the scan's root is the best guess
         if repository not in self.repositories:
-            self.repositories[repository] = f"REPOROOT{len(self.repositories) + 1}"
+            others = sum(base != SRCROOT for base in self.repositories.values())
+            at_root = Path(repository) == self.root
+            self.repositories[repository] = SRCROOT if at_root else f"REPOROOT{others + 1}"
         return self.repositories[repository]
 
     def described(self) -> dict[str, Any]:
         described = {SRCROOT: {"uri": _directory_uri(self.root),
                                "description": {"text": "The directory the scan ran in."}}}
         for repository, base in self.repositories.items():
-            described[base] = {"uri": _directory_uri(Path(repository)),
-                               "description": {"text": "The top of a scanned git repository."}}
+            if base != SRCROOT:
+                described[base] = {"uri": _directory_uri(Path(repository)),
+                                   "description": {"text": "The top of a scanned git repository."}}
         return described
 
 

@@ -224,3 +224,16 @@ def test_errors_beyond_the_kept_examples_are_counted_in_one_notification(hs_scan
     (watched,) = sarif_document([], hs_scanner.ruleset, {"errors": {"kafka": 2}})["runs"][0]["invocations"]
     assert [n["message"]["text"] for n in watched["toolExecutionNotifications"]] == [
         "2 inputs or records could not be scanned (kafka 2)"]
+
+
+def test_history_scanned_from_the_repository_top_is_relative_to_srcroot(hs_scanner: Scanner,
+                                                                       tmp_path: Path) -> None:
+    origin = GitOrigin("b" * 40, "deploy/prod.env", "A", "a@example.org", "2026-01-02T03:04:05Z", "s",
+                       str(tmp_path))
+    found = hs_scanner.scan_bytes(f"k={AWS}\n".encode(), origin)
+    (run,) = sarif_document(found, hs_scanner.ruleset, root=tmp_path)["runs"]
+    location = run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": "deploy/prod.env", "uriBaseId": SRCROOT}
+    assert run["versionControlProvenance"] == [{"repositoryUri": tmp_path.as_uri() + "/",
+                                                "mappedTo": {"uriBaseId": SRCROOT}}]
+    assert set(run["originalUriBaseIds"]) == {SRCROOT}
