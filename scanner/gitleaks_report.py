@@ -4,8 +4,8 @@ One JSON array of objects with gitleaks' report field names. Two differences, on
 
 - ``Secret`` and ``Match`` hold the redacted preview, never the plaintext (gitleaks writes the secret
   and its line unless run with ``--redact``);
-- ``EndLine`` and ``EndColumn`` repeat the start (a finding is placed where its secret starts) and
-  ``Entropy`` is 0 (a finding keeps no measure of the secret).
+- ``StartColumn`` is where the secret starts, ``EndLine``/``EndColumn`` where the rule's whole match
+  ends (a closing quote may follow the secret); columns count bytes.
 
 ``Fingerprint`` is gitleaks' own form (``commit:file:rule:line`` for history, ``file:rule:line``
 otherwise), the key ``.gitleaksignore`` files use; ``Date`` is RFC 3339 in UTC as gitleaks writes it;
@@ -35,15 +35,15 @@ def gitleaks_row(finding: Finding, rule: Rule | None) -> dict[str, Any]:
     return {
         "Description": finding.description or (rule.description if rule else finding.rule_id),
         "StartLine": finding.line,
-        "EndLine": finding.line,
+        "EndLine": finding.end_line or finding.line,
         "StartColumn": finding.column,
-        "EndColumn": finding.column,
+        "EndColumn": finding.end_column or finding.column,
         "Match": finding.preview,
         "Secret": finding.preview,
         "File": path,
         "SymlinkFile": "",
         "Commit": commit,
-        "Entropy": 0,
+        "Entropy": finding.entropy,
         "Author": git["author_name"] if git else "",
         "Email": git["author_email"] if git else "",
         "Date": utc_timestamp(git["author_date"]) if git else "",

@@ -37,6 +37,8 @@ def finding_row(finding: Finding) -> dict[str, Any]:
         "path": describe_origin(finding.origin),
         "line": finding.line,
         "column": finding.column,
+        "end_line": finding.end_line,
+        "end_column": finding.end_column,
         "offset": finding.offset,
         "preview": finding.preview,
         "fingerprint": finding.fingerprint,

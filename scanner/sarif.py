@@ -146,10 +146,11 @@ def _fragment(field: str | None) -> str:
 
 
 def _result(finding: Finding, rule_index: int, bases: UriBases) -> dict[str, Any]:
+    region = {"startLine": finding.line, "startColumn": finding.column}
+    if finding.end_line:  # SARIF's end column is the one after the region
+        region.update(endLine=finding.end_line, endColumn=finding.end_column + 1)
     location: dict[str, Any] = {"physicalLocation": {
-        "artifactLocation": artifact_location(finding.origin, bases),
-        "region": {"startLine": finding.line, "startColumn": finding.column},
-    }}
+        "artifactLocation": artifact_location(finding.origin, bases), "region": region}}
     if isinstance(finding.origin, StreamOrigin | KafkaOrigin | ElasticsearchOrigin):
         location["logicalLocations"] = [{"fullyQualifiedName": describe_origin(finding.origin),
                                          "kind": "resource"}]

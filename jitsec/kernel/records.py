@@ -162,6 +162,8 @@ class Finding:
     ``fingerprint`` is keyed (HMAC with a deployment-local key) and safe for reports and baselines.
     ``credential_sha256`` is the unkeyed SHA-256 exchanged with the broker, set only for candidates
     in a broker-issued format (whose ~238 random bits make an unkeyed hash safe).
+    ``end_line`` and ``end_column`` place the last byte of the match (0: not recorded, as in findings
+    written before they existed); ``entropy`` is the secret's Shannon entropy in bits per character.
     """
 
     rule_id: str
@@ -177,6 +179,9 @@ class Finding:
     credential_sha256: str | None = None
     broker: BrokerStatus | None = None
     read_at: float | None = None
+    end_line: int = 0
+    end_column: int = 0
+    entropy: float = 0.0
 
 
 class ResponseAction(Enum):

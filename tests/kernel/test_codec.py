@@ -38,6 +38,7 @@ findings = st.builds(
     offset=st.integers(0, 2**40), preview=texts, fingerprint=texts, severity=st.sampled_from(Severity),
     confidence=st.sampled_from(Confidence), description=texts, credential_sha256=st.none() | texts,
     broker=st.none() | st.sampled_from(BrokerStatus), read_at=st.none() | floats,
+    end_line=st.integers(0, 10**6), end_column=st.integers(0, 999), entropy=floats,
 )
 incidents = st.builds(
     Incident, incident_id=texts, version=st.integers(1, 99), fingerprint=texts, rule_id=texts,

@@ -113,6 +113,8 @@ def test_sarif_validates_and_locates_every_origin(workspace: dict[str, Any], sam
         "author_email": "zoe@example.org", "author_date": "2026-01-02T03:04:05+01:00",
         "subject": "Add the production config with a second subject line"}
     assert workspace["commit"][:12] in from_git["message"]["text"]
+    region = from_git["locations"][0]["physicalLocation"]["region"]
+    assert region == {"startLine": 1, "startColumn": 5, "endLine": 1, "endColumn": 5 + len(AWS)}
     stdin = located[(None, "stdin:")]
     assert stdin["ruleId"] == "sample-broker-token"
     assert stdin["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "-"
@@ -139,6 +141,7 @@ def test_json_and_jsonl_match_their_documented_shape(workspace: dict[str, Any], 
     (git,) = [row["git"] for row in rows if row["git"]]
     assert git["commit"] == workspace["commit"] and git["author_name"] == AUTHOR
     assert git["path"] == GIT_PATH and git["author_date"] == "2026-01-02T03:04:05+01:00"
+    assert all(row["end_line"] == row["line"] and row["end_column"] > row["column"] for row in rows)
     assert AWS not in out + lines and token not in out + lines
 
 
@@ -155,6 +158,8 @@ def test_gitleaks_json_uses_gitleaks_fields_and_never_the_secret(workspace: dict
     assert leak["Message"] == "Add the production config with a second subject line"
     assert leak["Fingerprint"] == f"{workspace['commit']}:{GIT_PATH}:sample-aws-access-key-id:1"
     assert leak["Tags"] == ["cloud", "aws"] and leak["StartLine"] == 1 and leak["StartColumn"] == 5
+    assert (leak["EndLine"], leak["EndColumn"]) == (1, 5 + len(AWS) - 1)
+    assert 3.0 < leak["Entropy"] < 5.0
     for entry in report:
         assert entry["Secret"] == entry["Match"] and "…" in entry["Secret"]
     assert AWS not in out and token not in out
