@@ -22,10 +22,16 @@ def git_fields(origin: Origin) -> GitFields | None:
 
 def short_commit(fields: GitFields) -> str:
     """``1a2b3c4d5e6f by Name <email> on 2026-01-31``: what a one-line report has room for."""
-    words = [fields["commit"][:12]]
-    if fields["author_name"] or fields["author_email"]:
-        email = f" <{fields['author_email']}>" if fields["author_email"] else ""
-        words.append(f"by {fields['author_name']}{email}".replace("by  <", "by <"))
+    authorship = commit_author(fields)
+    return f"{fields['commit'][:12]} {authorship}" if authorship else fields["commit"][:12]
+
+
+def commit_author(fields: GitFields) -> str:
+    """``by Name <email> on 2026-01-31`` (the day in the author's time zone), or what of it is known."""
+    words = []
+    name, email = fields["author_name"], fields["author_email"]
+    if name or email:
+        words.append("by " + " ".join(part for part in (name, f"<{email}>" if email else "") if part))
     if fields["author_date"]:
         words.append(f"on {fields['author_date'][:10]}")
     return " ".join(words)

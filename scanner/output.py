@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
-from jitsec.scanner.git_fields import git_fields, short_commit
+from jitsec.scanner.git_fields import commit_author, git_fields
 from jitsec.scanner.gitleaks_report import gitleaks_row
 from jitsec.scanner.ruleset import RuleSet
 from jitsec.scanner.sarif import SARIF_SCHEMA, sarif_document
@@ -98,7 +98,7 @@ def _text_line(finding: Finding) -> str:
     where = f"{describe_origin(finding.origin)}:{finding.line}:{finding.column}"
     style = _STYLE[finding.severity]
     git = git_fields(finding.origin)
-    commit = f"  [dim]{escape(printable(short_commit(git)))}[/]" if git else ""
+    commit = f"  [dim]{escape(printable(commit_author(git)))}[/]" if git and commit_author(git) else ""
     return (f"{escape(printable(where))}  [{style}]{finding.severity.value}[/]  "
             f"{escape(printable(finding.rule_id))}  {escape(printable(finding.preview))}  "
             f"[dim]{finding.confidence.value} {finding.fingerprint[:24]}[/]{commit}")

@@ -4,12 +4,14 @@ import io
 import json
 from dataclasses import replace
 
+import pytest
 from jitsec.scanner.engine import Scanner
+from jitsec.scanner.git_fields import git_fields, short_commit
 from jitsec.scanner.output import FindingWriter, finding_row, sarif_document
 from jitsec.scanner.ruleset import make_ruleset
 
 from jitsec.kernel.credential_format import CredentialKind, mint
-from jitsec.kernel.records import FileOrigin
+from jitsec.kernel.records import FileOrigin, GitOrigin
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 
@@ -96,3 +98,16 @@ def test_text_output_prints_locations_literally_never_as_emoji_or_markup(hs_scan
     writer.write(found)
     writer.close({})
     assert "logs/[bold]x[/]:100:.log:100:5" in stream.getvalue()
+
+
+@pytest.mark.parametrize(("name", "email", "date", "expected"), [
+    ("Ann", "ann@example.org", "2026-01-02T03:04:05+01:00",
+     "0123456789ab by Ann <ann@example.org> on 2026-01-02"),
+    ("", "ann@example.org", "", "0123456789ab by <ann@example.org>"),
+    ("Ann", "", "", "0123456789ab by Ann"),
+    ("", "", "", "0123456789ab"),
+])
+def test_the_short_form_of_a_commit_shows_what_is_known(name: str, email: str, date: str,
+                                                       expected: str) -> None:
+    fields = git_fields(GitOrigin("0123456789ab" + "c" * 28, "a.env", name, email, date, "subject"))
+    assert fields is not None and short_commit(fields) == expected
