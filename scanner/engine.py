@@ -18,7 +18,14 @@ from typing import Literal
 
 import regex
 from jitsec.scanner.decoders import decode_variants, marker_lines
-from jitsec.scanner.filters import PRAGMA, PRAGMA_NEXTLINE, is_generic_negative, is_lock_path, passes_rule
+from jitsec.scanner.filters import (
+    PRAGMA,
+    PRAGMA_NEXTLINE,
+    is_generic_negative,
+    is_lock_path,
+    passes_rule,
+    shannon_entropy,
+)
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
 from jitsec.scanner.ruleset import Rule, RuleSet
@@ -389,6 +396,8 @@ class Scanner:
         ``line`` is the line number of ``match.position`` (the caller counts newlines once)."""
         rule = self.rules[match.rule_index]
         column = match.position - data.rfind(b"\n", 0, match.position)
+        last = max(match.end, match.position + 1) - 1  # the match's last byte
+        end_line = line + data.count(b"\n", match.position, last)
         sha = None
         broker = None
         confidence = Confidence.STRUCTURAL if rule.validator else Confidence.HEURISTIC
@@ -414,6 +423,9 @@ class Scanner:
             credential_sha256=sha,
             broker=broker,
             read_at=read_at,
+            end_line=end_line,
+            end_column=last - data.rfind(b"\n", 0, last),
+            entropy=round(shannon_entropy(match.secret), 4),
         )
 
 

@@ -1,7 +1,9 @@
-"""Writers for findings: text (rich), json, jsonl, sarif.
+"""Writers for findings: text (rich), json, jsonl, sarif, gitleaks-json.
 
-Text and JSONL stream as findings arrive; JSON and SARIF are one document written at ``close``.
-Rows hold previews and keyed fingerprints only; nothing here ever sees a secret.
+Text and JSONL stream as findings arrive; JSON, SARIF (``scanner.sarif``) and gitleaks' report
+(``scanner.gitleaks_report``) are one document written at ``close``. Rows hold previews and keyed
+fingerprints only; nothing here ever sees a secret. Findings from git history carry their commit,
+author, date and subject in every format.
 """
 
 from __future__ import annotations
@@ -10,29 +12,34 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
-from jitsec.scanner.ruleset import Rule, RuleSet
+from jitsec.scanner.git_fields import commit_author, git_fields
+from jitsec.scanner.gitleaks_report import gitleaks_row
+from jitsec.scanner.ruleset import RuleSet
+from jitsec.scanner.sarif import SARIF_SCHEMA, sarif_document
 
 import jitsec
 from jitsec.kernel.credential_format import live_lookup
 from jitsec.kernel.records import Finding, Severity, describe_origin
 from jitsec.kernel.redaction import printable
 
-Format = Literal["text", "json", "jsonl", "sarif"]
-FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "sarif")
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-_SARIF_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
-                Severity.LOW: "note"}
+__all__ = ["FORMATS", "SARIF_SCHEMA", "FindingWriter", "Format", "finding_row", "sarif_document"]
+
+Format = Literal["text", "json", "jsonl", "sarif", "gitleaks-json"]
+FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "sarif", "gitleaks-json")
 _STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
           Severity.LOW: "cyan"}
 
 
 def finding_row(finding: Finding) -> dict[str, Any]:
-    """The flat record of a finding used by json, jsonl and baselines."""
+    """The flat record of a finding used by json, jsonl and baselines. ``git`` is the commit of a
+    finding from git history (``git_fields``), null otherwise."""
     return {
         "rule": finding.rule_id,
         "path": describe_origin(finding.origin),
         "line": finding.line,
         "column": finding.column,
+        "end_line": finding.end_line,
+        "end_column": finding.end_column,
         "offset": finding.offset,
         "preview": finding.preview,
         "fingerprint": finding.fingerprint,
@@ -43,6 +50,7 @@ def finding_row(finding: Finding) -> dict[str, Any]:
         # a broker credential's lookup (what GET /v1/fingerprints publishes), never its SHA-256: that
         # is the proof a leak report carries, and reports end up where scanner keys are
         "credential_lookup": live_lookup(finding.credential_sha256) if finding.credential_sha256 else None,
+        "git": git_fields(finding.origin),
     }
 
 
@@ -77,7 +85,12 @@ class FindingWriter:
             json.dump(document, self.stream, indent=2)
             self.stream.write("\n")
         elif self.fmt == "sarif":
-            json.dump(sarif_document(self._held, self.ruleset), self.stream, indent=2)
+            json.dump(sarif_document(self._held, self.ruleset, summary), self.stream, indent=2)
+            self.stream.write("\n")
+        elif self.fmt == "gitleaks-json":
+            rules = {rule.id: rule for rule in self.ruleset.rules}
+            rows = [gitleaks_row(f, rules.get(f.rule_id)) for f in self._held]
+            json.dump(rows, self.stream, indent=2)
             self.stream.write("\n")
         self.stream.flush()
 
@@ -87,55 +100,9 @@ def _text_line(finding: Finding) -> str:
 
     where = f"{describe_origin(finding.origin)}:{finding.line}:{finding.column}"
     style = _STYLE[finding.severity]
+    git = git_fields(finding.origin)
+    commit = f"  [dim]{escape(printable(commit_author(git)))}[/]" if git and commit_author(git) else ""
     return (f"{escape(printable(where))}  [{style}]{finding.severity.value}[/]  "
             f"{escape(printable(finding.rule_id))}  {escape(printable(finding.preview))}  "
-            f"[dim]{finding.confidence.value} {finding.fingerprint[:24]}[/]")
+            f"[dim]{finding.confidence.value} {finding.fingerprint[:24]}[/]{commit}")
 
-
-def sarif_document(findings: Sequence[Finding], ruleset: RuleSet) -> dict[str, Any]:
-    """A SARIF 2.1.0 log with one run; rules listed are those with results."""
-    used = sorted({f.rule_id for f in findings})
-    index = {rule_id: position for position, rule_id in enumerate(used)}
-    rules = {rule.id: rule for rule in ruleset.rules}
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "jitsec",
-                "version": jitsec.__version__,
-                "semanticVersion": jitsec.__version__,
-                "properties": {"rulesDigest": ruleset.digest},
-                "rules": [_sarif_rule(rule_id, rules.get(rule_id)) for rule_id in used],
-            }},
-            "results": [_sarif_result(f, index[f.rule_id]) for f in findings],
-        }],
-    }
-
-
-def _sarif_rule(rule_id: str, rule: Rule | None) -> dict[str, Any]:
-    description = rule.description if rule else rule_id
-    severity = rule.severity if rule else Severity.MEDIUM
-    return {
-        "id": rule_id,
-        "name": rule_id,
-        "shortDescription": {"text": description},
-        "defaultConfiguration": {"level": _SARIF_LEVEL[severity]},
-        "properties": {"tags": ["security", "secret", *(rule.tags if rule else ())]},
-    }
-
-
-def _sarif_result(finding: Finding, rule_index: int) -> dict[str, Any]:
-    return {
-        "ruleId": finding.rule_id,
-        "ruleIndex": rule_index,
-        "level": _SARIF_LEVEL[finding.severity],
-        "message": {"text": f"{finding.description or finding.rule_id}: {finding.preview}"},
-        "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": describe_origin(finding.origin)},
-            "region": {"startLine": finding.line, "startColumn": finding.column},
-        }}],
-        "partialFingerprints": {"jitsecFingerprint/v1": finding.fingerprint},
-        "properties": {"confidence": finding.confidence.value, "severity": finding.severity.value,
-                       "offset": finding.offset},
-    }

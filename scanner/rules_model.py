@@ -74,6 +74,7 @@ class Rule:
     allowlist: Allowlist = field(default_factory=Allowlist)
     examples: tuple[RuleExample, ...] = ()
     counterexamples: tuple[RuleExample, ...] = ()
+    revoke: str = ""  # where this kind of credential is revoked or rotated (reports only, not matching)
 
     def canonical(self) -> dict[str, Any]:
         """The matching-relevant content, for the digest."""

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import regex
@@ -39,11 +40,11 @@ from jitsec.kernel.records import Severity
 _KEBAB = LazyPattern(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _RULE_FIELDS = {
     "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "judge",
-    "multiline", "hyperscan", "allowlist", "example", "counterexample",
+    "multiline", "hyperscan", "allowlist", "example", "counterexample", "revoke",
 }
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
-_VALIDATION_FORMAT = "3"  # bump when what parse_pack checks changes: old markers then stop counting
+_VALIDATION_FORMAT = "4"  # bump when what parse_pack checks changes: old markers then stop counting
 
 
 def default_packs_dir() -> Path:
@@ -227,6 +228,7 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
     hyperscan = entry.get("hyperscan")
     if hyperscan is not None and (not isinstance(hyperscan, str) or not hyperscan):
         raise fail("hyperscan", "must be a non-empty pattern string")
+    revoke = _web_address(entry, "revoke", fail)
     examples = _examples(entry.get("example"), "example", fail)
     counterexamples = _examples(entry.get("counterexample"), "counterexample", fail)
     return Rule(
@@ -245,6 +247,7 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
         allowlist=_allowlist(entry.get("allowlist"), fail, compile_now),
         examples=examples,
         counterexamples=counterexamples,
+        revoke=revoke,
     )
 
 
@@ -269,6 +272,7 @@ def _trusted_rule(entry: dict[str, Any], pack: str) -> Rule:
             judge=entry.get("judge"),
             multiline=entry.get("multiline", False),
             hyperscan=entry.get("hyperscan"),
+            revoke=entry.get("revoke", ""),
             allowlist=Allowlist(
                 regexes=tuple(LazyPattern(p) for p in allow.get("regexes", ())),
                 stopwords=tuple(word.lower() for word in allow.get("stopwords", ())),
@@ -280,6 +284,15 @@ def _trusted_rule(entry: dict[str, Any], pack: str) -> Rule:
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise RuleError(pack, str(entry.get("id")) if isinstance(entry, dict) else None, None,
                         f"damaged cache entry: {error}") from None
+
+
+def _web_address(entry: dict[str, Any], name: str, fail: Any) -> str:
+    """An optional ``https://`` address (reports link to it: it must be one)."""
+    text = _string(entry, name, fail)
+    parts = urlsplit(text)
+    if text and (parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in text)):
+        raise fail(name, "must be an https:// address (the page where such credentials are revoked)")
+    return text
 
 
 def _string(entry: dict[str, Any], name: str, fail: Any, *, required: bool = False) -> str:

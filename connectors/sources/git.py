@@ -2,11 +2,13 @@
 
 Two ``git`` processes stream side by side, so memory stays bounded whatever the history's size:
 
-- ``git log --all --topo-order --reverse --raw -z`` lists, oldest first, each commit and the blobs
-  it added or modified (merges against their first parent, so evil merges are covered). The first
-  commit to show a blob is the one that introduced it; later appearances are skipped by object id.
+- ``git log --all --topo-order --reverse --raw -z`` lists, oldest first, each commit (its id, author,
+  author date and subject, from one format string) and the blobs it added or modified (merges
+  against their first parent, so evil merges are covered). The first commit to show a blob is the
+  one that introduced it; later appearances are skipped by object id.
 - ``git cat-file --batch`` hands out each new blob's content, which is cut into line-aligned chunks
-  with ``GitOrigin(commit, path)`` so that findings say commit, path and line.
+  with a ``GitOrigin`` (commit, path, authorship, repository root) so that findings say who wrote
+  what, where and when.
 
 Binary blobs (a NUL byte in the first 8000 bytes, git's own test) and submodule entries are skipped
 and counted in ``stats``. Only the set of seen object ids grows with the history (20 bytes each).
@@ -66,11 +68,38 @@ class GitStats:
     rounds: int = 0  # followed: scans of newly reachable commits (the first one is the history)
 
 
+LOG_FORMAT = "%H%x00%an%x00%ae%x00%aI%x00%s"
+"""The commit fields every git reader asks for in its one ``git log``: id, author name and email, author
+date (strict ISO 8601) and subject, NUL-separated (none of them can hold a NUL)."""
+LOG_FIELDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One commit as ``LOG_FORMAT`` describes it."""
+
+    sha: str
+    author_name: str = ""
+    author_email: str = ""
+    author_date: str = ""
+    subject: str = ""
+
+    @classmethod
+    def parse(cls, fields: Sequence[bytes]) -> CommitInfo:
+        """From the ``LOG_FIELDS`` fields of ``LOG_FORMAT`` (missing ones left empty)."""
+        return cls(*b"\0".join(fields[:LOG_FIELDS]).decode("utf-8", "replace").split("\0"))
+
+    def origin(self, path: str, repository: str = "") -> GitOrigin:
+        return GitOrigin(self.sha, path, self.author_name, self.author_email, self.author_date,
+                         self.subject, repository)
+
+
 @dataclass(frozen=True, slots=True)
 class BlobChange:
-    """One blob a commit added or modified."""
+    """One blob a commit added or modified; ``path`` and ``blob`` are empty for the entry that marks
+    the start of a commit."""
 
-    commit: str
+    commit: CommitInfo
     path: str
     blob: str
 
@@ -95,6 +124,16 @@ def check_repository(repo: Path) -> Path:
     return repo
 
 
+def repository_root(repo: Path) -> str:
+    """The absolute top of ``repo``'s work tree, which paths in git's output are relative to; the
+    resolved ``repo`` itself for a bare repository."""
+    result = subprocess.run(
+        [git_executable(), "-C", str(repo), "rev-parse", "--show-toplevel"], capture_output=True, check=False
+    )
+    top = result.stdout.decode("utf-8", "surrogateescape").strip()
+    return top if result.returncode == 0 and top else str(repo.resolve())
+
+
 def blob_changes(
     repo: Path,
     revisions: Sequence[str] = ("--all",),
@@ -110,7 +149,7 @@ def blob_changes(
         git_executable(), "-C", str(repo), "-c", "core.quotePath=false", "log", *revisions,
         *(["--stdin"] if stdin_revisions is not None else []),
         "--topo-order", "--reverse", "--raw", "--no-abbrev", "--no-renames",
-        "--diff-merges=first-parent", "--format=tformat:%x00%H", "-z", "--",
+        "--diff-merges=first-parent", f"--format=tformat:%x00{LOG_FORMAT}", "-z", "--",
     ]  # fmt: skip
     with subprocess.Popen(
         command,
@@ -189,9 +228,10 @@ def _nul_tokens(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def _parse_raw_log(tokens: Iterator[bytes]) -> Iterator[BlobChange]:
-    """Tokens of ``git log --raw -z --format=%x00%H``: commit ids, and ``:modes ids status`` headers
-    each followed by a path token."""
-    commit = ""
+    """Tokens of ``git log --raw -z --format=%x00<LOG_FORMAT>``: a commit id followed by the other
+    fields of its ``LOG_FORMAT`` (read by position: a name may start with anything), and
+    ``:modes ids status`` headers each followed by a path token."""
+    commit = CommitInfo("")
     for raw in tokens:
         token = raw.lstrip(b"\n")
         if not token:
@@ -206,7 +246,8 @@ def _parse_raw_log(tokens: Iterator[bytes]) -> Iterator[BlobChange]:
                 continue
             yield BlobChange(commit, path.decode("utf-8", "surrogateescape"), new_blob.decode())
         else:
-            commit = token.decode()
+            commit = CommitInfo.parse((token, next(tokens, b""), next(tokens, b""), next(tokens, b""),
+                                       next(tokens, b"")))  # LOG_FIELDS in all
             yield BlobChange(commit, "", "")  # marks a commit boundary, for counting
 
 
@@ -282,6 +323,7 @@ class GitHistorySource(ChunkReader):
         self.stats = GitStats()
         self._stop = threading.Event()
         self._key = f"git:{self.repo.resolve()}"
+        self._root = ""  # the work tree's top (the repository itself when bare), once checked
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
         # Followed only: chunks yielded and not yet acknowledged, with their sequence numbers; rounds
@@ -297,6 +339,7 @@ class GitHistorySource(ChunkReader):
 
     def chunks(self) -> Iterator[Chunk]:
         check_repository(self.repo)
+        self._root = repository_root(self.repo)
         if not self.follow:
             yield from self._scan(blob_changes(self.repo, self.revisions), set())
             return
@@ -455,7 +498,7 @@ class GitHistorySource(ChunkReader):
         if size is None:
             self.errors.record("missing-object", f"{change.blob[:12]} ({change.path})")
             return
-        origin = GitOrigin(change.commit, change.path)
+        origin = change.commit.origin(change.path, self._root)
         assembler = LineAssembler(max_partial=self.chunk_size)
         first = True
         binary = False

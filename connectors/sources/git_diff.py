@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jitsec.connectors.sources.git import git_executable
+from jitsec.connectors.sources.git import LOG_FORMAT, CommitInfo, git_executable, repository_root
 
 from jitsec.kernel.ports import ChunkReader, SourceErrors
-from jitsec.kernel.records import Chunk, FileOrigin, GitOrigin
+from jitsec.kernel.records import Chunk, FileOrigin, Origin
 
 # A hunk header, plain (``@@ -a,b +c,d @@``) or combined for a merge of N parents (N+1 ``@``, N ranges).
 _HUNK = re.compile(rb"^(@@+) (?:-\d+(?:,\d+)? )+\+(\d+)(?:,\d+)? @@+")
@@ -31,9 +31,9 @@ _ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34,
 
 @dataclass(frozen=True, slots=True)
 class AddedLines:
-    """A run of consecutive lines added to ``path`` (in ``commit``, or staged when empty)."""
+    """A run of consecutive lines added to ``path`` (in ``commit``, or staged when it is None)."""
 
-    commit: str
+    commit: CommitInfo | None
     path: str
     line: int
     data: bytes
@@ -68,14 +68,14 @@ def _strip_prefix(path: str) -> str:
 
 
 def parse_diff(lines: Iterator[bytes], errors: SourceErrors | None = None) -> Iterator[AddedLines]:
-    """Added-line runs of a unified diff (``-U0`` or not), with ``jitsec-commit ID`` marker lines
-    naming the commit of the diffs that follow.
+    """Added-line runs of a unified diff (``-U0`` or not), with ``jitsec-commit <LOG_FORMAT>`` marker
+    lines naming the commit of the diffs that follow (a marker may give the id alone).
 
     A merge's combined diff (``--cc``) has one prefix column per parent: only lines added against
     every parent (``++``) are the merge's own (a conflict resolution, an "evil merge"); a line added
     against one parent only came from the other, whose commits are scanned on their own.
     """
-    commit = ""
+    commit: CommitInfo | None = None
     path: str | None = None
     line = 0
     run: list[bytes] = []
@@ -105,7 +105,7 @@ def parse_diff(lines: Iterator[bytes], errors: SourceErrors | None = None) -> It
         yield from flush()
         in_hunk = False
         if text.startswith(_COMMIT_MARK):
-            commit = text[len(_COMMIT_MARK) :].strip().decode()
+            commit = CommitInfo.parse(text[len(_COMMIT_MARK) :].strip(b"\r").split(b"\0"))
         elif text.startswith((b"diff --git ", b"diff --cc ", b"diff --combined ")):
             path = None
         elif text.startswith(b"+++ "):
@@ -159,14 +159,16 @@ class DiffSource(ChunkReader):
             return ["diff", "--cached", "--diff-filter=ACMR"]
         return [
             "log", "-p", "--cc", "--topo-order", "--reverse", "--diff-filter=ACMR",
-            f"--format=format:{_COMMIT_MARK.decode()}%H", *self.revisions, "--",
+            f"--format=format:{_COMMIT_MARK.decode()}{LOG_FORMAT}", *self.revisions, "--",
         ]  # fmt: skip
 
     def chunks(self) -> Iterator[Chunk]:
+        root = repository_root(self.repo) if self.revisions is not None else ""
         for added in parse_diff(_diff_process(self.repo, self._arguments()), self.errors):
             if added.path in self.exclude:
                 continue
-            origin = GitOrigin(added.commit, added.path) if added.commit else FileOrigin(added.path)
+            origin: Origin = (FileOrigin(added.path) if added.commit is None
+                              else added.commit.origin(added.path, root))
             # hunks stand alone; the leak-to-revocation latency starts when git hands them over
             yield Chunk(added.data, origin, 0, added.line, read_at=time.monotonic(), whole=True)
 

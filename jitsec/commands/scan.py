@@ -178,7 +178,7 @@ def _report(result: ScanResult, scanner: Scanner) -> None:
 @click.command("scan")
 @_scan_options
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Output format.")
+              help="Output format. gitleaks-json is gitleaks' report with redacted Secret and Match.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write findings here instead of stdout.")
 @click.option("--stats", "show_stats", is_flag=True,
@@ -203,6 +203,7 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
       jitsec scan -j 4 /var/log/app              four files at a time
       kubectl logs pod/api | jitsec scan -       scan a stream
       jitsec scan -f sarif -o jitsec.sarif src/  for code scanning dashboards
+      jitsec scan -f gitleaks-json git:.         history, for tools that read gitleaks reports
       jitsec scan --baseline .jitsec.baseline .  report only new findings
       jitsec scan --gitleaks-config .gitleaks.toml --rules extra.toml .
     """

@@ -274,7 +274,7 @@ def _parse_listen(value: str | None) -> tuple[str, int] | None:
 @click.option("--exit-when-idle", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this long without new data (for scripts and tests).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Output format of findings (json and sarif are written at shutdown).")
+              help="Output format of findings (json, sarif and gitleaks-json are written at shutdown).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write findings here instead of stdout.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -7,7 +7,7 @@ Incidents (one per secret, with occurrences) are the response's business, not th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -25,8 +25,20 @@ class StreamOrigin:
 
 @dataclass(frozen=True, slots=True)
 class GitOrigin:
+    """A file in one commit. ``commit`` is the full object id and ``path`` is relative to the root of
+    ``repository`` (an absolute local path, or "" when unknown). Who wrote the commit and when are
+    facts of the commit, not of the place: they are left out of equality and hashing, so that two
+    origins naming the same commit and path are equal whether or not the reader asked git for them.
+    ``author_date`` is ISO 8601 with the author's offset (git's ``%aI``); ``subject`` is the first
+    paragraph of the message on one line (``%s``)."""
+
     commit: str
     path: str
+    author_name: str = field(default="", compare=False)
+    author_email: str = field(default="", compare=False)
+    author_date: str = field(default="", compare=False)
+    subject: str = field(default="", compare=False)
+    repository: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +162,8 @@ class Finding:
     ``fingerprint`` is keyed (HMAC with a deployment-local key) and safe for reports and baselines.
     ``credential_sha256`` is the unkeyed SHA-256 exchanged with the broker, set only for candidates
     in a broker-issued format (whose ~238 random bits make an unkeyed hash safe).
+    ``end_line`` and ``end_column`` place the last byte of the match (0: not recorded, as in findings
+    written before they existed); ``entropy`` is the secret's Shannon entropy in bits per character.
     """
 
     rule_id: str
@@ -165,6 +179,9 @@ class Finding:
     credential_sha256: str | None = None
     broker: BrokerStatus | None = None
     read_at: float | None = None
+    end_line: int = 0
+    end_column: int = 0
+    entropy: float = 0.0
 
 
 class ResponseAction(Enum):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jitsec.connectors.sources.git import BlobChange, GitError, GitHistorySource, _parse_raw_log
+from jitsec.connectors.sources.git import BlobChange, CommitInfo, GitError, GitHistorySource, _parse_raw_log
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.ruleset import load_ruleset
@@ -134,12 +134,18 @@ changes = st.tuples(st.sampled_from([b"A", b"M", b"D", b"T"]), st.sampled_from([
                     raw_paths)
 
 
-@given(st.lists(st.tuples(hex40, st.lists(changes, max_size=4)), max_size=5))
+# Author fields may be empty or start with ':' (what marks a raw entry): they are read by position.
+names = st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(st.lists(st.tuples(hex40, names, st.lists(changes, max_size=4)), max_size=5))
 def test_raw_log_parser_yields_exactly_the_added_and_modified_blobs(log) -> None:
     tokens: list[bytes] = []
     expected: list[BlobChange] = []
-    for commit, entries in log:
-        tokens += [b"", commit.encode()]
+    for commit_id, name, entries in log:
+        tokens += [b"", commit_id.encode(), name.encode(), b"a@b.example", b"2026-01-02T03:04:05+01:00",
+                   (":" + name).encode()]
+        commit = CommitInfo(commit_id, name, "a@b.example", "2026-01-02T03:04:05+01:00", ":" + name)
         expected.append(BlobChange(commit, "", ""))
         for number, (status, mode, blob, path) in enumerate(entries):
             header = b":100644 %s %s %s %s" % (mode, b"1" * 40, blob.encode(), status)
@@ -147,3 +153,22 @@ def test_raw_log_parser_yields_exactly_the_added_and_modified_blobs(log) -> None
             if status != b"D" and mode != b"160000" and blob.strip("0"):
                 expected.append(BlobChange(commit, path.decode("utf-8", "surrogateescape"), blob))
     assert list(_parse_raw_log(iter(tokens))) == expected
+
+
+def test_every_blob_carries_its_commit_s_author_date_and_subject(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    (repo / "conf dir").mkdir()
+    (repo / "conf dir" / "prod é.env").write_bytes(b"TOKEN=one\n")
+    git_repo("add", "-A")
+    git_repo("commit", "-q", "--author=Zoë Łukasz-Ünïcode <zoe@example.org>",
+             "--date=2026-03-04T05:06:07-08:00", "-F", "-", stdin=b"Add config:\nsecond line\n\nBody.\n")
+    first = git_repo("rev-parse", "HEAD").strip()
+    commit_file(git_repo, repo, "b.txt", b"b\n", "plain")
+    _, blobs = read_all(repo)
+    origin = next(o for o in blobs if o.commit == first)
+    assert (origin.path, origin.author_name, origin.author_email, origin.author_date, origin.subject) == (
+        "conf dir/prod é.env", "Zoë Łukasz-Ünïcode", "zoe@example.org", "2026-03-04T05:06:07-08:00",
+        "Add config: second line")
+    assert origin.repository == str(repo.resolve())
+    assert len(origin.commit) == 40
+    assert {o.author_name for o in blobs if o.commit != first} == {"t"}

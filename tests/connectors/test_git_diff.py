@@ -34,7 +34,16 @@ def test_quoted_paths_are_unquoted() -> None:
 
 
 def write(repo: Path, name: str, data: bytes) -> None:
+    (repo / name).parent.mkdir(parents=True, exist_ok=True)
     (repo / name).write_bytes(data)
+
+
+def commit_base(repo: Path, git_repo) -> str:
+    """A first commit of ``a.txt`` (``a``); its id."""
+    write(repo, "a.txt", b"a\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "-m", "base")
+    return git_repo("rev-parse", "HEAD").strip()
 
 
 def test_staged_changes_only_added_lines(tmp_path: Path, git_repo) -> None:
@@ -60,10 +69,7 @@ def test_staged_changes_only_added_lines(tmp_path: Path, git_repo) -> None:
 
 def test_commit_range_locates_by_commit(tmp_path: Path, git_repo) -> None:
     repo = tmp_path / "repo"
-    write(repo, "a.txt", b"a\n")
-    git_repo("add", ".")
-    git_repo("commit", "-q", "-m", "base")
-    base = git_repo("rev-parse", "HEAD").strip()
+    base = commit_base(repo, git_repo)
     write(repo, "a.txt", b"a\nb\n")
     git_repo("commit", "-q", "-am", "b")
     second = git_repo("rev-parse", "HEAD").strip()
@@ -134,5 +140,22 @@ def test_combined_hunks_count_result_lines_over_every_parent() -> None:
     diff = [b"jitsec-commit m1\n", b"diff --cc f.txt\n", b"--- a/f.txt\n", b"+++ b/f.txt\n",
             b"@@@ -5,0 -4,1 +5,4 @@@\n", b"+ from-one-parent\n", b"- gone-from-first\n", b"++evil\n",
             b" +from-the-other\n", b"++evil-too\n"]
-    assert [(a.commit, a.path, a.line, a.data) for a in parse_diff(iter(diff))] == [
+    assert [(a.commit.sha if a.commit else None, a.path, a.line, a.data) for a in parse_diff(iter(diff))] == [
         ("m1", "f.txt", 6, b"evil\n"), ("m1", "f.txt", 8, b"evil-too\n")]
+
+
+def test_pushed_lines_carry_their_commit_s_authorship(tmp_path: Path, git_repo) -> None:
+    repo = tmp_path / "repo"
+    base = commit_base(repo, git_repo)
+    write(repo, "dir with space/é.txt", b"KEY=1\n")
+    git_repo("add", ".")
+    git_repo("commit", "-q", "--author=Ærlig Ñandú <an@example.org>", "--date=2026-05-06T07:08:09+02:00",
+             "-F", "-", stdin=b"Subject here\nstill subject\n\nbody line\n")
+    (chunk,) = DiffSource(repo, revisions=[f"{base}..HEAD"]).chunks()
+    origin = chunk.origin
+    assert isinstance(origin, GitOrigin)
+    assert (origin.path, origin.author_name, origin.author_email, origin.author_date, origin.subject) == (
+        "dir with space/é.txt", "Ærlig Ñandú", "an@example.org", "2026-05-06T07:08:09+02:00",
+        "Subject here still subject")
+    assert origin.commit == git_repo("rev-parse", "HEAD").strip()
+    assert origin.repository == str(repo.resolve())

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
+import pytest
 from jitsec.scanner.engine import Scanner
+from jitsec.scanner.git_fields import git_fields, short_commit
 from jitsec.scanner.output import FindingWriter, finding_row, sarif_document
+from jitsec.scanner.ruleset import make_ruleset
 
 from jitsec.kernel.credential_format import CredentialKind, mint
-from jitsec.kernel.records import FileOrigin
+from jitsec.kernel.records import FileOrigin, GitOrigin
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 
@@ -55,10 +59,23 @@ def test_sarif_structure(hs_scanner: Scanner) -> None:
     for result in run["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         location = result["locations"][0]["physicalLocation"]
-        assert location["artifactLocation"]["uri"] == "app/config.env"
+        assert location["artifactLocation"] == {"uri": "app/config.env", "uriBaseId": "%SRCROOT%"}
         assert location["region"]["startLine"] >= 1 and location["region"]["startColumn"] >= 1
         assert result["partialFingerprints"]["jitsecFingerprint/v1"].startswith("hmac-sha256:")
     assert AWS not in json.dumps(document)
+    assert "lease" in rules[1]["help"]["text"]  # a broker credential: the broker revokes it
+    assert [r["properties"]["security-severity"] for r in rules] == ["8.0", "9.5"]
+
+
+def test_sarif_rules_link_to_where_their_credentials_are_revoked(hs_scanner: Scanner) -> None:
+    aws = hs_scanner.ruleset.by_id("sample-aws-access-key-id")
+    linked = replace(aws, revoke="https://console.example.org/iam/keys")
+    found = hs_scanner.scan_bytes(f"aws={AWS}\n".encode(), FileOrigin("a.env"))
+    (with_link,) = sarif_document(found, make_ruleset([linked]))["runs"][0]["tool"]["driver"]["rules"]
+    (without,) = sarif_document(found, hs_scanner.ruleset)["runs"][0]["tool"]["driver"]["rules"]
+    assert with_link["helpUri"] == "https://console.example.org/iam/keys"
+    assert "https://console.example.org/iam/keys" in with_link["help"]["text"]
+    assert "helpUri" not in without and "AWS access key ID" in without["help"]["text"]
 
 
 def test_text_output_is_one_line_per_finding(hs_scanner: Scanner) -> None:
@@ -81,3 +98,16 @@ def test_text_output_prints_locations_literally_never_as_emoji_or_markup(hs_scan
     writer.write(found)
     writer.close({})
     assert "logs/[bold]x[/]:100:.log:100:5" in stream.getvalue()
+
+
+@pytest.mark.parametrize(("name", "email", "date", "expected"), [
+    ("Ann", "ann@example.org", "2026-01-02T03:04:05+01:00",
+     "0123456789ab by Ann <ann@example.org> on 2026-01-02"),
+    ("", "ann@example.org", "", "0123456789ab by <ann@example.org>"),
+    ("Ann", "", "", "0123456789ab by Ann"),
+    ("", "", "", "0123456789ab"),
+])
+def test_the_short_form_of_a_commit_shows_what_is_known(name: str, email: str, date: str,
+                                                       expected: str) -> None:
+    fields = git_fields(GitOrigin("0123456789ab" + "c" * 28, "a.env", name, email, date, "subject"))
+    assert fields is not None and short_commit(fields) == expected

@@ -68,6 +68,9 @@ def test_digest_is_stable_and_tracks_content(sample_pack: Path, tmp_path: Path) 
         ({"example": [{"secret": "abc", "contexts": ["xml"]}]}, "example[0].contexts", "drawn from"),
         ({"import": "evil.module"}, "import", "unknown field"),
         ({"allowlist": {"regexes": ["("]}}, "allowlist.regexes", "does not compile"),
+        ({"revoke": "http://example.org/keys"}, "revoke", "https:// address"),
+        ({"revoke": "javascript:alert(1)"}, "revoke", "https:// address"),
+        ({"revoke": 42}, "revoke", "non-empty string"),
     ],
 )
 def test_errors_name_pack_rule_and_field(changes: dict[str, Any], field: str, words: str) -> None:
@@ -113,3 +116,10 @@ def test_default_packs_load_when_present() -> None:
     assert ruleset.rules
     for path in paths:
         assert tomllib.loads(path.read_text())["pack"]["name"] in ruleset.packs
+
+
+def test_a_rule_names_where_its_credentials_are_revoked_without_changing_the_digest() -> None:
+    plain = parse_pack(pack_with(), "demo.toml")[1][0]
+    linked = parse_pack(pack_with(revoke="https://example.org/settings/keys"), "demo.toml")[1][0]
+    assert (plain.revoke, linked.revoke) == ("", "https://example.org/settings/keys")
+    assert plain.canonical() == linked.canonical()  # reports only: what is matched stays the same
