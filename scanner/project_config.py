@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jitsec.scanner.allowlist import ContentAllowlist, GlobError, PathRules, compile_regexes
+from jitsec.scanner.allowlist import ContentAllowlist, GlobError, PathRules, PatternError, compile_regexes
 
 from jitsec.kernel.records import Severity
 
@@ -106,10 +106,10 @@ def parse_project_config(raw: dict[str, Any], path: Path) -> ProjectConfig:
             lines=compile_regexes(_strings(allow, "lines", "allowlist.", fail), "allowlist.lines"),
             stopwords=tuple(word.lower() for word in _strings(allow, "stopwords", "allowlist.", fail)),
         )
-    except ValueError as error:
+    except PatternError as error:
         raise ProjectConfigError(f"{path}: {error}") from None
     severity = raw.get("min_severity")
-    if severity is not None and severity not in {s.value for s in Severity}:
+    if severity is not None and severity not in [s.value for s in Severity]:
         raise fail("min_severity", f"must be one of {', '.join(s.value for s in Severity)}")
     return ProjectConfig(
         path=path,
