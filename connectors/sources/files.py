@@ -166,11 +166,14 @@ class FilesSource(ChunkReader):
         skip_binary: bool = True,
         report: WalkReport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        skip: PathSkip | None = None,
     ) -> None:
+        """``skip`` leaves paths out of the walk of ``feed`` when it is a list of paths."""
         self.errors = SourceErrors()
         self.report = report if report is not None else WalkReport()
         if not isinstance(feed, PathFeed):
-            feed = PathFeed(walk(feed, self.errors, self.report))
+            skips = (lambda _root: skip) if skip is not None else None
+            feed = PathFeed(walk(feed, self.errors, self.report, skips))
         self._feed = feed
         self._chunk_size = chunk_size
         self._skip_binary = skip_binary

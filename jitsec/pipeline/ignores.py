@@ -174,6 +174,21 @@ class IgnoreStage:
         """Nothing held."""
 
 
+def exclude_skip(globs: Sequence[str]) -> PathSkip | None:
+    """What ``--exclude GLOB`` leaves out of a followed folder (``jitsec watch``); None for no globs."""
+    try:
+        rules = PathRules.of(globs)
+    except GlobError as error:
+        raise IgnoreSetupError(f"--exclude {error}") from None
+    if not rules:
+        return None
+
+    def skip(relative: str, is_folder: bool) -> SkipReason | None:
+        return "excluded" if rules.matches(relative) else None
+
+    return skip
+
+
 def is_broker_credential(finding: Finding) -> bool:
     """A broker-format credential (it carries its SHA-256) or one the broker knows as live."""
     return finding.credential_sha256 is not None or finding.confidence is Confidence.CONFIRMED
