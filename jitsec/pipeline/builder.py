@@ -21,10 +21,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
 from jitsec.kernel.ports import Source, Stage
-from jitsec.pipeline.ignores import Ignores, IgnoreStage
 from jitsec.pipeline.runner import PipelineStats, run_sources
 from jitsec.pipeline.stages import BaselineStage, FirstSeenInHistory
-from jitsec.scanner.allowlist import ContentAllowlist
 from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
 from jitsec.scanner.engine import REGEX_TIMEOUT, Scanner
 from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
@@ -33,8 +31,10 @@ from jitsec.scanner.ruleset import RuleError, RuleSet, disable_rules, load_rules
 if TYPE_CHECKING:
     from jitsec.broker.client import BrokerClient
     from jitsec.kernel.ports import Sink
+    from jitsec.pipeline.ignores import Ignores, IgnoreStage
     from jitsec.response.options import ResponseOptions, ResponseRuntime
     from jitsec.response.responder import ResponderSettings
+    from jitsec.scanner.allowlist import ContentAllowlist
 
 EngineName = Literal["auto", "hyperscan", "python"]
 

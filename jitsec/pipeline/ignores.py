@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jitsec.connectors.address import GIT_PREFIX, is_source_address
 from jitsec.connectors.sources.files import PathSkip, SkipReason
 from jitsec.connectors.sources.gitignore import git_ignored
 from jitsec.kernel.records import Chunk, Confidence, FileOrigin, Finding, GitOrigin, Severity
@@ -60,6 +59,7 @@ class IgnoreOptions:
     project_config: Path | None = None  # --project-config FILE
     find_project_config: bool = True  # False: --no-project-config
     gitleaks_config: Path | None = None  # --gitleaks-config FILE (its global allowlists)
+    file_findings_by_path: bool = False  # True where files are not walked (diffs): paths apply to findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,7 @@ class Ignores:
     gitleaks: GitleaksConfig | None = None
     fingerprints: GitleaksIgnore = field(default_factory=GitleaksIgnore)
     warnings: tuple[str, ...] = ()
+    file_findings_by_path: bool = False  # see IgnoreOptions
 
     @property
     def content(self) -> ContentAllowlist:
@@ -128,8 +129,9 @@ class Ignores:
 
 class IgnoreStage:
     """Drops findings a ``.gitleaksignore`` fingerprint, a gitleaks config's allowlisted commit, an
-    excluded or allowlisted path in history, or the project's ``min_severity`` leaves out, counting
-    them (``dropped``). A broker-format or live credential is never dropped."""
+    excluded or allowlisted path in history (or in a diff's files, which are not walked), or the
+    project's ``min_severity`` leaves out, counting them (``dropped``). A broker-format or live
+    credential is never dropped. Repository paths are matched from the repository root."""
 
     def __init__(self, ignores: Ignores) -> None:
         self.ignores = ignores
@@ -140,6 +142,7 @@ class IgnoreStage:
         self.history_paths = PathRules(ignores.excludes.globs + project_paths.globs,
                                        ignores.excludes.regexes + ignores.gitleaks_paths.regexes)
         self.base = str(ignores.base.resolve())
+        self.file_paths = ignores.file_findings_by_path
         self.dropped = 0
         self._lock = threading.Lock()
 
@@ -165,9 +168,10 @@ class IgnoreStage:
             return (any(commit.startswith(allowed) for allowed in self.commits)
                     or self.history_paths.matches(origin.path)
                     or self.fingerprints.accepts(origin.path, finding.rule_id, finding.line, origin.commit))
-        if isinstance(origin, FileOrigin) and self.fingerprints:
+        if isinstance(origin, FileOrigin) and (self.fingerprints or self.file_paths):
             relative = Path(os.path.relpath(os.path.abspath(origin.path), self.base)).as_posix()
-            return self.fingerprints.accepts(relative, finding.rule_id, finding.line)
+            return ((self.file_paths and self.history_paths.matches(relative))
+                    or self.fingerprints.accepts(relative, finding.rule_id, finding.line))
         return False
 
     def close(self) -> None:
@@ -197,6 +201,8 @@ def is_broker_credential(finding: Finding) -> bool:
 def scanned_base(targets: Sequence[str]) -> Path:
     """The folder a run is about: the first path named (a file's folder), ``git:PATH``'s PATH, or the
     current folder (stdin, streams)."""
+    from jitsec.connectors.address import GIT_PREFIX, is_source_address  # noqa: PLC0415 - a hook's start-up
+
     for target in targets:
         if target == "-":
             continue
@@ -231,7 +237,8 @@ def load_ignores(options: IgnoreOptions, targets: Sequence[str]) -> Ignores:
         raise IgnoreSetupError(f"{base / GITLEAKSIGNORE}: cannot read ({error.strerror or error})") from None
     warnings.extend(f"{base / GITLEAKSIGNORE}: {problem}, skipped" for problem in fingerprints.problems)
     return Ignores(base=base, gitignore=options.gitignore, excludes=excludes, project=project,
-                   gitleaks=gitleaks, fingerprints=fingerprints, warnings=tuple(warnings))
+                   gitleaks=gitleaks, fingerprints=fingerprints, warnings=tuple(warnings),
+                   file_findings_by_path=options.file_findings_by_path)
 
 
 def _project(options: IgnoreOptions, base: Path) -> ProjectConfig | None:
