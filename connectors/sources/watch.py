@@ -249,7 +249,7 @@ class DirectoryWatchSource(ChunkReader):
         if self.skip is None:
             return False
         relative = Path(os.path.relpath(path, self.root)).as_posix()
-        if relative.startswith(".."):
+        if relative == ".." or relative.startswith("../"):
             return False
         parts = relative.split("/")
         return any(self.skip("/".join(parts[:depth]), depth < len(parts) or is_dir) is not None

@@ -167,9 +167,10 @@ def _report(result: ScanResult, scanner: Scanner) -> None:
     if result.skipped_special:
         parts.append(f"{result.skipped_special} special files skipped")
     if result.skipped_ignored:
-        parts.append(f"{result.skipped_ignored} git-ignored paths skipped")
+        parts.append(f"{result.skipped_ignored} git-ignored path{'s' if result.skipped_ignored != 1 else ''} "
+                     "skipped")
     if result.skipped_excluded:
-        parts.append(f"{result.skipped_excluded} paths excluded")
+        parts.append(f"{result.skipped_excluded} path{'s' if result.skipped_excluded != 1 else ''} excluded")
     if result.allowlisted:
         parts.append(f"{result.allowlisted} allowlisted")
     click.echo("jitsec: " + ", ".join(parts), err=True)

@@ -104,7 +104,7 @@ class Ignores:
         project = self.project.paths if self.project is not None and self.project.paths else None
         if ignored is None and not excludes and project is None:
             return None
-        anchor = os.path.abspath(root if is_dir else os.curdir)
+        anchor = os.path.realpath(root) if is_dir else ""  # a file named directly: resolved itself
         project_base = str(self.project.base.resolve()) if self.project is not None else ""
 
         def skip(relative: str, is_folder: bool) -> SkipReason | None:
@@ -113,8 +113,9 @@ class Ignores:
             if excludes.matches(relative):
                 return "excluded"
             if project is not None:
-                from_project = os.path.relpath(os.path.join(anchor, relative), project_base)
-                if not from_project.startswith("..") and project.matches(Path(from_project).as_posix()):
+                where = os.path.join(anchor, relative) if anchor else os.path.realpath(relative)
+                from_project = _below(where, project_base)
+                if from_project is not None and project.matches(from_project):
                     return "excluded"
             return None
 
@@ -169,13 +170,22 @@ class IgnoreStage:
                     or self.history_paths.matches(origin.path)
                     or self.fingerprints.accepts(origin.path, finding.rule_id, finding.line, origin.commit))
         if isinstance(origin, FileOrigin) and (self.fingerprints or self.file_paths):
-            relative = Path(os.path.relpath(os.path.abspath(origin.path), self.base)).as_posix()
-            return ((self.file_paths and self.history_paths.matches(relative))
-                    or self.fingerprints.accepts(relative, finding.rule_id, finding.line))
+            relative = _below(os.path.realpath(origin.path), self.base)
+            return relative is not None and (
+                (self.file_paths and self.history_paths.matches(relative))
+                or self.fingerprints.accepts(relative, finding.rule_id, finding.line))
         return False
 
     def close(self) -> None:
         """Nothing held."""
+
+
+def _below(path: str, folder: str) -> str | None:
+    """``path`` relative to ``folder`` with ``/``, or None when it is not below it (both resolved)."""
+    relative = os.path.relpath(path, folder)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return None
+    return Path(relative).as_posix()
 
 
 def exclude_skip(globs: Sequence[str]) -> PathSkip | None:

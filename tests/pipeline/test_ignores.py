@@ -161,6 +161,14 @@ def test_project_paths_are_taken_from_the_project_folder(tree: Path) -> None:
     assert found(scan(tree / "src"), tree) == []
 
 
+def test_project_paths_and_fingerprints_hold_through_a_symlinked_folder(tree: Path, tmp_path: Path) -> None:
+    project(tree, '[allowlist]\npaths = ["src/**"]\n')
+    (tree / ".gitleaksignore").write_text(f"logs/app.log:{AWS_RULE}:1\n")
+    link = tmp_path / "link"
+    link.symlink_to(tree)
+    assert found(scan(link), link) == [("node_modules/pkg/index.js", AWS_RULE, 1)]
+
+
 def test_project_secrets_lines_and_stopwords_allow_by_content(tmp_path: Path) -> None:
     leak(tmp_path / "a.py", f"key = '{AWS}'\nother = 'AKIA2OGYBAH6STMMNXNQ'  # test double\n")
     for allowlist, left in (('secrets = ["NXNN$"]', [2]), ('lines = ["test double"]', [1]),
