@@ -28,8 +28,8 @@ class GitIgnored:
 
 def git_ignored(folder: Path) -> GitIgnored | None:
     """What git ignores under ``folder``; None when ``folder`` is not inside a work tree (or git is
-    not installed, or fails there). A folder that git ignores as a whole lists nothing: it was named
-    on purpose, so all of it is read."""
+    not installed, or fails there). A folder that git ignores as a whole, or one inside such a
+    folder, lists nothing: it was named on purpose, so all of it is read."""
     git = shutil.which("git")
     if git is None:
         return None

@@ -123,6 +123,7 @@ def test_a_subfolder_of_a_work_tree_honours_the_gitignore_above_it(repo: Path) -
 def test_an_ignored_path_named_on_the_command_line_is_read(repo: Path) -> None:
     assert found(scan(repo / "logs" / "app.log"), repo) == [("logs/app.log", AWS_RULE, 1)]
     assert len(found(scan(repo / "node_modules"), repo)) == 1
+    assert len(found(scan(repo / "node_modules" / "pkg"), repo)) == 1  # below an ignored folder
 
 
 # -- --exclude --------------------------------------------------------------------------------------
