@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from jitsec.connectors.checkpoints import CheckpointStore
 from jitsec.connectors.errors import SourceAddressError
-from jitsec.connectors.sources.files import FilesSource
+from jitsec.connectors.sources.files import FilesSource, PathSkip
 from jitsec.connectors.sources.git import (
     DEFAULT_POLL_INTERVAL,
     GIT_POLL_ENV,
@@ -61,10 +61,12 @@ def open_source(
     follow: bool,
     checkpoint_dir: Path | None = None,
     from_end: bool = False,
+    skip: PathSkip | None = None,
 ) -> Source:
     """The source an address names. ``follow`` keeps reading new data until ``close``;
     ``checkpoint_dir`` lets a followed file, directory or index resume where a previous run stopped;
-    ``from_end`` starts followed files at their current end when there is no checkpoint."""
+    ``from_end`` starts followed files at their current end when there is no checkpoint; ``skip``
+    leaves paths out of a directory (``--exclude``)."""
     if not address:
         raise SourceAddressError("empty source address")
     if address.startswith(GIT_PREFIX):
@@ -85,7 +87,8 @@ def open_source(
         return opener(address, follow=follow, checkpoint_dir=checkpoint_dir)
     if address == "-":
         return StdinFollowSource() if follow else StdinSource()
-    return _open_path(Path(address), follow=follow, checkpoint_dir=checkpoint_dir, from_end=from_end)
+    return _open_path(Path(address), follow=follow, checkpoint_dir=checkpoint_dir, from_end=from_end,
+                      skip=skip)
 
 
 def _open_git(path: str, *, follow: bool, checkpoint_dir: Path | None) -> Source:
@@ -110,17 +113,18 @@ def _open_git(path: str, *, follow: bool, checkpoint_dir: Path | None) -> Source
     return GitHistorySource(Path(path), follow=True, checkpoints=checkpoints, poll_interval=interval)
 
 
-def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_end: bool) -> Source:
+def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_end: bool,
+               skip: PathSkip | None = None) -> Source:
     if not follow:  # read what is there once: the scanner's file walker (recursive, skips binaries)
         if not path.exists():
             raise SourceAddressError(f"{path}: no such file or directory")
-        return FilesSource([path])
+        return FilesSource([path], skip=skip)
     checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
     if path.is_dir():
         # watchdog starts its machinery on import; only a directory watch pays for it.
         from jitsec.connectors.sources.watch import DirectoryWatchSource  # noqa: PLC0415
 
-        return DirectoryWatchSource(path, checkpoints=checkpoints, from_end=from_end)
+        return DirectoryWatchSource(path, checkpoints=checkpoints, from_end=from_end, skip=skip)
     # A followed file that does not exist yet is waited for, like `tail -F`.
     return TailSource(path, follow=follow, checkpoints=checkpoints, from_end=from_end)
 

@@ -9,6 +9,7 @@ Example::
     from_end = false                         # followed files without a checkpoint: start at the end?
     broker = "http://127.0.0.1:8200"         # optional: report broker-format leaks for revocation
     rules = ["/etc/jitsec/extra-rules.toml"] # optional extra rule packs
+    exclude = ["*.gz", "archive/**"]         # optional: globs left out of followed folders
 
     [http]
     listen = "127.0.0.1:9465"                # /healthz and /metrics
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_LISTEN = "127.0.0.1:9465"
-_TOP_KEYS = {"sources", "alerts", "checkpoint_dir", "state_dir", "from_end", "broker", "rules", "http"}
+_TOP_KEYS = {"sources", "alerts", "checkpoint_dir", "state_dir", "from_end", "broker", "rules", "http",
+             "exclude"}
 _HTTP_KEYS = {"listen"}
 
 
@@ -44,6 +46,7 @@ class DaemonConfig:
     from_end: bool = False
     broker: str | None = None
     rules: tuple[Path, ...] = ()
+    exclude: tuple[str, ...] = ()  # globs (checked by the command that applies them)
 
 
 def load_daemon_config(path: Path) -> DaemonConfig:
@@ -91,6 +94,7 @@ def parse_daemon_config(raw: dict[str, Any], *, label: str, base: Path) -> Daemo
         from_end=from_end,
         broker=broker,
         rules=tuple(base / rule for rule in _strings(raw, "rules", fail)),
+        exclude=tuple(_strings(raw, "exclude", fail)),
     )
 
 

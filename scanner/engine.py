@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 import regex
+from jitsec.scanner.allowlist import ContentAllowlist
 from jitsec.scanner.decoders import decode_variants, marker_lines
 from jitsec.scanner.filters import (
-    PRAGMA,
+    INLINE_ALLOWS,
     PRAGMA_NEXTLINE,
     is_generic_negative,
     is_lock_path,
@@ -143,16 +144,19 @@ class Scanner:
         live_fingerprints: Callable[[str], bool] | None = None,
         ignored_sha1: frozenset[str] = frozenset(),
         cache_dir: Path | None = None,
+        allowlist: ContentAllowlist | None = None,
     ) -> None:
         """``live_fingerprints(sha256_hex)`` says whether a candidate is a live credential the caller
         knows (CONFIRMED); ``ignored_sha1`` holds SHA-1s of accepted secrets (detect-secrets
-        baselines); ``cache_dir`` is where the compiled Hyperscan database is kept."""
+        baselines); ``cache_dir`` is where the compiled Hyperscan database is kept; ``allowlist``
+        holds a project's or gitleaks config's global allowlist (never applied to broker credentials)."""
         self.ruleset = ruleset
         self.fingerprinter = fingerprinter
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.published_examples = ruleset.published_examples
         self.live_fingerprints = live_fingerprints
         self.ignored_sha1 = ignored_sha1
+        self.allowlist = allowlist or None
         self.stats = ScanStats([rule.id for rule in self.rules])
         self.has_multiline = any(rule.multiline for rule in self.rules)
         if engine == "python" or (engine == "auto" and not hyperscan_available()):
@@ -245,10 +249,11 @@ class Scanner:
     ) -> list[_Match]:
         """Every match in ``data`` passing all checks, deduplicated, in position order.
 
-        ``allow_pragmas`` is for files and repositories, where a reviewer marks a false positive;
-        streams (logs, Kafka, stdin) give False, since there the text is whoever wrote the log line.
-        Pragmas and detect-secrets baselines never hide a broker-format credential or one whose
-        SHA-256 is a live lease's.
+        ``allow_pragmas`` is for files and repositories, where a reviewer marks a false positive with an
+        inline marker (``INLINE_ALLOWS``, ``PRAGMA_NEXTLINE``); streams (logs, Kafka, stdin) give False,
+        since there the text is whoever wrote the log line. Pragmas, the global allowlist and
+        detect-secrets baselines never hide a broker-format credential or one whose SHA-256 is a live
+        lease's.
 
         Bytes before ``fresh_from`` (a line start) were scanned before and are here again only so that
         a multiline match can complete: there, only multiline rules are confirmed and nothing is decoded.
@@ -380,7 +385,9 @@ class Scanner:
         position = base + match.start() if rule.multiline else secret_start
         accepted = (allow_pragmas and _has_pragma(data, position, floor)) or (
             bool(self.ignored_sha1)
-            and hashlib.sha1(_utf8(secret), usedforsecurity=False).hexdigest() in self.ignored_sha1)
+            and hashlib.sha1(_utf8(secret), usedforsecurity=False).hexdigest() in self.ignored_sha1) or (
+            self.allowlist is not None and self.allowlist.allows(
+                secret, _line_at(data, line_start, secret_start), match.group(0)))
         if accepted and rule.validator not in BROKER_VALIDATORS and not self._is_live(secret):
             return None
         return position, secret, base + match.end()
@@ -484,11 +491,19 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _line_at(data: bytes, line_start: int, position: int) -> str:
+    line_end = data.find(b"\n", position)
+    return data[line_start: len(data) if line_end < 0 else line_end].decode("latin-1")
+
+
+_INLINE_MARKERS = tuple(marker.encode() for marker in INLINE_ALLOWS)
+
+
 def _has_pragma(data: bytes, position: int, floor: int = 0) -> bool:
     line_start = data.rfind(b"\n", 0, position) + 1
     line_end = data.find(b"\n", position)
     line = data[line_start: len(data) if line_end < 0 else line_end]
-    if PRAGMA.encode() in line:
+    if any(marker in line for marker in _INLINE_MARKERS):
         return True
     if line_start > floor:
         previous = data[data.rfind(b"\n", 0, line_start - 1) + 1: line_start]

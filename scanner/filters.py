@@ -19,8 +19,10 @@ from jitsec.scanner.validators import VALIDATORS
 
 from jitsec.kernel.lazy_regex import LazyPattern
 
-PRAGMA = "pragma: allowlist secret"
+PRAGMA = "pragma: allowlist secret"  # detect-secrets'
 PRAGMA_NEXTLINE = "pragma: allowlist nextline secret"
+# Inline markers that excuse the line they are on: detect-secrets', gitleaks' and our own.
+INLINE_ALLOWS = (PRAGMA, "gitleaks:allow", "jitsec:allow")
 
 _PLACEHOLDER_WORDS = ("xxxx", "changeme", "change_me", "redacted", "placeholder", "****", "${", "{{", "%(")
 # A digest or id named as such just before the value, e.g. `sha256:`, `"commit": "`, `integrity="`.

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from jitsec.scanner.rules_model import (  # noqa: F401 - re-exported: callers im
     make_ruleset,
     ruleset_digest,
 )
-from jitsec.scanner.validators import VALIDATORS
+from jitsec.scanner.validators import BROKER_VALIDATORS, VALIDATORS
 
 from jitsec.kernel.records import Severity
 
@@ -63,7 +63,14 @@ def load_ruleset(
     include_default: bool = True,
     gitleaks_config: Path | None = None,
 ) -> RuleSet:
-    """Load the default packs (unless told not to), extra packs and an optional gitleaks config."""
+    """Load the default packs (unless told not to, and the gitleaks config does not ask for them with
+    ``[extend] useDefault``), extra packs and an optional gitleaks config."""
+    gitleaks = None
+    if gitleaks_config is not None:
+        from jitsec.scanner.gitleaks import read_gitleaks_config  # noqa: PLC0415 - optional path
+
+        gitleaks = read_gitleaks_config(gitleaks_config)
+        include_default = include_default or gitleaks.use_default
     paths = [*(default_pack_paths() if include_default else []), *map(Path, extra_packs)]
     rules: list[Rule] = []
     packs: list[str] = []
@@ -73,13 +80,26 @@ def load_ruleset(
             raise RuleError(name, None, "pack.name", f"duplicate pack name ({path})")
         packs.append(name)
         rules.extend(pack_rules)
-    if gitleaks_config is not None:
-        from jitsec.scanner.gitleaks import load_gitleaks_config  # noqa: PLC0415 - optional path
-
-        gitleaks_rules = load_gitleaks_config(gitleaks_config)
+    if gitleaks_config is not None and gitleaks is not None:
         packs.append(f"gitleaks:{gitleaks_config.name}")
-        rules.extend(gitleaks_rules)
+        rules.extend(gitleaks.rules)
     return make_ruleset(rules, packs, load_published_examples())
+
+
+def disable_rules(ruleset: RuleSet, rule_ids: Iterable[str]) -> RuleSet:
+    """``ruleset`` without the rules ``rule_ids`` name. An id no rule has (a typo) and a rule that
+    finds broker credentials (they are never ignored) are ``ValueError``s naming the id."""
+    wanted = set(rule_ids)
+    if not wanted:
+        return ruleset
+    known = {rule.id: rule for rule in ruleset.rules}
+    for rule_id in sorted(wanted):
+        if rule_id not in known:
+            raise ValueError(f"{rule_id!r}: no such rule (see `jitsec rules list`)")
+        if known[rule_id].validator in BROKER_VALIDATORS:
+            raise ValueError(f"{rule_id!r}: finds broker credentials, which are never ignored")
+    kept = [rule for rule in ruleset.rules if rule.id not in wanted]
+    return make_ruleset(kept, ruleset.packs, ruleset.published_examples)
 
 
 def published_examples_path() -> Path:

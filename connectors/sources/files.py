@@ -3,7 +3,8 @@
 Walking never follows directory symlinks (no loops); file symlinks are read. Only regular files are
 read: FIFOs, sockets and devices are skipped (reading one could block forever or never end). Files
 whose first 8 KiB hold a NUL byte are skipped as binary and counted. Unreadable, vanished or looping
-paths are recorded in ``errors`` and the walk goes on.
+paths are recorded in ``errors`` and the walk goes on. A walk may be given a ``PathSkip`` per named
+path (``.gitignore``, ``--exclude``): what it leaves out is not read, and counted by reason.
 """
 
 from __future__ import annotations
@@ -32,26 +33,38 @@ class FileEntry:
     stream: bool = False  # a FIFO named explicitly (``jitsec scan <(cmd)``): read to its end, size unknown
 
 
+SkipReason = Literal["ignored", "excluded"]
+PathSkip = Callable[[str, bool], SkipReason | None]
+"""Whether to leave out a path: given it relative to the walked folder (``/``-separated; for a file
+named directly, the path as named) and whether it is a folder, the reason, or None to read it."""
+
+
 @dataclass(slots=True)
 class WalkReport:
     """What a walk stepped over, besides errors; shared by the sources of one scan (``--jobs``)."""
 
     special: int = 0  # FIFOs, sockets, devices
     binary: int = 0  # skipped because they look binary (counted by the sources)
+    ignored: int = 0  # files and folders git ignores (a folder counts once)
+    excluded: int = 0  # files and folders left out by --exclude or allowlisted paths
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, kind: Literal["special", "binary"]) -> None:
+    def count(self, kind: Literal["special", "binary", "ignored", "excluded"]) -> None:
         with self._lock:
             setattr(self, kind, getattr(self, kind) + 1)
 
 
-def walk(paths: Iterable[Path], errors: SourceErrors, report: WalkReport) -> Iterator[FileEntry]:
-    """Regular files under ``paths`` (files given directly or found recursively), in a stable order."""
-    for root in paths:
-        yield from _walk_one(Path(root), errors, report)
+def walk(paths: Iterable[Path], errors: SourceErrors, report: WalkReport,
+         skips: Callable[[Path], PathSkip | None] | None = None) -> Iterator[FileEntry]:
+    """Regular files under ``paths`` (files given directly or found recursively), in a stable order;
+    ``skips(path)`` gives what to leave out of each named path."""
+    for named in paths:
+        root = Path(named)
+        yield from _walk_one(root, errors, report, skips(root) if skips is not None else None)
 
 
-def _walk_one(root: Path, errors: SourceErrors, report: WalkReport) -> Iterator[FileEntry]:
+def _walk_one(root: Path, errors: SourceErrors, report: WalkReport,
+              skip: PathSkip | None = None) -> Iterator[FileEntry]:
     """A path the user named is read whatever it is, or is an error: a FIFO (process substitution)
     is read as a stream; a device or socket is refused by name. Inside a directory, such files are
     skipped and counted."""
@@ -66,21 +79,37 @@ def _walk_one(root: Path, errors: SourceErrors, report: WalkReport) -> Iterator[
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         errors.record("unreadable", f"{root}: not a regular file, directory or pipe (a device or socket)")
         return
-    entry = _regular(root, errors, report)
-    if entry is not None:
-        yield entry
+    if stat.S_ISREG(mode):
+        if skip is not None and (reason := skip(root.as_posix(), False)) is not None:
+            report.count(reason)
+            return
+        entry = _regular(root, errors, report)
+        if entry is not None:
+            yield entry
         return
 
     def on_error(error: OSError) -> None:
         errors.record("unreadable", f"{error.filename}: {error.strerror or error}")
 
     for directory, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
-        dirnames.sort()
+        below = Path(directory).relative_to(root).as_posix()
+        prefix = "" if below == "." else below + "/"
+        dirnames[:] = [name for name in sorted(dirnames) if not _skipped(skip, prefix + name, True, report)]
         for name in sorted(filenames):
+            if _skipped(skip, prefix + name, False, report):
+                continue
             entry = _regular(Path(directory) / name, errors, report)
             if entry is not None:
                 yield entry
 
+
+def _skipped(skip: PathSkip | None, relative: str, is_dir: bool, report: WalkReport) -> bool:
+    if skip is None:
+        return False
+    reason = skip(relative, is_dir)
+    if reason is not None:
+        report.count(reason)
+    return reason is not None
 
 
 def _regular(path: Path, errors: SourceErrors, report: WalkReport) -> FileEntry | None:
@@ -137,11 +166,14 @@ class FilesSource(ChunkReader):
         skip_binary: bool = True,
         report: WalkReport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        skip: PathSkip | None = None,
     ) -> None:
+        """``skip`` leaves paths out of the walk of ``feed`` when it is a list of paths."""
         self.errors = SourceErrors()
         self.report = report if report is not None else WalkReport()
         if not isinstance(feed, PathFeed):
-            feed = PathFeed(walk(feed, self.errors, self.report))
+            skips = (lambda _root: skip) if skip is not None else None
+            feed = PathFeed(walk(feed, self.errors, self.report, skips))
         self._feed = feed
         self._chunk_size = chunk_size
         self._skip_binary = skip_binary

@@ -8,7 +8,8 @@ held, so a large tree does not exhaust file descriptors. A file renamed within t
 position (log rotation inside a watched directory does not rescan ``app.log.1``).
 
 Binary files (a NUL byte in their first 8000 bytes) are skipped and counted in ``errors``, as are
-files that vanish or cannot be read; none of it stops the stream.
+files that vanish or cannot be read; none of it stops the stream. A ``skip`` (``--exclude``) leaves
+out paths below the root: excluded folders are not walked, excluded files are never read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from jitsec.connectors.checkpoints import (
     FilePosition,
     is_same_file,
 )
+from jitsec.connectors.sources.files import PathSkip
 from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -106,8 +108,11 @@ class DirectoryWatchSource(ChunkReader):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         partial_timeout: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        skip: PathSkip | None = None,
     ) -> None:
+        """``skip(path relative to root, is_folder)`` says what to leave out (None: nothing)."""
         self.root = Path(root)
+        self.skip = skip
         if not self.root.is_dir():
             raise NotADirectoryError(f"{root} is not a directory")
         self.checkpoints = checkpoints
@@ -136,12 +141,12 @@ class DirectoryWatchSource(ChunkReader):
         observer.start()  # before the initial walk, so nothing written meanwhile is missed
         try:
             self._starting = True  # ``from_end`` applies to files already there, not to new ones
-            for path in _walk_files(self.root):
+            for path in _walk_files(self.root, self._skipped):
                 yield from self._read(path, first_sight=True)
             self._starting = False
             while not self._stop.is_set():
                 self._apply_structure_changes(handler)
-                ready = self._ready_paths(handler)
+                ready = [path for path in self._ready_paths(handler) if not self._skipped(path)]
                 for path in ready:
                     yield from self._read(path, first_sight=path not in self._files)
                 yield from self._flush_overdue()
@@ -216,7 +221,7 @@ class DirectoryWatchSource(ChunkReader):
         for path in deleted:
             self._files.pop(path, None)
         for directory in new_dirs:
-            for path in _walk_files(Path(directory)):
+            for path in _walk_files(Path(directory), self._skipped):
                 handler.mark(path)
 
     def _ready_paths(self, handler: _DirtyPaths) -> list[str]:
@@ -237,6 +242,18 @@ class DirectoryWatchSource(ChunkReader):
             piece = state.assembler.flush(now)
             if piece is not None:
                 yield self._chunk(path, state, piece)
+
+    def _skipped(self, path: str, is_dir: bool = False) -> bool:
+        """Whether ``skip`` leaves out ``path`` or a folder above it below the root (a file written
+        in an excluded folder is reported by its own path)."""
+        if self.skip is None:
+            return False
+        relative = Path(os.path.relpath(path, self.root)).as_posix()
+        if relative == ".." or relative.startswith("../"):
+            return False
+        parts = relative.split("/")
+        return any(self.skip("/".join(parts[:depth]), depth < len(parts) or is_dir) is not None
+                   for depth in range(1, len(parts) + 1))
 
     def _read(self, path: str, *, first_sight: bool) -> Iterator[Chunk]:
         try:
@@ -355,9 +372,13 @@ def _is_within(path: str, root: Path) -> bool:
     return True
 
 
-def _walk_files(root: Path) -> Iterator[str]:
-    """Regular files under ``root``, without following symlinked directories (no loops)."""
-    for directory, _, names in os.walk(root, followlinks=False):
+def _walk_files(root: Path, skipped: Callable[[str, bool], bool]) -> Iterator[str]:
+    """Regular files under ``root`` that ``skipped`` keeps, without following symlinked directories
+    (no loops)."""
+    for directory, folders, names in os.walk(root, followlinks=False):
+        folders[:] = [name for name in folders if not skipped(os.path.join(directory, name), True)]
         for name in names:
-            yield os.path.join(directory, name)
+            path = os.path.join(directory, name)
+            if not skipped(path, False):
+                yield path
 

@@ -101,19 +101,31 @@ def _scan(
     rules: Sequence[Path],
     baselines: Sequence[Path],
     response: ResponseOptions,
+    root: Path,
 ) -> tuple[list[Finding], Outcomes]:
-    """Every finding in ``sources`` that the baseline does not accept, and what the leak response did
+    """Every finding in ``sources`` that the baseline and the repository's ignores (``.jitsec.toml``,
+    ``.gitleaksignore``; markers are the engine's) do not accept, and what the leak response did
     about each (empty without one). Nothing added (a commit that only deletes or renames) returns
     before the scanner is even loaded, and before the broker is asked anything."""
     with_content = _with_content(sources)
     if not with_content:
         return [], {}
-    from jitsec.pipeline.builder import PipelineSettings, RuleSettings, build_pipeline  # noqa: PLC0415 - start-up cost
+    from jitsec.pipeline.builder import (  # noqa: PLC0415 - start-up cost
+        PipelineSettings,
+        RuleSettings,
+        build_pipeline,
+        with_ignores,
+    )
+    from jitsec.pipeline.ignores import IgnoreOptions, load_ignores  # noqa: PLC0415 - start-up cost
     from jitsec.pipeline.stages import emitting  # noqa: PLC0415 - start-up cost
 
     settings = PipelineSettings(rules=RuleSettings(packs=tuple(rules)), baselines=tuple(baselines),
                                 response=response if response.enabled else None,
                                 first_seen_in_history=False, flush_seconds=FLUSH_SECONDS)
+    ignores = load_ignores(IgnoreOptions(gitignore=False, file_findings_by_path=True), [str(root)])
+    for warning in ignores.warnings:
+        click.echo(f"jitsec: warning: {warning}", err=True)
+    settings = with_ignores(settings, ignores)
     findings: list[Finding] = []
     pipeline = build_pipeline(settings, tail=[emitting(findings.extend)], client=_broker_client(response))
     try:
@@ -193,7 +205,8 @@ def _report(
         )
     _err(
         "\nRemove the secret (and rotate it if it was real), or, if it is a false positive, add\n"
-        "`pragma: allowlist secret` on that line or accept it with `jitsec baseline create`.\n"
+        "`jitsec:allow` on that line, allowlist it in .jitsec.toml or accept it with\n"
+        "`jitsec baseline create`.\n"
         f"To skip this check once: {bypass}\n"
     )
 
@@ -267,7 +280,7 @@ def pre_commit(rules: tuple[Path, ...], baselines: tuple[Path, ...], response: R
         root = _repository_root()
         accepted = _baselines(root, baselines)
         source = DiffSource.staged(root, exclude=_not_scanned(root, accepted))
-        findings, outcomes = _scan([source], rules, accepted, response)
+        findings, outcomes = _scan([source], rules, accepted, response, root)
     except _SCAN_ERRORS as exc:
         click.echo(f"jitsec: could not scan the staged changes: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -309,7 +322,7 @@ def pre_push(
         accepted = _baselines(root, baselines)
         excluded = _not_scanned(root, accepted)
         sources = [DiffSource(root, revisions=revisions, exclude=excluded) for revisions in ranges]
-        findings, outcomes = _scan(sources, rules, accepted, response)
+        findings, outcomes = _scan(sources, rules, accepted, response, root)
     except _SCAN_ERRORS as exc:
         click.echo(f"jitsec: could not scan the pushed commits: {exc}", err=True)
         sys.exit(EXIT_ERROR)

@@ -15,6 +15,7 @@ from typing import Any, TextIO, cast
 
 import click
 
+from jitsec.commands.ignore_options import ignore_options
 from jitsec.commands.response_options import response_options
 from jitsec.connectors.address import is_source_address
 from jitsec.kernel.ports import Stage
@@ -27,7 +28,9 @@ from jitsec.pipeline.builder import (
     RuleSettings,
     build_pipeline,
     load_rules,
+    with_ignores,
 )
+from jitsec.pipeline.ignores import IgnoreOptions, IgnoreSetupError, load_ignores
 from jitsec.pipeline.paths import EXIT_ERROR, ScanResult, Tally, plan, scan_addresses, scan_paths
 from jitsec.pipeline.stages import emitting
 from jitsec.response.options import ResponseOptions
@@ -53,7 +56,7 @@ def _rule_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Add a rule pack (TOML). Repeatable."),
         click.option("--no-default-rules", is_flag=True, help="Load only the packs given with --rules."),
         click.option("--gitleaks-config", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Also load the rules of a gitleaks TOML configuration."),
+                     help="Also load the rules and global allowlists of a gitleaks TOML configuration."),
         click.option("--engine", type=_ENGINES, default="auto", show_default=True,
                      help="Matcher: Hyperscan when installed (auto), or the pure-Python path."),
     ]
@@ -76,7 +79,7 @@ def _scan_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         command = option(command)
-    return _rule_options(command)
+    return _rule_options(ignore_options(command))
 
 
 def _fail(message: str) -> click.exceptions.Exit:
@@ -88,6 +91,19 @@ def _settings(rule_files: tuple[Path, ...], no_default: bool, gitleaks: Path | N
               baselines: tuple[Path, ...] = (), response: ResponseOptions | None = None) -> PipelineSettings:
     rules = RuleSettings(rule_files, not no_default, gitleaks, cast(EngineName, engine))
     return PipelineSettings(rules=rules, baselines=baselines, response=response)
+
+
+def _with_ignores(settings: PipelineSettings, ignore: IgnoreOptions,
+                  paths: tuple[str, ...]) -> PipelineSettings:
+    """Load the run's ignores (printing what a gitleaks config or .gitleaksignore holds that jitsec
+    leaves out) and fold them into ``settings``."""
+    try:
+        ignores = load_ignores(replace(ignore, gitleaks_config=settings.rules.gitleaks_config), paths)
+    except IgnoreSetupError as error:
+        raise _fail(str(error)) from None
+    for warning in ignores.warnings:
+        click.echo(f"jitsec: warning: {warning}", err=True)
+    return with_ignores(settings, ignores)
 
 
 def _load_rules(settings: RuleSettings) -> RuleSet:
@@ -147,7 +163,7 @@ def _execute(paths: tuple[str, ...], settings: PipelineSettings, ruleset: RuleSe
     """Files and stdin, then ``git:``/``kafka://``/``elasticsearch://`` addresses, through one pipeline
     whose last stage is ``sink``."""
     addresses = [path for path in paths if is_source_address(path)]
-    planned = plan([path for path in paths if not is_source_address(path)])
+    planned = plan([path for path in paths if not is_source_address(path)], settings.ignores)
     result = ScanResult()
     with (_progress_bar(progress, planned.total_bytes) as advance,
           _build(settings, ruleset, [Tally(result, advance), sink]) as pipeline):
@@ -155,6 +171,7 @@ def _execute(paths: tuple[str, ...], settings: PipelineSettings, ruleset: RuleSe
         if addresses:
             scan_addresses(pipeline, addresses, result)
     result.baselined = pipeline.accepted
+    result.allowlisted = pipeline.allowlisted
     return result, pipeline
 
 
@@ -168,6 +185,13 @@ def _report(result: ScanResult, scanner: Scanner) -> None:
         parts.append(f"{result.skipped_binary} binary skipped")
     if result.skipped_special:
         parts.append(f"{result.skipped_special} special files skipped")
+    if result.skipped_ignored:
+        parts.append(f"{result.skipped_ignored} git-ignored path{'s' if result.skipped_ignored != 1 else ''} "
+                     "skipped")
+    if result.skipped_excluded:
+        parts.append(f"{result.skipped_excluded} path{'s' if result.skipped_excluded != 1 else ''} excluded")
+    if result.allowlisted:
+        parts.append(f"{result.allowlisted} allowlisted")
     click.echo("jitsec: " + ", ".join(parts), err=True)
     for example in result.errors.examples:
         click.echo(f"jitsec: could not read: {example}", err=True)
@@ -187,11 +211,15 @@ def _report(result: ScanResult, scanner: Scanner) -> None:
 def scan(  # noqa: PLR0917 - click passes options positionally by name
     paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
          rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
-         fmt: str, output: Path | None, show_stats: bool, response: ResponseOptions) -> None:
+         fmt: str, output: Path | None, show_stats: bool, response: ResponseOptions,
+         ignore: IgnoreOptions) -> None:
     """Find secrets in files, directories (recursively) and standard input (`-`).
 
     Secrets are shown only as redacted previews with a keyed fingerprint. Binary files, FIFOs and
-    devices are skipped and counted; lines marked `pragma: allowlist secret` are ignored.
+    devices are skipped and counted. In a git work tree, what git ignores is not read (--no-ignore
+    reads it). Lines marked `gitleaks:allow`, `jitsec:allow` or `pragma: allowlist secret` are
+    ignored, and so is what the nearest .jitsec.toml, the --gitleaks-config's allowlists and a
+    .gitleaksignore allow; broker credentials (jit_…) are reported whatever says otherwise.
 
     \b
     Exit codes: 0 no findings, 1 findings, 2 an error (bad options or rules, or
@@ -206,10 +234,12 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
       jitsec scan -f gitleaks-json git:.         history, for tools that read gitleaks reports
       jitsec scan --baseline .jitsec.baseline .  report only new findings
       jitsec scan --gitleaks-config .gitleaks.toml --rules extra.toml .
+      jitsec scan --exclude '*.min.js' --exclude 'tests/fixtures/**' .
+      jitsec scan --no-ignore --no-project-config .   everything, no project allowlists
     """
     started_wall = time.perf_counter()
-    settings = _settings(rule_files, no_default_rules, gitleaks_config, engine, baselines,
-                         response if response.enabled else None)
+    settings = _with_ignores(_settings(rule_files, no_default_rules, gitleaks_config, engine, baselines,
+                                       response if response.enabled else None), ignore, paths)
     ruleset = _load_rules(settings.rules)
     try:
         target: Any = open(output, "w", encoding="utf-8") if output else nullcontext(_CurrentStdout())  # noqa: SIM115
@@ -255,7 +285,7 @@ def baseline_group() -> None:
 def baseline_create(  # noqa: PLR0917 - click passes options positionally by name
     paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
                     rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None,
-                    engine: str, output: Path) -> None:
+                    engine: str, ignore: IgnoreOptions, output: Path) -> None:
     """Scan PATHS and write every finding's fingerprint to a baseline file.
 
     \b
@@ -267,6 +297,7 @@ def baseline_create(  # noqa: PLR0917 - click passes options positionally by nam
     """
     settings = replace(_settings(rule_files, no_default_rules, gitleaks_config, engine, baselines),
                        drop_accepted=False)  # a new baseline keeps what the old ones accepted
+    settings = _with_ignores(settings, ignore, paths)
     ruleset = _load_rules(settings.rules)
     collected: list[Finding] = []
     result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(collected.extend))

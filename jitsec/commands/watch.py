@@ -39,6 +39,7 @@ from jitsec.pipeline.builder import (
     build_pipeline,
     load_rules,
 )
+from jitsec.pipeline.ignores import IgnoreSetupError, exclude_skip
 from jitsec.pipeline.runner import PipelineStats
 from jitsec.pipeline.stages import Callback
 from jitsec.response.options import ResponseOptions
@@ -134,12 +135,13 @@ class Watch:
                 self.stop(f"idle for {self.idle_timeout:g}s")
 
 
-def _open_sources(
-    addresses: Sequence[str], checkpoint_dir: Path | None, from_end: bool, metrics: DaemonMetrics
-) -> list[MeteredSource]:
+def _open_sources(addresses: Sequence[str], settings: _RunSettings,
+                  metrics: DaemonMetrics) -> list[MeteredSource]:
+    skip = exclude_skip(settings.excludes)
     opened = []
     for address in addresses:
-        source = open_source(address, follow=True, checkpoint_dir=checkpoint_dir, from_end=from_end)
+        source = open_source(address, follow=True, checkpoint_dir=settings.checkpoint_dir,
+                             from_end=settings.from_end, skip=skip)
         opened.append(MeteredSource(address, source, metrics))
     return opened
 
@@ -208,7 +210,7 @@ def _run(
     watch: Watch | None = None
     with ExitStack() as cleanup:
         try:
-            sources = _open_sources(addresses, settings.checkpoint_dir, settings.from_end, metrics)
+            sources = _open_sources(addresses, settings, metrics)
             for source in sources:
                 cleanup.callback(source.close)
             pipeline_settings = PipelineSettings(rules=RuleSettings(packs=settings.rules),
@@ -224,7 +226,7 @@ def _run(
                 server.start()
                 cleanup.callback(server.close)
                 click.echo(f"jitsec: health and metrics on http://{_host_port(server.address)}/", err=True)
-        except (SourceAddressError, PipelineSetupError, OSError) as exc:
+        except (SourceAddressError, PipelineSetupError, IgnoreSetupError, OSError) as exc:
             click.echo(f"jitsec: {exc}", err=True)
             return EXIT_ERROR
         book = pipeline.response.responder.incidents if pipeline.response is not None else None
@@ -256,6 +258,7 @@ class _RunSettings:
     from_end: bool = False
     idle_timeout: float | None = None
     listen: tuple[str, int] | None = None
+    excludes: tuple[str, ...] = ()  # globs left out of followed folders
 
 
 def _parse_listen(value: str | None) -> tuple[str, int] | None:
@@ -286,6 +289,9 @@ def _parse_listen(value: str | None) -> tuple[str, int] | None:
 @click.option("--baseline", "baselines", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Accepted findings (jitsec or detect-secrets baseline); repeatable.")
 @click.option("--listen", metavar="HOST:PORT", help="Serve /healthz and /metrics here.")
+@click.option("--exclude", "excludes", metavar="GLOB", multiple=True,
+              help="Leave out paths of followed folders matching GLOB (a name anywhere, e.g. '*.gz', or "
+                   "a path from the folder, e.g. 'archive/**'). Repeatable.")
 @response_options
 def watch(
     *,
@@ -299,6 +305,7 @@ def watch(
     rules: tuple[Path, ...],
     baselines: tuple[Path, ...],
     listen: str | None,
+    excludes: tuple[str, ...],
     response: ResponseOptions,
 ) -> None:  # fmt: skip
     """Follow SOURCE... (a file, a directory, -, git:PATH, kafka://…, elasticsearch://…) until stopped,
@@ -319,6 +326,7 @@ def watch(
       kubectl logs -f deploy/api | jitsec watch -
       jitsec watch 'kafka://127.0.0.1:9092/app-logs?group=jitsec' --checkpoint-dir /var/lib/jitsec
       jitsec watch git:/srv/mirror.git --checkpoint-dir ck --exit-when-idle 30
+      jitsec watch /var/log/app --exclude '*.gz' --exclude 'archive/**'  # not rotated archives
       jitsec watch --config /etc/jitsec/daemon.toml        # sources, alerts, /healthz and /metrics
     """
     if config_path is not None:
@@ -329,21 +337,22 @@ def watch(
         except DaemonConfigError as exc:
             click.echo(f"jitsec: {exc}", err=True)
             sys.exit(EXIT_ERROR)  # a configuration that cannot run is an error (2), not findings (1)
-        code = _run_daemon(config, exit_when_idle, response, output, fmt)
+        code = _run_daemon(config, exit_when_idle, response, output, fmt, excludes)
         sys.exit(code)
     if not sources:
         raise click.UsageError("name at least one SOURCE, or --config FILE")
     settings = _RunSettings(
         rules=tuple(rules), baselines=tuple(baselines), checkpoint_dir=checkpoint_dir, from_end=from_end,
-        idle_timeout=exit_when_idle, listen=_parse_listen(listen),
+        idle_timeout=exit_when_idle, listen=_parse_listen(listen), excludes=tuple(excludes),
     )  # fmt: skip
     with _output_stream(output) as stream:
         code = _run(sources, settings=settings, response=response, output=stream, fmt=fmt)
     sys.exit(code)
 
 
-def _run_daemon(
-    config: DaemonConfig, idle: float | None, response: ResponseOptions, output: Path | None, fmt: str
+def _run_daemon(  # noqa: PLR0917
+    config: DaemonConfig, idle: float | None, response: ResponseOptions, output: Path | None, fmt: str,
+    excludes: tuple[str, ...] = (),
 ) -> int:
     """The config file decides sources, sinks and positions; findings go to its alert sinks (and to
     ``--output`` when given)."""
@@ -357,6 +366,7 @@ def _run_daemon(
     settings = _RunSettings(
         rules=config.rules, checkpoint_dir=config.checkpoint_dir, from_end=config.from_end,
         idle_timeout=idle, listen=(config.listen_host, config.listen_port),
+        excludes=config.exclude + excludes,
     )  # fmt: skip
     if output is None:
         return _run(config.sources, settings=settings, response=daemon_response, output=None, fmt=fmt)

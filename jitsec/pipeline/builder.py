@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -26,13 +26,15 @@ from jitsec.pipeline.stages import BaselineStage, FirstSeenInHistory
 from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
 from jitsec.scanner.engine import REGEX_TIMEOUT, Scanner
 from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
-from jitsec.scanner.ruleset import RuleError, RuleSet, load_ruleset
+from jitsec.scanner.ruleset import RuleError, RuleSet, disable_rules, load_ruleset
 
 if TYPE_CHECKING:
     from jitsec.broker.client import BrokerClient
     from jitsec.kernel.ports import Sink
+    from jitsec.pipeline.ignores import Ignores, IgnoreStage
     from jitsec.response.options import ResponseOptions, ResponseRuntime
     from jitsec.response.responder import ResponderSettings
+    from jitsec.scanner.allowlist import ContentAllowlist
 
 EngineName = Literal["auto", "hyperscan", "python"]
 
@@ -49,6 +51,8 @@ class RuleSettings:
     include_default: bool = True
     gitleaks_config: Path | None = None
     engine: EngineName = "auto"
+    disabled: frozenset[str] = frozenset()  # rule ids left out (a project's ``rules.disable``)
+    disabled_by: str = "rules.disable"  # where they come from, for error messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,17 @@ class PipelineSettings:
     first_seen_in_history: bool = True
     drop_accepted: bool = True  # False: baselines only drop detect-secrets SHA-1s (``baseline create``)
     flush_seconds: float = 5.0  # how long closing waits for the broker and sinks (a hook waits less)
+    ignores: Ignores | None = None  # project allowlists, fingerprints, severity threshold (paths: the walk)
+
+
+def with_ignores(settings: PipelineSettings, ignores: Ignores) -> PipelineSettings:
+    """``settings`` with a project's ignores: its packs added, its disabled rules left out."""
+    rules = settings.rules
+    if ignores.project is not None:
+        rules = replace(rules, packs=rules.packs + ignores.packs,
+                        disabled=rules.disabled | ignores.disabled_rules,
+                        disabled_by=f"{ignores.project.path}: rules.disable")
+    return replace(settings, rules=rules, ignores=ignores)
 
 
 def load_rules(settings: RuleSettings) -> RuleSet:
@@ -69,6 +84,10 @@ def load_rules(settings: RuleSettings) -> RuleSet:
                                gitleaks_config=settings.gitleaks_config)
     except RuleError as error:
         raise PipelineSetupError(f"invalid rules: {error}") from None
+    try:
+        ruleset = disable_rules(ruleset, settings.disabled)
+    except ValueError as error:
+        raise PipelineSetupError(f"{settings.disabled_by}: {error}") from None
     if not ruleset.rules:
         raise PipelineSetupError("no rules loaded (no default packs found and none given with --rules)")
     return ruleset
@@ -84,16 +103,18 @@ def load_baselines(paths: Sequence[Path]) -> Baseline:
     return baseline
 
 
-def build_scanner(ruleset: RuleSet, engine: EngineName = "auto", baseline: Baseline | None = None,
+def build_scanner(ruleset: RuleSet, engine: EngineName = "auto", baseline: Baseline | None = None,  # noqa: PLR0917
                   live_fingerprints: Callable[[str], bool] | None = None,
-                  fingerprinter: Fingerprinter | None = None) -> Scanner:
+                  fingerprinter: Fingerprinter | None = None,
+                  allowlist: ContentAllowlist | None = None) -> Scanner:
     """A scanner keyed by the local fingerprint key (unless given one); secrets whose SHA-1 a
-    detect-secrets baseline lists are dropped by the engine while still in hand."""
+    detect-secrets baseline lists, or that ``allowlist`` allows, are dropped by the engine while
+    still in hand."""
     try:
         fingerprinter = fingerprinter or Fingerprinter.load_or_create()
         ignored = baseline.sha1 if baseline is not None else frozenset()
         return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=ignored,
-                       live_fingerprints=live_fingerprints)
+                       live_fingerprints=live_fingerprints, allowlist=allowlist)
     except (FingerprintKeyError, RuntimeError) as error:
         raise PipelineSetupError(str(error)) from None
 
@@ -104,9 +125,10 @@ class Pipeline:
 
     def __init__(self, scanner: Scanner, stages: Sequence[Stage], *,
                  baseline: BaselineStage | None = None, first_seen: FirstSeenInHistory | None = None,
-                 response: ResponseRuntime | None = None) -> None:
+                 response: ResponseRuntime | None = None, ignored: IgnoreStage | None = None) -> None:
         self.scanner = scanner
         self.stages = tuple(stages)
+        self.ignored = ignored
         self.baseline = baseline
         self.first_seen = first_seen
         self.response = response
@@ -121,6 +143,11 @@ class Pipeline:
     def accepted(self) -> int:
         """Findings the baselines accepted so far."""
         return self.baseline.accepted if self.baseline is not None else 0
+
+    @property
+    def allowlisted(self) -> int:
+        """Findings the ignore stage dropped so far (fingerprints, commits, history paths, severity)."""
+        return self.ignored.dropped if self.ignored is not None else 0
 
     @property
     def repeats(self) -> int:
@@ -169,7 +196,8 @@ def build_pipeline(
     responder_settings: ResponderSettings | None = None,
 ) -> Pipeline:
     """Rules, baselines, the leak response (when ``settings.response`` asks for one), the scanner and
-    the stages: baseline → first seen in history → leak response → ``tail`` (the command's own).
+    the stages: ignores → baseline → first seen in history → leak response → ``tail`` (the command's
+    own).
 
     ``ruleset`` skips loading when the caller has it already; ``client`` is a broker client of the
     caller's (a hook's short timeout); ``extra_sinks`` get incidents besides the ``--alert`` ones;
@@ -179,17 +207,22 @@ def build_pipeline(
     baseline = load_baselines(settings.baselines)
     runtime = _build_response(settings, ruleset.digest, client, extra_sinks, responder_settings)
     try:
+        ignores = settings.ignores
         scanner = build_scanner(ruleset, settings.rules.engine, baseline,
-                                runtime.live_fingerprints if runtime is not None else None, fingerprinter)
+                                runtime.live_fingerprints if runtime is not None else None, fingerprinter,
+                                ignores.content if ignores is not None else None)
     except BaseException:
         if runtime is not None:
             runtime.close()
         raise
     baseline_stage = BaselineStage(baseline) if baseline.fingerprints and settings.drop_accepted else None
     first_seen = FirstSeenInHistory() if settings.first_seen_in_history else None
-    chain: list[Stage] = [stage for stage in (baseline_stage, first_seen, runtime) if stage is not None]
+    ignored = settings.ignores.stage() if settings.ignores is not None else None
+    stages = (ignored, baseline_stage, first_seen, runtime)
+    chain: list[Stage] = [stage for stage in stages if stage is not None]
     chain.extend(tail)
-    return Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime)
+    return Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime,
+                    ignored=ignored)
 
 
 def _build_response(settings: PipelineSettings, rules_digest: str, client: BrokerClient | None,

@@ -2,7 +2,8 @@
 with ``--jobs`` sources sharing one queue, read addresses once, tally what the stages let through.
 
 Exit codes: 0 clean, 1 findings, 2 something could not be read (the scan is incomplete; findings, if
-any, are still written). Binary files and FIFOs/devices are skipped and reported, not errors.
+any, are still written). Binary files and FIFOs/devices are skipped and reported, not errors; so are
+paths git ignores or the excludes leave out (``jitsec.pipeline.ignores``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from jitsec.connectors.sources.stdin import StdinSource
 from jitsec.kernel.ports import Source, SourceErrors
 from jitsec.kernel.records import Chunk, Finding
 from jitsec.pipeline.builder import Pipeline
+from jitsec.pipeline.ignores import Ignores
 from jitsec.pipeline.runner import PipelineStats
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -32,6 +34,9 @@ class ScanResult:
     bytes: int = 0
     skipped_binary: int = 0
     skipped_special: int = 0
+    skipped_ignored: int = 0  # files and folders git ignores (a folder counts once)
+    skipped_excluded: int = 0  # files and folders --exclude or allowlisted paths leave out
+    allowlisted: int = 0  # findings dropped by fingerprints, commits, history paths, severity
     errors: SourceErrors = field(default_factory=SourceErrors)
 
     @property
@@ -43,7 +48,9 @@ class ScanResult:
     def summary(self) -> dict[str, object]:
         return {"findings": self.findings, "baselined": self.baselined, "files": self.files,
                 "bytes": self.bytes, "skipped_binary": self.skipped_binary,
-                "skipped_special": self.skipped_special, "errors": dict(self.errors.counts),
+                "skipped_special": self.skipped_special, "skipped_ignored": self.skipped_ignored,
+                "skipped_excluded": self.skipped_excluded, "allowlisted": self.allowlisted,
+                "errors": dict(self.errors.counts),
                 "error_examples": list(self.errors.examples)}
 
     def add_stats(self, stats: PipelineStats) -> None:
@@ -91,9 +98,11 @@ class PathPlan:
         return sum(entry.size for entry in self.entries)
 
 
-def plan(paths: Sequence[str]) -> PathPlan:
+def plan(paths: Sequence[str], ignores: Ignores | None = None) -> PathPlan:
+    """Walk ``paths`` up front, leaving out what ``ignores`` says (git-ignored and excluded paths)."""
     errors, report = SourceErrors(), WalkReport()
-    entries = list(walk((Path(p) for p in paths if p != "-"), errors, report))
+    skips = ignores.path_skips if ignores is not None else None
+    entries = list(walk((Path(p) for p in paths if p != "-"), errors, report, skips))
     return PathPlan(entries, "-" in paths, errors, report)
 
 
@@ -111,6 +120,8 @@ def scan_paths(pipeline: Pipeline, planned: PathPlan, result: ScanResult, *, job
     result.files += sum(source.files for source in files) + (1 if planned.use_stdin else 0)
     result.skipped_binary += planned.report.binary
     result.skipped_special += planned.report.special
+    result.skipped_ignored += planned.report.ignored
+    result.skipped_excluded += planned.report.excluded
 
 
 def scan_addresses(pipeline: Pipeline, addresses: Sequence[str], result: ScanResult) -> None:

@@ -19,9 +19,10 @@ def parse(text: str, base: Path = Path("/etc/jitsec")):
 def test_full_config_with_relative_paths() -> None:
     config = parse(
         'sources = ["/var/log/app.log", "-"]\nalerts = ["console"]\ncheckpoint_dir = "ck"\n'
-        'from_end = true\nbroker = "http://127.0.0.1:8200"\nrules = ["extra.toml"]\n'
+        'from_end = true\nbroker = "http://127.0.0.1:8200"\nrules = ["extra.toml"]\nexclude = ["*.gz"]\n'
         '[http]\nlisten = "10.1.2.3:9000"\n'
     )
+    assert config.exclude == ("*.gz",)
     assert config.sources == ("/var/log/app.log", "-")
     assert config.checkpoint_dir == Path("/etc/jitsec/ck")
     assert config.state_dir == Path("/etc/jitsec/state")
@@ -40,6 +41,7 @@ def test_full_config_with_relative_paths() -> None:
         ('sources = ["a"]\nbroker = "ftp://x"', "broker: must be an http"),
         ('sources = ["a"]\nfrom_end = "yes"', "from_end: must be true or false"),
         ('sources = "a"', "sources: must be a list"),
+        ('sources = ["a"]\nexclude = "*.gz"', "exclude: must be a list"),
     ],
 )
 def test_errors_name_file_and_key(text: str, message: str) -> None:

@@ -148,3 +148,31 @@ def test_jitsec_baseline_at_the_root_is_honoured(repo: Path, env) -> None:
     git(repo, env, "add", ".")
     result = run(["jitsec", "hook", "pre-commit"], repo, env)
     assert result.returncode == 0, result.stderr
+
+
+def test_pre_commit_honours_the_project_file_and_markers_but_never_for_a_broker_credential(
+        repo: Path, env) -> None:
+    init(repo, env)
+    aws = "AKIA2OGYBAH6STMMNXNN"
+    (repo / ".jitsec.toml").write_text('[allowlist]\npaths = ["tests/fixtures/**"]\n')
+    (repo / "tests" / "fixtures").mkdir(parents=True)
+    (repo / "tests" / "fixtures" / "keys.py").write_text(f"AWS = '{aws}'\n")
+    (repo / "app.py").write_text(f"AWS = '{aws}'  # gitleaks:allow\n")
+    git(repo, env, "add", ".")
+    assert run(["jitsec", "hook", "pre-commit"], repo, env).returncode == 0
+    (repo / "tests" / "fixtures" / "agent.log").write_text(f"token={mint('jit_')}  # jitsec:allow\n")
+    (repo / "other.py").write_text(f"AWS = '{aws}'\n")
+    git(repo, env, "add", ".")
+    result = run(["jitsec", "hook", "pre-commit"], repo, env)
+    assert result.returncode == 1
+    assert "agent.log:1:" in result.stderr and "other.py:1:" in result.stderr
+    assert "keys.py" not in result.stderr and "app.py" not in result.stderr
+
+
+def test_pre_commit_with_a_bad_project_file_cannot_scan(repo: Path, env) -> None:
+    init(repo, env)
+    (repo / ".jitsec.toml").write_text("[allowlist]\nsecret = ['x']\n")
+    (repo / "a.py").write_text("x = 1\n")
+    git(repo, env, "add", ".")
+    result = run(["jitsec", "hook", "pre-commit"], repo, env)
+    assert result.returncode == 2 and "allowlist.secret: unknown key" in result.stderr

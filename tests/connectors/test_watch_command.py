@@ -160,3 +160,16 @@ def test_a_secret_in_a_rotated_file_is_reported_at_once_when_the_old_one_ended_m
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     assert secret not in "".join(out.lines + err.lines)
+
+
+def test_exclude_leaves_paths_of_a_followed_folder_out(tmp_path: Path, env, start_watch) -> None:
+    root = tmp_path / "logs"
+    (root / "archive").mkdir(parents=True)
+    (root / "archive" / "old.log").write_text(f"token={mint('jit_')}\n")
+    (root / "app.log").write_text("nothing to see\n")
+    process, _, err = start_watch([str(root), "--exclude", "archive/**", "--exit-when-idle", "0.5"], env)
+    assert process.wait(timeout=60) == 0
+    err.wait_for(r"stopped \(idle for 0.5s\): 0 finding")
+    process, _, err = start_watch([str(root), "--exclude", "a[b", "--exit-when-idle", "0.5"], env)
+    assert process.wait(timeout=60) == 2
+    err.wait_for("--exclude")

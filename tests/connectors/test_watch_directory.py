@@ -131,3 +131,21 @@ def test_lag_is_zero_once_everything_is_read(tmp_path: Path, follow) -> None:
     follower.wait_for_data(b"a\n")
     assert source.lag() == 0
     follower.stop()
+
+
+def test_excluded_folders_and_files_are_never_read(tmp_path: Path, follow) -> None:
+    root = tmp_path / "logs"
+    (root / "archive").mkdir(parents=True)
+    (root / "archive" / "old.log").write_bytes(b"archived\n")
+    (root / "app.log.gz").write_bytes(b"compressed\n")
+
+    def skip(relative: str, is_dir: bool):
+        return "excluded" if relative == "archive" or relative.endswith(".gz") else None
+
+    follower = follow(DirectoryWatchSource(root, skip=skip))
+    (root / "archive" / "new.log").write_bytes(b"archived later\n")
+    (root / "rotated.gz").write_bytes(b"compressed later\n")
+    (root / "app.log").write_bytes(b"kept\n")
+    follower.wait_for_data(b"kept\n")
+    follower.stop()
+    assert by_path(follower) == {str(root / "app.log"): b"kept\n"}
