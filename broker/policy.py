@@ -16,6 +16,8 @@ from fnmatch import fnmatchcase
 from jitsec.broker.engines.base import EngineLimits
 from jitsec.broker.errors import PolicyDenied
 
+from jitsec.kernel.redaction import shown
+
 
 @dataclass(frozen=True, slots=True)
 class EnginePolicy:
@@ -53,20 +55,21 @@ class Policy:
         for entry in self.entries:
             if fnmatchcase(agent, entry.agent):
                 return entry
-        raise PolicyDenied(f"no policy entry matches agent {agent!r}", code="unknown_agent")
+        raise PolicyDenied(f"no policy entry matches agent {shown(agent)!r}", code="unknown_agent")
 
     def task_ttl(self, agent: str, scopes: Sequence[str], ttl_seconds: int | None) -> int:
         """The TTL a new task gets; refuses scopes the agent may not hold and TTLs above its maximum."""
         entry = self.for_agent(agent)
         for scope in scopes:
             if not entry.allows_scope(scope):
-                raise PolicyDenied(f"agent {agent!r} may not hold scope {scope!r}", code="scope_denied")
+                raise PolicyDenied(f"agent {shown(agent)!r} may not hold scope {shown(scope)!r}",
+                                   code="scope_denied")
         if ttl_seconds is None:
             return entry.max_task_ttl_seconds
         if ttl_seconds > entry.max_task_ttl_seconds:
             raise PolicyDenied(
                 f"ttl_seconds {ttl_seconds} exceeds the maximum of "
-                f"{entry.max_task_ttl_seconds} seconds for agent {agent!r}",
+                f"{entry.max_task_ttl_seconds} seconds for agent {shown(agent)!r}",
                 code="ttl_too_long",
             )
         return ttl_seconds
@@ -78,11 +81,13 @@ class Policy:
         entry = self.for_agent(agent)
         engine_policy = entry.engines.get(engine)
         if engine_policy is None:
-            raise PolicyDenied(f"agent {agent!r} may not use engine {engine!r}", code="engine_denied")
+            raise PolicyDenied(f"agent {shown(agent)!r} may not use engine {shown(engine)!r}",
+                               code="engine_denied")
         for scope in scopes:
             if not engine_policy.allows(scope):
                 raise PolicyDenied(
-                    f"agent {agent!r} may not hold scope {scope!r} from engine {engine!r}",
+                    f"agent {shown(agent)!r} may not hold scope {shown(scope)!r} "
+                    f"from engine {shown(engine)!r}",
                     code="scope_denied",
                 )
         default, maximum = engine_policy.ttl_bounds(limits)
@@ -91,7 +96,7 @@ class Policy:
         if ttl_seconds > maximum:
             raise PolicyDenied(
                 f"ttl_seconds {ttl_seconds} exceeds the maximum of {maximum} seconds "
-                f"for engine {engine!r} and agent {agent!r}",
+                f"for engine {shown(engine)!r} and agent {shown(agent)!r}",
                 code="ttl_too_long",
             )
         return ttl_seconds

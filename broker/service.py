@@ -36,7 +36,7 @@ from jitsec.broker.store.base import Store
 from jitsec.broker.validation import check_agent, check_scopes, check_task_name, clean_detail
 
 from jitsec.kernel.credential_format import CredentialKind, mint, sha256_fingerprint
-from jitsec.kernel.redaction import preview
+from jitsec.kernel.redaction import preview, shown
 
 log = logging.getLogger("jitsec.broker")
 
@@ -139,10 +139,11 @@ class BrokerService:
                 kind=AuditKind.DENY,
                 at=self.clock(),
                 principal=principal,
-                agent=agent,
-                task_id=task_id,
-                engine=engine,
-                scopes=tuple(scopes),
+                # refused input, kept forever in the chain: never a secret (shown() redacts the shape)
+                agent=shown(agent),
+                task_id=shown(task_id),
+                engine=shown(engine),
+                scopes=tuple(shown(scope) for scope in scopes),
                 detail=clean_detail(f"{error.code}: {error.reason}"),
             )
         )
@@ -159,7 +160,7 @@ class BrokerService:
             raise BadRequest("ttl_seconds must be positive", code="invalid_ttl")
         try:
             if self.store.is_quarantined(agent):
-                raise PolicyDenied(f"agent {agent!r} is quarantined", code="quarantined")
+                raise PolicyDenied(f"agent {shown(agent)!r} is quarantined", code="quarantined")
             ttl = self.policy.task_ttl(agent, wanted, ttl_seconds)
         except PolicyDenied as error:
             raise self._deny(error, principal=principal, agent=agent, scopes=wanted) from None
@@ -193,7 +194,7 @@ class BrokerService:
     def get_task(self, task_id: str) -> Task:
         task = self.store.get_task(task_id)
         if task is None:
-            raise NotFound(f"no task {task_id!r}")
+            raise NotFound(f"no task {shown(task_id)!r}")
         return task
 
     def redeem(self, task_id: str, grant: str) -> RedeemedTask:
@@ -319,7 +320,7 @@ class BrokerService:
         engine = self.engines.get(name)
         if engine is None or name == TASK_TOKEN_ENGINE:
             raise NotFound(
-                f"unknown engine {name!r} (configured: {', '.join(sorted(self.engines))})",
+                f"unknown engine {shown(name)!r} (configured: {', '.join(sorted(self.engines))})",
                 code="unknown_engine",
             )
         return engine
@@ -343,7 +344,7 @@ class BrokerService:
             outside = [s for s in wanted if s not in task.scopes]
             if outside:
                 raise PolicyDenied(
-                    f"scope {outside[0]!r} is not among the task's scopes", code="scope_denied"
+                    f"scope {shown(outside[0])!r} is not among the task's scopes", code="scope_denied"
                 )
             ttl = self.policy.secret_ttl(task.agent, engine_name, engine.limits, wanted, ttl_seconds)
         except PolicyDenied as error:
@@ -426,7 +427,7 @@ class BrokerService:
     def get_lease(self, lease_id: str) -> Lease:
         lease = self.store.get_lease(lease_id)
         if lease is None:
-            raise NotFound(f"no lease {lease_id!r}")
+            raise NotFound(f"no lease {shown(lease_id)!r}")
         return lease
 
     def lease_by_fingerprint(self, sha256: str) -> Lease | None:

@@ -26,6 +26,7 @@ from jitsec.broker.model import Role, Task
 from jitsec.broker.service import BrokerService, TaskCaller
 
 from jitsec.kernel.credential_format import CredentialKind, sha256_fingerprint
+from jitsec.kernel.redaction import shown
 
 TASK_TOKEN_PREFIX = "jitt_"
 MAX_CREDENTIAL_CHARS = 256
@@ -125,5 +126,5 @@ def task_for(caller: Caller, service: BrokerService, task_id: str) -> Task:
     if caller.task is not None and caller.task.task.task_id != task.task_id:
         raise Forbidden("a task token acts only on its own task", code="not_your_task")
     if caller.role is Role.ORCHESTRATOR and task.created_by != caller.name:
-        raise NotFound(f"no task {task_id!r}")
+        raise NotFound(f"no task {shown(task_id)!r}")
     return task

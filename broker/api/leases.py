@@ -12,6 +12,8 @@ from jitsec.broker.errors import Forbidden, NotFound
 from jitsec.broker.model import Lease, Role
 from jitsec.broker.service import BrokerService
 
+from jitsec.kernel.redaction import shown
+
 router = APIRouter(tags=["leases"], responses=ERROR_RESPONSES)
 Service = Annotated[BrokerService, Depends(service_of)]
 LeaseId = Annotated[str, Path(max_length=64)]
@@ -26,7 +28,7 @@ def _check_access(caller: Caller, lease: Lease, service: BrokerService) -> None:
         try:
             task_for(caller, service, lease.task_id)
         except NotFound:
-            raise NotFound(f"no lease {lease.lease_id!r}") from None
+            raise NotFound(f"no lease {shown(lease.lease_id)!r}") from None
     elif caller.role is not Role.ADMIN:
         raise Forbidden("not allowed to act on this lease", code="wrong_role")
 

@@ -158,7 +158,9 @@ class PostgresEngine:
     def issue(self, request: IssueRequest) -> IssuedCredential:
         scopes = self.parse_scopes(request.scopes)
         database = scopes[0].database
-        name = role_name(self.config.role_prefix, request.agent, request.task_name, request.lease_id)
+        # the task id, never the task's name: role names are readable by every user of the database
+        # (pg_roles), and a name is free text an orchestrator may fill with anything
+        name = role_name(self.config.role_prefix, request.agent, request.task_id, request.lease_id)
         role_request = RoleRequest(
             name=name,
             valid_until=datetime.fromtimestamp(request.expires_at, UTC),

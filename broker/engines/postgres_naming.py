@@ -1,7 +1,8 @@
 """Role names for leases: they say which agent and task a session belongs to, and fit in 63 bytes.
 
-``<prefix><agent>_<task>_<hash>``: the prefix (default ``jitsec_``) is reserved for the broker so
-the reconciler can find its roles; agent and task are cut on UTF-8 character boundaries to share the
+``<prefix><agent>_<task id>_<hash>``: the task's id, never its name (every database user reads role
+names in ``pg_roles``; a task name is free text). The prefix (default ``jitsec_``) is reserved for the
+broker so the reconciler can find its roles; agent and task are cut on UTF-8 character boundaries to share the
 space left; the 10 hex digits of SHA-256 over (agent, task, lease id) keep two leases apart even when
 their names were cut to the same text. Names are never sanitised into "safe" characters: they are
 always quoted with ``sql.Identifier``; only characters PostgreSQL cannot store (NUL, other C0

@@ -24,6 +24,7 @@ SHAPE = regex.compile(r"jit[a-z]*_[0-9A-Za-z]{46}")
 
 def test_no_secret_reaches_store_logs_audit_or_errors(serve, env, caplog) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.WARNING, logger="httpx")  # the hostile caller's own client logs its URLs
     running = serve()
     issued: list[str] = list(env.keys.values())
     errors: list[str] = []
@@ -44,6 +45,11 @@ def test_no_secret_reaches_store_logs_audit_or_errors(serve, env, caplog) -> Non
                 lambda replay=replay: running.client().redeem(*replay),
                 lambda: task.secret("token", ["payroll:read"]),
                 lambda: task.secret("token", ["reports:read"], ttl_seconds=10**6),
+                # a hostile caller puts secrets where scopes and names go: refused, never repeated
+                lambda secret=secret: task.secret("token", [secret.value]),
+                lambda: task.secret("token", [task.token]),
+                lambda secret=secret: orchestrator.start_task("demo-agent", "t", [secret.value]),
+                lambda secret=secret: orchestrator.start_task(secret.value, "t", ["reports:read"]),
             ):
                 with pytest.raises(BrokerAPIError) as refused:
                     attempt()
@@ -61,6 +67,9 @@ def test_no_secret_reaches_store_logs_audit_or_errors(serve, env, caplog) -> Non
                     headers={"Authorization": f"Bearer {task.token}x"},
                 ).text
             )
+            for path in (f"/v1/tasks/{secret.value}", f"/v1/leases/{task.token}"):
+                errors.append(httpx.get(f"{running.url}{path}",
+                                        headers={"Authorization": f"Bearer {env.keys['orchestrator']}"}).text)
     audit = [json.dumps(record_to_dict(r)) for r in running.broker.store.audit_records(limit=100_000)]
     running.broker.close()
 

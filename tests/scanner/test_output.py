@@ -10,7 +10,7 @@ from jitsec.scanner.git_fields import git_fields, short_commit
 from jitsec.scanner.output import FindingWriter, finding_row, sarif_document
 from jitsec.scanner.ruleset import make_ruleset
 
-from jitsec.kernel.credential_format import CredentialKind, mint
+from jitsec.kernel.credential_format import CredentialKind, live_lookup, mint, sha256_fingerprint
 from jitsec.kernel.records import FileOrigin, GitOrigin
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
@@ -33,8 +33,10 @@ def test_jsonl_rows_carry_the_agreed_fields(hs_scanner: Scanner) -> None:
     for key in agreed:
         assert key in rows[0]
     assert rows[0]["path"] == "app/config.env" and rows[0]["line"] == 1 and rows[0]["broker"] is None
-    assert rows[1]["broker"] == "unknown" and rows[1]["credential_sha256"]
+    assert rows[1]["broker"] == "unknown" and rows[1]["credential_lookup"] == live_lookup(sha256_fingerprint(token))
+    assert "credential_sha256" not in rows[1]  # the proof a leak report carries never goes in a report
     assert AWS not in out.getvalue() and token not in out.getvalue()
+    assert sha256_fingerprint(token) not in out.getvalue()
 
 
 def test_json_document_has_summary_and_digest(hs_scanner: Scanner) -> None:
