@@ -33,7 +33,8 @@ def test_jsonl_rows_carry_the_agreed_fields(hs_scanner: Scanner) -> None:
     for key in agreed:
         assert key in rows[0]
     assert rows[0]["path"] == "app/config.env" and rows[0]["line"] == 1 and rows[0]["broker"] is None
-    assert rows[1]["broker"] == "unknown" and rows[1]["credential_lookup"] == live_lookup(sha256_fingerprint(token))
+    assert rows[1]["broker"] == "unknown"
+    assert rows[1]["credential_lookup"] == live_lookup(sha256_fingerprint(token))
     assert "credential_sha256" not in rows[1]  # the proof a leak report carries never goes in a report
     assert AWS not in out.getvalue() and token not in out.getvalue()
     assert sha256_fingerprint(token) not in out.getvalue()
