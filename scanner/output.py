@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
+from jitsec.scanner.fingerprint import partial_fingerprints
 from jitsec.scanner.ruleset import Rule, RuleSet
 
 from jitsec import __version__
@@ -105,7 +106,8 @@ def sarif_document(findings: Sequence[Finding], ruleset: RuleSet) -> dict[str, A
                 "properties": {"rulesDigest": ruleset.digest},
                 "rules": [_sarif_rule(rule_id, rules.get(rule_id)) for rule_id in used],
             }},
-            "results": [_sarif_result(f, index[f.rule_id]) for f in findings],
+            "results": [_sarif_result(f, index[f.rule_id], prints)
+                        for f, prints in zip(findings, partial_fingerprints(findings), strict=True)],
         }],
     }
 
@@ -122,7 +124,7 @@ def _sarif_rule(rule_id: str, rule: Rule | None) -> dict[str, Any]:
     }
 
 
-def _sarif_result(finding: Finding, rule_index: int) -> dict[str, Any]:
+def _sarif_result(finding: Finding, rule_index: int, fingerprints: dict[str, str]) -> dict[str, Any]:
     return {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
@@ -132,7 +134,7 @@ def _sarif_result(finding: Finding, rule_index: int) -> dict[str, Any]:
             "artifactLocation": {"uri": describe_origin(finding.origin)},
             "region": {"startLine": finding.line, "startColumn": finding.column},
         }}],
-        "partialFingerprints": {"jitsecFingerprint/v1": finding.fingerprint},
+        "partialFingerprints": fingerprints,
         "properties": {"confidence": finding.confidence.value, "severity": finding.severity.value,
                        "offset": finding.offset},
     }

@@ -150,6 +150,10 @@ class Finding:
     ``fingerprint`` is keyed (HMAC with a deployment-local key) and safe for reports and baselines.
     ``credential_sha256`` is the unkeyed SHA-256 exchanged with the broker, set only for candidates
     in a broker-issued format (whose ~238 random bits make an unkeyed hash safe).
+    ``context`` is a hash of the finding's line with every secret on it masked (no secret material):
+    with the rule id and path it names the finding across runs and machines (SARIF).
+    ``secret_hash`` is a salted slow hash of the secret (``scrypt:<hex>``), set only where a baseline
+    asks for one: every finding while a baseline is made, and findings matching a baseline entry.
     """
 
     rule_id: str
@@ -165,6 +169,8 @@ class Finding:
     credential_sha256: str | None = None
     broker: BrokerStatus | None = None
     read_at: float | None = None
+    context: str = ""
+    secret_hash: str | None = None
 
 
 class ResponseAction(Enum):

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Literal
 from jitsec.kernel.ports import Source, Stage
 from jitsec.pipeline.runner import PipelineStats, run_sources
 from jitsec.pipeline.stages import BaselineStage, FirstSeenInHistory
-from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
+from jitsec.scanner.baseline import Baseline, BaselineError, CreatingHasher, MatchingHasher, load_baseline
 from jitsec.scanner.engine import REGEX_TIMEOUT, Scanner
-from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
+from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError, SecretHasher
 from jitsec.scanner.ruleset import RuleError, RuleSet, load_ruleset
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class PipelineSettings:
     response: ResponseOptions | None = None
     first_seen_in_history: bool = True
     drop_accepted: bool = True  # False: baselines only drop detect-secrets SHA-1s (``baseline create``)
+    new_baseline: CreatingHasher | None = None  # the baseline being made: findings get its secret hash
     flush_seconds: float = 5.0  # how long closing waits for the broker and sinks (a hook waits less)
 
 
@@ -86,14 +87,22 @@ def load_baselines(paths: Sequence[Path]) -> Baseline:
 
 def build_scanner(ruleset: RuleSet, engine: EngineName = "auto", baseline: Baseline | None = None,
                   live_fingerprints: Callable[[str], bool] | None = None,
-                  fingerprinter: Fingerprinter | None = None) -> Scanner:
+                  fingerprinter: Fingerprinter | None = None, *,
+                  new_baseline: CreatingHasher | None = None) -> Scanner:
     """A scanner keyed by the local fingerprint key (unless given one); secrets whose SHA-1 a
-    detect-secrets baseline lists are dropped by the engine while still in hand."""
+    detect-secrets baseline lists are dropped by the engine while still in hand. Findings get the
+    salted secret hash of ``new_baseline`` (being made without a shared key), else of the salted
+    baseline entries they may match."""
     try:
         fingerprinter = fingerprinter or Fingerprinter.load_or_create()
-        ignored = baseline.sha1 if baseline is not None else frozenset()
-        return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=ignored,
-                       live_fingerprints=live_fingerprints)
+        baseline = baseline if baseline is not None else Baseline()
+        hasher: SecretHasher | None = None
+        if new_baseline is not None:
+            hasher = None if fingerprinter.shared else new_baseline
+        elif baseline.hashed:
+            hasher = MatchingHasher(baseline.hashed)
+        return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=baseline.sha1,
+                       live_fingerprints=live_fingerprints, secret_hasher=hasher)
     except (FingerprintKeyError, RuntimeError) as error:
         raise PipelineSetupError(str(error)) from None
 
@@ -110,6 +119,7 @@ class Pipeline:
         self.baseline = baseline
         self.first_seen = first_seen
         self.response = response
+        self.warnings: list[str] = []  # setup notes the command prints (a baseline that cannot match)
         self._closed = False
         self._lock = threading.Lock()
 
@@ -180,16 +190,20 @@ def build_pipeline(
     runtime = _build_response(settings, ruleset.digest, client, extra_sinks, responder_settings)
     try:
         scanner = build_scanner(ruleset, settings.rules.engine, baseline,
-                                runtime.live_fingerprints if runtime is not None else None, fingerprinter)
+                                runtime.live_fingerprints if runtime is not None else None, fingerprinter,
+                                new_baseline=settings.new_baseline)
     except BaseException:
         if runtime is not None:
             runtime.close()
         raise
-    baseline_stage = BaselineStage(baseline) if baseline.fingerprints and settings.drop_accepted else None
+    baseline_stage = BaselineStage(baseline) if not baseline.empty and settings.drop_accepted else None
     first_seen = FirstSeenInHistory() if settings.first_seen_in_history else None
     chain: list[Stage] = [stage for stage in (baseline_stage, first_seen, runtime) if stage is not None]
     chain.extend(tail)
-    return Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime)
+    pipeline = Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime)
+    fingerprinter = scanner.fingerprinter
+    pipeline.warnings.extend(baseline.key_warnings(fingerprinter.key_id if fingerprinter.shared else None))
+    return pipeline
 
 
 def _build_response(settings: PipelineSettings, rules_digest: str, client: BrokerClient | None,
