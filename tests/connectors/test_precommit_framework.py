@@ -9,7 +9,6 @@ field (entry, pass_filenames, stages, require_serial...) is the manifest's.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,31 +16,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.connectors.git_env import SECRET_LINE, clean_env
 from tests.connectors.test_hook_command import git, init, run
 
 pytestmark = pytest.mark.slow
 
 MANIFEST = Path(__file__).parents[2] / ".pre-commit-hooks.yaml"
-SECRET_LINE = 'DB_PASSWORD = "Tr0ub4dor&3"\n'
-
-
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pre-commit's store and jitsec's compiled rules, shared by the module's repositories."""
-    return tmp_path_factory.mktemp("caches")
 
 
 @pytest.fixture
 def env(tmp_path: Path, shared_cache: Path) -> dict[str, str]:
     assert shutil.which("pre-commit"), "pre-commit (the test extra) is not installed"
-    return {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("JITSEC_", "PRE_COMMIT"))},
-        "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
-        "PRE_COMMIT_HOME": str(shared_cache / "pre-commit"), "XDG_CACHE_HOME": str(shared_cache / "xdg"),
-        "JITSEC_FINGERPRINT_KEY": "33" * 32,
-    }  # fmt: skip
+    return clean_env(tmp_path, PRE_COMMIT_HOME=str(shared_cache / "pre-commit"),
+                     XDG_CACHE_HOME=str(shared_cache / "xdg"), JITSEC_FINGERPRINT_KEY="33" * 32)
 
 
 @pytest.fixture
@@ -69,7 +56,7 @@ def test_the_manifest_is_valid_for_pre_commit(env: dict[str, str], tmp_path: Pat
     assert ids["jitsec"]["pass_filenames"] is True and ids["jitsec-pre-push"]["stages"] == ["pre-push"]
 
 
-def test_all_files_fails_on_a_committed_secret_and_passes_a_clean_tree(repo: Path, env: dict[str, str]) -> None:
+def test_all_files_fails_on_a_committed_secret_and_passes_a_clean_tree(repo: Path, env) -> None:
     clean = pre_commit(repo, env, "run", "--all-files")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     (repo / "settings.py").write_text(SECRET_LINE)
@@ -94,7 +81,7 @@ def test_a_staged_secret_fails_pre_commit_run_and_blocks_git_commit(repo: Path, 
     assert run(["git", "commit", "-q", "-m", "clean"], repo, env).returncode == 0
 
 
-def test_the_pre_push_hook_blocks_a_push_that_adds_a_secret(repo: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_the_pre_push_hook_blocks_a_push_that_adds_a_secret(repo: Path, env, tmp_path: Path) -> None:
     remote = tmp_path / "remote.git"
     git(tmp_path, env, "init", "-q", "--bare", str(remote))
     git(repo, env, "remote", "add", "origin", str(remote))

@@ -43,7 +43,7 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def test_a_baseline_made_on_one_machine_accepts_on_another_and_only_the_same_secret(machine, repo: Path) -> None:
+def test_a_baseline_made_on_one_machine_accepts_on_another_and_only_the_same_secret(machine, repo) -> None:
     assert machine("a", "scan", ".", cwd=repo).returncode == 1
     created = machine("a", "baseline", "create", ".", cwd=repo)
     assert created.returncode == 0, created.stderr
