@@ -48,6 +48,7 @@ LINE_WINDOW = 4096  # bytes either side of a hit a single-line rule is confirmed
 MULTILINE_WINDOW = 16384  # bytes either side of a hit for multiline rules (a PEM block fits)
 _BEFORE = 256  # bytes of line before a match given to context checks
 _AFTER = 32  # bytes of line after a secret given to the rule's judge
+CONTEXT_REACH = 256  # bytes of a finding's line either side of it in its context digest (SARIF)
 # Seconds a rule's regex may run on one confirmation window (a few KiB). Far above what a sane pattern
 # needs (microseconds); a pattern that backtracks catastrophically (a user's gitleaks config, a pack in
 # review) is stopped there and reported, instead of hanging the scan.
@@ -427,11 +428,14 @@ class Scanner:
 
 
 def _context(match: _Match, data: bytes, spans: Sequence[tuple[int, int]]) -> str:
-    """The masked-line digest of a match: its own span, every other match starting on its line and
-    any other copy of its secret there are masked."""
-    start = data.rfind(b"\n", 0, match.position) + 1
-    end = data.find(b"\n", match.position)
-    end = len(data) if end < 0 else end
+    """The masked-line digest of a match: its line, at most ``CONTEXT_REACH`` bytes either side (a
+    minified file's one huge line costs no more than a short one), with its own span, every other
+    match starting there and any other copy of its secret masked."""
+    floor = max(0, match.position - CONTEXT_REACH)
+    start = max(floor, data.rfind(b"\n", floor, match.position) + 1)
+    ceiling = min(len(data), max(match.end, match.position) + CONTEXT_REACH)
+    end = data.find(b"\n", match.position, ceiling)
+    end = ceiling if end < 0 else end
     line = data[start:end]
     masked = [(match.position - start, match.end - start)]
     first = bisect_left(spans, start, key=_span_start)
