@@ -422,8 +422,9 @@ class Scanner:
             broker=broker,
             read_at=read_at,
             context=_context(match, data, spans),
+            # a broker-format or live credential is never accepted by a baseline: no slow hash for it
             secret_hash=(self.secret_hasher.digest(rule.id, origin, match.secret)
-                         if self.secret_hasher is not None else None),
+                         if self.secret_hasher is not None and sha is None else None),
         )
 
 
