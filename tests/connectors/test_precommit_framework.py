@@ -96,3 +96,23 @@ def test_the_pre_push_hook_blocks_a_push_that_adds_a_secret(repo: Path, env, tmp
     assert git(remote, env, "rev-parse", "main") == base  # nothing reached the remote
     staged = pre_commit(repo, env, "run", "--hook-stage", "pre-push", "--from-ref", base, "--to-ref", "HEAD")
     assert staged.returncode == 1 and "deploy.py" in staged.stdout
+
+
+def test_a_baseline_committed_from_another_machine_lets_all_files_pass(repo: Path, env, tmp_path) -> None:
+    (repo / "settings.py").write_text(SECRET_LINE)
+    git(repo, env, "add", "settings.py")
+    git(repo, env, "commit", "-q", "--no-verify", "-m", "an accepted test password")
+    laptop = {key: value for key, value in env.items() if key != "JITSEC_FINGERPRINT_KEY"}
+    laptop["JITSEC_HOME"] = str(tmp_path / "laptop")  # its own local key: nothing shared with CI
+    compiled = Path(env["XDG_CACHE_HOME"]) / "jitsec"  # the compiled rules, not to compile them twice
+    compiled.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "laptop").mkdir()
+    (tmp_path / "laptop" / "cache").symlink_to(compiled, target_is_directory=True)
+    assert run(["jitsec", "baseline", "create", "."], repo, laptop).returncode == 0
+    git(repo, env, "add", ".jitsec.baseline")
+    git(repo, env, "commit", "-q", "--no-verify", "-m", "baseline")
+    result = pre_commit(repo, env, "run", "--all-files")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (repo / "settings.py").write_text(SECRET_LINE.replace("Tr0ub4dor", "Tr0ub4dour"))
+    git(repo, env, "add", "settings.py")
+    assert pre_commit(repo, env, "run", "--all-files").returncode == 1  # another password: not accepted
