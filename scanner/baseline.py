@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from jitsec.kernel.records import Finding, GitOrigin, Origin
 
 FORMAT = "jitsec-baseline"
 VERSION = 2
+HASH_CACHE_FILE = "baseline-hashes"  # in the cache folder: slow hashes this machine computed
 
 
 class BaselineError(ValueError):
@@ -150,25 +152,71 @@ def _path(origin: Origin, base: Path) -> str:
     return portable_path(origin, base) or ""
 
 
-class _Cached:
-    """Slow hashes computed once per run for each (salt, rule, path, secret): a secret repeated over a
-    file costs one hash. The cache is keyed by an HMAC under a key that lives only in this process."""
+class HashCache:
+    """Slow hashes computed once for each (salt, rule, path, secret). In memory, keyed by an HMAC under
+    a key that lives only in this process; on disk (``file``), keyed by the machine's own keyed
+    fingerprint (``keyed``), so that a hook does not pay again for the same accepted secret on every
+    commit. The file holds digests the baseline already publishes and fingerprints under the local
+    key: nothing a reader without that key can test guesses against. It is best effort: an
+    unreadable, unwritable or oversized file (``MAX_FILE_BYTES``) is ignored or started over."""
 
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-        self._known: dict[tuple[bytes, str, str, bytes], str] = {}
+    MAX_FILE_BYTES = 4 << 20
+
+    def __init__(self, keyed: Callable[[str], str] | None = None, file: Path | None = None) -> None:
+        if keyed is None:
+            process_key = secrets.token_bytes(32)
+
+            def keyed(secret: str) -> str:
+                material = secret.encode("utf-8", "surrogatepass")
+                return hmac.new(process_key, material, hashlib.sha256).hexdigest()
+        self._keyed = keyed
+        self._file = file
+        self._known: dict[tuple[str, ...], str] = self._load(file) if file is not None else {}
         self._lock = threading.Lock()
 
     def digest(self, kdf: SecretKdf, rule_id: str, path: str, secret: str) -> str:
-        token = hmac.new(self._key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-        key = (kdf.salt, rule_id, path, token)
+        key = (kdf.salt.hex(), f"{kdf.n},{kdf.r},{kdf.p}", rule_id, path, self._keyed(secret))
         with self._lock:
             known = self._known.get(key)
         if known is None:
             known = kdf.digest(rule_id, path, secret)
             with self._lock:
                 self._known[key] = known
+            self._save(key, known)
         return known
+
+    @classmethod
+    def _load(cls, file: Path) -> dict[tuple[str, ...], str]:
+        known: dict[tuple[str, ...], str] = {}
+        try:
+            if file.stat().st_size > cls.MAX_FILE_BYTES:
+                file.unlink()
+                return known
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return known
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, list) and len(row) == 6 and all(isinstance(item, str) for item in row):
+                known[tuple(row[:5])] = row[5]
+        return known
+
+    def _save(self, key: tuple[str, ...], digest: str) -> None:
+        if self._file is None:
+            return
+        line = json.dumps([*key, digest], separators=(",", ":")) + "\n"
+        try:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self._file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(descriptor, line.encode("utf-8"))  # one short append: whole lines from every process
+            finally:
+                os.close(descriptor)
+        except OSError:
+            return
 
 
 @dataclass(slots=True)
@@ -177,14 +225,14 @@ class MatchingHasher:
     and path), when it matches; None otherwise, without hashing."""
 
     groups: tuple[HashedEntries, ...]
-    _cache: _Cached = field(default_factory=_Cached)
+    cache: HashCache = field(default_factory=HashCache)
 
     def digest(self, rule_id: str, origin: Origin, secret: str) -> str | None:
         for group in self.groups:
             path = portable_path(origin, group.base)
             wanted = group.digests.get((rule_id, path)) if path is not None else None
             if wanted:
-                digest = self._cache.digest(group.kdf, rule_id, path or "", secret)
+                digest = self.cache.digest(group.kdf, rule_id, path or "", secret)
                 if digest in wanted:
                     return digest
         return None
@@ -197,11 +245,11 @@ class CreatingHasher:
 
     kdf: SecretKdf
     base: Path
-    _cache: _Cached = field(default_factory=_Cached)
+    cache: HashCache = field(default_factory=HashCache)
 
     def digest(self, rule_id: str, origin: Origin, secret: str) -> str | None:
         path = portable_path(origin, self.base)
-        return None if path is None else self._cache.digest(self.kdf, rule_id, path, secret)
+        return None if path is None else self.cache.digest(self.kdf, rule_id, path, secret)
 
     @classmethod
     def for_output(cls, output: Path) -> CreatingHasher:

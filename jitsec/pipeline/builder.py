@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Literal
 from jitsec.kernel.ports import Source, Stage
 from jitsec.pipeline.runner import PipelineStats, run_sources
 from jitsec.pipeline.stages import BaselineStage, FirstSeenInHistory
-from jitsec.scanner.baseline import Baseline, BaselineError, CreatingHasher, MatchingHasher, load_baseline
+from jitsec.scanner.baseline import (
+    HASH_CACHE_FILE,
+    Baseline,
+    BaselineError,
+    CreatingHasher,
+    HashCache,
+    MatchingHasher,
+    load_baseline,
+)
+from jitsec.scanner.cache import default_cache_dir
 from jitsec.scanner.engine import REGEX_TIMEOUT, Scanner
 from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError, SecretHasher
 from jitsec.scanner.ruleset import RuleError, RuleSet, load_ruleset
@@ -99,8 +108,9 @@ def build_scanner(ruleset: RuleSet, engine: EngineName = "auto", baseline: Basel
         hasher: SecretHasher | None = None
         if new_baseline is not None:
             hasher = None if fingerprinter.shared else new_baseline
-        elif baseline.hashed:
-            hasher = MatchingHasher(baseline.hashed)
+        elif baseline.hashed:  # slow hashes this machine made before are read back (hooks run often)
+            cache = HashCache(fingerprinter.fingerprint, default_cache_dir() / HASH_CACHE_FILE)
+            hasher = MatchingHasher(baseline.hashed, cache)
         return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=baseline.sha1,
                        live_fingerprints=live_fingerprints, secret_hasher=hasher)
     except (FingerprintKeyError, RuntimeError) as error:

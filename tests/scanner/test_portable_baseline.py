@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from jitsec.scanner.baseline import (
     BaselineError,
     CreatingHasher,
+    HashCache,
     MatchingHasher,
     baseline_document,
     parse_baseline,
@@ -189,3 +190,20 @@ def test_portable_paths() -> None:
     assert portable_path(FileOrigin("/elsewhere/b.env"), base) == "/elsewhere/b.env"
     assert portable_path(GitOrigin("abc", "a/b.env"), base) == "a/b.env"
     assert portable_path(StreamOrigin(), base) is None
+
+
+def test_slow_hashes_are_kept_on_disk_under_the_local_key_and_read_back(tmp_path: Path) -> None:
+    kdf = SecretKdf(b"c" * 16, **FAST_KDF)
+    local = Fingerprinter(b"machine-a-key-16")
+    file = tmp_path / "cache" / "baseline-hashes"
+    first = HashCache(local.fingerprint, file).digest(kdf, "rule", "a.env", AWS)
+    assert first == kdf.digest("rule", "a.env", AWS)
+    text = file.read_text()
+    assert AWS not in text and local.fingerprint(AWS) in text and oct(file.stat().st_mode)[-3:] == "600"
+    file.write_text("not json\n" + text.replace(first, "scrypt:cafe"))  # a line to skip, a planted value
+    assert HashCache(local.fingerprint, file).digest(kdf, "rule", "a.env", AWS) == "scrypt:cafe"  # read back
+    other = Fingerprinter(b"machine-b-key-16")  # another key: another entry, computed afresh
+    assert HashCache(other.fingerprint, file).digest(kdf, "rule", "a.env", AWS) == first
+    file.write_bytes(b"x" * (HashCache.MAX_FILE_BYTES + 1))
+    assert HashCache(local.fingerprint, file).digest(kdf, "rule", "a.env", AWS) == first
+    assert file.stat().st_size < HashCache.MAX_FILE_BYTES  # started over
