@@ -5,8 +5,9 @@
   on first use, so it differs per machine) or comes from ``JITSEC_FINGERPRINT_KEY`` (hex, or any string
   of at least 16 characters), a key a team or fleet shares: then fingerprints are equal everywhere.
 - ``context_digest`` and ``partial_fingerprints``: what identifies a finding across runs and machines
-  in SARIF. Built from the rule id, the portable path and the finding's line with every secret on it
-  masked: no secret material at all, so nothing to brute-force.
+  in SARIF. Built from the rule id, the portable path and the finding's line (256 bytes either side
+  at most) with every secret found on it masked: no material of any finding's secret. A secret on
+  the same line that no rule finds stays in the input, so guessing the whole line could confirm it.
 - ``SecretKdf``: a salted scrypt of a secret, for baselines made without a shared key. Equal on every
   machine that has the baseline (the salt is stored in it), and deliberately slow (about 70 ms and
   16 MiB a guess), so testing a password list against a published baseline costs real time.

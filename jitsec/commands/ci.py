@@ -127,9 +127,10 @@ def ci(*, since: str | None, fmt: str, output: Path | None, sarif: Path | None, 
         if sarif is not None:
             outputs.append(("sarif", sarif.absolute()))
         accepted = [path.absolute() for path in present_baselines(root, baselines)]
+        packs = tuple(path.absolute() for path in rules)
         os.chdir(root)  # repository-relative paths in every report, wherever the job started
         base, scope = _base_commit(root, since)
-        ruleset = load_rules(RuleSettings(packs=rules))
+        ruleset = load_rules(RuleSettings(packs=packs))
         findings, result = _scan(root, base, ruleset, accepted)
     except (_CiError, GitError, PipelineSetupError, OSError) as error:
         click.echo(f"jitsec: {error}", err=True)
