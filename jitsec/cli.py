@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": ("jitsec.commands.scan:baseline_group",
                  "Accept today's findings so later scans report only new ones."),
     "hook": ("jitsec.commands.hook:hook", "Git hooks: block commits and pushes that add secrets."),
+    "ci": ("jitsec.commands.ci:ci",
+           "Scan the checkout (or a push or merge request's commits) in CI; exit 1 on a secret."),
     "watch": ("jitsec.commands.watch:watch",
               "Follow files, stdin, git refs, Kafka or Elasticsearch until stopped; a daemon with --config."),
     "broker": ("jitsec.commands.broker:broker_group",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from jitsec.scanner.filters import (
     passes_rule,
     shannon_entropy,
 )
-from jitsec.scanner.fingerprint import Fingerprinter
+from jitsec.scanner.fingerprint import Fingerprinter, SecretHasher, context_digest
 from jitsec.scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
 from jitsec.scanner.ruleset import Rule, RuleSet
 from jitsec.scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan, origin_path
@@ -56,6 +56,7 @@ LINE_WINDOW = 4096  # bytes either side of a hit a single-line rule is confirmed
 MULTILINE_WINDOW = 16384  # bytes either side of a hit for multiline rules (a PEM block fits)
 _BEFORE = 256  # bytes of line before a match given to context checks
 _AFTER = 32  # bytes of line after a secret given to the rule's judge
+CONTEXT_REACH = 256  # bytes of a finding's line either side of it in its context digest (SARIF)
 # Seconds a rule's regex may run on one confirmation window (a few KiB). Far above what a sane pattern
 # needs (microseconds); a pattern that backtracks catastrophically (a user's gitleaks config, a pack in
 # review) is stopped there and reported, instead of hanging the scan.
@@ -145,11 +146,14 @@ class Scanner:
         ignored_sha1: frozenset[str] = frozenset(),
         cache_dir: Path | None = None,
         allowlist: ContentAllowlist | None = None,
+        secret_hasher: SecretHasher | None = None,
     ) -> None:
         """``live_fingerprints(sha256_hex)`` says whether a candidate is a live credential the caller
         knows (CONFIRMED); ``ignored_sha1`` holds SHA-1s of accepted secrets (detect-secrets
         baselines); ``cache_dir`` is where the compiled Hyperscan database is kept; ``allowlist``
-        holds a project's or gitleaks config's global allowlist (never applied to broker credentials)."""
+        holds a project's or gitleaks config's global allowlist (never applied to broker credentials);
+        ``secret_hasher`` gives the findings a baseline asks about their ``secret_hash`` (portable
+        baselines)."""
         self.ruleset = ruleset
         self.fingerprinter = fingerprinter
         self.rules: tuple[Rule, ...] = ruleset.rules
@@ -157,6 +161,7 @@ class Scanner:
         self.live_fingerprints = live_fingerprints
         self.ignored_sha1 = ignored_sha1
         self.allowlist = allowlist or None
+        self.secret_hasher = secret_hasher
         self.stats = ScanStats([rule.id for rule in self.rules])
         self.has_multiline = any(rule.multiline for rule in self.rules)
         if engine == "python" or (engine == "auto" and not hyperscan_available()):
@@ -220,7 +225,9 @@ class Scanner:
             cursor += len(chunk.data)
         results: list[list[Finding]] = [[] for _ in chunks]
         # pragmas count in files and diffs, not in records and document fields (a log writer's words)
-        for match in self.matches(data, bounds=bounds, allow_pragmas=all(reviewed)):  # few: cheap to count
+        found = self.matches(data, bounds=bounds, allow_pragmas=all(reviewed))
+        spans = [(match.position, match.end) for match in found]
+        for match in found:  # few: cheap to count
             index = bisect_right(starts, match.position) - 1
             chunk, start = chunks[index], starts[index]
             origin = chunk.origin
@@ -234,7 +241,7 @@ class Scanner:
                 base, first_line = chunk.offset - start, chunk.line
             line = first_line + data.count(b"\n", start, match.position)
             results[index].append(self.finding(match, origin, data, base_offset=base, line=line,
-                                               read_at=chunk.read_at))
+                                               read_at=chunk.read_at, spans=spans))
         self.stats.add_lines(data.count(b"\n"))
         return results
 
@@ -398,9 +405,10 @@ class Scanner:
         return live is not None and live(sha256_fingerprint(_utf8(secret)))
 
     def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, line: int,
-                read_at: float | None) -> Finding:
+                read_at: float | None, spans: Sequence[tuple[int, int]] = ()) -> Finding:
         """Turn an internal match into a Finding: from here on only preview and fingerprints exist.
-        ``line`` is the line number of ``match.position`` (the caller counts newlines once)."""
+        ``line`` is the line number of ``match.position`` (the caller counts newlines once); ``spans``
+        (sorted by start) are the other matches in ``data``, masked with this one in its context."""
         rule = self.rules[match.rule_index]
         column = match.position - data.rfind(b"\n", 0, match.position)
         last = max(match.end, match.position + 1) - 1  # the match's last byte
@@ -433,7 +441,38 @@ class Scanner:
             end_line=end_line,
             end_column=last - data.rfind(b"\n", 0, last),
             entropy=round(shannon_entropy(match.secret), 4),
+            context=_context(match, data, spans),
+            # a broker-format or live credential is never accepted by a baseline: no slow hash for it
+            secret_hash=(self.secret_hasher.digest(rule.id, origin, match.secret)
+                         if self.secret_hasher is not None and sha is None else None),
         )
+
+
+def _context(match: _Match, data: bytes, spans: Sequence[tuple[int, int]]) -> str:
+    """The masked-line digest of a match: its line, at most ``CONTEXT_REACH`` bytes either side (a
+    minified file's one huge line costs no more than a short one), with its own span, every other
+    match starting there and any other copy of its secret masked."""
+    floor = max(0, match.position - CONTEXT_REACH)
+    start = max(floor, data.rfind(b"\n", floor, match.position) + 1)
+    ceiling = min(len(data), max(match.end, match.position) + CONTEXT_REACH)
+    end = data.find(b"\n", match.position, ceiling)
+    end = ceiling if end < 0 else end
+    line = data[start:end]
+    masked = [(match.position - start, match.end - start)]
+    first = bisect_left(spans, start, key=_span_start)
+    for span_start, span_end in spans[first:bisect_left(spans, end, key=_span_start)]:
+        masked.append((span_start - start, span_end - start))
+    if not match.decoded:
+        secret = match.secret.encode("latin-1")
+        at = line.find(secret)
+        while at >= 0:
+            masked.append((at, at + len(secret)))
+            at = line.find(secret, at + len(secret))
+    return context_digest(line, masked)
+
+
+def _span_start(span: tuple[int, int]) -> int:
+    return span[0]
 
 
 def _part_start(part: Part) -> int:

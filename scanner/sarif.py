@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from jitsec.scanner.fingerprint import partial_fingerprints
 from jitsec.scanner.git_fields import git_fields, short_commit
 from jitsec.scanner.ruleset import Rule, RuleSet
 from jitsec.scanner.validators import BROKER_VALIDATORS
@@ -60,7 +61,8 @@ def sarif_document(findings: Sequence[Finding], ruleset: RuleSet, summary: Mappi
     used = sorted({f.rule_id for f in findings})
     index = {rule_id: position for position, rule_id in enumerate(used)}
     rules = {rule.id: rule for rule in ruleset.rules}
-    results = [_result(f, index[f.rule_id], bases) for f in findings]
+    results = [_result(f, index[f.rule_id], bases, prints)
+               for f, prints in zip(findings, partial_fingerprints(findings), strict=True)]
     run: dict[str, Any] = {
         "tool": {"driver": {
             "name": "jitsec",
@@ -145,7 +147,9 @@ def _fragment(field: str | None) -> str:
     return "" if field is None else "#" + quote(field, safe="")
 
 
-def _result(finding: Finding, rule_index: int, bases: UriBases) -> dict[str, Any]:
+def _result(
+    finding: Finding, rule_index: int, bases: UriBases, fingerprints: dict[str, str]
+) -> dict[str, Any]:
     region = {"startLine": finding.line, "startColumn": finding.column}
     if finding.end_line:  # SARIF's end column is the one after the region
         region.update(endLine=finding.end_line, endColumn=finding.end_column + 1)
@@ -167,7 +171,7 @@ def _result(finding: Finding, rule_index: int, bases: UriBases) -> dict[str, Any
         "level": LEVEL[finding.severity],
         "message": {"text": message},
         "locations": [location],
-        "partialFingerprints": {"jitsecFingerprint/v1": finding.fingerprint},
+        "partialFingerprints": fingerprints,  # no secret material: stable across runs and machines
         "properties": properties,
     }
 

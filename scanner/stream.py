@@ -95,14 +95,16 @@ class StreamScan:
         seen_next: set[tuple[str, int, str]] = set()
         fresh_from = max(0, self.scanned_until - self._offset)
         counted_to, line = 0, self._line  # newlines are counted once, up to each finding in turn
-        for match in self.scanner.matches(data, skip_heuristic=self._skip_heuristic, fresh_from=fresh_from,
-                                          allow_pragmas=self._allow_pragmas):
+        found = self.scanner.matches(data, skip_heuristic=self._skip_heuristic, fresh_from=fresh_from,
+                                     allow_pragmas=self._allow_pragmas)
+        spans = [(match.position, match.end) for match in found]
+        for match in found:
             if match.position >= report_until or (whole_only and match.end >= len(data)):
                 continue
             line += data.count(b"\n", counted_to, match.position)
             counted_to = match.position
             finding = self.scanner.finding(match, self.origin, data, base_offset=self._offset, line=line,
-                                           read_at=self._read_at)
+                                           read_at=self._read_at, spans=spans)
             key = (finding.rule_id, finding.offset, finding.fingerprint)
             if match.position >= keep:
                 seen_next.add(key)

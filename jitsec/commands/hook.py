@@ -1,10 +1,13 @@
 """``jitsec hook pre-commit`` and ``jitsec hook pre-push``: block secrets before they leave the laptop.
 
-pre-commit scans only the lines the staged changes add (``git diff --cached``), located by their line
-in the new file; pre-push scans the lines added by the commits being pushed (git's pre-push stdin,
-or pre-commit's ``PRE_COMMIT_FROM_REF``/``PRE_COMMIT_TO_REF``). Findings already accepted in the
-baseline pass. The message names file, line and rule with a redacted preview only, and says how to
-proceed. Exit codes: 0 clean, 1 blocked, 2 could not scan.
+pre-commit given FILES scans those files whole: that is how the pre-commit framework calls it (the
+staged files on a commit, every file with ``--all-files``, as pre-commit.ci and CI jobs run it), so a
+secret already committed fails there too. Without FILES (a plain git hook) it scans only the lines
+the staged changes add (``git diff --cached``), located by their line in the new file. pre-push
+scans the lines added by the commits being pushed (git's pre-push stdin, or pre-commit's
+``PRE_COMMIT_FROM_REF``/``PRE_COMMIT_TO_REF``). Findings already accepted in the baseline pass.
+The message names file, line and rule with a redacted preview only, and says how to proceed.
+Exit codes: 0 clean, 1 blocked, 2 could not scan.
 
 With a broker (``--broker`` or ``$JITSEC_BROKER_URL``, key from ``$JITSEC_BROKER_KEY``) the hook
 takes part in the leak response like ``jitsec scan``: a live broker-issued credential in the added
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING
 import click
 
 from jitsec.commands.response_options import response_options
+from jitsec.connectors.sources.files import FilesSource
 from jitsec.connectors.sources.git import GitError, git_executable
 from jitsec.connectors.sources.git_diff import DiffSource, pushed_revisions
 from jitsec.kernel.ports import Source
@@ -50,7 +54,7 @@ BROKER_TIMEOUT_SECONDS = 2.0
 FLUSH_SECONDS = 1.0
 
 
-def _repository_root() -> Path:
+def repository_root() -> Path:
     result = subprocess.run(
         [git_executable(), "rev-parse", "--show-toplevel"], capture_output=True, check=False
     )
@@ -214,14 +218,14 @@ def _report(
 DEFAULT_BASELINES = (".jitsec.baseline", ".secrets.baseline")  # jitsec's own, then detect-secrets'
 
 
-def _baselines(root: Path, given: Sequence[Path]) -> list[Path]:
+def present_baselines(root: Path, given: Sequence[Path]) -> list[Path]:
     """The baselines given, else those of ``DEFAULT_BASELINES`` present at the repository root."""
     if given:
         return list(given)
     return [root / name for name in DEFAULT_BASELINES if (root / name).is_file()]
 
 
-def _not_scanned(root: Path, baselines: Sequence[Path]) -> frozenset[str]:
+def not_scanned(root: Path, baselines: Sequence[Path]) -> frozenset[str]:
     """Baseline files list fingerprints and hashes of secrets: data about findings, not leaks."""
     excluded = set()
     for baseline in baselines:
@@ -264,25 +268,35 @@ def _help(summary: str, what: str, examples: str) -> str:
 
 @hook.command(
     name="pre-commit",
-    help=_help("Scan the lines added by the staged changes; exit 1 (blocking the commit) on a finding.",
+    help=_help("Scan FILES whole, or without FILES the lines added by the staged changes; exit 1 "
+               "(blocking the commit) on a finding.\n\nThe pre-commit framework passes the staged "
+               "files, or every file with `pre-commit run --all-files` (so CI and pre-commit.ci fail "
+               "on a committed secret); a plain git hook passes none. Binary files, missing files and "
+               "the baseline files are skipped.",
                "commit",
-               "  jitsec hook pre-commit                            what git runs before each commit\n"
-               "  jitsec hook pre-commit --baseline .jitsec.baseline  accepted findings pass\n"
-               "  pre-commit install                                with the jitsec hook in "
-               ".pre-commit-config.yaml"),
+               "  jitsec hook pre-commit                 the staged changes\n"
+               "  jitsec hook pre-commit app.py .env     two files whole\n"
+               "  pre-commit run jitsec --all-files      every tracked file, under pre-commit\n"
+               "  jitsec hook pre-commit --baseline .jitsec.baseline   accepted findings pass"),
 )  # fmt: skip
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @rules_option
 @baseline_option
 @response_options
-def pre_commit(rules: tuple[Path, ...], baselines: tuple[Path, ...], response: ResponseOptions) -> None:
+def pre_commit(
+    files: tuple[Path, ...], rules: tuple[Path, ...], baselines: tuple[Path, ...], response: ResponseOptions
+) -> None:
     """Git's pre-commit hook (help text in the decorator: its response part is shared)."""
+    what = "the given files" if files else "the staged changes"
     try:
-        root = _repository_root()
-        accepted = _baselines(root, baselines)
-        source = DiffSource.staged(root, exclude=_not_scanned(root, accepted))
+        root = repository_root()
+        accepted = present_baselines(root, baselines)
+        excluded = not_scanned(root, accepted)
+        source = (_files_source(root, files, excluded) if files
+                  else DiffSource.staged(root, exclude=excluded))
         findings, outcomes = _scan([source], rules, accepted, response, root)
     except _SCAN_ERRORS as exc:
-        click.echo(f"jitsec: could not scan the staged changes: {exc}", err=True)
+        click.echo(f"jitsec: could not scan {what}: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     if findings:
         _report(findings, "commit", "git commit --no-verify", outcomes, response)
@@ -317,10 +331,10 @@ def pre_push(
 ) -> None:
     """Git's pre-push hook (help text in the decorator: its response part is shared)."""
     try:
-        root = _repository_root()
+        root = repository_root()
         ranges = _pushed_ranges(root, remote, from_ref, to_ref)
-        accepted = _baselines(root, baselines)
-        excluded = _not_scanned(root, accepted)
+        accepted = present_baselines(root, baselines)
+        excluded = not_scanned(root, accepted)
         sources = [DiffSource(root, revisions=revisions, exclude=excluded) for revisions in ranges]
         findings, outcomes = _scan(sources, rules, accepted, response, root)
     except _SCAN_ERRORS as exc:
@@ -329,6 +343,20 @@ def pre_push(
     if findings:
         _report(findings, "push", "git push --no-verify", outcomes, response)
         sys.exit(EXIT_BLOCKED)
+
+
+def _files_source(root: Path, files: Sequence[Path], excluded: frozenset[str]) -> FilesSource:
+    """The given files that exist (a deleted file has nothing to scan), less the baselines: the
+    framework passes paths relative to the repository root, where it runs hooks."""
+    kept = []
+    for path in files:
+        try:
+            relative = path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            relative = None
+        if relative not in excluded and path.exists():
+            kept.append(path)
+    return FilesSource(kept)
 
 
 def _pushed_ranges(

@@ -34,7 +34,7 @@ from jitsec.pipeline.ignores import IgnoreOptions, IgnoreSetupError, load_ignore
 from jitsec.pipeline.paths import EXIT_ERROR, ScanResult, Tally, plan, scan_addresses, scan_paths
 from jitsec.pipeline.stages import emitting
 from jitsec.response.options import ResponseOptions
-from jitsec.scanner.baseline import baseline_document
+from jitsec.scanner.baseline import CreatingHasher, baseline_document
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.output import FORMATS, FindingWriter, Format
@@ -115,9 +115,12 @@ def _load_rules(settings: RuleSettings) -> RuleSet:
 
 def _build(settings: PipelineSettings, ruleset: RuleSet, tail: list[Stage]) -> Pipeline:
     try:
-        return build_pipeline(settings, ruleset=ruleset, tail=tail)
+        pipeline = build_pipeline(settings, ruleset=ruleset, tail=tail)
     except PipelineSetupError as error:
         raise _fail(str(error)) from None
+    for warning in pipeline.warnings:
+        click.echo(f"jitsec: warning: {warning}", err=True)
+    return pipeline
 
 
 @contextmanager
@@ -286,27 +289,38 @@ def baseline_create(  # noqa: PLR0917 - click passes options positionally by nam
     paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
                     rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None,
                     engine: str, ignore: IgnoreOptions, output: Path) -> None:
-    """Scan PATHS and write every finding's fingerprint to a baseline file.
+    """Scan PATHS and write every finding to a baseline file, in a form every machine can check.
+
+    Entries name rule and path (relative to the baseline's folder) and identify the secret by a
+    salted, deliberately slow hash (scrypt), or by its keyed fingerprint when JITSEC_FINGERPRINT_KEY
+    holds a key shared by the team and CI. Neither lets a reader of the file test password guesses
+    cheaply. Re-creating a baseline keeps its salt. Commit the file at the repository root.
+
 
     \b
     Examples:
       jitsec baseline create .                       writes .jitsec.baseline
       jitsec scan --baseline .jitsec.baseline .      then only new findings fail
     \b
-    Exit status: 0 written (whatever was found), 2 could not scan or write.
+    Exit status: 0 written (whatever was found), 2 could not scan (bad options, unreadable input) or
+    write.
     """
+    creating = CreatingHasher.for_output(output)
     settings = replace(_settings(rule_files, no_default_rules, gitleaks_config, engine, baselines),
-                       drop_accepted=False)  # a new baseline keeps what the old ones accepted
+                       drop_accepted=False, new_baseline=creating)  # keep what the old ones accepted
     settings = _with_ignores(settings, ignore, paths)
     ruleset = _load_rules(settings.rules)
     collected: list[Finding] = []
     result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(collected.extend))
-    document = baseline_document(collected, ruleset.digest)
+    fingerprinter = pipeline.scanner.fingerprinter
+    document = baseline_document(collected, ruleset.digest, base=creating.base,
+                                 kdf=None if fingerprinter.shared else creating.kdf,
+                                 key_id=fingerprinter.key_id if fingerprinter.shared else None)
     try:
         output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     except OSError as error:
         raise _fail(f"cannot write {output}: {error.strerror or error}") from None
-    click.echo(f"jitsec: wrote {len(document['findings'])} fingerprints to {output}", err=True)
+    click.echo(f"jitsec: wrote {len(document['findings'])} entries to {output}", err=True)
     _report(result, pipeline.scanner)
     sys.exit(EXIT_ERROR if result.errors.total else 0)
 

@@ -164,6 +164,10 @@ class Finding:
     in a broker-issued format (whose ~238 random bits make an unkeyed hash safe).
     ``end_line`` and ``end_column`` place the last byte of the match (0: not recorded, as in findings
     written before they existed); ``entropy`` is the secret's Shannon entropy in bits per character.
+    ``context`` is a hash of the finding's line with every secret on it masked (no secret material):
+    with the rule id and path it names the finding across runs and machines (SARIF).
+    ``secret_hash`` is a salted slow hash of the secret (``scrypt:<hex>``), set only where a baseline
+    asks for one: every finding while a baseline is made, and findings matching a baseline entry.
     """
 
     rule_id: str
@@ -182,6 +186,8 @@ class Finding:
     end_line: int = 0
     end_column: int = 0
     entropy: float = 0.0
+    context: str = ""
+    secret_hash: str | None = None
 
 
 class ResponseAction(Enum):

@@ -23,9 +23,18 @@ from typing import TYPE_CHECKING, Literal
 from jitsec.kernel.ports import Source, Stage
 from jitsec.pipeline.runner import PipelineStats, run_sources
 from jitsec.pipeline.stages import BaselineStage, FirstSeenInHistory
-from jitsec.scanner.baseline import Baseline, BaselineError, load_baseline
+from jitsec.scanner.baseline import (
+    HASH_CACHE_FILE,
+    Baseline,
+    BaselineError,
+    CreatingHasher,
+    HashCache,
+    MatchingHasher,
+    load_baseline,
+)
+from jitsec.scanner.cache import default_cache_dir
 from jitsec.scanner.engine import REGEX_TIMEOUT, Scanner
-from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError
+from jitsec.scanner.fingerprint import Fingerprinter, FingerprintKeyError, SecretHasher
 from jitsec.scanner.ruleset import RuleError, RuleSet, disable_rules, load_ruleset
 
 if TYPE_CHECKING:
@@ -64,6 +73,7 @@ class PipelineSettings:
     response: ResponseOptions | None = None
     first_seen_in_history: bool = True
     drop_accepted: bool = True  # False: baselines only drop detect-secrets SHA-1s (``baseline create``)
+    new_baseline: CreatingHasher | None = None  # the baseline being made: findings get its secret hash
     flush_seconds: float = 5.0  # how long closing waits for the broker and sinks (a hook waits less)
     ignores: Ignores | None = None  # project allowlists, fingerprints, severity threshold (paths: the walk)
 
@@ -106,15 +116,23 @@ def load_baselines(paths: Sequence[Path]) -> Baseline:
 def build_scanner(ruleset: RuleSet, engine: EngineName = "auto", baseline: Baseline | None = None,  # noqa: PLR0917
                   live_fingerprints: Callable[[str], bool] | None = None,
                   fingerprinter: Fingerprinter | None = None,
-                  allowlist: ContentAllowlist | None = None) -> Scanner:
+                  allowlist: ContentAllowlist | None = None, *,
+                  new_baseline: CreatingHasher | None = None) -> Scanner:
     """A scanner keyed by the local fingerprint key (unless given one); secrets whose SHA-1 a
     detect-secrets baseline lists, or that ``allowlist`` allows, are dropped by the engine while
-    still in hand."""
+    still in hand. Findings get the salted secret hash of ``new_baseline`` (being made without a
+    shared key), else of the salted baseline entries they may match."""
     try:
         fingerprinter = fingerprinter or Fingerprinter.load_or_create()
-        ignored = baseline.sha1 if baseline is not None else frozenset()
-        return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=ignored,
-                       live_fingerprints=live_fingerprints, allowlist=allowlist)
+        baseline = baseline if baseline is not None else Baseline()
+        hasher: SecretHasher | None = None
+        if new_baseline is not None:
+            hasher = None if fingerprinter.shared else new_baseline
+        elif baseline.hashed:  # slow hashes this machine made before are read back (hooks run often)
+            cache = HashCache(fingerprinter.fingerprint, default_cache_dir() / HASH_CACHE_FILE)
+            hasher = MatchingHasher(baseline.hashed, cache)
+        return Scanner(ruleset, fingerprinter, engine=engine, ignored_sha1=baseline.sha1,
+                       live_fingerprints=live_fingerprints, allowlist=allowlist, secret_hasher=hasher)
     except (FingerprintKeyError, RuntimeError) as error:
         raise PipelineSetupError(str(error)) from None
 
@@ -132,6 +150,7 @@ class Pipeline:
         self.baseline = baseline
         self.first_seen = first_seen
         self.response = response
+        self.warnings: list[str] = []  # setup notes the command prints (a baseline that cannot match)
         self._closed = False
         self._lock = threading.Lock()
 
@@ -210,19 +229,23 @@ def build_pipeline(
         ignores = settings.ignores
         scanner = build_scanner(ruleset, settings.rules.engine, baseline,
                                 runtime.live_fingerprints if runtime is not None else None, fingerprinter,
-                                ignores.content if ignores is not None else None)
+                                ignores.content if ignores is not None else None,
+                                new_baseline=settings.new_baseline)
     except BaseException:
         if runtime is not None:
             runtime.close()
         raise
-    baseline_stage = BaselineStage(baseline) if baseline.fingerprints and settings.drop_accepted else None
+    baseline_stage = BaselineStage(baseline) if not baseline.empty and settings.drop_accepted else None
     first_seen = FirstSeenInHistory() if settings.first_seen_in_history else None
     ignored = settings.ignores.stage() if settings.ignores is not None else None
     stages = (ignored, baseline_stage, first_seen, runtime)
     chain: list[Stage] = [stage for stage in stages if stage is not None]
     chain.extend(tail)
-    return Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime,
-                    ignored=ignored)
+    pipeline = Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime,
+                        ignored=ignored)
+    fingerprinter = scanner.fingerprinter
+    pipeline.warnings.extend(baseline.key_warnings(fingerprinter.key_id if fingerprinter.shared else None))
+    return pipeline
 
 
 def _build_response(settings: PipelineSettings, rules_digest: str, client: BrokerClient | None,

@@ -207,3 +207,10 @@ def start_watch() -> Iterator[StartWatch]:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Caches shared by the session's throwaway repositories (compiled rules, pre-commit's store):
+    each repository gets its own home, yet the rules are compiled once."""
+    return tmp_path_factory.mktemp("caches")

@@ -91,7 +91,7 @@ def test_baseline_create_then_scan_reports_only_new_and_never_hides_a_broker_cre
 ) -> None:
     baseline = tmp_path / ".jitsec.baseline"
     created = invoke(["baseline", "create", *rules_args, "-o", str(baseline), str(tree)])
-    assert created.exit_code == 0 and "wrote 2 fingerprints" in created.stderr
+    assert created.exit_code == 0 and "wrote 2 entries" in created.stderr
     assert AWS not in baseline.read_text()
     first = invoke(["scan", *rules_args, "--baseline", str(baseline), "-f", "jsonl", str(tree)])
     # the AWS key is accepted; the broker credential never is: the broker always hears of it

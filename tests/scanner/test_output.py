@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -64,7 +65,7 @@ def test_sarif_structure(hs_scanner: Scanner) -> None:
         location = result["locations"][0]["physicalLocation"]
         assert location["artifactLocation"] == {"uri": "app/config.env", "uriBaseId": "%SRCROOT%"}
         assert location["region"]["startLine"] >= 1 and location["region"]["startColumn"] >= 1
-        assert result["partialFingerprints"]["jitsecFingerprint/v1"].startswith("hmac-sha256:")
+        assert re.fullmatch(r"[0-9a-f]{32}:1", result["partialFingerprints"]["jitsecContext/v1"])
     assert AWS not in json.dumps(document)
     assert "lease" in rules[1]["help"]["text"]  # a broker credential: the broker revokes it
     assert [r["properties"]["security-severity"] for r in rules] == ["8.0", "9.5"]
