@@ -154,10 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--added-lines", type=int, default=120)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-build", action="store_true", help="Do not build gitleaks when it is missing.")
+    parser.add_argument("--jitsec", help="The jitsec executable to time (default: this interpreter's).")
     args = parser.parse_args(argv)
 
     env = {**os.environ, **GIT_ENV, "JITSEC_FINGERPRINT_KEY": "44" * 32}
-    jitsec = installed_script("jitsec") or "jitsec"
+    jitsec = args.jitsec or installed_script("jitsec") or "jitsec"
     detect_secrets_hook = installed_script("detect-secrets-hook")
     gitleaks, gitleaks_how = find_gitleaks(build=not args.no_build)
     byte_compile_jitsec()
