@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -22,8 +23,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 5  # then idle keep-alive connections are closed and
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes."""
-    config = load_config(os.environ[CONFIG_ENV])
-    return create_app(build_broker(config), close_broker=True)
+    path = Path(os.environ[CONFIG_ENV])
+    return create_app(build_broker(load_config(path)), close_broker=True, config_path=path)
 
 
 def serve(
@@ -57,6 +58,6 @@ def serve(
         return
     broker = build_broker(config)
     try:
-        uvicorn.run(create_app(broker), **common)
+        uvicorn.run(create_app(broker, config_path=Path(config_path)), **common)
     finally:
         broker.close()

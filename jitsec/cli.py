@@ -28,7 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("jitsec.commands.watch:watch",
               "Follow files, stdin, git refs, Kafka or Elasticsearch until stopped; a daemon with --config."),
     "broker": ("jitsec.commands.broker:broker_group",
-               "The just-in-time secrets broker: init a config, serve the API, quarantine an agent."),
+               "The just-in-time secrets broker: init a config, serve the API, manage principals, "
+               "quarantine an agent."),
     "audit": ("jitsec.commands.broker:audit_group",
               "Verify or export the broker's tamper-evident audit chain."),
     "demo": ("jitsec.commands.demo:demo", "Leak a broker-issued token into a log and watch it die."),

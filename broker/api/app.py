@@ -12,6 +12,7 @@ import importlib.util
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,9 +35,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def create_app(broker: Broker, *, run_reaper: bool = True, close_broker: bool = False) -> FastAPI:
+def create_app(broker: Broker, *, run_reaper: bool = True, close_broker: bool = False,
+               config_path: Path | None = None) -> FastAPI:
     """The API over ``broker``. With ``run_reaper`` the reaper thread lives as long as the app serves;
-    with ``close_broker`` the app closes the broker at shutdown (when it built it, e.g. in a worker)."""
+    with ``close_broker`` the app closes the broker at shutdown (when it built it, e.g. in a worker);
+    with ``config_path`` the principals are read again from it when it changes."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +60,7 @@ def create_app(broker: Broker, *, run_reaper: bool = True, close_broker: bool = 
     )
     app.state.service = broker.service
     app.state.broker = broker
-    app.state.principal_keys = PrincipalKeys(broker.config.principals)
+    app.state.principal_keys = PrincipalKeys(broker.config.principals, source=config_path)
     for router in ROUTERS:
         app.include_router(router)
     for module_name in OPTIONAL_ROUTERS:  # documented errors are the same everywhere

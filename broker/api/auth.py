@@ -13,20 +13,26 @@ caller of the wrong role is 403. Routers declare their roles with ``Depends(requ
 from __future__ import annotations
 
 import hmac
+import logging
+import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from jitsec.broker.config import Principal
-from jitsec.broker.errors import Forbidden, NotFound, Unauthenticated
+from jitsec.broker.config import Principal, load_config
+from jitsec.broker.errors import ConfigError, Forbidden, NotFound, Unauthenticated
 from jitsec.broker.model import Role, Task
 from jitsec.broker.service import BrokerService, TaskCaller
 
 from jitsec.kernel.credential_format import CredentialKind, sha256_fingerprint
 from jitsec.kernel.redaction import shown
+
+log = logging.getLogger("jitsec.broker.auth")
 
 TASK_TOKEN_PREFIX = "jitt_"
 MAX_CREDENTIAL_CHARS = 256
@@ -47,12 +53,51 @@ class Caller:
 
 
 class PrincipalKeys:
-    """Principal lookup by key hash (constant-time compare on the hit)."""
+    """Principal lookup by key hash (constant-time compare on the hit).
 
-    def __init__(self, principals: Sequence[Principal]) -> None:
+    With ``source`` (the config file) the principals are read again when the file changes, checked
+    at most every ``RELOAD_SECONDS``: ``jitsec broker principals add|revoke`` takes effect on a
+    running broker without a restart. A file that no longer loads keeps the last good set (logged).
+    """
+
+    RELOAD_SECONDS = 1.0
+
+    def __init__(self, principals: Sequence[Principal], source: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._by_hash: Mapping[str, Principal] = {p.key_sha256: p for p in principals}
+        self._source, self._clock = source, clock
+        self._checked_at = clock()
+        self._stamp = self._file_stamp()
+        self._lock = threading.Lock()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if self._source is None:
+            return None
+        try:
+            status = self._source.stat()
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size
+
+    def _maybe_reload(self) -> None:
+        if self._source is None or self._clock() - self._checked_at < self.RELOAD_SECONDS:
+            return
+        with self._lock:
+            self._checked_at = self._clock()
+            stamp = self._file_stamp()
+            if stamp is None or stamp == self._stamp:
+                return
+            self._stamp = stamp
+            try:
+                principals = load_config(self._source).principals
+            except ConfigError as error:
+                log.error("principals not reloaded, keeping the last good set: %s", error)
+                return
+            self._by_hash = {p.key_sha256: p for p in principals}
+            log.warning("principals reloaded from %s: %d principals", self._source, len(principals))
 
     def find(self, key: str) -> Principal | None:
+        self._maybe_reload()
         digest = sha256_fingerprint(key)
         principal = self._by_hash.get(digest)
         if principal is not None and hmac.compare_digest(principal.key_sha256, digest):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import closing
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -18,6 +19,7 @@ from jitsec.broker.audit import iter_records, record_to_dict
 from jitsec.broker.audit import verify as check_chain
 from jitsec.broker.config import BrokerConfig, load_config
 from jitsec.broker.errors import BrokerError, ConfigError
+from jitsec.broker.model import PRINCIPAL_ROLES, Role
 from jitsec.broker.store.base import Store
 from jitsec.broker.store.registry import open_store
 
@@ -138,6 +140,86 @@ def quarantine(config_path: str, agent: str, reason: str, release: bool) -> None
         raise CommandError(str(error)) from None
     finally:
         broker.close()
+
+
+@broker_group.group("principals")
+def principals_group() -> None:
+    """Who may call the broker: one key per orchestrator, scanner, daemon and hook.
+
+    Keys are printed once and stored only as hashes in the config; a running broker reads the
+    principals again when the file changes (within a second), so add and revoke need no restart.
+    """
+
+
+@principals_group.command("add")
+@CONFIG
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in PRINCIPAL_ROLES]), required=True,
+              help="what the key may do (docs/broker.md, the security model)")
+@click.option("--json", "as_json", is_flag=True, help="print name, role and key as JSON")
+def principals_add(config_path: str, name: str, role: str, as_json: bool) -> None:
+    """Add principal NAME with a fresh key, printed ONCE.
+
+    \b
+    Examples:
+      jitsec broker principals add --config broker.toml hooks-alice --role scanner
+      jitsec broker principals add --config broker.toml logs-daemon-eu1 --role scanner --json
+    \b
+    Exit status: 0 added, 2 refused (the name exists, a bad name, a config that does not load).
+    """
+    from jitsec.broker.principals_file import PrincipalError, add_principal  # noqa: PLC0415
+
+    try:
+        key = add_principal(Path(config_path), name, Role(role))
+    except (PrincipalError, ConfigError) as error:
+        raise CommandError(str(error)) from None
+    if as_json:
+        click.echo(json.dumps({"name": name, "role": role, "key": key}))
+        return
+    click.echo(f"added {name} ({role}); its key, shown once (keep it in a secret manager):")
+    click.echo(f"  {key}")
+
+
+@principals_group.command("list")
+@CONFIG
+@click.option("--json", "as_json", is_flag=True, help="one JSON document")
+def principals_list(config_path: str, as_json: bool) -> None:
+    """List the principals: name, role and the start of their key's hash (never a key).
+
+    \b
+    Example:
+      jitsec broker principals list --config broker.toml
+    \b
+    Exit status: 0 listed, 2 a config that does not load.
+    """
+    rows = [{"name": p.name, "role": p.role.value, "key_sha256": p.key_sha256[:12]}
+            for p in _load(config_path).principals]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<32} {row['role']:<13} {row['key_sha256']}…")
+
+
+@principals_group.command("revoke")
+@CONFIG
+@click.argument("name")
+def principals_revoke(config_path: str, name: str) -> None:
+    """Remove principal NAME: its key stops working (a running broker within a second).
+
+    \b
+    Example:
+      jitsec broker principals revoke --config broker.toml hooks-alice
+    \b
+    Exit status: 0 revoked, 2 refused (no such principal, or the last admin).
+    """
+    from jitsec.broker.principals_file import PrincipalError, revoke_principal  # noqa: PLC0415
+
+    try:
+        gone = revoke_principal(Path(config_path), name)
+    except (PrincipalError, ConfigError) as error:
+        raise CommandError(str(error)) from None
+    click.echo(f"revoked {gone.name} ({gone.role.value})")
 
 
 @click.group("audit")
