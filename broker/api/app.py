@@ -80,7 +80,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BrokerError)
     async def broker_error(request: Request, error: BrokerError) -> JSONResponse:
         if isinstance(error, Unauthenticated):
-            log.info("401 %s %s: %s", request.method, request.url.path, error.code)
+            log.info("401 %s %s: %s", request.method, _route_of(request), error.code)
         return error_response(error.status, error.code, error.reason)
 
     @app.exception_handler(RequestValidationError)
@@ -94,7 +94,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error("internal error on %s %s: %s", request.method, request.url.path, type(error).__name__)
+        log.error("internal error on %s %s: %s", request.method, _route_of(request), type(error).__name__)
         return error_response(500, "internal", "internal error (see the broker's log)")
 
 
@@ -137,3 +137,11 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, "too_large", f"request body above {self.max_bytes} bytes")
         await response(scope, receive, send)
+
+
+def _route_of(request: Request) -> str:
+    """The matched route's template (``/v1/tasks/{task_id}``), never the raw path: an unauthenticated
+    caller chooses the path, and may put a secret or terminal escapes in it."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) else "(no route)"

@@ -70,6 +70,7 @@ def test_no_secret_reaches_store_logs_audit_or_errors(serve, env, caplog) -> Non
             for path in (f"/v1/tasks/{secret.value}", f"/v1/leases/{task.token}"):
                 errors.append(httpx.get(f"{running.url}{path}",
                                         headers={"Authorization": f"Bearer {env.keys['orchestrator']}"}).text)
+                errors.append(httpx.get(f"{running.url}{path}").text)  # unauthenticated: the 401 is logged
     audit = [json.dumps(record_to_dict(r)) for r in running.broker.store.audit_records(limit=100_000)]
     running.broker.close()
 
