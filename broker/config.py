@@ -39,6 +39,14 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """``[audit]``: where checkpoints of the chain's head go (``broker.audit_anchor``), and how often."""
+
+    anchor: Path | None = None
+    anchor_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class ReaperSettings:
     enabled: bool = True
     max_sleep_seconds: float = 0.2
@@ -73,6 +81,7 @@ class BrokerConfig:
     server: ServerSettings = field(default_factory=ServerSettings)
     source: str = "<memory>"
     leaks: LeakSettings = field(default_factory=LeakSettings)  # [leaks]: see docs/response.md
+    audit: AuditSettings = field(default_factory=AuditSettings)  # [audit]: anchoring
     on_grant_replay: ReplayAction = ReplayAction.END_TASK
 
 
@@ -153,6 +162,7 @@ def parse_config(
         policy=_policy(source, top.get("policy", list, [])),
         limits=limits,
         reaper=_reaper(source, top.get("reaper", dict, {})),
+        audit=_audit(source, top.get("audit", dict, {}), base_dir),
         server=_server(source, top.get("server", dict, {}), base_dir),
         source=source,
         leaks=_leaks(source, top.get("leaks", dict, {})),
@@ -244,6 +254,18 @@ def _policy(source: str, items: list[Any]) -> Policy:
         entries.append(AgentPolicy(agent=agent, engines=engines, max_task_ttl_seconds=max_task_ttl))
         reader.done()
     return Policy(entries=tuple(entries))
+
+
+def _audit(source: str, table: dict[str, Any], base_dir: Path | None) -> AuditSettings:
+    """``[audit] anchor = "PATH"`` (relative to the config's folder), ``anchor_seconds``."""
+    reader = _Reader(source, "audit", table)
+    anchor = reader.get("anchor", str, None)
+    seconds = reader.positive("anchor_seconds", 60)
+    reader.done()
+    if anchor is not None and not anchor.strip():
+        raise reader.error("anchor", "must be a file path")
+    path = None if anchor is None else (base_dir / anchor if base_dir else Path(anchor))
+    return AuditSettings(anchor=path, anchor_seconds=float(seconds))
 
 
 def _reaper(source: str, table: dict[str, Any]) -> ReaperSettings:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jitsec.broker.audit_anchor import AnchorWriter
 from jitsec.broker.config import BrokerConfig
 from jitsec.broker.engines.base import Engine
 from jitsec.broker.engines.postgres_reconciler import Reconciler
@@ -74,5 +75,9 @@ def build_broker(
         leases=leases,
     )
     reconciler = Reconciler(store, built, clock=clock)  # drops engine credentials no lease backs
-    reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=reconciler.tick)
+    chores: list[Callable[[], object]] = [reconciler.tick]
+    if config.audit.anchor is not None:  # checkpoints of the audit head, outside the store
+        chores.append(AnchorWriter(store, config.audit_key, config.audit.anchor, config.audit.anchor_seconds,
+                                   clock=clock).tick)
+    reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=lambda: [chore() for chore in chores])
     return Broker(config=config, store=store, engines=built, service=service, reaper=reaper, metrics=metrics)

@@ -98,6 +98,10 @@ class Store(LeaseWrites, Protocol):
         """Records with ``seq > after_seq`` in ``seq`` order (page through the whole chain)."""
         ...
 
+    def audit_head(self) -> tuple[int, str] | None:
+        """The last record's ``seq`` and hash (None for an empty chain): what an anchor checkpoints."""
+        ...
+
     # agents ----------------------------------------------------------------------------------------
     def set_quarantined(self, agent: str, quarantined: bool, event: AuditEvent) -> None: ...
 

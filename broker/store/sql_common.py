@@ -147,6 +147,7 @@ class SqlDialect:
         }
 
         self.audit_records = f"SELECT {AUDIT_COLUMNS} FROM {audit} WHERE seq > {m} ORDER BY seq LIMIT {m}"
+        self.audit_head = f"SELECT seq, hash FROM {audit} ORDER BY seq DESC LIMIT 1"
         self.unquarantine = f"DELETE FROM {quarantine} WHERE agent = {m}"
         self.is_quarantined = f"SELECT 1 FROM {quarantine} WHERE agent = {m}"
 

@@ -331,6 +331,10 @@ class SQLiteStore:
     def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
         return [_SQL.audit_record(r) for r in self._read(_SQL.audit_records, (after_seq, limit))]
 
+    def audit_head(self) -> tuple[int, str] | None:
+        rows = self._read(_SQL.audit_head, ())
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
     # agents ----------------------------------------------------------------------------------------
     def set_quarantined(self, agent: str, quarantined: bool, event: AuditEvent) -> None:
         with self._write() as db:

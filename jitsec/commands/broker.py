@@ -236,23 +236,43 @@ def _open_store(config_path: str) -> tuple[BrokerConfig, Store]:
 
 @audit_group.command("verify")
 @CONFIG
-def verify(config_path: str) -> None:
-    """Check the hash chain; name every record edited, deleted, inserted or reordered.
+@click.option("--anchor", "anchor_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="checkpoints of the chain's head (default: the config's [audit] anchor)")
+def verify(config_path: str, anchor_path: Path | None) -> None:
+    """Check the hash chain; name every record edited, deleted, inserted or reordered, every
+    checkpointed record the chain no longer holds (a cut tail, a deleted chain: needs the anchor
+    file), and every lease the chain says is dead that the store holds as live.
 
     \b
-    Example:
+    Examples:
       jitsec audit verify --config broker.toml
+      jitsec audit verify --config broker.toml --anchor /mnt/worm/jitsec-anchor.jsonl
     \b
     Exit status: 0 intact, 1 tampered (each problem on stderr), 2 for a bad config.
     """
+    from jitsec.broker.audit_anchor import read_checkpoints, verify_anchor, verify_leases  # noqa: PLC0415
+
     config, store = _open_store(config_path)
+    anchor = anchor_path or config.audit.anchor
+    held = 0
     with closing(store):
-        result = check_chain(config.audit_key, iter_records(store))
-    if result.ok:
-        click.echo(f"audit chain intact: {result.records} records, head {result.head_hash[:16]}")
+        records = list(iter_records(store))
+        result = check_chain(config.audit_key, records)
+        problems = [problem.describe() for problem in result.problems]
+        problems += verify_leases(store, records)
+    if anchor is not None:
+        try:
+            checkpoints, unreadable = read_checkpoints(anchor)
+        except OSError as error:
+            raise CommandError(f"cannot read the anchor {anchor}: {error.strerror or error}") from None
+        problems += unreadable + verify_anchor(config.audit_key, records, checkpoints)
+        held = len(checkpoints)
+    if not problems:
+        anchored = f", {held} checkpoints hold" if anchor is not None else ", no anchor checked"
+        click.echo(f"audit chain intact: {result.records} records, head {result.head_hash[:16]}{anchored}")
         return
-    for problem in result.problems:
-        click.echo(f"TAMPERED: {problem.describe()}", err=True)
+    for problem in problems:
+        click.echo(f"TAMPERED: {problem}", err=True)
     raise SystemExit(1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
 
 import pytest
 import tomli_w
@@ -11,9 +12,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jitsec.broker.audit import GENESIS, Tamper, chain_hash, verify
+from jitsec.broker.config import load_config
 from jitsec.broker.model import AuditEvent, AuditKind, AuditRecord
 
 from jitsec.cli import main
+from jitsec.testing import wait_until
 
 KEY = b"k" * 32
 
@@ -128,3 +131,74 @@ def test_cli_export_writes_json_lines(configured) -> None:
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     assert lines[0]["kind"] == "task_start" and {"prev_hash", "hash", "agent", "scopes"} <= set(lines[0])
     assert any(line["kind"] == "issue" for line in lines)
+
+
+# anchoring and lease cross-checks -------------------------------------------------------------------
+
+
+@pytest.fixture
+def anchored(env, serve):
+    """A served broker whose reaper writes checkpoints to an anchor file; some history, then stopped."""
+    anchor = env.tmp / "anchor.jsonl"
+    raw = env.raw_config(audit={"anchor": str(anchor), "anchor_seconds": 1})
+    path = env.tmp / "broker.toml"
+    path.write_text(tomli_w.dumps(raw))
+    running = serve(config=load_config(path))
+    started = running.client("orchestrator").start_task("demo-agent", "t", ["reports:read"])
+    with running.client().task(started.task_id, started.grant, handle_sigterm=False) as task:
+        for _ in range(3):
+            task.secret("token", ["reports:read"])
+    head = running.broker.store.audit_head()
+    assert head is not None
+    assert wait_until(lambda: anchor.exists() and f'"seq":{head[0]},' in anchor.read_text(), 15)
+    running.broker.close()
+    return path, env.tmp / "broker.db", anchor
+
+
+def tamper(db_path, *statements: str) -> None:
+    db = sqlite3.connect(db_path)
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+def test_an_anchored_chain_verifies_intact_and_holds_no_secret(anchored) -> None:
+    path, _, anchor = anchored
+    result = run("audit", "verify", "--config", str(path))
+    assert result.exit_code == 0 and "checkpoints hold" in result.output, result.output
+    lines = anchor.read_text().splitlines()
+    assert lines and all(set(json.loads(line)) == {"seq", "hash", "at", "mac"} for line in lines)
+    assert stat.S_IMODE(anchor.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("statements", "message"), [
+    (["DELETE FROM audit WHERE seq >= (SELECT MAX(seq) - 1 FROM audit)"], "records deleted from the tail"),
+    (["DELETE FROM audit"], "the whole chain is gone"),
+])
+def test_the_anchor_shows_a_cut_tail_and_a_deleted_chain(anchored, statements, message) -> None:
+    path, db_path, _ = anchored
+    tamper(db_path, *statements)
+    result = run("audit", "verify", "--config", str(path))
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_a_forged_checkpoint_is_named(anchored) -> None:
+    path, _, anchor = anchored
+    lines = anchor.read_text().splitlines()
+    forged = json.loads(lines[-1]) | {"seq": 1}
+    anchor.write_text("\n".join([*lines, json.dumps(forged)]) + "\n")
+    result = run("audit", "verify", "--config", str(path))
+    assert result.exit_code == 1 and "bad MAC" in result.output
+
+
+def test_a_revoked_lease_set_back_to_active_is_named(configured) -> None:
+    path, db_path = configured
+    db = sqlite3.connect(db_path)
+    query = "SELECT MIN(lease_id) FROM leases WHERE engine = 'token' AND state = 'revoked'"
+    [lease_id] = db.execute(query).fetchone()
+    db.execute("UPDATE leases SET state = 'active', revoked_at = NULL WHERE lease_id = ?", (lease_id,))
+    db.commit()
+    db.close()
+    result = run("audit", "verify", "--config", str(path))
+    assert result.exit_code == 1 and f"lease {lease_id} was revoked" in result.output, result.output

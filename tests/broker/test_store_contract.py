@@ -417,6 +417,13 @@ def test_two_processes_revoking_the_same_leases_never_both_win(backend: Backend)
 # audit -------------------------------------------------------------------------------------------------
 
 
+def test_the_audit_head_is_the_last_record(store: Store) -> None:
+    assert store.audit_head() is None
+    store.append_audit([event(AuditKind.LEAK), event(AuditKind.LEAK)])
+    last = all_records(store)[-1]
+    assert store.audit_head() == (last.seq, last.hash)
+
+
 def test_the_audit_chain_reads_back_in_order_by_pages_and_verifies(store: Store) -> None:
     task = with_task(store)
     [lease] = added(store, task)
