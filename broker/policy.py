@@ -51,6 +51,10 @@ class AgentPolicy:
 class Policy:
     entries: tuple[AgentPolicy, ...] = ()
 
+    def knows(self, agent: str) -> bool:
+        """Whether an entry covers ``agent``: its name is then an identity, shown as it is."""
+        return any(fnmatchcase(agent, entry.agent) for entry in self.entries)
+
     def for_agent(self, agent: str) -> AgentPolicy:
         for entry in self.entries:
             if fnmatchcase(agent, entry.agent):
@@ -62,14 +66,14 @@ class Policy:
         entry = self.for_agent(agent)
         for scope in scopes:
             if not entry.allows_scope(scope):
-                raise PolicyDenied(f"agent {shown(agent)!r} may not hold scope {shown(scope)!r}",
+                raise PolicyDenied(f"agent {agent!r} may not hold scope {shown(scope)!r}",
                                    code="scope_denied")
         if ttl_seconds is None:
             return entry.max_task_ttl_seconds
         if ttl_seconds > entry.max_task_ttl_seconds:
             raise PolicyDenied(
                 f"ttl_seconds {ttl_seconds} exceeds the maximum of "
-                f"{entry.max_task_ttl_seconds} seconds for agent {shown(agent)!r}",
+                f"{entry.max_task_ttl_seconds} seconds for agent {agent!r}",
                 code="ttl_too_long",
             )
         return ttl_seconds
@@ -81,12 +85,12 @@ class Policy:
         entry = self.for_agent(agent)
         engine_policy = entry.engines.get(engine)
         if engine_policy is None:
-            raise PolicyDenied(f"agent {shown(agent)!r} may not use engine {shown(engine)!r}",
+            raise PolicyDenied(f"agent {agent!r} may not use engine {shown(engine)!r}",
                                code="engine_denied")
         for scope in scopes:
             if not engine_policy.allows(scope):
                 raise PolicyDenied(
-                    f"agent {shown(agent)!r} may not hold scope {shown(scope)!r} "
+                    f"agent {agent!r} may not hold scope {shown(scope)!r} "
                     f"from engine {shown(engine)!r}",
                     code="scope_denied",
                 )
@@ -96,7 +100,7 @@ class Policy:
         if ttl_seconds > maximum:
             raise PolicyDenied(
                 f"ttl_seconds {ttl_seconds} exceeds the maximum of {maximum} seconds "
-                f"for engine {shown(engine)!r} and agent {shown(agent)!r}",
+                f"for engine {shown(engine)!r} and agent {agent!r}",
                 code="ttl_too_long",
             )
         return ttl_seconds

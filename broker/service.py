@@ -139,8 +139,9 @@ class BrokerService:
                 kind=AuditKind.DENY,
                 at=self.clock(),
                 principal=principal,
-                # refused input, kept forever in the chain: never a secret (shown() redacts the shape)
-                agent=shown(agent),
+                # refused input, kept forever in the chain: never a secret (shown() redacts the shape);
+                # an agent the policy covers is an identity, kept as it is
+                agent=agent if self.policy.knows(agent) else shown(agent),
                 task_id=shown(task_id),
                 engine=shown(engine),
                 scopes=tuple(shown(scope) for scope in scopes),
