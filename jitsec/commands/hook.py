@@ -211,7 +211,8 @@ def _report(
         "\nRemove the secret (and rotate it if it was real), or, if it is a false positive, add\n"
         "`jitsec:allow` on that line, allowlist it in .jitsec.toml or accept it with\n"
         "`jitsec baseline create`.\n"
-        f"To skip this check once: {bypass}\n"
+        + (f"To skip this check once: {bypass}\n" if not os.environ.get("CI") else
+           "This run is in CI (CI is set): there is no skipping; fix the commit, or accept the finding.\n")
     )
 
 

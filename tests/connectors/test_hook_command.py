@@ -25,7 +25,7 @@ def repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "CI"},  # a developer's machine
         "JITSEC_FINGERPRINT_KEY": "22" * 32,
         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
@@ -61,6 +61,8 @@ def test_pre_commit_blocks_a_staged_secret_naming_file_line_and_rule(repo: Path,
     assert "settings.py:2:" in result.stderr and "broker-engine-token" in result.stderr
     assert secret not in result.stderr + result.stdout
     assert "git commit --no-verify" in result.stderr
+    in_ci = run(["jitsec", "hook", "pre-commit"], repo, {**env, "CI": "true"})
+    assert in_ci.returncode == 1 and "--no-verify" not in in_ci.stderr and "in CI" in in_ci.stderr
 
 
 def test_pre_commit_scans_only_what_is_staged(repo: Path, env) -> None:

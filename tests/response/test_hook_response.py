@@ -40,7 +40,7 @@ def repo(tmp_path: Path, env: dict[str, str]) -> Path:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """No broker: the tests that want one add it (``with_broker``)."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("JITSEC_", "GIT_"))}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("JITSEC_", "GIT_")) and k != "CI"}
     return {
         **inherited,
         "JITSEC_FINGERPRINT_KEY": "33" * 32,
