@@ -96,8 +96,9 @@ class BrokerProcess:
     def start_task(self, ttl: int = 900, scopes: list[str] | None = None) -> tuple[str, str]:
         """A demo-agent task, redeemed: (task_id, task token)."""
         orchestrator = {"Authorization": f"Bearer {self.keys['orchestrator']}"}
-        started = httpx.post(f"{self.url}/v1/tasks", headers=orchestrator, timeout=30, json={
-            "agent": "demo-agent", "task": "fault trial", "scopes": scopes or AGENT_SCOPES, "ttl_seconds": ttl})
+        request = {"agent": "demo-agent", "task": "fault trial", "scopes": scopes or AGENT_SCOPES,
+                   "ttl_seconds": ttl}
+        started = httpx.post(f"{self.url}/v1/tasks", headers=orchestrator, timeout=30, json=request)
         assert started.status_code == 201, started.text
         body = started.json()
         redeemed = httpx.post(f"{self.url}/v1/tasks/{body['task_id']}/redeem", timeout=30,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -43,8 +44,9 @@ def test_a_crash_mid_completion_leaves_no_credential_working(
 ) -> None:
     with fresh_postgres_database(postgres_dsn, "jitsec_t_faults") as database:
         name = str(conninfo_to_dict(database)["dbname"])
+        own_prefix = f'"{role_prefix}"'
         broker = broker_process(postgres=database,
-                                edit=lambda text: text.replace(f'"{DEFAULT_ROLE_PREFIX}"', f'"{role_prefix}"'))
+                                edit=lambda text: text.replace(f'"{DEFAULT_ROLE_PREFIX}"', own_prefix))
         try:
             crash_mid_completion(broker, database, name, role_prefix)
         finally:
@@ -80,8 +82,8 @@ def crash_mid_completion(broker: BrokerProcess, database: str, name: str, role_p
     broker.start()
     wait_until(lambda: time.time() > broker.ready_at + WITHIN, timeout=WITHIN + 1)
     with ThreadPoolExecutor(8) as pool:
-        working = [secret["username"] for secret, no in
-                   zip(secrets, pool.map(lambda s: refused(database, name, s), secrets), strict=True) if not no]
+        answers = pool.map(lambda secret: refused(database, name, secret), secrets)
+        working = [secret["username"] for secret, no in zip(secrets, answers, strict=True) if not no]
     assert working == [], f"{len(working)} credentials still log in {WITHIN} s after the restart"
     assert wait_until(lambda: set(postgres_leases()) == {LeaseState.REVOKED}, timeout=30)
     with psycopg.connect(database) as conn:
@@ -92,7 +94,5 @@ def crash_mid_completion(broker: BrokerProcess, database: str, name: str, role_p
 
 def _complete_ignoring_the_crash(broker: BrokerProcess, task_id: str) -> None:
     orchestrator = {"Authorization": f"Bearer {broker.keys['orchestrator']}"}
-    try:
+    with contextlib.suppress(httpx.TransportError):  # the broker dies under the request: the fault tested
         httpx.post(f"{broker.url}/v1/tasks/{task_id}/complete", headers=orchestrator, timeout=60)
-    except httpx.TransportError:
-        pass  # the broker died under the request: that is the fault being tested
