@@ -384,11 +384,16 @@ class Scanner:
         return live is not None and live(sha256_fingerprint(_utf8(secret)))
 
     def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, line: int,
-                read_at: float | None) -> Finding:
+                read_at: float | None, line_start: int | None = None) -> Finding:
         """Turn an internal match into a Finding: from here on only preview and fingerprints exist.
-        ``line`` is the line number of ``match.position`` (the caller counts newlines once)."""
+        ``line`` is the line number of ``match.position`` (the caller counts newlines once);
+        ``line_start`` the absolute offset where that line began, when ``data`` may start inside it."""
         rule = self.rules[match.rule_index]
-        column = match.position - data.rfind(b"\n", 0, match.position)
+        newline = data.rfind(b"\n", 0, match.position)
+        if newline < 0 and line_start is not None:
+            column = base_offset + match.position - line_start + 1
+        else:
+            column = match.position - newline
         sha = None
         broker = None
         confidence = Confidence.STRUCTURAL if rule.validator else Confidence.HEURISTIC
