@@ -86,7 +86,7 @@ def test_every_secret_once_at_its_line_through_rotation_and_truncation_under_loa
     log = tmp_path / "app.log"
     log.write_text(f"boot check token={mint('jit_')}\n")  # reported once the watcher follows the file
     process, out, _ = start_watch([str(log), "-f", "jsonl"], watch_env)
-    assert wait_until(lambda: out.rows(), timeout=60)
+    assert wait_until(out.rows, timeout=60)
     writer = Writer(log, out)
     writer.thread.start()
     writer.thread.join(timeout=120)

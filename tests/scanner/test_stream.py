@@ -113,7 +113,7 @@ def test_a_secret_at_a_long_line_piece_boundary_is_found_once(hs_scanner: Scanne
     assert sorted(f.column for f in findings) == [offset + 1 for offset in expected]  # not within a piece
 
 
-def test_a_secret_at_the_end_of_a_long_line_after_a_short_one_has_its_true_column(hs_scanner: Scanner) -> None:
+def test_a_secret_far_into_a_long_line_after_a_short_one_has_its_true_column(hs_scanner: Scanner) -> None:
     secret = "AKIA2OGYBAH6STMMNXNN"
     data = b"service started\n" + b"x " * (3 * MAX_CARRY // 2) + f"key={secret}\n".encode()
     stream = hs_scanner.stream(ORIGIN)
