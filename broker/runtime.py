@@ -74,5 +74,6 @@ def build_broker(
         leases=leases,
     )
     reconciler = Reconciler(store, built, clock=clock)  # drops engine credentials no lease backs
-    reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=reconciler.tick)
+    reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=reconciler.tick,
+                    passes=metrics.reaper_passes.inc)
     return Broker(config=config, store=store, engines=built, service=service, reaper=reaper, metrics=metrics)
