@@ -94,6 +94,15 @@ def broker_process(
             process.wait(30)
 
 
+def task_token(url: str, keys: dict[str, str], scopes: list[str]) -> str:
+    """Start a demo-agent task as the orchestrator and redeem its grant: the agent's task token."""
+    orchestrator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['orchestrator']}"})
+    task = {"agent": "demo-agent", "task": "bench", "scopes": scopes, "ttl_seconds": 900}
+    started = orchestrator.post("/v1/tasks", json=task).json()
+    grant = {"Authorization": f"Bearer {started['grant']}"}
+    return str(httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem", headers=grant).json()["token"])
+
+
 class RawConnection:
     """A minimal keep-alive HTTP/1.1 client connection for load generation: far cheaper per request
     than a full client library, so the load generator steals less CPU from the broker it measures."""

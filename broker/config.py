@@ -266,7 +266,7 @@ def _reaper(source: str, table: dict[str, Any]) -> ReaperSettings:
     if settings.max_sleep_seconds <= 0:
         raise ConfigError(f"{source}: reaper.max_sleep_seconds must be positive")
     if not 0 <= settings.coalesce_seconds <= 0.5:
-        raise ConfigError(f"{source}: reaper.coalesce_seconds must be between 0 and 0.5 (it adds to lateness)")
+        raise ConfigError(f"{source}: reaper.coalesce_seconds must be from 0 to 0.5 (it adds to lateness)")
     if settings.retry.max_attempts < 0:
         raise ConfigError(f"{source}: reaper.retry_max_attempts must be 0 (never give up) or positive")
     return settings

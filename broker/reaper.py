@@ -25,7 +25,7 @@ STANDBY_FACTOR = 5  # a stand-by process checks for the lock this many sleeps ap
 class Reaper:
     def __init__(
         self, store: Store, revoker: Revoker, settings: ReaperSettings,
-        clock: Callable[[], float] = time.time, housekeeping: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.time, *, housekeeping: Callable[[], object] | None = None,
         passes: Callable[[], object] | None = None,
     ) -> None:
         self._store, self._revoker, self._settings, self._clock = store, revoker, settings, clock
