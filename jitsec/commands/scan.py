@@ -66,7 +66,8 @@ def _scan_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.argument("paths", nargs=-1, required=True),
         click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-                     help="Files scanned in parallel."),
+                     help="Files over 1 MiB scanned in parallel (small files are read by one job, "
+                          "many per matcher pass)."),
         click.option("--baseline", "baselines", multiple=True,
                      type=click.Path(dir_okay=False, path_type=Path),
                      help="Accepted findings (a jitsec baseline or a detect-secrets .secrets.baseline). "

@@ -102,7 +102,8 @@ def scan_paths(pipeline: Pipeline, planned: PathPlan, result: ScanResult, *, job
     """Scan the planned files (``jobs`` at a time) and stdin; counts and errors go to ``result``."""
     feed = PathFeed(planned.entries)
     workers = max(1, min(jobs, len(planned.entries)))
-    files = [FilesSource(feed, chunk_size=chunk_size, report=planned.report) for _ in range(workers)]
+    files = [FilesSource(feed, chunk_size=chunk_size, report=planned.report, large_only=index > 0)
+             for index in range(workers)]
     sources: list[Source] = [*files] if planned.entries else []
     if planned.use_stdin:
         sources.append(StdinSource(chunk_size=chunk_size))
