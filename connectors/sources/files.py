@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from jitsec.connectors.sources.strings import StringsExtractor
+
 from jitsec.kernel.ports import BatchReader, SourceErrors
 from jitsec.kernel.records import Chunk, FileOrigin
 
 CHUNK_SIZE = 1 << 20
 BINARY_SNIFF = 8192
+BinaryMode = Literal["skip", "strings"]  # what a binary-looking file gets: skipped, or its printable runs
 BATCH_FILES = 256  # whole files handed out together
 BATCH_BYTES = 4 << 20
 
@@ -146,6 +149,10 @@ def wide_text_encoding(head: bytes) -> str | None:
     return None
 
 
+def _as_is(raw: bytes, final: bool) -> bytes:
+    return raw
+
+
 class PathFeed:
     """A thread-safe queue of files shared by several ``FilesSource``s (``--jobs``).
 
@@ -180,6 +187,7 @@ class FilesSource(BatchReader):
         *,
         chunk_size: int = CHUNK_SIZE,
         skip_binary: bool = True,
+        binary: BinaryMode = "skip",
         report: WalkReport | None = None,
         clock: Callable[[], float] = time.monotonic,
         large_only: bool = False,
@@ -191,6 +199,7 @@ class FilesSource(BatchReader):
         self._feed = feed
         self._chunk_size = chunk_size
         self._skip_binary = skip_binary
+        self._binary = binary
         self._clock = clock
         self._large_only = large_only  # a helper job of --jobs: files of several chunks only
         self._closed = False
@@ -231,7 +240,7 @@ class FilesSource(BatchReader):
                 self.report.count("special")
                 return
             offset, line, first = 0, 1, True
-            decoder: codecs.IncrementalDecoder | None = None
+            text: Callable[[bytes, bool], bytes] = _as_is
             while not self._closed:
                 try:
                     raw = handle.read(self._chunk_size)
@@ -246,16 +255,14 @@ class FilesSource(BatchReader):
                     raw += rest
                 if first and raw:
                     first = False
-                    if self._skip_binary and b"\0" in raw[:BINARY_SNIFF]:
-                        encoding = wide_text_encoding(raw[:BINARY_SNIFF])
-                        if encoding is None:
-                            self.report.count("binary")
-                            return
-                        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+                    converter = self._text_converter(raw[:BINARY_SNIFF])
+                    if converter is None:
+                        self.report.count("binary")
+                        return
+                    text = converter
                     self.files += 1
-                # UTF-16/32 text is scanned as UTF-8: offsets count that text, lines are the file's
                 final = whole or not raw
-                data = decoder.decode(raw, final=final).encode("utf-8") if decoder is not None else raw
+                data = text(raw, final)
                 if data:
                     yield Chunk(data=data, origin=origin, offset=offset, line=line, read_at=self._clock(),
                                 whole=whole)
@@ -265,6 +272,21 @@ class FilesSource(BatchReader):
                     break
         finally:
             handle.close()
+
+    def _text_converter(self, head: bytes) -> Callable[[bytes, bool], bytes] | None:
+        """How a file's bytes become the text scanned: as they are; UTF-16/32 decoded to UTF-8 (offsets
+        count that text, lines are the file's); for other binary files, their printable runs one per
+        line with ``binary="strings"`` (offsets and lines count those), else None: skipped."""
+        if not self._skip_binary or b"\0" not in head:
+            return _as_is
+        encoding = wide_text_encoding(head)
+        if encoding is not None:
+            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+            return lambda raw, final: decoder.decode(raw, final=final).encode("utf-8")
+        if self._binary == "strings":
+            extractor = StringsExtractor()
+            return lambda raw, final: extractor.feed(raw, final=final)
+        return None
 
     def acknowledge(self, chunk: Chunk) -> None:
         """Files have no position to commit."""

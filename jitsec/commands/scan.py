@@ -17,6 +17,7 @@ import click
 
 from jitsec.commands.response_options import response_options
 from jitsec.connectors.address import is_source_address
+from jitsec.connectors.sources.files import BinaryMode
 from jitsec.kernel.ports import Stage
 from jitsec.kernel.records import Finding
 from jitsec.pipeline.builder import (
@@ -125,7 +126,7 @@ def _stderr_console() -> Any:
 
 
 def _execute(paths: tuple[str, ...], settings: PipelineSettings, ruleset: RuleSet, jobs: int,  # noqa: PLR0917
-             progress: bool | None, sink: Stage) -> tuple[ScanResult, Pipeline]:
+             progress: bool | None, sink: Stage, binary: BinaryMode = "skip") -> tuple[ScanResult, Pipeline]:
     """Files and stdin, then ``git:``/``kafka://``/``elasticsearch://`` addresses, through one pipeline
     whose last stage is ``sink``."""
     addresses = [path for path in paths if is_source_address(path)]
@@ -133,7 +134,7 @@ def _execute(paths: tuple[str, ...], settings: PipelineSettings, ruleset: RuleSe
     result = ScanResult()
     with (_progress_bar(progress, planned.total_bytes) as advance,
           _build(settings, ruleset, [Tally(result, advance), sink]) as pipeline):
-        scan_paths(pipeline, planned, result, jobs=jobs)
+        scan_paths(pipeline, planned, result, jobs=jobs, binary=binary)
         if addresses:
             scan_addresses(pipeline, addresses, result)
     result.baselined = pipeline.accepted
@@ -165,15 +166,19 @@ def _report(result: ScanResult, scanner: Scanner) -> None:
               help="Write findings here instead of stdout.")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print throughput (MB per CPU second), candidate share and per-rule counts to stderr.")
+@click.option("--binary", type=click.Choice(["skip", "strings"]), default="skip", show_default=True,
+              help="Binary files: skip them, or scan their printable runs (ASCII and UTF-16LE, 8+ "
+                   "characters, like `strings`), e.g. a core dump.")
 @response_options
 def scan(  # noqa: PLR0917 - click passes options positionally by name
     paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
          rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
-         fmt: str, output: Path | None, show_stats: bool, response: ResponseOptions) -> None:
+         fmt: str, output: Path | None, show_stats: bool, binary: str, response: ResponseOptions) -> None:
     """Find secrets in files, directories (recursively) and standard input (`-`).
 
-    Secrets are shown only as redacted previews with a keyed fingerprint. Binary files, FIFOs and
-    devices are skipped and counted; lines marked `pragma: allowlist secret` are ignored.
+    Secrets are shown only as redacted previews with a keyed fingerprint. UTF-16/32 text is decoded;
+    other binary files are skipped and counted (or, with --binary strings, their printable runs are
+    scanned, one per line); devices are refused; lines marked `pragma: allowlist secret` are ignored.
 
     \b
     Exit codes: 0 no findings, 1 findings, 2 an error (bad options or rules, or
@@ -187,6 +192,7 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
       jitsec scan -f sarif -o jitsec.sarif src/  for code scanning dashboards
       jitsec scan --baseline .jitsec.baseline .  report only new findings
       jitsec scan --gitleaks-config .gitleaks.toml --rules extra.toml .
+      jitsec scan --binary strings core.12345    printable strings of a core dump
     """
     started_wall = time.perf_counter()
     settings = _settings(rule_files, no_default_rules, gitleaks_config, engine, baselines,
@@ -199,7 +205,8 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
     with target as stream:
         color = output is None and stream.isatty() and not os.environ.get("NO_COLOR")  # no-color.org
         writer = FindingWriter(cast(Format, fmt), stream, ruleset, color=color)
-        result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(writer.write))
+        result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(writer.write),
+                                    cast(BinaryMode, binary))
         writer.close(result.summary())
     _report(result, pipeline.scanner)
     if show_stats:
