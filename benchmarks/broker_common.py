@@ -94,13 +94,18 @@ def broker_process(
             process.wait(30)
 
 
-def task_token(url: str, keys: dict[str, str], scopes: list[str]) -> str:
-    """Start a demo-agent task as the orchestrator and redeem its grant: the agent's task token."""
-    orchestrator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['orchestrator']}"})
+def start_task(url: str, keys: dict[str, str], scopes: list[str]) -> tuple[str, str]:
+    """Start a demo-agent task as the orchestrator and redeem its grant: (task id, agent's task token)."""
+    orchestrator = {"Authorization": f"Bearer {keys['orchestrator']}"}
     task = {"agent": "demo-agent", "task": "bench", "scopes": scopes, "ttl_seconds": 900}
-    started = orchestrator.post("/v1/tasks", json=task).json()
+    started = httpx.post(f"{url}/v1/tasks", json=task, headers=orchestrator).json()
     grant = {"Authorization": f"Bearer {started['grant']}"}
-    return str(httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem", headers=grant).json()["token"])
+    redeemed = httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem", headers=grant).json()
+    return str(started["task_id"]), str(redeemed["token"])
+
+
+def task_token(url: str, keys: dict[str, str], scopes: list[str]) -> str:
+    return start_task(url, keys, scopes)[1]
 
 
 class RawConnection:
