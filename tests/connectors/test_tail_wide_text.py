@@ -52,11 +52,17 @@ def test_a_resumed_wide_file_starts_at_the_next_character(tmp_path: Path, follow
     assert "\ufffd".encode() not in second.data
 
 
-def test_watch_reports_a_secret_written_to_a_utf16_log(tmp_path: Path, start_watch, watch_env) -> None:
-    log = tmp_path / "service.log"
+@pytest.mark.parametrize("follow_what", ["file", "directory"])
+def test_watch_reports_a_secret_written_to_a_utf16_log(
+    tmp_path: Path, start_watch, watch_env, follow_what: str
+) -> None:
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "service.log"
     secret = mint("jit_")
     log.write_bytes(f"service started\nretrying with token={secret}\n".encode("utf-16"))
-    process, out, err = start_watch([str(log), "-f", "jsonl"], watch_env)
+    (tmp_path / "logs" / "blob.bin").write_bytes(b"\x7fELF\x00\x01" + f"token={mint('jit_')}\n".encode())
+    target = log if follow_what == "file" else log.parent
+    process, out, err = start_watch([str(target), "-f", "jsonl"], watch_env)
     assert wait_until(lambda: any(row.get("rule") == "broker-engine-token" for row in out.rows()), timeout=60)
     process.terminate()
     process.wait(timeout=30)
