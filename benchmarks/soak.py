@@ -210,13 +210,13 @@ def main() -> None:
         log = Path(tmp) / "agent.log"
         log.touch()
         kafka = (options.kafka, kafka_topic(options.kafka)) if options.kafka else None
-        sources = [str(log)] + ([f"kafka://{kafka[0]}/{kafka[1]}?group=soak"] if kafka else [])
+        sources = [str(log)] + ([f"kafka://{kafka[0]}/{kafka[1]}?group={kafka[1]}"] if kafka else [])
         env = {**os.environ, "JITSEC_BROKER_KEY": keys["scanner"], "JITSEC_STATE_DIR": f"{tmp}/state",
                "JITSEC_FINGERPRINT_KEY": "55" * 32}
         watcher = subprocess.Popen(
             [jitsec, "watch", *sources, "--broker", url, "--alert", f"webhook:http://127.0.0.1:{sink.port}/",
              "--checkpoint-dir", f"{tmp}/checkpoints", "-f", "jsonl", "-o", f"{tmp}/findings.jsonl"],
-            env=env, stderr=subprocess.DEVNULL)
+            env=env, stderr=(Path(tmp) / "watch.err").open("w"))
         load = Load(url, keys, log, kafka)
         threads = [threading.Thread(target=load.agent, daemon=True) for _ in range(options.agents)]
         threads.append(threading.Thread(target=load.leaker, args=(options.leak_every,), daemon=True))
@@ -241,6 +241,9 @@ def main() -> None:
         watcher.terminate()
         watcher.wait(timeout=60)
         revoked = revoked_at(database, list(load.leaked))
+        if len(revoked) < len(load.leaked):
+            said = (Path(tmp) / "watch.err").read_text().splitlines()[-20:]
+            print("jitsec watch said, last:\n" + "\n".join(said))
         print("soak end: " + json.dumps({
             "minutes": options.minutes, "issued": load.issued, "completed": load.completed,
             "leaks": len(load.leaked), "rotations": load.rotations,
