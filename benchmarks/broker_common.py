@@ -94,6 +94,20 @@ def broker_process(
             process.wait(30)
 
 
+def start_task(url: str, keys: dict[str, str], scopes: list[str]) -> tuple[str, str]:
+    """Start a demo-agent task as the orchestrator and redeem its grant: (task id, agent's task token)."""
+    orchestrator = {"Authorization": f"Bearer {keys['orchestrator']}"}
+    task = {"agent": "demo-agent", "task": "bench", "scopes": scopes, "ttl_seconds": 900}
+    started = httpx.post(f"{url}/v1/tasks", json=task, headers=orchestrator).json()
+    grant = {"Authorization": f"Bearer {started['grant']}"}
+    redeemed = httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem", headers=grant).json()
+    return str(started["task_id"]), str(redeemed["token"])
+
+
+def task_token(url: str, keys: dict[str, str], scopes: list[str]) -> str:
+    return start_task(url, keys, scopes)[1]
+
+
 class RawConnection:
     """A minimal keep-alive HTTP/1.1 client connection for load generation: far cheaper per request
     than a full client library, so the load generator steals less CPU from the broker it measures."""

@@ -17,8 +17,7 @@ import random
 import sqlite3
 import time
 
-import httpx
-from broker_common import RawConnection, broker_process, percentile, report
+from broker_common import RawConnection, broker_process, percentile, report, task_token
 from jitsec.broker.config import load_config
 
 SCOPES = ["reports:read"]
@@ -52,11 +51,7 @@ def measure(leases: int, window: int, max_sleep: float) -> dict[str, object]:
         return text.replace("max_sleep_seconds = 0.2", f"max_sleep_seconds = {max_sleep}")
 
     with broker_process(edit=edit) as (url, keys, config_path, _):
-        orchestrator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['orchestrator']}"})
-        task = {"agent": "demo-agent", "task": "bench", "scopes": SCOPES, "ttl_seconds": 900}
-        started = orchestrator.post("/v1/tasks", json=task).json()
-        grant = {"Authorization": f"Bearer {started['grant']}"}
-        token = httpx.post(f"{url}/v1/tasks/{started['task_id']}/redeem", headers=grant).json()["token"]
+        token = task_token(url, keys, SCOPES)
         rng = random.Random(7)
         ttls = [FIRST_EXPIRY + rng.randrange(window) for _ in range(leases)]
         asyncio.run(issue_all(url, token, ttls))

@@ -50,6 +50,7 @@ class AuditSettings:
 class ReaperSettings:
     enabled: bool = True
     max_sleep_seconds: float = 0.2
+    coalesce_seconds: float = 0.05  # a pass waits this long past the next deadline to take its neighbours too
     batch_size: int = 500
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -273,6 +274,7 @@ def _reaper(source: str, table: dict[str, Any]) -> ReaperSettings:
     settings = ReaperSettings(
         enabled=reader.get("enabled", bool, True),
         max_sleep_seconds=reader.get("max_sleep_seconds", float, 0.2),
+        coalesce_seconds=reader.get("coalesce_seconds", float, 0.05),
         batch_size=reader.positive("batch_size", 500),
         retry=RetryPolicy(
             base_seconds=reader.get("retry_base_seconds", float, 0.5),
@@ -285,6 +287,8 @@ def _reaper(source: str, table: dict[str, Any]) -> ReaperSettings:
     reader.done()
     if settings.max_sleep_seconds <= 0:
         raise ConfigError(f"{source}: reaper.max_sleep_seconds must be positive")
+    if not 0 <= settings.coalesce_seconds <= 0.5:
+        raise ConfigError(f"{source}: reaper.coalesce_seconds must be from 0 to 0.5 (it adds to lateness)")
     if settings.retry.max_attempts < 0:
         raise ConfigError(f"{source}: reaper.retry_max_attempts must be 0 (never give up) or positive")
     return settings

@@ -33,6 +33,9 @@ class BrokerMetrics:
         self.introspections = Counter(
             "jitsec_broker_introspections_total", "Introspection calls", ["active"], registry=reg
         )
+        self.reaper_passes = Counter(
+            "jitsec_broker_reaper_passes_total", "Reaper passes that revoked at least one lease", registry=reg
+        )
         self.reaper_lateness = Histogram(
             "jitsec_broker_reaper_lateness_seconds",
             "Revocation time minus expiry time for expired leases",

@@ -1,9 +1,10 @@
 """The reaper: revokes every lease at its expiry, retries pending revocations, catches up after a restart.
 
 One thread per broker process; only the process holding the store's reaper lock works, the others
-stand by and take over if it dies. It sleeps until the store's next deadline (never longer than
-``max_sleep_seconds``), so lateness stays well under a second; on start it sees every lease that
-expired while no reaper ran and revokes them at once, in batches.
+stand by and take over if it dies. It sleeps until the store's next deadline plus ``coalesce_seconds``
+(never longer than ``max_sleep_seconds``), so lateness stays well under a second while leases that
+expire one after another are revoked a pass-full at a time, not one pass each; on start it sees every
+lease that expired while no reaper ran and revokes them at once, in batches.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ STANDBY_FACTOR = 5  # a stand-by process checks for the lock this many sleeps ap
 class Reaper:
     def __init__(
         self, store: Store, revoker: Revoker, settings: ReaperSettings,
-        clock: Callable[[], float] = time.time, housekeeping: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.time, *, housekeeping: Callable[[], object] | None = None,
+        passes: Callable[[], object] | None = None,
     ) -> None:
         self._store, self._revoker, self._settings, self._clock = store, revoker, settings, clock
         self._housekeeping = housekeeping  # e.g. the engines' reconciler; runs on the leader's passes
+        self._count_pass = passes  # called after each pass that revoked something (a metric)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -41,6 +44,8 @@ class Reaper:
             done = self._revoker.expire_due(batch) + self._revoker.retry_due(batch)
             total += done
             if done < batch:
+                if total and self._count_pass is not None:
+                    self._count_pass()
                 return total
 
     def seconds_until_next(self) -> float:
@@ -48,7 +53,7 @@ class Reaper:
         ceiling = self._settings.max_sleep_seconds
         if deadline is None:
             return ceiling
-        return min(ceiling, max(0.0, deadline - self._clock()))
+        return min(ceiling, max(0.0, deadline - self._clock() + self._settings.coalesce_seconds))
 
     def start(self) -> None:
         """Start the loop; first, revocations a crashed process left in flight become due at once

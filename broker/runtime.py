@@ -79,5 +79,6 @@ def build_broker(
     if config.audit.anchor is not None:  # checkpoints of the audit head, outside the store
         chores.append(AnchorWriter(store, config.audit_key, config.audit.anchor, config.audit.anchor_seconds,
                                    clock=clock).tick)
-    reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=lambda: [chore() for chore in chores])
+    reaper = Reaper(store, revoker, config.reaper, clock, housekeeping=lambda: [chore() for chore in chores],
+                    passes=metrics.reaper_passes.inc)
     return Broker(config=config, store=store, engines=built, service=service, reaper=reaper, metrics=metrics)

@@ -405,12 +405,18 @@ class Scanner:
         return live is not None and live(sha256_fingerprint(_utf8(secret)))
 
     def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, line: int,
-                read_at: float | None, spans: Sequence[tuple[int, int]] = ()) -> Finding:
+                read_at: float | None, spans: Sequence[tuple[int, int]] = (),
+                line_start: int | None = None) -> Finding:
         """Turn an internal match into a Finding: from here on only preview and fingerprints exist.
         ``line`` is the line number of ``match.position`` (the caller counts newlines once); ``spans``
-        (sorted by start) are the other matches in ``data``, masked with this one in its context."""
+        (sorted by start) are the other matches in ``data``, masked with this one in its context;
+        ``line_start`` the absolute offset where that line began, when ``data`` may start inside it."""
         rule = self.rules[match.rule_index]
-        column = match.position - data.rfind(b"\n", 0, match.position)
+        newline = data.rfind(b"\n", 0, match.position)
+        if newline < 0 and line_start is not None:
+            column = base_offset + match.position - line_start + 1
+        else:
+            column = match.position - newline
         last = max(match.end, match.position + 1) - 1  # the match's last byte
         end_line = line + data.count(b"\n", match.position, last)
         sha = None

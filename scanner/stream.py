@@ -42,6 +42,7 @@ class StreamScan:
         self._buffer = b""
         self._offset: int | None = None  # absolute offset of _buffer[0]
         self._line = 1
+        self._line_start = 0  # absolute offset where the line holding _buffer[0] began
         self._read_at: float | None = None
         self._seen: set[tuple[str, int, str]] = set()
         self.scanned_until = 0
@@ -51,10 +52,12 @@ class StreamScan:
             raise ValueError(f"{chunk.origin}: a chunk of several parts is scanned by Scanner.scan_whole")
         if self._offset is None:
             self._offset, self._line, self.scanned_until = chunk.offset, chunk.line, chunk.offset
+            self._line_start = chunk.offset
         elif chunk.offset != self._offset + len(self._buffer):
             # Not contiguous (a source restarted or skipped): close the old stream, start anew.
             findings = self.finish()
             self._offset, self._line, self.scanned_until = chunk.offset, chunk.line, chunk.offset
+            self._line_start = chunk.offset
             return findings + self.feed(chunk)
         self._read_at = chunk.read_at if chunk.read_at is not None else self._read_at
         data = self._buffer + chunk.data if self._buffer else chunk.data
@@ -104,7 +107,8 @@ class StreamScan:
             line += data.count(b"\n", counted_to, match.position)
             counted_to = match.position
             finding = self.scanner.finding(match, self.origin, data, base_offset=self._offset, line=line,
-                                           read_at=self._read_at, spans=spans)
+                                           read_at=self._read_at, spans=spans,
+                                           line_start=self._line_start)
             key = (finding.rule_id, finding.offset, finding.fingerprint)
             if match.position >= keep:
                 seen_next.add(key)
@@ -119,6 +123,8 @@ class StreamScan:
         assert self._offset is not None
         self.scanned_until = self._offset + scanned
         lines = data.count(b"\n", 0, keep)
+        if lines:
+            self._line_start = self._offset + data.rfind(b"\n", 0, keep) + 1
         self._line += lines
         self.scanner.stats.add_lines(lines)
         self._offset += keep

@@ -9,6 +9,8 @@ was down is read from its start rather than from a stale offset, and a file rota
 daemon was down is found by its inode in the same directory and finished first.
 
 Faults never end the stream: a missing or unreadable file is counted and retried until it appears.
+UTF-16/32 text (by byte-order mark, or mostly ASCII with every other byte NUL) is decoded to UTF-8
+before scanning.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from jitsec.connectors.checkpoints import (
     FilePosition,
     is_same_file,
 )
+from jitsec.connectors.sources.files import BINARY_SNIFF
 from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
+from jitsec.connectors.sources.wide_text import WideText
 
 from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, FileOrigin
@@ -51,6 +55,18 @@ class _OpenFile:
         self.read_offset = assembler.offset + assembler.pending  # where the next os.read starts
         self.head_len = 0
         self.head_sha256 = ""
+        self.wide: WideText | None = None  # UTF-16/32 text: decoded before scanning
+        self.wide_checked = False  # looked at the file's first bytes for that
+
+    def text_of(self, piece: Piece) -> tuple[bytes, int, int]:
+        """The piece as scanned text: (data, offset, line); UTF-16/32 files decoded to UTF-8, with
+        offsets counting that text (checkpoints keep the file's own offsets)."""
+        if not self.wide_checked:
+            self.wide_checked = True
+            self.wide = WideText.of(os.pread(self.fd, BINARY_SNIFF, 0))
+        if self.wide is None:
+            return piece.data, piece.offset, piece.line
+        return self.wide.convert(piece.data, piece.offset, piece.line)
 
     def position_after(self, piece: Piece) -> FilePosition:
         end = piece.offset + len(piece.data)
@@ -185,13 +201,9 @@ class TailSource(ChunkReader):
     # -- internals ---------------------------------------------------------------------------------
 
     def _chunk(self, current: _OpenFile, piece: Piece) -> Chunk:
-        chunk = Chunk(
-            data=piece.data,
-            origin=FileOrigin(current.path),
-            offset=piece.offset,
-            line=piece.line,
-            read_at=piece.read_at,
-        )
+        data, offset, line = current.text_of(piece)
+        chunk = Chunk(data=data, origin=FileOrigin(current.path), offset=offset, line=line,
+                      read_at=piece.read_at)
         position = current.position_after(piece)
         with self._lock:
             self._unacked.append((chunk, position))
@@ -234,6 +246,7 @@ class TailSource(ChunkReader):
             current.assembler = LineAssembler(partial_timeout=self.partial_timeout)
             current.read_offset = 0
             current.head_len = 0
+            current.wide_checked = False  # new content: maybe another encoding
         elif change == "rotated":
             self.rotations += 1
             yield from self._drain(current)

@@ -7,9 +7,10 @@ continuously is still read), so a burst of writes costs one read. Files are open
 held, so a large tree does not exhaust file descriptors. A file renamed within the tree keeps its
 position (log rotation inside a watched directory does not rescan ``app.log.1``).
 
-Binary files (a NUL byte in their first 8000 bytes) are skipped and counted in ``errors``, as are
-files that vanish or cannot be read; none of it stops the stream. A ``skip`` (``--exclude``) leaves
-out paths below the root: excluded folders are not walked, excluded files are never read.
+Binary files (a NUL byte in their first 8000 bytes, and not UTF-16/32 text, which is decoded) are
+skipped and counted in ``errors``, as are files that vanish or cannot be read; none of it stops the
+stream. A ``skip`` (``--exclude``) leaves out paths below the root: excluded folders are not walked,
+excluded files are never read.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from jitsec.connectors.checkpoints import (
 )
 from jitsec.connectors.sources.files import PathSkip
 from jitsec.connectors.sources.linebuffer import LineAssembler, Piece
+from jitsec.connectors.sources.wide_text import WideText
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -50,6 +52,8 @@ class _FileState:
     assembler: LineAssembler
     read_offset: int
     binary: bool = False
+    checked: bool = False  # its first bytes were looked at (binary, wide text or plain)
+    wide: WideText | None = None
     head_len: int = 0
     head_sha256: str = ""
 
@@ -271,6 +275,8 @@ class DirectoryWatchSource(ChunkReader):
             if not _is_regular(info.st_mode):
                 return
             state = self._state_for(path, fd, info, first_sight=first_sight)
+            if not state.checked:
+                self._check_head(path, fd, state)
             if state.binary:
                 return
             os.lseek(fd, state.read_offset, os.SEEK_SET)
@@ -278,10 +284,6 @@ class DirectoryWatchSource(ChunkReader):
                 data = os.read(fd, self.chunk_size)
                 if not data:
                     break
-                if state.read_offset == 0 and b"\0" in data[:BINARY_PROBE]:
-                    state.binary = True
-                    self.errors.record("binary-skipped", path)
-                    return
                 state.read_offset += len(data)
                 piece = state.assembler.feed(data, self.clock())
                 if piece is not None:
@@ -290,6 +292,18 @@ class DirectoryWatchSource(ChunkReader):
             self.errors.record("read-error", f"{path}: {exc.strerror}")
         finally:
             os.close(fd)
+
+    def _check_head(self, path: str, fd: int, state: _FileState) -> None:
+        """Binary (skipped, counted), UTF-16/32 text (decoded) or plain text, by the first bytes."""
+        head = os.pread(fd, BINARY_PROBE, 0)
+        if not head:
+            return  # empty so far: look again when it has grown
+        state.checked = True
+        if b"\0" in head:
+            state.wide = WideText.of(head)
+            if state.wide is None:
+                state.binary = True
+                self.errors.record("binary-skipped", path)
 
     def _state_for(self, path: str, fd: int, info: os.stat_result, *, first_sight: bool) -> _FileState:
         """The reading state of ``path``, new or reset when the file was replaced or truncated."""
@@ -333,7 +347,9 @@ class DirectoryWatchSource(ChunkReader):
             state.read_offset = offset
 
     def _chunk(self, path: str, state: _FileState, piece: Piece) -> Chunk:
-        chunk = Chunk(piece.data, FileOrigin(path), piece.offset, piece.line, piece.read_at)
+        data, offset, line = (piece.data, piece.offset, piece.line) if state.wide is None else (
+            state.wide.convert(piece.data, piece.offset, piece.line))
+        chunk = Chunk(data, FileOrigin(path), offset, line, piece.read_at)
         end = piece.offset + len(piece.data)
         if state.head_len < HEAD_BYTES and end > state.head_len:
             state.head_len = min(HEAD_BYTES, end)

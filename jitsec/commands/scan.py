@@ -18,6 +18,7 @@ import click
 from jitsec.commands.ignore_options import ignore_options
 from jitsec.commands.response_options import response_options
 from jitsec.connectors.address import is_source_address
+from jitsec.connectors.sources.files import BinaryMode
 from jitsec.kernel.ports import Stage
 from jitsec.kernel.records import Finding
 from jitsec.pipeline.builder import (
@@ -69,7 +70,8 @@ def _scan_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.argument("paths", nargs=-1, required=True),
         click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-                     help="Files scanned in parallel."),
+                     help="Files over 1 MiB scanned in parallel (small files are read by one job, "
+                          "many per matcher pass)."),
         click.option("--baseline", "baselines", multiple=True,
                      type=click.Path(dir_okay=False, path_type=Path),
                      help="Accepted findings (a jitsec baseline or a detect-secrets .secrets.baseline). "
@@ -162,7 +164,7 @@ def _stderr_console() -> Any:
 
 
 def _execute(paths: tuple[str, ...], settings: PipelineSettings, ruleset: RuleSet, jobs: int,  # noqa: PLR0917
-             progress: bool | None, sink: Stage) -> tuple[ScanResult, Pipeline]:
+             progress: bool | None, sink: Stage, binary: BinaryMode = "skip") -> tuple[ScanResult, Pipeline]:
     """Files and stdin, then ``git:``/``kafka://``/``elasticsearch://`` addresses, through one pipeline
     whose last stage is ``sink``."""
     addresses = [path for path in paths if is_source_address(path)]
@@ -170,7 +172,8 @@ def _execute(paths: tuple[str, ...], settings: PipelineSettings, ruleset: RuleSe
     result = ScanResult()
     with (_progress_bar(progress, planned.total_bytes) as advance,
           _build(settings, ruleset, [Tally(result, advance), sink]) as pipeline):
-        scan_paths(pipeline, planned, result, jobs=jobs)
+        planned.report.passed_over = advance  # skipped binaries count towards the bar's total
+        scan_paths(pipeline, planned, result, jobs=jobs, binary=binary)
         if addresses:
             scan_addresses(pipeline, addresses, result)
     result.baselined = pipeline.accepted
@@ -210,19 +213,24 @@ def _report(result: ScanResult, scanner: Scanner) -> None:
               help="Write findings here instead of stdout.")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print throughput (MB per CPU second), candidate share and per-rule counts to stderr.")
+@click.option("--binary", type=click.Choice(["skip", "strings"]), default="skip", show_default=True,
+              help="Binary files: skip them, or scan their printable runs (ASCII and UTF-16LE, 8+ "
+                   "characters, like `strings`), e.g. a core dump.")
 @response_options
 def scan(  # noqa: PLR0917 - click passes options positionally by name
     paths: tuple[str, ...], jobs: int, baselines: tuple[Path, ...], progress: bool | None,
          rule_files: tuple[Path, ...], no_default_rules: bool, gitleaks_config: Path | None, engine: str,
-         fmt: str, output: Path | None, show_stats: bool, response: ResponseOptions,
+         fmt: str, output: Path | None, show_stats: bool, binary: str, response: ResponseOptions,
          ignore: IgnoreOptions) -> None:
     """Find secrets in files, directories (recursively) and standard input (`-`).
 
-    Secrets are shown only as redacted previews with a keyed fingerprint. Binary files, FIFOs and
-    devices are skipped and counted. In a git work tree, what git ignores is not read (--no-ignore
-    reads it). Lines marked `gitleaks:allow`, `jitsec:allow` or `pragma: allowlist secret` are
-    ignored, and so is what the nearest .jitsec.toml, the --gitleaks-config's allowlists and a
-    .gitleaksignore allow; broker credentials (jit_…) are reported whatever says otherwise.
+    Secrets are shown only as redacted previews with a keyed fingerprint. UTF-16/32 text is decoded;
+    other binary files are skipped and counted (or, with --binary strings, their printable runs are
+    scanned, one per line); FIFOs inside directories are skipped, devices refused. In a git work
+    tree, what git ignores is not read (--no-ignore reads it). Lines marked `gitleaks:allow`,
+    `jitsec:allow` or `pragma: allowlist secret` are ignored, and so is what the nearest
+    .jitsec.toml, the --gitleaks-config's allowlists and a .gitleaksignore allow; broker credentials
+    (jit_…) are reported whatever says otherwise.
 
     \b
     Exit codes: 0 no findings, 1 findings, 2 an error (bad options or rules, or
@@ -239,6 +247,7 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
       jitsec scan --gitleaks-config .gitleaks.toml --rules extra.toml .
       jitsec scan --exclude '*.min.js' --exclude 'tests/fixtures/**' .
       jitsec scan --no-ignore --no-project-config .   everything, no project allowlists
+      jitsec scan --binary strings core.12345    printable strings of a core dump
     """
     started_wall = time.perf_counter()
     settings = _with_ignores(_settings(rule_files, no_default_rules, gitleaks_config, engine, baselines,
@@ -251,7 +260,8 @@ def scan(  # noqa: PLR0917 - click passes options positionally by name
     with target as stream:
         color = output is None and stream.isatty() and not os.environ.get("NO_COLOR")  # no-color.org
         writer = FindingWriter(cast(Format, fmt), stream, ruleset, color=color)
-        result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(writer.write))
+        result, pipeline = _execute(paths, settings, ruleset, jobs, progress, emitting(writer.write),
+                                    cast(BinaryMode, binary))
         writer.close(result.summary())
     _report(result, pipeline.scanner)
     if show_stats:

@@ -101,7 +101,7 @@ class Chunk:
     found once). ``read_at`` is the monotonic time the bytes were read, for leak-to-revocation latency.
     ``whole`` says the chunk is complete in itself and ends with a newline (a Kafka record, a document
     field, or many of them as ``parts``): the scanner may then scan it in one buffer with other whole
-    chunks.
+    chunks. A whole file without a final newline is ``whole`` too, and is scanned on its own.
 
     ``parts`` lets one whole chunk carry many small independent texts: consecutive records of one Kafka
     partition, documents of one Elasticsearch index, each JSON string field of them read as

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jitsec.connectors.address import SourceAddressError, open_source
-from jitsec.connectors.sources.files import FileEntry, FilesSource, PathFeed, WalkReport, walk
+from jitsec.connectors.sources.files import BinaryMode, FileEntry, FilesSource, PathFeed, WalkReport, walk
 from jitsec.connectors.sources.git import GitHistorySource
 from jitsec.connectors.sources.stdin import StdinSource
 from jitsec.kernel.ports import Source, SourceErrors
@@ -107,11 +107,12 @@ def plan(paths: Sequence[str], ignores: Ignores | None = None) -> PathPlan:
 
 
 def scan_paths(pipeline: Pipeline, planned: PathPlan, result: ScanResult, *, jobs: int = 1,
-               chunk_size: int = 1 << 20) -> None:
+               chunk_size: int = 1 << 20, binary: BinaryMode = "skip") -> None:
     """Scan the planned files (``jobs`` at a time) and stdin; counts and errors go to ``result``."""
     feed = PathFeed(planned.entries)
     workers = max(1, min(jobs, len(planned.entries)))
-    files = [FilesSource(feed, chunk_size=chunk_size, report=planned.report) for _ in range(workers)]
+    files = [FilesSource(feed, chunk_size=chunk_size, report=planned.report, large_only=index > 0,
+                         binary=binary) for index in range(workers)]
     sources: list[Source] = [*files] if planned.entries else []
     if planned.use_stdin:
         sources.append(StdinSource(chunk_size=chunk_size))

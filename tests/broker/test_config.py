@@ -43,6 +43,10 @@ def test_errors_name_the_field(env) -> None:
     raw = env.raw_config(reaper={"batch_size": -1})
     with pytest.raises(ConfigError, match=r"reaper\.batch_size must be positive"):
         parse_config(raw)
+    for coalesce in (-0.1, 2.0):  # a long coalescing delay would break the expiry + 1 s promise
+        with pytest.raises(ConfigError, match=r"reaper\.coalesce_seconds must be from 0 to 0\.5"):
+            parse_config(env.raw_config(reaper={"coalesce_seconds": coalesce}))
+    assert parse_config(env.raw_config(reaper={"coalesce_seconds": 0})).reaper.coalesce_seconds == 0
     raw = env.raw_config()
     raw["policy"][0]["engines"]["vault"] = {"scopes": ["x"]}
     with pytest.raises(ConfigError, match="vault"):

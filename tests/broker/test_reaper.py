@@ -67,4 +67,19 @@ def test_reaper_sleeps_until_the_next_deadline(serve, clock) -> None:
     assert reaper.seconds_until_next() == running.broker.config.reaper.max_sleep_seconds
     _task_with_secrets(running, 1, ttl=60)
     clock.advance(59.99)
-    assert 0 <= reaper.seconds_until_next() <= 0.011
+    coalesce = running.broker.config.reaper.coalesce_seconds
+    assert coalesce <= reaper.seconds_until_next() <= 0.011 + coalesce
+
+
+def test_leases_expiring_one_after_another_are_revoked_in_one_pass(serve, clock) -> None:
+    running = serve(clock=clock, run_reaper=False)
+    reaper = running.broker.reaper
+    started = running.client("orchestrator").start_task("demo-agent", "t", ["reports:read"])
+    task = running.client().task(started.task_id, started.grant, handle_sigterm=False).__enter__()
+    for _ in range(20):  # one lease every 2 ms: continuous expiry, 40 ms from first to last
+        task.secret("token", ["reports:read"], ttl_seconds=60)
+        clock.advance(0.002)
+    clock.advance(60 - 0.04)  # the first lease is due now
+    clock.advance(reaper.seconds_until_next())  # the reaper's sleep
+    assert reaper.run_once() == 20  # all twenty in this pass, not one pass each
+    assert running.broker.config.reaper.coalesce_seconds < 1  # lateness stays within the promise

@@ -81,3 +81,23 @@ def test_jitsec_scan_accepts_git_addresses_beside_paths(tmp_path: Path, git_repo
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     paths = [row["path"].split(":", 1)[1] for row in rows if row["rule"] == "broker-engine-token"]
     assert paths == ["old.env"]
+
+
+def test_the_progress_total_is_reached_with_binary_files_skipped(tmp_path: Path) -> None:
+    """Tally counts what was scanned and the walk report what was passed over: together, the total
+    a progress bar was given (it used to stop short by every skipped binary)."""
+    from jitsec.pipeline.paths import plan, scan_paths  # noqa: PLC0415
+
+    (tmp_path / "notes.txt").write_text("hello\n" * 5000)
+    (tmp_path / "blob.bin").write_bytes(b"\x7fELF\x00\x01" + os.urandom(300_000))
+    (tmp_path / "more.log").write_text("line\n" * 100)
+    planned = plan([str(tmp_path)])
+    moved: list[int] = []
+    planned.report.passed_over = moved.append
+    result = ScanResult()
+    settings = PipelineSettings(rules=RuleSettings(packs=(PACK,), include_default=False, engine="python"))
+    with build_pipeline(settings, tail=[Tally(result, moved.append)],
+                        fingerprinter=Fingerprinter(b"f" * 32)) as pipeline:
+        scan_paths(pipeline, planned, result, jobs=2)
+    assert result.skipped_binary == 1
+    assert sum(moved) == planned.total_bytes

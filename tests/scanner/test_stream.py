@@ -110,6 +110,20 @@ def test_a_secret_at_a_long_line_piece_boundary_is_found_once(hs_scanner: Scanne
     expected = sorted(i for i in range(len(data)) if data.startswith(secret.encode(), i))
     assert sorted(f.offset for f in findings) == expected
     assert all(f.line == 1 for f in findings)
+    assert sorted(f.column for f in findings) == [offset + 1 for offset in expected]  # not within a piece
+
+
+def test_a_secret_far_into_a_long_line_after_a_short_one_has_its_true_column(hs_scanner: Scanner) -> None:
+    secret = "AKIA2OGYBAH6STMMNXNN"
+    data = b"service started\n" + b"x " * (3 * MAX_CARRY // 2) + f"key={secret}\n".encode()
+    stream = hs_scanner.stream(ORIGIN)
+    findings = []
+    for start in range(0, len(data), 65536):
+        findings += stream.feed(Chunk(data[start:start + 65536], ORIGIN, offset=start))
+    findings += stream.finish()
+    [finding] = findings
+    assert (finding.line, finding.offset) == (2, data.index(secret.encode()))
+    assert finding.column == data.index(secret.encode()) - len(b"service started\n") + 1
 
 
 def test_scanned_until_only_moves_forward(hs_scanner: Scanner) -> None:
