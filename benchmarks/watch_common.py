@@ -28,7 +28,7 @@ def watch(address: str, planted: int, idle: float, timeout: float) -> tuple[dict
         if done.returncode not in (0, 1):
             raise SystemExit(f"jitsec watch failed ({done.returncode}): {done.stderr[-2000:]}")
         document = json.loads(output.read_text())
-    found = {(f["path"], f["credential_sha256"]) for f in document["findings"] if f.get("credential_sha256")}
+    found = {(f["path"], f["credential_lookup"]) for f in document["findings"] if f.get("credential_lookup")}
     if len(found) != planted:
         raise SystemExit(f"jitsec watch found {len(found)} of {planted} planted tokens: "
                          f"{done.stderr[-2000:]}")

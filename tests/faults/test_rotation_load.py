@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from jitsec.kernel.credential_format import mint
+from jitsec.kernel.credential_format import live_lookup, mint
 from jitsec.testing import wait_until
 
 from .conftest import Lines
@@ -42,7 +42,7 @@ class Writer:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def reported(self) -> set[str]:
-        return {row["credential_sha256"] for row in self.out.rows() if "credential_sha256" in row}
+        return {row["credential_lookup"] for row in self.out.rows() if "credential_lookup" in row}
 
     def _run(self) -> None:
         try:
@@ -67,7 +67,7 @@ class Writer:
             line_in_file += 1
             if planted_at(number):
                 secret = mint("jit_")
-                self.planted[hashlib.sha256(secret.encode()).hexdigest()] = line_in_file
+                self.planted[live_lookup(hashlib.sha256(secret.encode()).hexdigest())] = line_in_file
                 end = "" if number == UNTERMINATED else "\n"
                 handle.write(f"n={number} retrying upstream call with token={secret}{end}")
             else:
@@ -95,10 +95,10 @@ def test_every_secret_once_at_its_line_through_rotation_and_truncation_under_loa
     time.sleep(1.0)  # room for a late duplicate, if one were coming
     process.terminate()
     assert process.wait(timeout=60) == 0
-    rows = [row for row in out.rows() if row.get("credential_sha256") in writer.planted]
-    counts = Counter(row["credential_sha256"] for row in rows)
+    rows = [row for row in out.rows() if row.get("credential_lookup") in writer.planted]
+    counts = Counter(row["credential_lookup"] for row in rows)
     assert [sha for sha, count in counts.items() if count > 1] == []
-    wrong = [(row["line"], writer.planted[row["credential_sha256"]]) for row in rows
-             if row["line"] != writer.planted[row["credential_sha256"]]]
+    wrong = [(row["line"], writer.planted[row["credential_lookup"]]) for row in rows
+             if row["line"] != writer.planted[row["credential_lookup"]]]
     assert wrong == []
     assert {row["path"] for row in rows} == {str(log)}
