@@ -84,3 +84,20 @@ def fresh_postgres_database(admin_dsn: str, prefix: str = "jitsec_t") -> Iterato
     finally:
         with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def start_redeemed_task(url: str, orchestrator_key: str, scopes: list[str], *, agent: str = "demo-agent",
+                        task: str = "test task", ttl: int = 300) -> tuple[str, str]:
+    """Over a broker's raw HTTP API (no SDK, as a process under test sees it): start a task and
+    redeem its grant; returns (task_id, task token). Raises AssertionError naming the refusal."""
+    import httpx  # noqa: PLC0415 - only the tests that talk to a served broker need it
+
+    request = {"agent": agent, "task": task, "scopes": scopes, "ttl_seconds": ttl}
+    started = httpx.post(f"{url}/v1/tasks", headers={"Authorization": f"Bearer {orchestrator_key}"},
+                         timeout=30, json=request)
+    assert started.status_code == 201, started.text
+    body = started.json()
+    redeemed = httpx.post(f"{url}/v1/tasks/{body['task_id']}/redeem", timeout=30,
+                          headers={"Authorization": f"Bearer {body['grant']}"})
+    assert redeemed.status_code == 200, redeemed.text
+    return body["task_id"], redeemed.json()["token"]

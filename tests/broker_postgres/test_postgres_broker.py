@@ -31,6 +31,7 @@ from jitsec.broker.store.postgres import PostgresStore
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from jitsec.kernel.credential_format import checksum
+from jitsec.testing import start_redeemed_task
 
 pytestmark = pytest.mark.postgres
 
@@ -94,16 +95,7 @@ def serve(role_prefix: str) -> Iterator[Callable[[dict[str, Any]], Served]]:
 
 def start_task(url: str, scopes: list[str], ttl: int = 300) -> tuple[str, str]:
     """Start a task for demo-agent and redeem its grant: (task_id, task token)."""
-    orchestrator = {"Authorization": f"Bearer {ORCHESTRATOR_KEY}"}
-    started = httpx.post(f"{url}/v1/tasks", headers=orchestrator, timeout=30,
-                         json={"agent": "demo-agent", "task": "nightly report", "scopes": scopes,
-                               "ttl_seconds": ttl})
-    assert started.status_code == 201, started.text
-    body = started.json()
-    redeemed = httpx.post(f"{url}/v1/tasks/{body['task_id']}/redeem", timeout=30,
-                          headers={"Authorization": f"Bearer {body['grant']}"})
-    assert redeemed.status_code == 200, redeemed.text
-    return body["task_id"], redeemed.json()["token"]
+    return start_redeemed_task(url, ORCHESTRATOR_KEY, scopes, task="nightly report", ttl=ttl)
 
 
 def get_secret(url: str, token: str, scopes: list[str], ttl: int | None = None) -> dict[str, Any]:

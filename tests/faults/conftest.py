@@ -23,6 +23,7 @@ from jitsec.broker.config import BrokerConfig, load_config
 from jitsec.broker.model import Lease
 from jitsec.broker.store.registry import open_store
 
+from jitsec.testing import start_redeemed_task
 from tests.broker_postgres.conftest import role_prefix  # noqa: F401 - fixture
 from tests.connectors.conftest import Lines, kafka_tools, start_watch, watch_env  # noqa: F401 - fixtures
 from tests.connectors.sinks.conftest import free_port, http_receiver  # noqa: F401 - fixture
@@ -95,16 +96,8 @@ class BrokerProcess:
 
     def start_task(self, ttl: int = 900, scopes: list[str] | None = None) -> tuple[str, str]:
         """A demo-agent task, redeemed: (task_id, task token)."""
-        orchestrator = {"Authorization": f"Bearer {self.keys['orchestrator']}"}
-        request = {"agent": "demo-agent", "task": "fault trial", "scopes": scopes or AGENT_SCOPES,
-                   "ttl_seconds": ttl}
-        started = httpx.post(f"{self.url}/v1/tasks", headers=orchestrator, timeout=30, json=request)
-        assert started.status_code == 201, started.text
-        body = started.json()
-        redeemed = httpx.post(f"{self.url}/v1/tasks/{body['task_id']}/redeem", timeout=30,
-                              headers={"Authorization": f"Bearer {body['grant']}"})
-        assert redeemed.status_code == 200, redeemed.text
-        return body["task_id"], redeemed.json()["token"]
+        return start_redeemed_task(self.url, self.keys["orchestrator"], scopes or AGENT_SCOPES,
+                                   task="fault trial", ttl=ttl)
 
 
 @pytest.fixture
