@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from jitsec.broker.leaks import (
@@ -36,6 +36,7 @@ from jitsec.broker.leaks import (
     reports_body,
 )
 
+from jitsec.kernel.addresses import is_loopback
 from jitsec.kernel.redaction import preview
 
 log = logging.getLogger("jitsec.broker.client")
@@ -78,6 +79,10 @@ class BrokerClient:
     ) -> None:
         self._key = key
         self.clock = clock
+        parts = urlsplit(url)
+        if key and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            log.warning("the broker key will travel in clear text to %s (plain http to another host): "
+                        "use an https:// broker URL", parts.hostname)
         tls = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         self._http = httpx.Client(base_url=url.rstrip("/"), transport=transport, timeout=timeout, verify=tls)
 

@@ -6,6 +6,7 @@ in ``JITSEC_BROKER_CONFIG`` (``app_from_env``); the store's reaper lock keeps on
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +15,22 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from jitsec.broker.api.app import create_app
-from jitsec.broker.config import BrokerConfig, load_config
+from jitsec.broker.config import BrokerConfig, ServerSettings, load_config
 from jitsec.broker.runtime import build_broker
 
+from jitsec.kernel.addresses import is_loopback
+
+log = logging.getLogger("jitsec.broker.server")
 CONFIG_ENV = "JITSEC_BROKER_CONFIG"
 GRACEFUL_SHUTDOWN_SECONDS = 5  # then idle keep-alive connections are closed and the reaper stops
+
+
+def plain_http_warning(settings: ServerSettings) -> str | None:
+    """What to say when the API will serve plain HTTP beyond this machine (None when it will not)."""
+    if settings.tls_cert or is_loopback(settings.host):
+        return None
+    return (f"serving plain HTTP on {settings.host}: principal keys, grants and secrets cross the network "
+            "in clear text; set [server] tls_cert and tls_key (or keep host on loopback behind a TLS proxy)")
 
 
 def app_from_env() -> FastAPI:
@@ -43,6 +55,9 @@ def serve(
         workers=workers or config.server.workers,
     )
     tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key} if settings.tls_cert else {}
+    warning = plain_http_warning(settings)
+    if warning is not None:
+        log.warning("%s", warning)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

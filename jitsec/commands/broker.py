@@ -8,10 +8,12 @@ and ``jitsec audit`` answer at once.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import closing
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import click
 
@@ -22,6 +24,8 @@ from jitsec.broker.errors import BrokerError, ConfigError
 from jitsec.broker.model import PRINCIPAL_ROLES, Role
 from jitsec.broker.store.base import Store
 from jitsec.broker.store.registry import open_store
+
+ADMIN_DSN_ENV = "JITSEC_POSTGRES_ADMIN_DSN"
 
 
 class CommandError(click.ClickException):
@@ -57,8 +61,9 @@ def broker_group() -> None:
 @click.option("--store", default=None, help="store URL (default: sqlite file next to the config)")
 @click.option("--json", "as_json", is_flag=True, help="print the keys as JSON")
 @click.option("--force", is_flag=True, help="overwrite an existing config (its keys stop working)")
-@click.option("--postgres", "postgres_dsn", default=None, metavar="DSN",
-              help="configure the PostgreSQL engine with this admin DSN (docs/postgres.md)")
+@click.option("--postgres", "postgres_dsn", default=None, metavar="DSN", envvar=ADMIN_DSN_ENV,
+              help=f"configure the PostgreSQL engine with this admin DSN, or ${ADMIN_DSN_ENV} (better: "
+                   "a password in an argument is visible in ps and shell history); docs/postgres.md")
 def init(config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None) -> None:
     """Write a config with fresh principal keys (printed ONCE, stored only as hashes).
 
@@ -66,10 +71,14 @@ def init(config_path: str, store: str | None, as_json: bool, force: bool, postgr
     Examples:
       jitsec broker init --config broker.toml              SQLite store beside the config
       jitsec broker init --config broker.toml --json       keys as JSON, for a secret manager
-      jitsec broker init --config broker.toml --postgres postgresql://admin@db/app
+      JITSEC_POSTGRES_ADMIN_DSN=postgresql://admin:…@db/app jitsec broker init --config broker.toml
     \b
     Exit status: 0 written, 2 refused (the file exists without --force, a bad store URL).
     """
+    source = click.get_current_context().get_parameter_source("postgres_dsn")
+    if postgres_dsn and source is click.core.ParameterSource.COMMANDLINE and urlsplit(postgres_dsn).password:
+        click.echo(f"jitsec: warning: the --postgres DSN's password is visible to every user in ps and in "
+                   f"your shell history; pass it in ${ADMIN_DSN_ENV} instead", err=True)
     try:
         from jitsec.broker.bootstrap import init_config  # noqa: PLC0415 - the web stack, on use
 
@@ -278,9 +287,10 @@ def verify(config_path: str, anchor_path: Path | None) -> None:
 
 @audit_group.command("export")
 @CONFIG
-@click.option("--output", "-o", type=click.File("w"), default="-", help="JSON lines file (default stdout)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON lines file, created mode 0600 (default stdout)")
 @click.option("--after-seq", type=int, default=0, help="only records after this sequence number")
-def export(config_path: str, output: TextIO, after_seq: int) -> None:
+def export(config_path: str, output: Path | None, after_seq: int) -> None:
     """Write the audit records as JSON lines (with their chain hashes).
 
     \b
@@ -288,18 +298,27 @@ def export(config_path: str, output: TextIO, after_seq: int) -> None:
       jitsec audit export --config broker.toml -o audit.jsonl
       jitsec audit export --config broker.toml --after-seq 5000 | jq .kind
     \b
-    Exit status: 0 written, 2 for a bad config.
+    Exit status: 0 written, 2 for a bad config or an output that cannot be written.
     """
     _, store = _open_store(config_path)
+    try:  # agents, tasks and locations are in it: readable by its owner only
+        target: TextIO = (os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+                                    encoding="utf-8") if output is not None else sys.stdout)
+    except OSError as error:
+        store.close()
+        raise CommandError(f"cannot write {output}: {error.strerror or error}") from None
     count = 0
     with closing(store):
         while True:
             batch = store.audit_records(after_seq=after_seq, limit=5000)
             for record in batch:
-                output.write(json.dumps(record_to_dict(record), separators=(",", ":")) + "\n")
+                target.write(json.dumps(record_to_dict(record), separators=(",", ":")) + "\n")
             count += len(batch)
             if len(batch) < 5000:
                 break
             after_seq = batch[-1].seq
+    if output is not None:
+        target.close()
+        os.chmod(output, 0o600)  # an existing file keeps its mode through O_TRUNC
     click.echo(f"exported {count} records", err=True)
     sys.stdout.flush()

@@ -131,6 +131,12 @@ def test_cli_export_writes_json_lines(configured) -> None:
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     assert lines[0]["kind"] == "task_start" and {"prev_hash", "hash", "agent", "scopes"} <= set(lines[0])
     assert any(line["kind"] == "issue" for line in lines)
+    target = path.parent / "export.jsonl"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    written = run("audit", "export", "--config", str(path), "-o", str(target))
+    assert written.exit_code == 0 and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [x["seq"] for x in lines]
 
 
 # anchoring and lease cross-checks -------------------------------------------------------------------
