@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from jitsec.connectors.checkpoints import CheckpointStore
 from jitsec.connectors.errors import SourceAddressError
 from jitsec.connectors.sources.files import FilesSource, PathSkip
 from jitsec.connectors.sources.git import (
@@ -35,9 +34,6 @@ from jitsec.connectors.sources.git import (
     GitHistorySource,
     check_repository,
 )
-from jitsec.connectors.sources.stdin import StdinSource
-from jitsec.connectors.sources.stdin_follow import StdinFollowSource
-from jitsec.connectors.sources.tail import TailSource
 
 from jitsec.kernel.ports import Source
 
@@ -86,6 +82,11 @@ def open_source(
         )
         return opener(address, follow=follow, checkpoint_dir=checkpoint_dir)
     if address == "-":
+        # the readers are imported where they are opened: a hook that only asks whether an argument
+        # is an address does not pay for them
+        from jitsec.connectors.sources.stdin import StdinSource  # noqa: PLC0415
+        from jitsec.connectors.sources.stdin_follow import StdinFollowSource  # noqa: PLC0415
+
         return StdinFollowSource() if follow else StdinSource()
     return _open_path(Path(address), follow=follow, checkpoint_dir=checkpoint_dir, from_end=from_end,
                       skip=skip)
@@ -109,6 +110,8 @@ def _open_git(path: str, *, follow: bool, checkpoint_dir: Path | None) -> Source
         interval = -1.0
     if not 0 < interval < float("inf"):
         raise SourceAddressError(f"{GIT_POLL_ENV}={raw!r} is not a positive number of seconds")
+    from jitsec.connectors.checkpoints import CheckpointStore  # noqa: PLC0415 - see the stdin readers
+
     checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
     return GitHistorySource(Path(path), follow=True, checkpoints=checkpoints, poll_interval=interval)
 
@@ -119,6 +122,8 @@ def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_en
         if not path.exists():
             raise SourceAddressError(f"{path}: no such file or directory")
         return FilesSource([path], skip=skip)
+    from jitsec.connectors.checkpoints import CheckpointStore  # noqa: PLC0415 - see the stdin readers
+
     checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
     if path.is_dir():
         # watchdog starts its machinery on import; only a directory watch pays for it.
@@ -126,6 +131,8 @@ def _open_path(path: Path, *, follow: bool, checkpoint_dir: Path | None, from_en
 
         return DirectoryWatchSource(path, checkpoints=checkpoints, from_end=from_end, skip=skip)
     # A followed file that does not exist yet is waited for, like `tail -F`.
+    from jitsec.connectors.sources.tail import TailSource  # noqa: PLC0415 - see the stdin readers
+
     return TailSource(path, follow=follow, checkpoints=checkpoints, from_end=from_end)
 
 

@@ -35,13 +35,15 @@ from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from jitsec.connectors.checkpoints import CheckpointError, CheckpointStore
 from jitsec.connectors.sources.linebuffer import LineAssembler
 
 from jitsec.kernel.ports import ChunkReader, SourceErrors
 from jitsec.kernel.records import Chunk, GitOrigin
+
+if TYPE_CHECKING:  # a checkpointed (followed) history imports it where it loads and saves
+    from jitsec.connectors.checkpoints import CheckpointStore
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 DEFAULT_POLL_INTERVAL = 2.0  # seconds between two looks at the refs of a followed repository
@@ -433,6 +435,8 @@ class GitHistorySource(ChunkReader):
         """The tips a previous run fully scanned and acknowledged; none without a checkpoint."""
         if self.checkpoints is None:
             return []
+        from jitsec.connectors.checkpoints import CheckpointError  # noqa: PLC0415 - only with checkpoints
+
         try:
             saved = self.checkpoints.load(self._key)
         except CheckpointError as exc:
@@ -452,6 +456,8 @@ class GitHistorySource(ChunkReader):
         one when ``close`` (another thread) and an acknowledgement save at once."""
         if self.checkpoints is None:
             return
+        from jitsec.connectors.checkpoints import CheckpointError  # noqa: PLC0415 - only with checkpoints
+
         with self._save_lock:
             with self._lock:
                 tips = self._acked
