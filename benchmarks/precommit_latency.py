@@ -88,13 +88,13 @@ def measure_in_turns(
     """``runs`` timings per command, the commands taking turns; one untimed warm-up each first."""
     for command in commands.values():
         timed(command, repo, env)
-    results: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in commands}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    codes: dict[str, int] = {}
     for _ in range(runs):
         for name, command in commands.items():
-            elapsed, code = timed(command, repo, env)
-            results[name][0].append(elapsed)
-            results[name] = (results[name][0], code)
-    return results
+            elapsed, codes[name] = timed(command, repo, env)
+            times[name].append(elapsed)
+    return {name: (times[name], codes.get(name, 0)) for name in commands}
 
 
 GITLEAKS_MODULE = "github.com/zricethezav/gitleaks/v8@latest"

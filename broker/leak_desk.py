@@ -92,13 +92,14 @@ class LeakDesk:
                                                          f"{where}")))
             return LeakVerdict(report.fingerprint, LeakStatus.UNKNOWN)
         also: list[str] = []
-        if lease.is_live(service.clock()) and not admin and not self.budget.take(principal):
+        live = lease.is_live(service.clock())
+        if live and not admin and not self.budget.take(principal):
             status = LeakStatus.REFUSED
             outcome = (f"refused: {principal} spent its revocation budget ({self.settings.budget} per "
                        f"{self.settings.budget_window_seconds:g} s); the credential is still live")
             alert_log.error("leak report REFUSED for lease %s (agent %s): %s", lease.lease_id, lease.agent,
                             _clean(outcome))
-        elif lease.is_live(service.clock()):
+        elif live:
             result = service.revoke_lease(lease.lease_id, LEAK_REASON, where, principal)
             status = _RESULT_STATUS[result.status]
             lease = result.lease

@@ -55,15 +55,14 @@ def revoke_principal(path: Path, name: str) -> Principal:
     if target.role is Role.ADMIN and sum(p.role is Role.ADMIN for p in principals) == 1:
         raise PrincipalError(f"{name!r} is the last admin; add another admin before revoking it")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    start = _block_of(lines, name)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    start, end = _block_of(lines, name)
     kept = "".join(lines[:start] + lines[end:])
     _replace(path, kept, lambda p: all(x.name != name for x in p))
     return target
 
 
-def _block_of(lines: list[str], name: str) -> int:
-    """The line where the ``[[principals]]`` table of ``name`` starts."""
+def _block_of(lines: list[str], name: str) -> tuple[int, int]:
+    """The lines ``[start, end)`` of the ``[[principals]]`` table of ``name``."""
     headers = [i for i, line in enumerate(lines) if line.strip() == "[[principals]]"]
     for start in headers:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
@@ -72,7 +71,7 @@ def _block_of(lines: list[str], name: str) -> int:
         except tomllib.TOMLDecodeError:
             continue
         if table.get("name") == name:
-            return start
+            return start, end
     raise PrincipalError(f"the table of {name!r} is not a plain [[principals]] block; edit the file by hand")
 
 
