@@ -146,11 +146,17 @@ class BrokerClient:
         return self.request("DELETE", f"/v1/leases/{lease_id}", bearer=bearer)
 
     def rotate_lease(
-        self, lease_id: str, grace_seconds: float = 0, *, bearer: str | None = None
+        self,
+        lease_id: str,
+        grace_seconds: float = 0,
+        *,
+        bearer: str | None = None,
+        public_key: str | None = None,
     ) -> dict[str, Any]:
-        return self.request(
-            "POST", f"/v1/leases/{lease_id}/rotate", bearer=bearer, json={"grace_seconds": grace_seconds}
-        )
+        body: dict[str, Any] = {"grace_seconds": grace_seconds}
+        if public_key:
+            body["public_key"] = public_key
+        return self.request("POST", f"/v1/leases/{lease_id}/rotate", bearer=bearer, json=body)
 
     # resource servers and admins -------------------------------------------------------------------
     def introspect(self, token: str, resource: str = "") -> dict[str, Any]:
@@ -297,13 +303,19 @@ class AgentTask:
         self.complete()
         raise SystemExit(128 + signum)
 
-    def secret(self, engine: str, scopes: Sequence[str], ttl_seconds: int | None = None) -> Secret:
-        body = self.client.request(
-            "POST",
-            "/v1/secrets",
-            bearer=self.token,
-            json={"engine": engine, "scopes": list(scopes), "ttl_seconds": ttl_seconds},
-        )
+    def secret(
+        self,
+        engine: str,
+        scopes: Sequence[str],
+        ttl_seconds: int | None = None,
+        *,
+        public_key: str | None = None,
+    ) -> Secret:
+        """``public_key``: the agent's own public key or CSR, for engines that certify a key it keeps."""
+        request: dict[str, Any] = {"engine": engine, "scopes": list(scopes), "ttl_seconds": ttl_seconds}
+        if public_key:
+            request["public_key"] = public_key
+        body = self.client.request("POST", "/v1/secrets", bearer=self.token, json=request)
         secret = Secret(self, body)
         self._secrets.append(secret)
         return secret

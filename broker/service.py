@@ -334,6 +334,7 @@ class BrokerService:
         ttl_seconds: int | None = None,
         *,
         rotated_from: str | None = None,
+        public_key: str = "",
     ) -> IssuedSecret:
         task = caller.task
         engine = self.engine(engine_name)
@@ -369,6 +370,7 @@ class BrokerService:
                 scopes=wanted,
                 ttl_seconds=max(1, int(expires_at - now)),
                 expires_at=expires_at,
+                public_key=public_key,
             )
         )
         lease = Lease(
@@ -457,8 +459,11 @@ class BrokerService:
         if lease.task_id != caller.task.task_id:
             raise Forbidden("this lease belongs to another task", code="not_your_lease")
 
-    def rotate(self, caller: TaskCaller, lease_id: str, grace_seconds: float = 0) -> Rotation:
-        """Issue a replacement with the same engine and scopes; revoke the old one now or after the grace."""
+    def rotate(
+        self, caller: TaskCaller, lease_id: str, grace_seconds: float = 0, *, public_key: str = ""
+    ) -> Rotation:
+        """Issue a replacement with the same engine and scopes; revoke the old one now or after the grace.
+        Engines that certify an agent's key take the new key in ``public_key``."""
         if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
             raise BadRequest(f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS}", code="invalid_grace")
         old = self.get_lease(lease_id)
@@ -471,7 +476,9 @@ class BrokerService:
         engine_policy = self.policy.for_agent(old.agent).engines.get(old.engine)
         if engine_policy is not None:  # policy may have lowered the maximum since: cap, do not refuse
             ttl = min(ttl, engine_policy.ttl_bounds(engine.limits)[1])
-        new = self.issue(caller, old.engine, old.scopes, ttl, rotated_from=old.lease_id)
+        new = self.issue(
+            caller, old.engine, old.scopes, ttl, rotated_from=old.lease_id, public_key=public_key
+        )
         if grace_seconds == 0:
             self.revoker.revoke_ids([old.lease_id], "rotated", f"replaced by {new.lease.lease_id}", old.agent)
             return Rotation(new=new, old=self.get_lease(old.lease_id), old_revoked=True)

@@ -64,7 +64,8 @@ def rotate(
     body: Annotated[RotateRequest | None, Body()] = None,
 ) -> Rotated:
     assert caller.task is not None
-    rotation = service.rotate(caller.task, lease_id, (body or RotateRequest()).grace_seconds)
+    wanted = body or RotateRequest()
+    rotation = service.rotate(caller.task, lease_id, wanted.grace_seconds, public_key=wanted.public_key or "")
     issued = issued_body(rotation.new)
     return Rotated(
         **issued.model_dump(),

@@ -56,10 +56,18 @@ class Redeemed(BaseModel):
     scopes: Scopes
 
 
+PUBLIC_KEY = Field(
+    default=None,
+    max_length=16384,
+    description="the agent's own public key or CSR, for engines that certify a key the agent keeps",
+)
+
+
 class SecretRequest(Strict):
     engine: str = Field(min_length=1, max_length=64)
     scopes: list[Scope] = Field(min_length=1, max_length=32)
     ttl_seconds: int | None = TTL
+    public_key: str | None = PUBLIC_KEY
 
 
 class SecretIssued(BaseModel):
@@ -120,6 +128,7 @@ class Revoked(BaseModel):
 
 class RotateRequest(Strict):
     grace_seconds: float = Field(default=0, ge=0, le=3600, description="keep the old secret alive this long")
+    public_key: str | None = PUBLIC_KEY
 
 
 class Rotated(SecretIssued):

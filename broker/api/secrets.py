@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -34,7 +35,12 @@ async def issue_secret(
     caller: Annotated[Caller, Depends(require(Role.AGENT_TASK_TOKEN))],
 ) -> SecretIssued:
     assert caller.task is not None
+    public_key = body.public_key or ""
     if runs_inline(service, body.engine):  # the lean path: local store, engine without network I/O
-        return issued_body(service.issue(caller.task, body.engine, body.scopes, body.ttl_seconds))
-    issued = await run_in_threadpool(service.issue, caller.task, body.engine, body.scopes, body.ttl_seconds)
+        return issued_body(
+            service.issue(caller.task, body.engine, body.scopes, body.ttl_seconds, public_key=public_key)
+        )
+    issued = await run_in_threadpool(
+        partial(service.issue, public_key=public_key), caller.task, body.engine, body.scopes, body.ttl_seconds
+    )
     return issued_body(issued)

@@ -57,7 +57,9 @@ class EngineSettings:
 
 @dataclass(frozen=True, slots=True)
 class IssueRequest:
-    """One credential to issue. ``lease_id`` is unique and may be used to name things (role names)."""
+    """One credential to issue. ``lease_id`` is unique and may be used to name things (role names).
+    ``public_key`` is the agent's own public material (an OpenSSH public key, a PEM CSR) for engines
+    that certify a key the agent made and kept; empty for engines that make the secret themselves."""
 
     lease_id: str
     agent: str
@@ -66,6 +68,7 @@ class IssueRequest:
     scopes: tuple[str, ...]
     ttl_seconds: int
     expires_at: float
+    public_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
