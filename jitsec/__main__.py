@@ -1,6 +1,6 @@
 """`python -m jitsec` runs the same CLI as the `jitsec` console script."""
 
-from jitsec.cli import run
+from jitsec.launcher import run
 
 if __name__ == "__main__":
     run()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import marshal
 import os
+import sys
 import tomllib
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -18,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 import regex
 from jitsec.scanner.cache import default_cache_dir
 from jitsec.scanner.judges import JUDGES
@@ -45,6 +46,8 @@ _RULE_FIELDS = {
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
 _VALIDATION_FORMAT = "4"  # bump when what parse_pack checks changes: old markers then stop counting
+_SEVERITIES = {severity.value: severity for severity in Severity}  # a dict: Severity(text) costs a hook run
+_RULE_FLAGS = int(regex.ASCII | regex.MULTILINE)  # or-ed once: per rule, the flag enums cost a hook run
 
 
 def default_packs_dir() -> Path:
@@ -64,7 +67,11 @@ def load_ruleset(
     gitleaks_config: Path | None = None,
 ) -> RuleSet:
     """Load the default packs (unless told not to, and the gitleaks config does not ask for them with
-    ``[extend] useDefault``), extra packs and an optional gitleaks config."""
+    ``[extend] useDefault``), extra packs and an optional gitleaks config.
+
+    Without a gitleaks config, the whole loaded set is kept in the cache keyed by the text of every
+    pack and of the published examples: a later load of the same texts (every pre-commit hook run)
+    rebuilds it from one file, without parsing, checking or digesting anything again."""
     gitleaks = None
     if gitleaks_config is not None:
         from jitsec.scanner.gitleaks import read_gitleaks_config  # noqa: PLC0415 - optional path
@@ -72,18 +79,80 @@ def load_ruleset(
         gitleaks = read_gitleaks_config(gitleaks_config)
         include_default = include_default or gitleaks.use_default
     paths = [*(default_pack_paths() if include_default else []), *map(Path, extra_packs)]
+    texts = [(path, read_pack_text(path)) for path in paths]
+    snapshot = _snapshot_path(texts) if gitleaks is None else None
+    if snapshot is not None:
+        restored = _read_snapshot(snapshot)
+        if restored is not None:
+            return restored
     rules: list[Rule] = []
     packs: list[str] = []
-    for path in paths:
-        name, pack_rules = load_pack(path)
+    raw_packs: list[tuple[str, dict[str, Any]]] = []
+    for path, text in texts:
+        raw, (name, pack_rules) = _load_pack_text(path, text)
         if name in packs:
             raise RuleError(name, None, "pack.name", f"duplicate pack name ({path})")
         packs.append(name)
         rules.extend(pack_rules)
+        raw_packs.append((str(path), raw))
     if gitleaks_config is not None and gitleaks is not None:
         packs.append(f"gitleaks:{gitleaks_config.name}")
         rules.extend(gitleaks.rules)
-    return make_ruleset(rules, packs, load_published_examples())
+    ruleset = make_ruleset(rules, packs, load_published_examples())
+    if snapshot is not None:
+        _write_snapshot(snapshot, ruleset, raw_packs)
+    return ruleset
+
+
+def _snapshot_path(texts: Sequence[tuple[Path, str]]) -> Path | None:
+    """Where the loaded set of exactly these pack texts (and published examples) is kept."""
+    digest = hashlib.sha256(f"{_VALIDATION_FORMAT}\0{regex.__version__}\0{sys.version}".encode())
+    for path, text in texts:  # the path too: errors and reports name it
+        digest.update(f"\0pack\0{path}\0{text}".encode())
+    with contextlib.suppress(OSError):
+        digest.update(b"\0examples\0" + published_examples_path().read_bytes())
+    try:
+        return default_cache_dir() / "rulesets" / f"{digest.hexdigest()[:32]}.marshal"
+    except RuntimeError:  # no home directory to put a cache in
+        return None
+
+
+def _read_snapshot(path: Path) -> RuleSet | None:
+    """The set a snapshot holds, or None when it is missing or damaged (the packs are read instead).
+    Kept with ``marshal`` (plain dicts, lists and strings; reading runs nothing): the interpreter reads
+    it natively, where importing a JSON library alone cost a hook run more than the whole read."""
+    try:
+        raw = marshal.loads(path.read_bytes())  # noqa: S302 - the user's own cache, plain data
+        # every pack passed parse_pack when the snapshot was written: only rebuilt here
+        rules = [_trusted_rule(entry, pack["pack"]["name"]) for _label, pack in raw["packs"]
+                 for entry in pack["rule"]]
+        return RuleSet(rules=tuple(rules), digest=str(raw["digest"]), packs=tuple(raw["names"]),
+                       published_examples=frozenset(raw["published_examples"]))
+    except (OSError, ValueError, KeyError, TypeError, EOFError, RuleError):
+        return None
+
+
+def _write_snapshot(path: Path, ruleset: RuleSet, raw_packs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    body = {
+        "digest": ruleset.digest,
+        "names": list(ruleset.packs),
+        "packs": [list(pair) for pair in raw_packs],
+        "published_examples": sorted(ruleset.published_examples),
+    }
+    with contextlib.suppress(OSError, TypeError, ValueError):  # a miss only costs the next load
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _prune(path.parent, keep=8)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(marshal.dumps(body))
+        partial.replace(path)
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Keep the ``keep`` newest snapshots: every rule edit makes a new one."""
+    old = sorted(directory.glob("*.marshal"), key=lambda entry: entry.stat().st_mtime, reverse=True)[keep:]
+    for entry in old:
+        with contextlib.suppress(OSError):
+            entry.unlink()
 
 
 def disable_rules(ruleset: RuleSet, rule_ids: Iterable[str]) -> RuleSet:
@@ -128,6 +197,14 @@ def load_published_examples(path: Path | None = None) -> frozenset[str]:
     return frozenset(values)
 
 
+def read_pack_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise RuleError(str(path), None, None, f"cannot read: {reason}") from error
+
+
 def load_pack(path: Path) -> tuple[str, list[Rule]]:
     """Read one pack file; returns the pack name and its rules.
 
@@ -135,17 +212,17 @@ def load_pack(path: Path) -> tuple[str, list[Rule]]:
     error names pack, rule and field); the parsed form is then kept as JSON in the cache, and later
     loads read that (TOML parsing was most of a scan's start-up) and compile regexes on first use
     (``LazyPattern``)."""
+    return _load_pack_text(path, read_pack_text(path))[1]
+
+
+def _load_pack_text(path: Path, text: str) -> tuple[dict[str, Any], tuple[str, list[Rule]]]:
+    """The parsed TOML of one pack text and its rules (see ``load_pack``)."""
     label = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise RuleError(label, None, None, f"cannot read: {reason}") from error
     cached = _parsed_cache(text)
     raw = _read_cached(cached) if cached is not None else None
     if raw is not None:
         with contextlib.suppress(RuleError):  # a damaged cache entry: read the pack itself instead
-            return parse_pack(raw, label, compile_now=False)
+            return raw, parse_pack(raw, label, compile_now=False)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -157,7 +234,7 @@ def load_pack(path: Path) -> tuple[str, list[Rule]]:
             partial = cached.with_suffix(f".{os.getpid()}.tmp")
             partial.write_text(json.dumps(raw), encoding="utf-8")
             partial.replace(cached)
-    return parsed
+    return raw, parsed
 
 
 def _parsed_cache(text: str) -> Path | None:
@@ -170,6 +247,8 @@ def _parsed_cache(text: str) -> Path | None:
 
 
 def _read_cached(path: Path) -> dict[str, Any] | None:
+    import orjson  # noqa: PLC0415 - only when a pack text is new to the snapshot cache
+
     try:
         raw = orjson.loads(path.read_bytes())
     except (OSError, ValueError):
@@ -283,9 +362,9 @@ def _trusted_rule(entry: dict[str, Any], pack: str) -> Rule:
             id=entry["id"],
             pack=pack,
             description=entry["description"],
-            pattern=LazyPattern(entry["regex"], regex.ASCII | regex.MULTILINE),
-            keywords=tuple(k.lower() for k in entry["keywords"]),
-            severity=Severity(entry["severity"]),
+            pattern=LazyPattern(entry["regex"], _RULE_FLAGS),
+            keywords=tuple(map(str.lower, entry["keywords"])),
+            severity=_SEVERITIES[entry["severity"]],
             tags=tuple(entry.get("tags", ())),
             entropy=float(entropy) if entropy is not None else None,
             validator=entry.get("validator"),
@@ -338,7 +417,7 @@ def _pattern(
     Hyperscan database built from them, so both engines agree on any text."""
     if not isinstance(source, str) or not source:
         raise fail(name, "must be a non-empty regex string")
-    pattern = LazyPattern(source, (regex.ASCII | regex.MULTILINE) if ascii_classes else 0)
+    pattern = LazyPattern(source, _RULE_FLAGS if ascii_classes else 0)
     if compile_now:
         try:
             pattern.compiled  # noqa: B018 - compiled now so that an error names pack, rule and field

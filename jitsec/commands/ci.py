@@ -24,13 +24,8 @@ from typing import cast
 
 import click
 
-from jitsec.commands.hook import (
-    baseline_option,
-    not_scanned,
-    present_baselines,
-    repository_root,
-    rules_option,
-)
+from jitsec.commands.hook import baseline_option, rules_option
+from jitsec.commands.hook_scan import not_scanned, present_baselines, repository_root
 from jitsec.connectors.sources.ci_range import ci_base
 from jitsec.connectors.sources.git import GitError, git_executable
 from jitsec.connectors.sources.git_diff import DiffSource

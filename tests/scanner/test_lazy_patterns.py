@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 from pathlib import Path
 
 import pytest
@@ -54,14 +55,58 @@ def test_an_edited_pack_is_compiled_whole_again(sample_pack: Path, cache_home: P
         load_ruleset([broken], include_default=False)
 
 
+DAMAGES = ("{not json", '{"pack": {"name": "Not Kebab"}, "rule": []}',
+           '{"pack": {"name": "sample"}, "rule": [{"id": "half-a-rule"}]}', "[]")
+
+
 def test_a_damaged_cache_entry_is_read_past(sample_pack: Path, cache_home: Path) -> None:
     first = load_ruleset([sample_pack], include_default=False)
     (entry,) = (cache_home / "parsed-packs").iterdir()
-    for damage in ("{not json", '{"pack": {"name": "Not Kebab"}, "rule": []}',
-                   '{"pack": {"name": "sample"}, "rule": [{"id": "half-a-rule"}]}', "[]"):
+    for damage in DAMAGES:
         entry.write_text(damage)
+        for snapshot in (cache_home / "rulesets").iterdir():
+            snapshot.unlink()
         again = load_ruleset([sample_pack], include_default=False)
         assert again.digest == first.digest and all(compiled(again))  # read from the TOML, validated
+
+
+def test_a_second_load_of_the_same_texts_comes_from_one_snapshot(sample_pack: Path, cache_home: Path) -> None:
+    first = load_ruleset([sample_pack], include_default=False)
+    for entry in (cache_home / "parsed-packs").iterdir():
+        entry.unlink()  # no per-pack entry: a load that does not parse came from the snapshot
+    second = load_ruleset([sample_pack], include_default=False)
+    assert not any(compiled(second))
+    assert (second.digest, second.packs, second.published_examples) == (
+        first.digest, first.packs, first.published_examples)
+    assert [rule.id for rule in second.rules] == [rule.id for rule in first.rules]
+    assert findings(second, cache_home) == findings(first, cache_home)
+
+
+def test_a_damaged_snapshot_is_read_past(sample_pack: Path, cache_home: Path) -> None:
+    first = load_ruleset([sample_pack], include_default=False)
+    (snapshot,) = (cache_home / "rulesets").iterdir()
+    shapes = ({"digest": "x", "names": [], "packs": [["p", {"pack": {}}]]}, [],
+              {"digest": "x", "names": [], "packs": [["p", {"pack": {"name": "p"}, "rule": ["no"]}]],
+               "published_examples": []})
+    for damage in (*(text.encode() for text in DAMAGES), *map(marshal.dumps, shapes), b""):
+        snapshot.write_bytes(damage)
+        again = load_ruleset([sample_pack], include_default=False)
+        assert again.digest == first.digest and [r.id for r in again.rules] == [r.id for r in first.rules]
+
+
+def test_an_edited_pack_or_a_moved_one_gets_its_own_snapshot(
+    sample_pack: Path, cache_home: Path, tmp_path: Path
+) -> None:
+    load_ruleset([sample_pack], include_default=False)
+    edited = tmp_path / "edited.toml"
+    edited.write_text(sample_pack.read_text().replace("severity = \"high\"", "severity = \"low\"", 1))
+    assert load_ruleset([edited], include_default=False).digest != load_ruleset([sample_pack],
+                                                                                include_default=False).digest
+    assert len(list((cache_home / "rulesets").iterdir())) == 2
+    moved = tmp_path / "moved.toml"
+    moved.write_text(sample_pack.read_text())
+    load_ruleset([moved], include_default=False)  # same text elsewhere: its own (errors name the path)
+    assert len(list((cache_home / "rulesets").iterdir())) == 3
 
 
 def test_a_cache_that_cannot_be_written_only_costs_the_next_load(
