@@ -25,7 +25,7 @@ def chain(n: int) -> list[AuditRecord]:
     records, prev = [], GENESIS
     for i in range(n):
         event = AuditEvent(kind=AuditKind.ISSUE, at=1_700_000_000 + i, agent="a", lease_id=f"lse_{i}")
-        digest = chain_hash(KEY, prev, event)
+        digest = chain_hash(KEY, prev, event, i + 1)
         records.append(AuditRecord(seq=i + 1, event=event, prev_hash=prev, hash=digest))
         prev = digest
     return records
@@ -61,7 +61,7 @@ def test_each_tampering_is_named_at_the_right_record(n: int, data) -> None:
             records[i].seq,
             fake_event,
             records[i - 1].hash,
-            chain_hash(b"wrong key" * 4, records[i - 1].hash, fake_event),
+            chain_hash(b"wrong key" * 4, records[i - 1].hash, fake_event, records[i].seq),
         )
         tampered.insert(i, fake)
         expected = fake.seq
