@@ -16,6 +16,7 @@ from jitsec.broker.custody.engine_secrets import resolve_secret_options, seal_co
 from jitsec.broker.custody.opening import open_custody
 from jitsec.broker.custody.pkcs11_token import create_token_keys, open_session
 from jitsec.broker.custody.settings import PIN_ENV, KeySettings, TokenSettings
+from jitsec.broker.errors import ConfigError
 
 
 def fresh_labels(softhsm, token: str | None = None) -> TokenSettings:
@@ -135,3 +136,30 @@ def test_a_broker_with_its_keys_in_the_token_issues_revokes_and_verifies(env, se
     assert checkpoints and not unreadable
     assert verify_anchor(custody.anchor, records, checkpoints) == []
     assert verify_anchor(custody.anchor, records[:1], checkpoints)  # a cut tail is named
+
+
+@pytest.mark.parametrize("keys, broker_extra, message", [
+    ({"custody": "vault"}, {}, 'keys.custody must be "file" or "pkcs11"'),
+    ({"custody": "pkcs11", "token": "t"}, {}, "keys.module is required"),
+    ({"custody": "pkcs11", "module": "/m.so", "token": ""}, {}, "must name the PKCS#11 library and token"),
+    ({"custody": "pkcs11", "module": "/m.so", "token": "t", "pin": "1234"}, {}, "unknown key(s) pin"),
+    ({"custody": "pkcs11", "module": "/m.so", "token": "t"}, {"audit_key": "ab" * 32}, "must not be set"),
+])
+def test_keys_section_errors_name_the_field(env, keys, broker_extra, message) -> None:
+    raw = env.raw_config(broker=broker_extra)
+    if keys.get("custody") == "pkcs11" and not broker_extra:
+        del raw["broker"]["audit_key"]
+    raw["keys"] = keys
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, source="b.toml")
+    assert message in str(error.value) and "1234" not in str(error.value)
+
+
+def test_a_token_config_needs_no_audit_key_and_names_its_labels(env, softhsm) -> None:
+    raw = env.raw_config()
+    del raw["broker"]["audit_key"]
+    raw["keys"] = {"custody": "pkcs11", "module": softhsm.module, "token": "t", "kek_label": "my-kek"}
+    config = parse_config(raw, source="b.toml")
+    assert config.keys.custody == "hsm" and config.audit_key == b""
+    assert config.keys.token is not None and config.keys.token.kek_label == "my-kek"
+    assert config.keys.token.audit_key_label == "jitsec-audit"
