@@ -123,7 +123,7 @@ def _token_settings(module: str | None, token: str | None) -> TokenSettings | No
         raise CommandError(f"--pkcs11-module {module}: no such file")
     if not os.environ.get(PIN_ENV):
         raise CommandError(f"the token's PIN is read from ${PIN_ENV} only (never from argv); export it")
-    return TokenSettings(module=str(Path(module).resolve()), token=token)
+    return TokenSettings(module=str(Path(module).absolute()), token=token)
 
 
 @broker_group.command("serve")
