@@ -66,6 +66,7 @@ class Custody:
     anchor: MacKey
     sealer: Sealer | None = None
     closer: Callable[[], None] = field(default=lambda: None, repr=False)
+    session: object | None = field(default=None, repr=False)  # the token session (hsm), for signers
 
     def close(self) -> None:
         self.closer()

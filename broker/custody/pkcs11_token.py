@@ -180,7 +180,7 @@ def token_custody(settings: TokenSettings, pin: str) -> Custody:
     except CustodyError:
         session.close()
         raise
-    return Custody(kind=HSM, audit=audit, anchor=anchor, sealer=sealer, closer=session.close)
+    return Custody(kind=HSM, audit=audit, anchor=anchor, sealer=sealer, closer=session.close, session=session)
 
 
 def create_token_keys(settings: TokenSettings, pin: str) -> Custody:
@@ -211,4 +211,4 @@ def create_token_keys(settings: TokenSettings, pin: str) -> Custody:
         session.close()
         raise
     return Custody(kind=HSM, audit=TokenHmac(session, audit), anchor=TokenHmac(session, anchor),
-                   sealer=TokenSealer(session, kek), closer=session.close)
+                   sealer=TokenSealer(session, kek), closer=session.close, session=session)

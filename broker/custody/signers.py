@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jitsec.broker.custody.base import CustodyError
+from jitsec.broker.custody.base import Custody, CustodyError
 from jitsec.broker.custody.pkcs11_token import TokenSession
+from jitsec.broker.signing import Signer
 
 ES256 = "ES256"
+TOKEN_PREFIX = "pkcs11:"
 COORDINATE_BYTES = 32
 P256_CURVE = "secp256r1"
 
@@ -162,3 +164,14 @@ def _uncompressed_point(ec_point: bytes, where: str) -> tuple[bytes, bytes]:
     if len(point) != size or point[0] != 0x04:
         raise CustodyError(f"{where} is not an uncompressed P-256 point")
     return point[1:1 + COORDINATE_BYTES], point[1 + COORDINATE_BYTES:]
+
+
+def open_signer(custody: Custody, reference: str, base_dir: Path | None = None) -> Signer:
+    """The signer an engine option names: ``pkcs11:LABEL`` (a key pair in the custody's token) or a PEM
+    file path (relative to ``base_dir``, the config's folder)."""
+    if reference.startswith(TOKEN_PREFIX):
+        if not isinstance(custody.session, TokenSession):
+            raise CustodyError(f"signing key {reference!r} is in a token, but [keys] names none")
+        return TokenSigner.load(custody.session, reference.removeprefix(TOKEN_PREFIX))
+    path = Path(reference)
+    return FileSigner.load(path if base_dir is None or path.is_absolute() else base_dir / path)

@@ -15,10 +15,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from jitsec.broker.custody.base import CustodyError
-from jitsec.broker.custody.pkcs11_token import open_session
-from jitsec.broker.custody.settings import TokenSettings
-from jitsec.broker.custody.signers import FileSigner, TokenSigner
+from jitsec.broker.custody.base import CustodyError, file_custody
+from jitsec.broker.custody.opening import open_custody
+from jitsec.broker.custody.pkcs11_token import create_token_keys, open_session
+from jitsec.broker.custody.settings import PIN_ENV, KeySettings, TokenSettings
+from jitsec.broker.custody.signers import FileSigner, TokenSigner, open_signer
 from jitsec.broker.signing import Signer
 
 
@@ -97,3 +98,23 @@ def test_a_token_key_is_found_again_by_label_and_cannot_be_read_out(softhsm) -> 
             TokenSigner.load(session, "absent")
     finally:
         session.close()
+
+
+def test_an_engine_option_names_a_signer_in_either_custody(tmp_path, softhsm, monkeypatch) -> None:
+    monkeypatch.setenv(PIN_ENV, softhsm.pin)
+    tag = uuid.uuid4().hex[:8]
+    settings = TokenSettings(module=softhsm.module, token=softhsm.token, audit_key_label=f"a-{tag}",
+                             anchor_key_label=f"b-{tag}", kek_label=f"k-{tag}")
+    create_token_keys(settings, softhsm.pin).close()
+    custody = open_custody(KeySettings(custody="hsm", token=settings), b"")
+    try:
+        made = TokenSigner.create(custody.session, f"jwt-{tag}")  # type: ignore[arg-type]
+        assert open_signer(custody, f"pkcs11:jwt-{tag}").key_id == made.key_id
+        with pytest.raises(CustodyError, match="no EC key pair"):
+            open_signer(custody, "pkcs11:absent")
+    finally:
+        custody.close()
+    on_disk = FileSigner.create(tmp_path / "jwt.pem")
+    assert open_signer(file_custody(b"k" * 32), "jwt.pem", base_dir=tmp_path).key_id == on_disk.key_id
+    with pytest.raises(CustodyError, match="names none"):
+        open_signer(file_custody(b"k" * 32), "pkcs11:jwt")
