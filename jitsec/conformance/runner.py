@@ -20,7 +20,7 @@ from types import ModuleType
 import httpx
 
 from jitsec.broker.client import BrokerAPIError
-from jitsec.broker.errors import PolicyDenied
+from jitsec.broker.errors import ConfigError, PolicyDenied
 from jitsec.conformance import completion, compromise, leak, scope, storage, ttl, uniqueness
 from jitsec.conformance.context import Context, Recorder, SecretLedger
 from jitsec.conformance.maturity import assess, key_custody, score
@@ -51,7 +51,12 @@ class Suite:
         assert work_dir is not None
         work_dir.mkdir(parents=True, exist_ok=True)
         started_at = time.time()
-        ctx = Context(settings, work_dir, self.ledger)
+        try:
+            ctx = Context(settings, work_dir, self.ledger)
+        except ConfigError as error:  # --config unreadable, or its key token refuses (PIN, token)
+            if own_dir:
+                shutil.rmtree(work_dir, ignore_errors=True)
+            raise SuiteError(f"--config: {error}") from None
         try:
             health = self._preflight(ctx)
             results = [self._run_one(ctx, TESTS[test_id]) for test_id in settings.selected]

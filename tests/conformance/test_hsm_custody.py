@@ -20,6 +20,7 @@ from jitsec.broker.runtime import build_broker
 
 from jitsec.conformance.maturity import HSM_ITEM
 from jitsec.conformance.resources import PostgresTarget
+from jitsec.conformance.runner import SuiteError
 from tests.conformance.conftest import Deployment, _database, _drop_roles, write_config
 
 pytestmark = pytest.mark.postgres
@@ -77,3 +78,9 @@ def test_without_the_config_a_token_is_claimed_but_not_verified(token_deployment
     report, _ = token_deployment.run(tmp_path, only=("8.4",), config_path=None)
     assert HSM_ITEM in report.maturity.unverified
     assert any("reports its master keys in a token" in note for note in report.suite_notes)
+
+
+def test_the_tokens_pin_missing_is_a_clear_suite_error(token_deployment, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(PIN_ENV, raising=False)
+    with pytest.raises(SuiteError, match=f"--config: .*{PIN_ENV}"):
+        token_deployment.run(tmp_path, only=("8.4",))
