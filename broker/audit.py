@@ -32,7 +32,7 @@ def canonical(event: AuditEvent) -> bytes:
 def event_to_dict(event: AuditEvent) -> dict[str, object]:
     return {
         "kind": event.kind.value,
-        "at": round(event.at, 6),
+        "at": round(float(event.at), 6),  # an int time must hash as the float the store reads back
         "principal": event.principal,
         "agent": event.agent,
         "task_id": event.task_id,

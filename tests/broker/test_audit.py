@@ -256,3 +256,28 @@ def test_cli_verify_names_a_renumbered_record(configured) -> None:
     db.close()
     result = run("audit", "verify", "--config", str(path))
     assert result.exit_code == 1 and f"record seq {last + 10} was edited" in result.output
+
+
+def test_a_store_written_by_an_older_broker_goes_on_verifying(tmp_path) -> None:
+    from jitsec.broker.store.registry import open_store  # noqa: PLC0415
+
+    db_path = tmp_path / "old.db"
+    store = open_store(f"sqlite://{db_path}", KEY)
+    store.migrate()
+    store.append_audit([AuditEvent(kind=AuditKind.ISSUE, at=1_600_000_000 + i, agent="old")
+                        for i in range(3)])
+    old = store.audit_records()
+    db = sqlite3.connect(db_path)  # as an older broker wrote them: version-1 hashes, no seq under the MAC
+    prev = GENESIS
+    for record in old:
+        digest = legacy_chain_hash(KEY, prev, record.event)
+        db.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, record.seq))
+        prev = digest
+    db.commit()
+    db.close()
+    store.append_audit([AuditEvent(kind=AuditKind.REVOKE, at=1_700_000_000, agent="new")])
+    records = store.audit_records()
+    store.close()
+    assert [r.seq for r in records] == [1, 2, 3, 4] and records[3].prev_hash == prev
+    assert records[3].hash == chain_hash(KEY, prev, records[3].event, 4)
+    assert verify(KEY, records).ok

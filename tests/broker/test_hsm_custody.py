@@ -4,10 +4,13 @@ a clear ``CustodyError`` naming the token, never showing the PIN."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jitsec.broker.audit import iter_records, verify
 from jitsec.broker.audit_anchor import AnchorWriter, read_checkpoints, verify_anchor
 from jitsec.broker.config import parse_config
@@ -163,3 +166,16 @@ def test_a_token_config_needs_no_audit_key_and_names_its_labels(env, softhsm) ->
     assert config.keys.custody == "hsm" and config.audit_key == b""
     assert config.keys.token is not None and config.keys.token.kek_label == "my-kek"
     assert config.keys.token.audit_key_label == "jitsec-audit"
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(blob=st.one_of(st.text(max_size=80), st.binary(max_size=60).map(
+    lambda raw: "pkcs11-aes-gcm:" + base64.b64encode(raw).decode())))
+def test_any_sealed_value_that_is_not_a_seal_is_refused_cleanly(token_keys, blob: str) -> None:
+    custody = open_custody(KeySettings(custody=HSM, token=token_keys), b"")
+    try:
+        assert custody.sealer is not None
+        with pytest.raises(CustodyError):  # never a crash, never a value
+            custody.sealer.unseal(blob, seal_context("postgres", "admin_password"))
+    finally:
+        custody.close()
