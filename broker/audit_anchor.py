@@ -5,7 +5,8 @@ or deleted whole: what is left still links. So the broker (its reaper leader) ap
 ``anchor_seconds`` while the chain grows, a checkpoint ``{seq, hash, at, mac}`` of the head to an
 anchor file that should live outside the store's reach (another disk, a write-once mount, a log
 shipper's input). ``verify_anchor`` then names every checkpointed record the chain no longer holds.
-The checkpoints are MACed with a key derived from the audit key, so they cannot be forged without it.
+The checkpoints are MACed with the custody's anchor key (derived from the audit key in a file
+custody, a key of its own in a token), so they cannot be forged without it.
 
 Lease states are cross-checked too (``verify_leases``): a lease the chain says was revoked or expired
 must not be active in the store (a revoked credential set back to active in SQL would introspect
@@ -14,7 +15,6 @@ active while the chain verified clean).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -25,18 +25,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jitsec.broker.custody.base import MacKey
 from jitsec.broker.model import AuditKind, AuditRecord, LeaseState
 from jitsec.broker.store.base import Store
 
 log = logging.getLogger("jitsec.broker.audit")
-ANCHOR_DOMAIN = b"jitsec audit anchor v1"
 # audit kinds after which a lease is dead for good
 TERMINAL_KINDS = frozenset({AuditKind.REVOKE, AuditKind.EXPIRE})
-
-
-def anchor_key(audit_key: bytes) -> bytes:
-    """The checkpoints' MAC key, derived from the audit key (one secret to keep, two uses kept apart)."""
-    return hmac.new(audit_key, ANCHOR_DOMAIN, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +42,10 @@ class Checkpoint:
     mac: str
 
     @staticmethod
-    def sign(key: bytes, seq: int, head_hash: str, at: float) -> Checkpoint:
+    def sign(key: MacKey, seq: int, head_hash: str, at: float) -> Checkpoint:
         return Checkpoint(seq, head_hash, round(at, 6), _mac(key, seq, head_hash, round(at, 6)))
 
-    def valid(self, key: bytes) -> bool:
+    def valid(self, key: MacKey) -> bool:
         return hmac.compare_digest(self.mac, _mac(key, self.seq, self.hash, self.at))
 
     def to_line(self) -> str:
@@ -58,17 +53,17 @@ class Checkpoint:
                           separators=(",", ":")) + "\n"
 
 
-def _mac(key: bytes, seq: int, head_hash: str, at: float) -> str:
-    return hmac.new(key, f"{seq}:{head_hash}:{at:.6f}".encode("ascii"), hashlib.sha256).hexdigest()
+def _mac(key: MacKey, seq: int, head_hash: str, at: float) -> str:
+    return key.mac(f"{seq}:{head_hash}:{at:.6f}".encode("ascii")).hex()
 
 
 class AnchorWriter:
     """Appends a checkpoint to ``path`` when the head moved and ``every_seconds`` have passed. Called
     from the reaper leader's passes (one writer among the broker's processes)."""
 
-    def __init__(self, store: Store, audit_key: bytes, path: Path, every_seconds: float,
+    def __init__(self, store: Store, anchor_key: MacKey, path: Path, every_seconds: float,
                  clock: Callable[[], float] = time.time) -> None:
-        self._store, self._key, self.path = store, anchor_key(audit_key), path
+        self._store, self._key, self.path = store, anchor_key, path
         self._every, self._clock = every_seconds, clock
         self._last_at = float("-inf")
         self._last_head: tuple[int, str] | None = None
@@ -121,11 +116,10 @@ def read_checkpoints(path: Path) -> tuple[list[Checkpoint], list[str]]:
 
 
 def verify_anchor(
-    audit_key: bytes, records: Iterable[AuditRecord], checkpoints: Iterable[Checkpoint]
+    key: MacKey, records: Iterable[AuditRecord], checkpoints: Iterable[Checkpoint]
 ) -> list[str]:
     """Every checkpoint whose record the chain no longer holds (a cut tail, a deleted chain), and every
-    checkpoint whose MAC does not hold (forged or edited)."""
-    key = anchor_key(audit_key)
+    checkpoint whose MAC does not hold (forged or edited); ``key`` is the custody's anchor key."""
     held = {record.seq: record.hash for record in records}
     last = max(held, default=0)
     problems: list[str] = []

@@ -10,7 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jitsec.broker.engines.postgres_bootstrap import engine_section, policy_section
+from jitsec.broker.custody.base import Custody, Sealer
+from jitsec.broker.custody.engine_secrets import seal_context, write_private_secret
+from jitsec.broker.custody.settings import TokenSettings
+from jitsec.broker.engines.postgres_bootstrap import engine_section, policy_section, without_password
 from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
 from jitsec.broker.model import PRINCIPAL_ROLES
 
@@ -20,7 +23,7 @@ TEMPLATE = """\
 
 [broker]
 store = {store}                      # sqlite:///abs/path.db (embedded) or postgresql://...
-audit_key = "{audit_key}"  # HMAC key of the audit chain: keep this file private (0600)
+{audit_key}
 grant_ttl_seconds = 300              # how long a task grant may wait to be redeemed
 on_grant_replay = "end-task"         # a redeemed grant presented again: "end-task" (revoke all) or "refuse"
 max_request_bytes = 65536            # larger request bodies get 413
@@ -42,7 +45,7 @@ retry_max_attempts = 0               # 0: never give up while it may still work;
 retry_alert_after_attempts = 3      # alert "still revoking" after this many failed attempts...
 retry_alert_every_attempts = 10     # ...and again every this many
 
-[engines.token]                      # opaque jit_ tokens, checked with POST /v1/introspect
+{keys}[engines.token]                      # opaque jit_ tokens, checked with POST /v1/introspect
 default_ttl_seconds = 300
 max_ttl_seconds = 3600
 
@@ -78,21 +81,38 @@ class Initialised:
 
 
 def init_config(path: str | Path, *, store: str | None = None, force: bool = False,
-                postgres: str | None = None) -> Initialised:
+                postgres: str | None = None, token: TokenSettings | None = None,
+                pin: str = "") -> Initialised:
     """Write a new config at ``path`` (mode 0600); refuses to overwrite unless ``force``. With
-    ``postgres`` (an admin DSN) the PostgreSQL engine is configured too (ValueError if malformed)."""
+    ``postgres`` (an admin DSN) the PostgreSQL engine is configured too (ValueError if malformed); its
+    password is sealed by the token's key-encryption key, or else written to a 0600 file beside the
+    config, never into the config. With ``token`` the master keys are created in that PKCS#11 token
+    (``CustodyError`` if it refuses) and the config names them only."""
     path = Path(path)
-    postgres_engine = engine_section(postgres) + "\n" if postgres else ""
-    postgres_policy = policy_section(postgres) + "\n" if postgres else ""
+    if postgres:
+        without_password(postgres)  # a malformed DSN is refused before anything is created
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to replace it (its keys stop working)")
+    custody: Custody | None = None
+    if token is not None:
+        from jitsec.broker.custody.pkcs11_token import create_token_keys  # noqa: PLC0415 - optional extra
+
+        custody = create_token_keys(token, pin)
+    try:
+        sealer = custody.sealer if custody is not None else None
+        postgres_engine = _postgres_engine(path, postgres, sealer) if postgres else ""
+    finally:
+        if custody is not None:
+            custody.close()
+    postgres_policy = policy_section(postgres) + "\n" if postgres else ""
     store_url = store or f"sqlite://{(path.parent / 'broker.db').resolve()}"
     keys = {role.value: new_principal_key() for role in PRINCIPAL_ROLES}
     principals = "\n".join(
         f'[[principals]]\nname = "{role}"\nrole = "{role}"\nkey_sha256 = "{key_hash(key)}"\n'
         for role, key in keys.items()
     )
-    text = TEMPLATE.format(store=json.dumps(store_url), audit_key=new_audit_key(), principals=principals,
+    text = TEMPLATE.format(store=json.dumps(store_url), audit_key=_audit_key_line(token),
+                           keys=_keys_section(token), principals=principals,
                            postgres_engine=postgres_engine, postgres_policy=postgres_policy)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -100,3 +120,39 @@ def init_config(path: str | Path, *, store: str | None = None, force: bool = Fal
         handle.write(text)
     os.chmod(path, 0o600)
     return Initialised(path=path, store=store_url, keys=keys)
+
+
+def _audit_key_line(token: TokenSettings | None) -> str:
+    if token is None:
+        return f'audit_key = "{new_audit_key()}"  # HMAC key of the audit chain: keep this file 0600'
+    return "# audit_key: none here; the audit and anchor keys are in the PKCS#11 token named in [keys]"
+
+
+def _keys_section(token: TokenSettings | None) -> str:
+    if token is None:
+        return ""
+    return f"""[keys]                               # master keys in a PKCS#11 token; PIN: $JITSEC_PKCS11_PIN
+custody = "pkcs11"
+module = {json.dumps(token.module)}
+token = {json.dumps(token.token)}
+audit_key_label = {json.dumps(token.audit_key_label)}
+anchor_key_label = {json.dumps(token.anchor_key_label)}
+kek_label = {json.dumps(token.kek_label)}
+
+"""
+
+
+def _postgres_engine(path: Path, dsn: str, sealer: Sealer | None) -> str:
+    """The engine section; the DSN's password sealed (token) or in ``<config>.postgres-password``."""
+    bare, password = without_password(dsn)
+    if password is None:
+        line = "# no password in the DSN: ~/.pgpass, or admin_password_file / admin_password_env\n"
+    elif sealer is not None:
+        blob = sealer.seal(password, seal_context("postgres", "admin_password"))
+        line = f"admin_password_sealed = {json.dumps(blob)}  # opened by the token's key-encryption key\n"
+    else:
+        secret_path = path.parent / f"{path.stem}.postgres-password"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private_secret(secret_path, password)
+        line = f"admin_password_file = {json.dumps(secret_path.name)}  # mode 0600, beside this file\n"
+    return engine_section(bare, line) + "\n"

@@ -2,8 +2,8 @@
 
 Every field is documented in docs/broker.md. Unknown keys are refused (a typo must not silently
 disable a limit); every error names the file and the field. Principals' keys are stored as SHA-256
-hashes only; the audit key (HMAC of the hash chain) is the one secret the file holds, so it is
-written with mode 0600.
+hashes only; the audit key (HMAC of the hash chain) is the one secret the file holds in a file custody,
+so it is written with mode 0600; with ``[keys] custody = "pkcs11"`` the file holds no key at all.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import regex
+from jitsec.broker.custody.base import HSM
+from jitsec.broker.custody.settings import CUSTODY_NAMES, KeySettings, TokenSettings
 from jitsec.broker.engines.base import EngineLimits, EngineSettings
 from jitsec.broker.errors import ConfigError
 from jitsec.broker.leaks import LeakScope, LeakSettings
@@ -83,6 +85,7 @@ class BrokerConfig:
     source: str = "<memory>"
     leaks: LeakSettings = field(default_factory=LeakSettings)  # [leaks]: see docs/response.md
     audit: AuditSettings = field(default_factory=AuditSettings)  # [audit]: anchoring
+    keys: KeySettings = field(default_factory=KeySettings)  # [keys]: file or PKCS#11 custody
     on_grant_replay: ReplayAction = ReplayAction.END_TASK
 
 
@@ -146,9 +149,8 @@ def parse_config(
     top = _Reader(source, "(top)", raw)
     broker = _Reader(source, "broker", top.get("broker", dict))
     store_url = _resolve_store(broker.get("store", str), base_dir)
-    audit_key = broker.get("audit_key", str)
-    if not regex.fullmatch(r"[0-9a-f]{64}", audit_key):
-        raise broker.error("audit_key", "must be 64 hex characters (32 random bytes)")
+    keys = _keys(source, top.get("keys", dict, {}))
+    audit_key = _audit_key(broker, keys)
     limits = Limits(
         grant_ttl_seconds=broker.positive("grant_ttl_seconds", 300),
         max_request_bytes=broker.positive("max_request_bytes", 65536),
@@ -157,7 +159,7 @@ def parse_config(
     broker.done()
     config = BrokerConfig(
         store_url=store_url,
-        audit_key=bytes.fromhex(audit_key),
+        audit_key=audit_key,
         principals=_principals(source, top.get("principals", list, [])),
         engines=_engines(source, top.get("engines", dict, {"token": {}})),
         policy=_policy(source, top.get("policy", list, [])),
@@ -167,6 +169,7 @@ def parse_config(
         server=_server(source, top.get("server", dict, {}), base_dir),
         source=source,
         leaks=_leaks(source, top.get("leaks", dict, {})),
+        keys=keys,
         on_grant_replay=on_grant_replay,
     )
     top.done()
@@ -178,6 +181,41 @@ def parse_config(
                     "which has no [engines.<name>] section"
                 )
     return config
+
+
+def _audit_key(broker: _Reader, keys: KeySettings) -> bytes:
+    """``[broker] audit_key`` in a file custody; absent when a token holds the keys (b"" then)."""
+    if keys.custody == HSM:
+        if "audit_key" in broker.table:
+            raise broker.error("audit_key", 'must not be set with [keys] custody = "pkcs11" (in the token)')
+        return b""
+    audit_key = broker.get("audit_key", str)
+    if not regex.fullmatch(r"[0-9a-f]{64}", audit_key):
+        raise broker.error("audit_key", "must be 64 hex characters (32 random bytes)")
+    return bytes.fromhex(audit_key)
+
+
+def _keys(source: str, table: dict[str, Any]) -> KeySettings:
+    """``[keys] custody = "file" | "pkcs11"``, with ``module``, ``token`` and key labels for a token."""
+    reader = _Reader(source, "keys", table)
+    name = reader.get("custody", str, "file")
+    if name not in CUSTODY_NAMES:
+        raise reader.error("custody", "must be \"file\" or \"pkcs11\"")
+    if CUSTODY_NAMES[name] != HSM:
+        reader.done()
+        return KeySettings()
+    defaults = TokenSettings(module="", token="")
+    token = TokenSettings(
+        module=reader.get("module", str),
+        token=reader.get("token", str),
+        audit_key_label=reader.get("audit_key_label", str, defaults.audit_key_label),
+        anchor_key_label=reader.get("anchor_key_label", str, defaults.anchor_key_label),
+        kek_label=reader.get("kek_label", str, defaults.kek_label),
+    )
+    reader.done()
+    if not token.module or not token.token:
+        raise ConfigError(f"{source}: keys.module and keys.token must name the PKCS#11 library and token")
+    return KeySettings(custody=HSM, token=token)
 
 
 def _replay_action(broker: _Reader) -> ReplayAction:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -213,3 +215,46 @@ def git_repo(tmp_path: Path) -> Callable[..., str]:
 
     git("init", "-q", "-b", "main")
     return git
+
+
+# PKCS#11 (SoftHSM2) -------------------------------------------------------------------------------
+SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                   "/usr/local/lib/softhsm/libsofthsm2.so")
+
+
+@dataclass
+class SoftHsm:
+    """A SoftHSM2 token directory of this test session. The PKCS#11 library is loaded once per process
+    and does not see tokens made after that, so in-process tests share ``token`` (with labels of their
+    own) and tests that start processes make tokens of their own with ``new_token``."""
+
+    module: str
+    conf: Path
+    token: str
+    pin: str
+
+    def new_token(self, label: str, pin: str | None = None) -> str:
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin or self.pin,
+                        "--so-pin", "so-" + (pin or self.pin)], check=True, capture_output=True,
+                       env={**os.environ, "SOFTHSM2_CONF": str(self.conf)})
+        return label
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
+    """A SoftHSM2 token (real PKCS#11); fails under CI when softhsm2 is not installed."""
+    module = next((path for path in SOFTHSM_MODULES if Path(path).is_file()), None)
+    if module is None or shutil.which("softhsm2-util") is None:
+        message = "softhsm2 is not installed (apt-get install softhsm2; scripts/test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    directory = tmp_path_factory.mktemp("softhsm")
+    (directory / "tokens").mkdir()
+    conf = directory / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # before the library is first loaded in this process
+    hsm = SoftHsm(module=module, conf=conf, token="jitsec-test", pin="4711-test-pin")
+    hsm.new_token(hsm.token)
+    return hsm

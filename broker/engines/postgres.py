@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ from jitsec.broker.engines.postgres_roles import (
 from jitsec.broker.engines.postgres_scope import PostgresScope, ScopeError, parse_scope
 from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS
 from jitsec.broker.errors import ConfigError, EngineError, TransientEngineError
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from jitsec.kernel.credential_format import CredentialKind, mint
 from jitsec.kernel.redaction import scrub
@@ -57,6 +57,7 @@ class PostgresEngineConfig:
     """The options of ``[engines.postgres]`` beyond the TTL limits."""
 
     admin_dsn: str
+    admin_password: str = field(default="", repr=False)  # from admin_password_sealed/_file/_env
     connection_limit: int = 5
     role_prefix: str = DEFAULT_ROLE_PREFIX
     allow_schema_wide: bool = True
@@ -126,8 +127,14 @@ class PostgresEngine:
         self.config = config
         self._clock = clock
         self._checked_databases: set[str] = set()  # warned about PUBLIC CREATE once each
-        self._connections = AdminConnections(config.admin_dsn, connect_timeout=config.connect_timeout_seconds)
         target = conninfo_to_dict(config.admin_dsn)
+        if target.get("password"):
+            log.warning("engines.%s: admin_dsn holds the admin password in clear; move it to "
+                        "admin_password_file (mode 0600), admin_password_env, or seal it with a PKCS#11 "
+                        "token (docs/broker.md, \"Security model\")", name)
+        admin_dsn = (make_conninfo(config.admin_dsn, password=config.admin_password) if config.admin_password
+                     else config.admin_dsn)
+        self._connections = AdminConnections(admin_dsn, connect_timeout=config.connect_timeout_seconds)
         self._host = config.public_host or str(target.get("host") or "localhost")
         self._port = str(config.public_port or target.get("port") or 5432)
         self._reconcile_lock = threading.Lock()

@@ -10,7 +10,7 @@ import psycopg
 from jitsec.broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX
 from jitsec.broker.engines.postgres_scope import PostgresScope, Privilege
 from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 def database_of(dsn: str) -> str:
@@ -29,12 +29,24 @@ def example_scope(dsn: str) -> str:
     return PostgresScope(database_of(dsn), "public", None, Privilege.SELECT).render()
 
 
-def engine_section(dsn: str) -> str:
+def without_password(dsn: str) -> tuple[str, str | None]:
+    """The DSN with its password taken out (as ``key=value`` conninfo), and the password (None if none)."""
+    database_of(dsn)  # a clear error for a malformed DSN
+    parts = conninfo_to_dict(dsn)
+    password = parts.pop("password", None)
+    if password is None:
+        return dsn, None
+    rest = {key: value for key, value in parts.items() if value is not None}
+    return make_conninfo("", **rest), str(password)
+
+
+def engine_section(dsn: str, password_line: str = "") -> str:
+    """``dsn`` holds no password; ``password_line`` says where it is (``admin_password_sealed = …``)."""
     return f"""\
 [engines.postgres]                   # one LOGIN role per lease (docs/postgres.md)
-# admin: a role with CREATEROLE (a superuser is simplest); the password may live in ~/.pgpass instead
+# admin: a role with CREATEROLE (a superuser is simplest); its password is never written here in clear
 admin_dsn = {json.dumps(dsn)}
-default_ttl_seconds = 300
+{password_line}default_ttl_seconds = 300
 max_ttl_seconds = 3600               # VALID UNTIL = the lease's expiry: holds even with the broker down
 connection_limit = 5                 # per credential
 role_prefix = "{DEFAULT_ROLE_PREFIX}"              # reserved: the reconciler drops orphans with it

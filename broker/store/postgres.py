@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from jitsec.broker.audit import GENESIS
+from jitsec.broker.custody.base import MacKey, as_mac_key
 from jitsec.broker.lifecycle import RevocationUpdate, applied_events
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 from jitsec.broker.store.base import IN_FLIGHT_SECONDS
@@ -59,10 +59,10 @@ class PostgresStore:
     """See ``broker.store.base.Store`` for the contract. ``conninfo`` is a libpq URL or DSN."""
 
     def __init__(
-        self, conninfo: str, audit_key: bytes, *, max_idle: int = 8, connect_timeout: int = 10
+        self, conninfo: str, audit_key: MacKey | bytes, *, max_idle: int = 8, connect_timeout: int = 10
     ) -> None:
         self._conninfo = conninfo
-        self._key = audit_key
+        self._key = as_mac_key(audit_key)
         self._max_idle = max_idle
         self._connect_timeout = connect_timeout
         self._idle: list[psycopg.Connection] = []
@@ -131,9 +131,7 @@ class PostgresStore:
             return
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK_KEY,))
         row = conn.execute("SELECT seq, hash FROM jitsec.audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (row[0], row[1]) if row else (0, GENESIS)
-        chained = _SQL.audit_rows(self._key, prev, events)
-        rows = [(number, *values) for number, values in enumerate(chained, start=seq + 1)]
+        rows = _SQL.audit_rows(self._key, (row[0], row[1]) if row else None, events)
         with conn.cursor() as cursor:
             cursor.executemany(_INSERT_AUDIT, rows)
 
@@ -334,7 +332,7 @@ class PostgresStore:
             return False
 
 
-def open_postgres(url: str, audit_key: bytes) -> PostgresStore:
+def open_postgres(url: str, audit_key: MacKey | bytes) -> PostgresStore:
     """``postgresql://user:password@host:port/database`` (any libpq URL or DSN)."""
     if not url.partition("://")[2]:
         raise ValueError("a postgresql store URL needs a host and database: postgresql://user@host/db")

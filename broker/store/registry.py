@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 
+from jitsec.broker.custody.base import MacKey
 from jitsec.broker.errors import ConfigError
 from jitsec.broker.store.base import Store
 
@@ -15,8 +16,9 @@ STORE_SCHEMES: dict[str, str] = {
 }
 
 
-def open_store(url: str, audit_key: bytes) -> Store:
-    """Open (without migrating) the store that ``url`` names."""
+def open_store(url: str, audit_key: MacKey | bytes) -> Store:
+    """Open (without migrating) the store that ``url`` names; ``audit_key`` MACs its audit chain (a
+    custody's key, or raw bytes of a file-held key)."""
     scheme = url.partition(":")[0].lower()
     target = STORE_SCHEMES.get(scheme)
     if target is None:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import regex
-from jitsec.broker.audit import chain_hash
+from jitsec.broker.audit import GENESIS, chain_hash
+from jitsec.broker.custody.base import MacKey
 from jitsec.broker.lifecycle import MOVES, PENDING, REVOCABLE, RevocationUpdate, Step
 from jitsec.broker.model import AuditEvent, AuditKind, AuditRecord, Lease, LeaseState, Task
 
@@ -33,8 +34,8 @@ TASK_COLUMNS = (
 AUDIT_ROW_COLUMNS = (
     "at, kind, principal, agent, task_id, lease_id, engine, scopes, resource, detail, prev_hash, hash"
 )
-"""The audit columns ``SqlDialect.audit_rows`` fills, in that order (all but ``seq``)."""
 AUDIT_COLUMNS = f"seq, {AUDIT_ROW_COLUMNS}"
+"""The audit columns ``SqlDialect.audit_rows`` fills, in that order (``seq`` first: it is under the MAC)."""
 
 
 _STATE_VALUE = regex.compile(r"[a-z_]+")
@@ -281,16 +282,22 @@ class SqlDialect:
             lease.username,
         )
 
-    def audit_rows(self, key: bytes, prev: str, events: Iterable[AuditEvent]) -> list[tuple[object, ...]]:
-        """``events`` chained after the hash ``prev``, as rows of ``AUDIT_ROW_COLUMNS``.
+    def audit_rows(
+        self, key: MacKey, head: tuple[int, str] | None, events: Iterable[AuditEvent]
+    ) -> list[tuple[object, ...]]:
+        """``events`` chained after the chain's ``head`` (seq, hash; None when empty), as rows of
+        ``AUDIT_COLUMNS`` numbered from the head's seq + 1.
 
-        The caller must hold the audit append lock from reading ``prev`` until it inserts the rows.
+        The caller must hold the audit append lock from reading the head until it inserts the rows.
         """
+        seq, prev = head if head is not None else (0, GENESIS)
         rows: list[tuple[object, ...]] = []
         for event in events:
-            digest = chain_hash(key, prev, event)
+            seq += 1
+            digest = chain_hash(key, prev, event, seq)
             rows.append(
                 (
+                    seq,
                     event.at,
                     event.kind.value,
                     event.principal,

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jitsec.broker.audit import GENESIS
+from jitsec.broker.custody.base import MacKey, as_mac_key
 from jitsec.broker.lifecycle import RevocationUpdate, applied_events
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 from jitsec.broker.store.base import IN_FLIGHT_SECONDS
-from jitsec.broker.store.sql_common import AUDIT_ROW_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
+from jitsec.broker.store.sql_common import AUDIT_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
 
 from jitsec.kernel.private_files import private_file
 
@@ -63,8 +63,8 @@ _SQL = SqlDialect(
     encode_scopes=lambda scopes: json.dumps(list(scopes)),  # SQLite has no arrays: scopes are JSON text
     decode_scopes=lambda value: tuple(json.loads(value)),
 )
-# seq is the rowid SQLite assigns (writers are serialised by BEGIN IMMEDIATE, so it follows the chain)
-_INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_ROW_COLUMNS}) VALUES ({_SQL.marks(12)})"
+# seq is the head's seq + 1 (writers are serialised by BEGIN IMMEDIATE, so it follows the chain)
+_INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({_SQL.marks(13)})"
 _NEXT_DEADLINE = (
     "SELECT MIN(t) FROM ("
     f"SELECT MIN(expires_at) AS t FROM leases WHERE {REVOCABLE_TEST} UNION ALL "
@@ -94,9 +94,9 @@ class SQLiteStore:
 
     inline_reads = True  # local file, sub-millisecond calls: the API may call it on the event loop
 
-    def __init__(self, path: str | Path, audit_key: bytes) -> None:
+    def __init__(self, path: str | Path, audit_key: MacKey | bytes) -> None:
         self.path = Path(path)
-        self._key = audit_key
+        self._key = as_mac_key(audit_key)
         self._lock = threading.Lock()
         self._reaper_file: IO[bytes] | None = None
         self._queue_lock = threading.Lock()
@@ -193,9 +193,8 @@ class SQLiteStore:
     def _append(self, db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
         if not events:
             return
-        row = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        prev = row[0] if row else GENESIS
-        db.executemany(_INSERT_AUDIT, _SQL.audit_rows(self._key, prev, events))
+        row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        db.executemany(_INSERT_AUDIT, _SQL.audit_rows(self._key, (row[0], row[1]) if row else None, events))
 
     def migrate(self) -> None:
         with self._write() as db:
@@ -362,7 +361,7 @@ class SQLiteStore:
             return True
 
 
-def open_sqlite(url: str, audit_key: bytes) -> SQLiteStore:
+def open_sqlite(url: str, audit_key: MacKey | bytes) -> SQLiteStore:
     """``sqlite:///abs/path.db`` (absolute) or ``sqlite://relative.db``."""
     path = url.removeprefix("sqlite://")
     if path.startswith("//"):

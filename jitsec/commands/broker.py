@@ -20,6 +20,9 @@ import click
 from jitsec.broker.audit import iter_records, record_to_dict
 from jitsec.broker.audit import verify as check_chain
 from jitsec.broker.config import BrokerConfig, load_config
+from jitsec.broker.custody.base import Custody, NoKey
+from jitsec.broker.custody.opening import open_custody
+from jitsec.broker.custody.settings import PIN_ENV, TokenSettings
 from jitsec.broker.errors import BrokerError, ConfigError
 from jitsec.broker.model import PRINCIPAL_ROLES, Role
 from jitsec.broker.store.base import Store
@@ -64,16 +67,30 @@ def broker_group() -> None:
 @click.option("--postgres", "postgres_dsn", default=None, metavar="DSN", envvar=ADMIN_DSN_ENV,
               help=f"configure the PostgreSQL engine with this admin DSN, or ${ADMIN_DSN_ENV} (better: "
                    "a password in an argument is visible in ps and shell history); docs/postgres.md")
-def init(config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None) -> None:
+@click.option("--pkcs11-module", default=None, metavar="PATH",
+              help="PKCS#11 library of the token that will hold the master keys (e.g. SoftHSM2's "
+                   "libsofthsm2.so); with --pkcs11-token; the PIN only from $JITSEC_PKCS11_PIN")
+@click.option("--pkcs11-token", default=None, metavar="LABEL", help="label of that token")
+def init(  # noqa: PLR0917 - one parameter per option, as click passes them
+    config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None,
+    pkcs11_module: str | None, pkcs11_token: str | None,
+) -> None:
     """Write a config with fresh principal keys (printed ONCE, stored only as hashes).
+
+    With --pkcs11-module and --pkcs11-token the audit, anchor and key-encryption keys are created in
+    that token (non-extractable) and the config holds no key; the PostgreSQL admin password is sealed
+    by the token. Without a token it goes to a 0600 file beside the config, never into it.
 
     \b
     Examples:
       jitsec broker init --config broker.toml              SQLite store beside the config
       jitsec broker init --config broker.toml --json       keys as JSON, for a secret manager
       JITSEC_POSTGRES_ADMIN_DSN=postgresql://admin:…@db/app jitsec broker init --config broker.toml
+      JITSEC_PKCS11_PIN=… jitsec broker init --config broker.toml \\
+          --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token jitsec
     \b
-    Exit status: 0 written, 2 refused (the file exists without --force, a bad store URL).
+    Exit status: 0 written, 2 refused (the file exists without --force, a bad store URL, a token that
+    is missing, refuses the PIN or already holds keys with these labels).
     """
     source = click.get_current_context().get_parameter_source("postgres_dsn")
     if postgres_dsn and source is click.core.ParameterSource.COMMANDLINE and urlsplit(postgres_dsn).password:
@@ -82,8 +99,10 @@ def init(config_path: str, store: str | None, as_json: bool, force: bool, postgr
     try:
         from jitsec.broker.bootstrap import init_config  # noqa: PLC0415 - the web stack, on use
 
-        done = init_config(config_path, store=store, force=force, postgres=postgres_dsn)
-    except (FileExistsError, ValueError) as error:
+        done = init_config(config_path, store=store, force=force, postgres=postgres_dsn,
+                           token=_token_settings(pkcs11_module, pkcs11_token),
+                           pin=os.environ.get(PIN_ENV, ""))
+    except (FileExistsError, ValueError, ConfigError) as error:
         raise CommandError(str(error)) from None
     if as_json:
         click.echo(done.as_json())
@@ -93,6 +112,18 @@ def init(config_path: str, store: str | None, as_json: bool, force: bool, postgr
     for role, key in done.keys.items():
         click.echo(f"  {role:<13} {key}")
     click.echo(f"next: jitsec broker serve --config {done.path}")
+
+
+def _token_settings(module: str | None, token: str | None) -> TokenSettings | None:
+    if module is None and token is None:
+        return None
+    if not module or not token:
+        raise CommandError("--pkcs11-module and --pkcs11-token go together")
+    if not Path(module).is_file():
+        raise CommandError(f"--pkcs11-module {module}: no such file")
+    if not os.environ.get(PIN_ENV):
+        raise CommandError(f"the token's PIN is read from ${PIN_ENV} only (never from argv); export it")
+    return TokenSettings(module=str(Path(module).absolute()), token=token)
 
 
 @broker_group.command("serve")
@@ -109,11 +140,19 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
       jitsec broker serve --config broker.toml
       jitsec broker serve --config broker.toml --host 0.0.0.0 --port 8470 --workers 4
     \b
-    Exit status: 0 after SIGTERM or Ctrl-C, 2 for a bad config; needs `pip install 'jitsec[broker]'`.
+    With [keys] custody = "pkcs11" the PIN comes from $JITSEC_PKCS11_PIN; a missing token or a wrong
+    PIN exits 2 with a message naming the token.
+    \b
+    Exit status: 0 after SIGTERM or Ctrl-C, 2 for a bad config or an unusable key token; needs
+    `pip install 'jitsec[broker]'` (and 'jitsec[hsm]' for a token).
     """
     from jitsec.broker.server import serve as run_server  # noqa: PLC0415 - the web stack, on use
 
-    run_server(_load(config_path), config_path, host=host, port=port, workers=workers, log_level=log_level)
+    try:
+        run_server(_load(config_path), config_path, host=host, port=port, workers=workers,
+                   log_level=log_level)
+    except ConfigError as error:  # a token that is missing or refuses the PIN, an unreadable secret
+        raise CommandError(str(error)) from None
 
 
 @broker_group.command("quarantine")
@@ -236,11 +275,16 @@ def audit_group() -> None:
     """The broker's tamper-evident audit chain."""
 
 
-def _open_store(config_path: str) -> tuple[BrokerConfig, Store]:
+def _open_store(config_path: str) -> tuple[BrokerConfig, Custody, Store]:
+    """The config, its key custody (the token logged in when it names one) and its migrated store."""
     config = _load(config_path)
-    store = open_store(config.store_url, config.audit_key)
+    try:
+        custody = open_custody(config.keys, config.audit_key)
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
+    store = open_store(config.store_url, custody.audit)
     store.migrate()
-    return config, store
+    return config, custody, store
 
 
 @audit_group.command("verify")
@@ -261,21 +305,21 @@ def verify(config_path: str, anchor_path: Path | None) -> None:
     """
     from jitsec.broker.audit_anchor import read_checkpoints, verify_anchor, verify_leases  # noqa: PLC0415
 
-    config, store = _open_store(config_path)
+    config, custody, store = _open_store(config_path)
     anchor = anchor_path or config.audit.anchor
     held = 0
-    with closing(store):
+    with closing(custody), closing(store):
         records = list(iter_records(store))
-        result = check_chain(config.audit_key, records)
+        result = check_chain(custody.audit, records)
         problems = [problem.describe() for problem in result.problems]
         problems += verify_leases(store, records)
-    if anchor is not None:
-        try:
-            checkpoints, unreadable = read_checkpoints(anchor)
-        except OSError as error:
-            raise CommandError(f"cannot read the anchor {anchor}: {error.strerror or error}") from None
-        problems += unreadable + verify_anchor(config.audit_key, records, checkpoints)
-        held = len(checkpoints)
+        if anchor is not None:
+            try:
+                checkpoints, unreadable = read_checkpoints(anchor)
+            except OSError as error:
+                raise CommandError(f"cannot read the anchor {anchor}: {error.strerror or error}") from None
+            problems += unreadable + verify_anchor(custody.anchor, records, checkpoints)
+            held = len(checkpoints)
     if not problems:
         anchored = f", {held} checkpoints hold" if anchor is not None else ", no anchor checked"
         click.echo(f"audit chain intact: {result.records} records, head {result.head_hash[:16]}{anchored}")
@@ -300,7 +344,8 @@ def export(config_path: str, output: Path | None, after_seq: int) -> None:
     \b
     Exit status: 0 written, 2 for a bad config or an output that cannot be written.
     """
-    _, store = _open_store(config_path)
+    store = open_store(_load(config_path).store_url, NoKey())  # reads records as stored: no key, no PIN
+    store.migrate()
     try:  # agents, tasks and locations are in it: readable by its owner only
         target: TextIO = (os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
                                     encoding="utf-8") if output is not None else sys.stdout)

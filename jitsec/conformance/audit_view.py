@@ -14,6 +14,8 @@ from pathlib import Path
 from jitsec.broker.audit import iter_records, record_to_dict
 from jitsec.broker.audit import verify as verify_chain
 from jitsec.broker.config import BrokerConfig, load_config
+from jitsec.broker.custody.base import Custody
+from jitsec.broker.custody.opening import open_custody
 from jitsec.broker.model import AuditRecord, Lease
 from jitsec.broker.store.base import Store
 from jitsec.broker.store.registry import open_store
@@ -28,17 +30,24 @@ class ChainState:
 
 
 class AuditView:
-    def __init__(self, config: BrokerConfig, store: Store) -> None:
+    def __init__(self, config: BrokerConfig, store: Store, custody: Custody) -> None:
         self.config = config
         self._store = store
+        self.custody = custody  # its kind shows whether the master keys were used from a token
 
     @classmethod
     def open(cls, config_path: Path) -> AuditView:
         config = load_config(config_path)
-        return cls(config, open_store(config.store_url, config.audit_key))
+        custody = open_custody(config.keys, config.audit_key)
+        try:
+            return cls(config, open_store(config.store_url, custody.audit), custody)
+        except BaseException:
+            custody.close()
+            raise
 
     def close(self) -> None:
         self._store.close()
+        self.custody.close()
 
     @property
     def store_files(self) -> tuple[Path, ...]:
@@ -73,7 +82,7 @@ class AuditView:
         return "\n".join(lines)
 
     def chain(self) -> ChainState:
-        result = verify_chain(self.config.audit_key, self.records())
+        result = verify_chain(self.custody.audit, self.records())
         return ChainState(result.records, result.ok, tuple(p.describe() for p in result.problems))
 
 

@@ -20,10 +20,10 @@ from types import ModuleType
 import httpx
 
 from jitsec.broker.client import BrokerAPIError
-from jitsec.broker.errors import PolicyDenied
+from jitsec.broker.errors import ConfigError, PolicyDenied
 from jitsec.conformance import completion, compromise, leak, scope, storage, ttl, uniqueness
 from jitsec.conformance.context import Context, Recorder, SecretLedger
-from jitsec.conformance.maturity import assess, score
+from jitsec.conformance.maturity import assess, key_custody, score
 from jitsec.conformance.model import AuditExcerpt, ConformanceResult, Outcome, Report
 from jitsec.conformance.policy import policy_snippet
 from jitsec.conformance.settings import SuiteSettings
@@ -51,11 +51,18 @@ class Suite:
         assert work_dir is not None
         work_dir.mkdir(parents=True, exist_ok=True)
         started_at = time.time()
-        ctx = Context(settings, work_dir, self.ledger)
         try:
-            self._preflight(ctx)
+            ctx = Context(settings, work_dir, self.ledger)
+        except ConfigError as error:  # --config unreadable, or its key token refuses (PIN, token)
+            if own_dir:
+                shutil.rmtree(work_dir, ignore_errors=True)
+            raise SuiteError(f"--config: {error}") from None
+        try:
+            health = self._preflight(ctx)
             results = [self._run_one(ctx, TESTS[test_id]) for test_id in settings.selected]
             notes, audit_verified = self._audit_notes(ctx, results)
+            custody = key_custody(health, ctx.audit.custody.kind if ctx.audit is not None else None)
+            notes.append(custody.note)
         finally:
             ctx.close()
             if own_dir:
@@ -67,15 +74,15 @@ class Suite:
             finished_at=time.time(),
             results=tuple(results),
             score=score(by_id),
-            maturity=assess(by_id, audit_verified),
+            maturity=assess(by_id, audit_verified, hsm_verified=custody.verified),
             settings=settings.public(),
             suite_notes=tuple(notes),
         )
 
     # --------------------------------------------------------------------------------------------
-    def _preflight(self, ctx: Context) -> None:
+    def _preflight(self, ctx: Context) -> object:
         try:
-            ctx.anonymous.request("GET", "/healthz")
+            return ctx.anonymous.request("GET", "/healthz")
         except (BrokerAPIError, httpx.HTTPError) as error:
             raise SuiteError(f"broker {self.settings.broker_url} is not healthy: {error}") from None
         if ctx.postgres is not None:

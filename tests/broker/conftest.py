@@ -101,3 +101,4 @@ def serve(env: Env) -> Iterator[Callable[..., Running]]:
     for server, broker in reversed(stack):
         server.stop()
         broker.close()
+

@@ -260,7 +260,7 @@ def test_unknown_things_are_404(serve) -> None:
 
 def test_health_metrics_and_openapi(serve) -> None:
     running = serve()
-    assert httpx.get(f"{running.url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{running.url}/healthz").json() == {"status": "ok", "key_custody": "file"}
     started = running.client("orchestrator").start_task("demo-agent", "t", ["reports:read"])
     with running.client().task(started.task_id, started.grant) as task:
         task.secret("token", ["reports:read"])

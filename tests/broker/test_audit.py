@@ -11,7 +11,7 @@ import tomli_w
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jitsec.broker.audit import GENESIS, Tamper, chain_hash, verify
+from jitsec.broker.audit import GENESIS, Tamper, chain_hash, legacy_chain_hash, verify
 from jitsec.broker.config import load_config
 from jitsec.broker.model import AuditEvent, AuditKind, AuditRecord
 
@@ -25,7 +25,7 @@ def chain(n: int) -> list[AuditRecord]:
     records, prev = [], GENESIS
     for i in range(n):
         event = AuditEvent(kind=AuditKind.ISSUE, at=1_700_000_000 + i, agent="a", lease_id=f"lse_{i}")
-        digest = chain_hash(KEY, prev, event)
+        digest = chain_hash(KEY, prev, event, i + 1)
         records.append(AuditRecord(seq=i + 1, event=event, prev_hash=prev, hash=digest))
         prev = digest
     return records
@@ -61,7 +61,7 @@ def test_each_tampering_is_named_at_the_right_record(n: int, data) -> None:
             records[i].seq,
             fake_event,
             records[i - 1].hash,
-            chain_hash(b"wrong key" * 4, records[i - 1].hash, fake_event),
+            chain_hash(b"wrong key" * 4, records[i - 1].hash, fake_event, records[i].seq),
         )
         tampered.insert(i, fake)
         expected = fake.seq
@@ -208,3 +208,76 @@ def test_a_revoked_lease_set_back_to_active_is_named(configured) -> None:
     db.close()
     result = run("audit", "verify", "--config", str(path))
     assert result.exit_code == 1 and f"lease {lease_id} was revoked" in result.output, result.output
+
+
+# seq under the MAC (version 2), and chains written before it (version 1) --------------------------
+def legacy_chain(n: int) -> list[AuditRecord]:
+    records, prev = [], GENESIS
+    for i in range(n):
+        event = AuditEvent(kind=AuditKind.ISSUE, at=1_600_000_000 + i, agent="old", lease_id=f"lse_{i}")
+        digest = legacy_chain_hash(KEY, prev, event)
+        records.append(AuditRecord(seq=i + 1, event=event, prev_hash=prev, hash=digest))
+        prev = digest
+    return records
+
+
+def test_changing_only_a_records_seq_breaks_verification() -> None:
+    records = chain(6)
+    renumbered = [AuditRecord(r.seq + 100, r.event, r.prev_hash, r.hash) if r.seq >= 4 else r
+                  for r in records]
+    result = verify(KEY, renumbered)
+    assert not result.ok and result.problems[0].kind is Tamper.EDITED and result.problems[0].seq == 104
+    last = records[-1]
+    bumped = [*records[:-1], AuditRecord(last.seq + 1, last.event, last.prev_hash, last.hash)]
+    assert [p.seq for p in verify(KEY, bumped).problems] == [last.seq + 1]
+
+
+def test_a_chain_written_before_seq_was_mac_ed_still_verifies_and_continues() -> None:
+    old = legacy_chain(4)
+    assert verify(KEY, old).ok
+    head, rows = old[-1].hash, list(old)
+    for seq in range(5, 8):  # a newer broker appends version-2 records after it
+        event = AuditEvent(kind=AuditKind.REVOKE, at=1_700_000_000 + seq, agent="new")
+        rows.append(AuditRecord(seq, event, head, chain_hash(KEY, head, event, seq)))
+        head = rows[-1].hash
+    assert verify(KEY, rows).ok
+    event = AuditEvent(kind=AuditKind.REVOKE, at=1_800_000_000, agent="downgraded")
+    downgraded = AuditRecord(8, event, head, legacy_chain_hash(KEY, head, event))
+    result = verify(KEY, [*rows, downgraded])  # a version-1 record after version 2 is not accepted
+    assert [(p.kind, p.seq) for p in result.problems] == [(Tamper.EDITED, 8)]
+
+
+def test_cli_verify_names_a_renumbered_record(configured) -> None:
+    path, db_path = configured
+    db = sqlite3.connect(db_path)
+    last = db.execute("SELECT MAX(seq) FROM audit").fetchone()[0]
+    db.execute("UPDATE audit SET seq = seq + 10 WHERE seq = ?", (last,))
+    db.commit()
+    db.close()
+    result = run("audit", "verify", "--config", str(path))
+    assert result.exit_code == 1 and f"record seq {last + 10} was edited" in result.output
+
+
+def test_a_store_written_by_an_older_broker_goes_on_verifying(tmp_path) -> None:
+    from jitsec.broker.store.registry import open_store  # noqa: PLC0415
+
+    db_path = tmp_path / "old.db"
+    store = open_store(f"sqlite://{db_path}", KEY)
+    store.migrate()
+    store.append_audit([AuditEvent(kind=AuditKind.ISSUE, at=1_600_000_000 + i, agent="old")
+                        for i in range(3)])
+    old = store.audit_records()
+    db = sqlite3.connect(db_path)  # as an older broker wrote them: version-1 hashes, no seq under the MAC
+    prev = GENESIS
+    for record in old:
+        digest = legacy_chain_hash(KEY, prev, record.event)
+        db.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, record.seq))
+        prev = digest
+    db.commit()
+    db.close()
+    store.append_audit([AuditEvent(kind=AuditKind.REVOKE, at=1_700_000_000, agent="new")])
+    records = store.audit_records()
+    store.close()
+    assert [r.seq for r in records] == [1, 2, 3, 4] and records[3].prev_hash == prev
+    assert records[3].hash == chain_hash(KEY, prev, records[3].event, 4)
+    assert verify(KEY, records).ok
