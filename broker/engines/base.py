@@ -80,6 +80,9 @@ class IssuedCredential:
     handle: str = ""
     username: str | None = None
     details: Mapping[str, str] = field(default_factory=dict)
+    # the lease's leak fingerprint when it is not the SHA-256 of ``secret`` (a certificate: the hash of
+    # the public key, which a scanner can derive from the leaked private key)
+    fingerprint: str = ""
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback's locals
         return f"IssuedCredential(handle={self.handle!r}, username={self.username!r}, secret=<redacted>)"
