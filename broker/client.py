@@ -333,7 +333,7 @@ class AgentTask:
         self, engine: str, scopes: Sequence[str], ttl_seconds: int | None = None
     ) -> ClientCertificate:
         """An X.509 client certificate on a key made here (see ``broker.sdk_x509``)."""
-        from jitsec.broker.sdk_x509 import ClientCertificate  # cryptography: only for agents that use it
+        from jitsec.broker.sdk_x509 import ClientCertificate  # noqa: PLC0415 - cryptography, for its users only
 
         return ClientCertificate(self, engine, scopes, ttl_seconds)
 

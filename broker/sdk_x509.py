@@ -68,7 +68,8 @@ class KeyRing:
 class ClientCertificate:
     """A client certificate and its private key, for one lease of an x509 engine; always current."""
 
-    def __init__(self, task: AgentTask, engine: str, scopes: Sequence[str], ttl_seconds: int | None = None) -> None:
+    def __init__(self, task: AgentTask, engine: str, scopes: Sequence[str],
+                 ttl_seconds: int | None = None) -> None:
         self._keys = KeyRing()
         self._secret: Secret = task.secret(engine, scopes, ttl_seconds, public_key=self._keys.new_csr(),
                                            renew_key=self._keys.new_csr)

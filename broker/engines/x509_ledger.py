@@ -118,7 +118,8 @@ class Ledger:
     def prune(self, expired_before: float) -> int:
         """Drop certificates expired before ``expired_before``: nothing can use or list them again."""
         with self._lock:
-            return self._db.execute("DELETE FROM certificates WHERE not_after < ?", (expired_before,)).rowcount
+            cursor = self._db.execute("DELETE FROM certificates WHERE not_after < ?", (expired_before,))
+        return cursor.rowcount
 
     def close(self) -> None:
         with self._lock:

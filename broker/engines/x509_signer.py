@@ -10,9 +10,9 @@ so they are taken from that draft, signed by the ``Signer``, and assembled again
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -25,17 +25,12 @@ from jitsec.broker.signing import Signer
 ES256 = "ES256"
 _ECDSA_WITH_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")  # AlgorithmIdentifier, no parameters
 _P256_COORDINATE = 32
-_draft_key: ec.EllipticCurvePrivateKey | None = None
-_draft_lock = threading.Lock()
 
 
+@functools.cache
 def _draft() -> ec.EllipticCurvePrivateKey:
     """The throwaway key drafts are signed with (never published; its signatures are discarded)."""
-    global _draft_key
-    with _draft_lock:
-        if _draft_key is None:
-            _draft_key = ec.generate_private_key(ec.SECP256R1())
-        return _draft_key
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _length(size: int) -> bytes:
@@ -65,7 +60,8 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.C
     return x509.load_der_x509_certificate(_signed(draft.tbs_certificate_bytes, signer))
 
 
-def sign_crl(builder: x509.CertificateRevocationListBuilder, signer: Signer) -> x509.CertificateRevocationList:
+def sign_crl(builder: x509.CertificateRevocationListBuilder,
+             signer: Signer) -> x509.CertificateRevocationList:
     draft = builder.sign(_draft(), hashes.SHA256())
     return x509.load_der_x509_crl(_signed(draft.tbs_certlist_bytes, signer))
 
