@@ -63,6 +63,7 @@ class CertificateAuthority:
         self.certificate = _load_or_create_ca(cert_path, signer, public_key, common_name)
         self.certificate_pem = self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
         self._authority_key = x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key)
+        self._entries: dict[int, x509.RevokedCertificate] = {}  # callers serialise ``crl`` calls
 
     def issue(self, request: ClientRequest) -> x509.Certificate:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, request.agent[:64]),
@@ -92,20 +93,25 @@ class CertificateAuthority:
 
     def crl(self, revoked: list[Revoked], number: int, now: float,
             validity: dt.timedelta) -> x509.CertificateRevocationList:
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(self.certificate.subject)
-            .last_update(_utc(now))
-            .next_update(_utc(now) + validity)
-            .add_extension(x509.CRLNumber(number), critical=False)
-            .add_extension(self._authority_key, critical=False)
+        # entries are made once per serial and handed to the builder whole: adding them one by one
+        # copies the list each time (quadratic in the CRL's length)
+        known = self._entries
+        entries = {entry.serial: known.get(entry.serial) or _revoked_entry(entry) for entry in revoked}
+        self._entries = entries
+        builder = x509.CertificateRevocationListBuilder(
+            issuer_name=self.certificate.subject,
+            last_update=_utc(now),
+            next_update=_utc(now) + validity,
+            extensions=[x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
+                        x509.Extension(x509.AuthorityKeyIdentifier.oid, False, self._authority_key)],
+            revoked_certificates=list(entries.values()),
         )
-        for entry in revoked:
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(entry.serial)
-                .revocation_date(_utc(entry.revoked_at)).build()
-            )
         return sign_crl(builder, self._signer)
+
+
+def _revoked_entry(entry: Revoked) -> x509.RevokedCertificate:
+    return x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(
+        _utc(entry.revoked_at)).build()
 
 
 def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
