@@ -17,15 +17,40 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-if TYPE_CHECKING:
-    from jitsec.broker.client import AgentTask, Secret
+
+class HeldSecret(Protocol):
+    """What this module uses of ``broker.client.Secret`` (named here so it need not import the client)."""
+
+    @property
+    def lease_id(self) -> str: ...
+
+    @property
+    def expires_at(self) -> float: ...
+
+    @property
+    def details(self) -> Mapping[str, str]: ...
+
+    @property
+    def value(self) -> str: ...
+
+    def rotate(self, grace_seconds: float = 0) -> None: ...
+
+    def purge(self) -> None: ...
+
+
+class SecretSource(Protocol):
+    """What this module uses of ``broker.client.AgentTask``."""
+
+    def secret(self, engine: str, scopes: Sequence[str], ttl_seconds: int | None = None, *,
+               public_key: str | None = None, renew_key: Callable[[], str] | None = None) -> HeldSecret: ...
+
 
 KEPT_KEYS = 4  # the current key, and a few recent ones while a rotation is under way
 
@@ -68,10 +93,10 @@ class KeyRing:
 class ClientCertificate:
     """A client certificate and its private key, for one lease of an x509 engine; always current."""
 
-    def __init__(self, task: AgentTask, engine: str, scopes: Sequence[str],
+    def __init__(self, task: SecretSource, engine: str, scopes: Sequence[str],
                  ttl_seconds: int | None = None) -> None:
         self._keys = KeyRing()
-        self._secret: Secret = task.secret(engine, scopes, ttl_seconds, public_key=self._keys.new_csr(),
+        self._secret = task.secret(engine, scopes, ttl_seconds, public_key=self._keys.new_csr(),
                                            renew_key=self._keys.new_csr)
 
     def __repr__(self) -> str:
