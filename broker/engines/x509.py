@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -57,8 +58,18 @@ class X509EngineConfig:
     ca_common_name: str = "jitsec broker client CA"
     crl_validity_seconds: int = 7 * 86400
     reconcile_grace_seconds: float = 120.0
+    # run after every CRL write so the TLS server reads it (e.g. ["nginx", "-s", "reload"]); argv, no shell
+    crl_reload_command: tuple[str, ...] = ()
+    crl_reload_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.crl_reload_command, list):
+            object.__setattr__(self, "crl_reload_command", tuple(self.crl_reload_command))
+        command = self.crl_reload_command
+        if not isinstance(command, tuple) or not all(isinstance(part, str) and part for part in command):
+            raise ValueError("crl_reload_command must be a list of non-empty strings (argv, no shell)")
+        if self.crl_reload_timeout_seconds <= 0:
+            raise ValueError("crl_reload_timeout_seconds must be positive")
         if not self.state_dir:
             raise ValueError("state_dir is required (where the CA key, certificate and CRL live)")
         if self.crl_validity_seconds < 3600:
@@ -227,6 +238,23 @@ class X509Engine:
             self._crl_der = crl.public_bytes(serialization.Encoding.DER)
             self._crl_written_at = now
             self._published = included
+            if self.config.crl_reload_command:
+                self._reload_tls_server()
+
+    def _reload_tls_server(self) -> None:
+        """Run ``crl_reload_command``; a failure is logged, not raised: the revocation is recorded and
+        the CRL written, and the next change (or the reconciler's refresh) runs it again."""
+        command = self.config.crl_reload_command
+        try:
+            done = subprocess.run(command, capture_output=True, check=False,
+                                  timeout=self.config.crl_reload_timeout_seconds)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            log.error("x509: the CRL reload command %s failed: %s", command[0], type(error).__name__)
+            return
+        if done.returncode != 0:
+            last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["(no output)"]
+            log.error("x509: the CRL reload command %s exited %d: %s", command[0], done.returncode,
+                      last[0][:200])
 
     @property
     def crl_der(self) -> bytes:

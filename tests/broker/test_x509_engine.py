@@ -234,3 +234,19 @@ def test_the_scope_parser_accepts_only_host_names(text: str) -> None:
     assert all(label and len(label) <= 63 and not label.startswith("-") and not label.endswith("-")
                for label in name.split("."))
     assert name == name.lower() and name.isascii() and "*" not in name
+
+
+def test_the_reload_command_runs_after_each_crl_write(tmp_path: Path, clock: ManualClock,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    copy = tmp_path / "seen-by-the-server.pem"
+    command = ["cp", str(tmp_path / "ca" / "crl.pem"), str(copy)]
+    engine = engine_at(tmp_path, clock, crl_reload_command=command)
+    issued = engine.issue(request(KeyRing().new_csr()))
+    engine.revoke(issued.handle)
+    assert copy.read_bytes() == engine.config.crl_file.read_bytes()  # ran after the write, not before
+    failing = engine_at(tmp_path / "other", clock, crl_reload_command=["false"])
+    issued = failing.issue(request(KeyRing().new_csr()))
+    assert failing.revoke(issued.handle) is RevokeOutcome.REVOKED  # recorded and written all the same
+    assert "reload command false exited 1" in caplog.text
+    with pytest.raises(ConfigError, match="crl_reload_command"):
+        engine_at(tmp_path / "bad", clock, crl_reload_command="nginx -s reload")
