@@ -11,10 +11,13 @@
 4. leak → CRL, through the broker's HTTP API (uvicorn on loopback, SQLite store): for each of
    ``--leaks`` certificates, the time from holding the leaked private key PEM to a CRL file that
    lists its serial: the fingerprint derived from the key (as the scanner does), ``POST /v1/leaks``,
-   the revocation and the file write; p50/p99.
+   the revocation and the file write; p50/p99;
+5. with ``--nginx`` (the server of ``scripts/services start nginx``, settings from the environment):
+   the same, until nginx refuses a new handshake with the certificate; the engine runs the reload
+   (``crl_reload_command``), so this is the whole loop: leak reported → TLS server refuses.
 
     python -m benchmarks.engine_x509                              # 400 certificates, 4 threads, 50 leaks
-    python -m benchmarks.engine_x509 --count 2000 --concurrency 8 --leaks 200
+    python -m benchmarks.engine_x509 --count 2000 --concurrency 8 --leaks 200 --nginx
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import os
 import statistics
 import tempfile
 import threading
@@ -31,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -110,8 +115,28 @@ def peer_throughput(csrs: list[str], concurrency: int) -> dict[str, float]:
             "revoke_per_s": timed(revoke, len(csrs), concurrency)}
 
 
-def leak_to_crl(directory: Path, leaks: int) -> list[float]:
-    """Seconds from a leaked key PEM in hand to a CRL file listing its certificate, one at a time."""
+def crl_lists(crl_file: Path) -> Callable[[int, Any], bool]:
+    def dead(serial: int, cert: Any) -> bool:
+        crl = x509.load_pem_x509_crl(crl_file.read_bytes())
+        return crl.get_revoked_certificate_by_serial_number(serial) is not None
+
+    return dead
+
+
+def nginx_refuses(url: str, server_ca: str) -> Callable[[int, Any], bool]:
+    def dead(serial: int, cert: Any) -> bool:
+        try:
+            with httpx.Client(verify=cert.ssl_context(cafile=server_ca), timeout=10) as http:
+                return http.get(url).status_code != 200
+        except httpx.TransportError:
+            return True
+
+    return dead
+
+
+def leak_to_dead(directory: Path, leaks: int, engine: dict[str, Any],
+                 dead: Callable[[int, Any], bool]) -> list[float]:
+    """Seconds from a leaked key PEM in hand until ``dead(serial, certificate)``, one leak at a time."""
     key = CredentialKind.PRINCIPAL_KEY.prefix + "1" * 40 + checksum("1" * 40)
     scanner_key = CredentialKind.PRINCIPAL_KEY.prefix + "2" * 40 + checksum("2" * 40)
 
@@ -122,12 +147,11 @@ def leak_to_crl(directory: Path, leaks: int) -> list[float]:
         "broker": {"store": f"sqlite:///{directory}/broker.db", "audit_key": "cd" * 32},
         "principals": [principal("orchestrator", "orchestrator", key),
                        principal("scanner", "scanner", scanner_key)],
-        "engines": {"x509": {"state_dir": str(directory / "ca")}},
+        "engines": {"x509": engine},
         "policy": [{"agent": "bench-agent", "engines": {"x509": {"scopes": ["x509:name:*"]}}}],
     }
     broker = build_broker(parse_config(raw))
     http = LoopbackServer(create_app(broker)).start()
-    crl_file = directory / "ca" / "crl.pem"
     latencies: list[float] = []
     try:
         orchestrator, scanner = BrokerClient(http.url, key=key), BrokerClient(http.url, key=scanner_key)
@@ -136,13 +160,15 @@ def leak_to_crl(directory: Path, leaks: int) -> list[float]:
             with BrokerClient(http.url).task(started.task_id, started.grant, handle_sigterm=False) as task:
                 cert = task.client_certificate("x509", [SCOPE])
                 leaked, lease_id = cert.private_key_pem(), cert.lease_id
+                assert not dead(0, cert), "the certificate does not work before its leak"
                 serial = int(CertificateHandle.decode(broker.store.get_lease(lease_id).handle).serial, 16)
                 begin = time.perf_counter()
                 fingerprint = derived_fingerprint(leaked)
                 assert fingerprint is not None
                 verdict = scanner.report_leaks([LeakReport(fingerprint, "bench", "private-key-pkcs8")])[0]
-                crl = x509.load_pem_x509_crl(crl_file.read_bytes())
-                assert crl.get_revoked_certificate_by_serial_number(serial) is not None, verdict
+                while not dead(serial, cert):
+                    assert time.perf_counter() - begin < 30, verdict
+                    time.sleep(0.005)
                 latencies.append(time.perf_counter() - begin)
     finally:
         http.stop()
@@ -155,12 +181,24 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=400, help="certificates issued then revoked")
     parser.add_argument("--concurrency", type=int, default=4, help="threads")
     parser.add_argument("--leaks", type=int, default=50, help="leaked keys reported, one at a time")
+    parser.add_argument("--nginx", action="store_true",
+                        help="also until nginx refuses (needs the JITSEC_TEST_NGINX_* settings)")
     args = parser.parse_args()
     csrs = [KeyRing().new_csr() for _ in range(args.count)]
     with tempfile.TemporaryDirectory() as tmp:
         ours = engine_throughput(Path(tmp) / "engine", csrs, args.concurrency)
         peer = peer_throughput(csrs, args.concurrency)
-        latencies = leak_to_crl(Path(tmp) / "leaks", args.leaks)
+        crl_dir = Path(tmp) / "leaks" / "ca"
+        latencies = leak_to_dead(Path(tmp) / "leaks", args.leaks, {"state_dir": str(crl_dir)},
+                                 crl_lists(crl_dir / "crl.pem"))
+        refused: list[float] = []
+        if args.nginx:
+            nginx = {key: os.environ[f"JITSEC_TEST_NGINX_{key.upper()}"]
+                     for key in ("url", "server_ca", "ca_dir", "crl", "reload")}
+            engine = {"state_dir": nginx["ca_dir"], "crl_path": nginx["crl"],
+                      "crl_reload_command": [nginx["reload"]]}
+            refused = leak_to_dead(Path(tmp) / "nginx", args.leaks, engine,
+                                   nginx_refuses(nginx["url"], nginx["server_ca"]))
     print(f"X.509 engine, {args.count} certificates, {args.concurrency} threads "
           "(peer: cryptography alone, nothing checked, recorded or written)")
     for what in ("issue", "revoke"):
@@ -169,6 +207,10 @@ def main() -> None:
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
     print(f"leaked key → serial in the CRL file, {len(latencies)} leaks via HTTP:")
     print(f"  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   mean {statistics.fmean(latencies) * 1000:7.1f} ms")
+    if refused:
+        p50, p99 = percentile(refused, 0.5) * 1000, percentile(refused, 0.99) * 1000
+        print(f"leaked key → nginx refuses the certificate (reload by the engine), {len(refused)} leaks:")
+        print(f"  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   max {max(refused) * 1000:7.1f} ms")
 
 
 if __name__ == "__main__":
