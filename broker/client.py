@@ -171,6 +171,13 @@ class BrokerClient:
     def release(self, agent: str) -> None:
         self.request("DELETE", f"/v1/agents/{agent}/quarantine")
 
+    def x509_crl(self, engine: str | None = None) -> bytes:
+        """The DER CRL of an x509 engine (``GET /v1/x509/crl``; public, no key needed)."""
+        response = self._http.get("/v1/x509/crl", params={"engine": engine} if engine else None)
+        if response.status_code >= 400:
+            raise BrokerAPIError(response.status_code, "error", response.reason_phrase)
+        return response.content
+
     # scanners (the leak response; records in broker.leaks) ---------------------------------------
     def report_leaks(self, reports: Sequence[LeakReport], *,
                      on_leak: LeakScope | None = None) -> list[LeakVerdict]:
