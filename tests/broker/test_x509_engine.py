@@ -250,3 +250,23 @@ def test_the_reload_command_runs_after_each_crl_write(tmp_path: Path, clock: Man
     assert "reload command false exited 1" in caplog.text
     with pytest.raises(ConfigError, match="crl_reload_command"):
         engine_at(tmp_path / "bad", clock, crl_reload_command="nginx -s reload")
+
+
+def test_any_signer_can_hold_the_ca_key(tmp_path: Path, clock: ManualClock) -> None:
+    """An HSM-held key reaches the engine as a ``Signer`` only (its public half from the JWK)."""
+    signer = EcKeyFileSigner(tmp_path / "elsewhere" / "key.pem")
+    engine = X509Engine(X509EngineConfig(state_dir=str(tmp_path / "ca")), signer=signer, clock=clock)
+    issued = engine.issue(request(KeyRing().new_csr()))
+    x509.load_pem_x509_certificate(issued.secret.encode()).verify_directly_issued_by(engine.ca.certificate)
+    assert engine.ca.certificate.public_key() == signer.public_key
+    assert not (tmp_path / "ca" / "ca-key.pem").exists()  # no key file of the engine's own
+
+
+@given(st.text(max_size=300))
+def test_the_csr_check_refuses_any_text_with_a_reason(text: str) -> None:
+    from jitsec.broker.engines.x509_csr import check_csr  # noqa: PLC0415
+
+    with pytest.raises(BadRequest) as refused:
+        check_csr(text)
+    assert refused.value.code == "invalid_public_key"
+    assert str(refused.value).startswith("x509: ") and len(str(refused.value)) < 200  # no echo of the input
