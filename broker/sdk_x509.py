@@ -79,6 +79,10 @@ class KeyRing:
                 del self._keys[next(iter(self._keys))]
         return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
     def key_for(self, certificate: x509.Certificate) -> ec.EllipticCurvePrivateKey:
         public = certificate.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey):
@@ -144,7 +148,10 @@ class ClientCertificate:
         return context
 
     def purge(self) -> None:
+        """Forget the certificate and every key (the task's completion purges the certificate; the
+        keys go with this object or here)."""
         self._secret.purge()
+        self._keys.clear()
 
 
 def _load_chain(context: ssl.SSLContext, pem: bytes) -> None:

@@ -61,6 +61,8 @@ def test_the_sdk_certificate_matches_its_in_memory_key_and_completion_revokes_it
         assert certificate.serial_number not in crl_serials(running.url)
         context = cert.ssl_context()  # loads the pair (ssl refuses a key that does not match)
         assert context.verify_mode.name == "CERT_REQUIRED"
+    with pytest.raises(RuntimeError, match="purged"):  # completion took the certificate out of memory
+        cert.private_key()
     assert certificate.serial_number in crl_serials(running.url)
     assert running.broker.store.get_lease(cert.lease_id).state.value == "revoked"
 
