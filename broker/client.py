@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -38,6 +38,9 @@ from jitsec.broker.leaks import (
 
 from jitsec.kernel.addresses import is_loopback
 from jitsec.kernel.redaction import preview
+
+if TYPE_CHECKING:
+    from jitsec.broker.sdk_x509 import ClientCertificate
 
 log = logging.getLogger("jitsec.broker.client")
 DEFAULT_TIMEOUT = 10.0
@@ -168,6 +171,13 @@ class BrokerClient:
     def release(self, agent: str) -> None:
         self.request("DELETE", f"/v1/agents/{agent}/quarantine")
 
+    def x509_crl(self, engine: str | None = None) -> bytes:
+        """The DER CRL of an x509 engine (``GET /v1/x509/crl``; public, no key needed)."""
+        response = self._http.get("/v1/x509/crl", params={"engine": engine} if engine else None)
+        if response.status_code >= 400:
+            raise BrokerAPIError(response.status_code, "error", response.reason_phrase)
+        return response.content
+
     # scanners (the leak response; records in broker.leaks) ---------------------------------------
     def report_leaks(self, reports: Sequence[LeakReport], *,
                      on_leak: LeakScope | None = None) -> list[LeakVerdict]:
@@ -198,9 +208,11 @@ class Secret:
     """One issued secret, in memory only. ``value`` is always a live secret: past 80% of its lifetime it
     is rotated first (the broker revokes the old one). ``str``/``repr`` show a redacted preview."""
 
-    def __init__(self, task: AgentTask, body: dict[str, Any]) -> None:
+    def __init__(self, task: AgentTask, body: dict[str, Any],
+                 renew_key: Callable[[], str] | None = None) -> None:
         self._task = task
         self._lock = threading.Lock()
+        self._renew_key = renew_key  # makes a new key pair and returns its public key or CSR
         self._load(body)
 
     def _load(self, body: dict[str, Any]) -> None:
@@ -232,7 +244,9 @@ class Secret:
             self._rotate_locked(grace_seconds)
 
     def _rotate_locked(self, grace_seconds: float) -> None:
-        body = self._task.client.rotate_lease(self.lease_id, grace_seconds, bearer=self._task.token)
+        public_key = self._renew_key() if self._renew_key else None
+        body = self._task.client.rotate_lease(self.lease_id, grace_seconds, bearer=self._task.token,
+                                              public_key=public_key)
         log.info("rotated lease %s -> %s", self.lease_id, body["lease_id"])
         self._load(body)
 
@@ -310,15 +324,25 @@ class AgentTask:
         ttl_seconds: int | None = None,
         *,
         public_key: str | None = None,
+        renew_key: Callable[[], str] | None = None,
     ) -> Secret:
-        """``public_key``: the agent's own public key or CSR, for engines that certify a key it keeps."""
+        """``public_key``: the agent's own public key or CSR, for engines that certify a key it keeps;
+        ``renew_key`` makes the next one on rotation."""
         request: dict[str, Any] = {"engine": engine, "scopes": list(scopes), "ttl_seconds": ttl_seconds}
         if public_key:
             request["public_key"] = public_key
         body = self.client.request("POST", "/v1/secrets", bearer=self.token, json=request)
-        secret = Secret(self, body)
+        secret = Secret(self, body, renew_key)
         self._secrets.append(secret)
         return secret
+
+    def client_certificate(
+        self, engine: str, scopes: Sequence[str], ttl_seconds: int | None = None
+    ) -> ClientCertificate:
+        """An X.509 client certificate on a key made here (see ``broker.sdk_x509``)."""
+        from jitsec.broker.sdk_x509 import ClientCertificate  # noqa: PLC0415 - cryptography, for its users only
+
+        return ClientCertificate(self, engine, scopes, ttl_seconds)
 
     def complete(self) -> None:
         """Complete the task at the broker (revoking all its leases) and purge every secret held."""

@@ -381,7 +381,7 @@ class BrokerService:
             scopes=wanted,
             issued_at=now,
             expires_at=expires_at,
-            fingerprint=sha256_fingerprint(credential.secret),
+            fingerprint=credential.fingerprint or sha256_fingerprint(credential.secret),
             handle=credential.handle,
             rotated_from=rotated_from,
             username=credential.username,

@@ -28,6 +28,7 @@ from jitsec.scanner.filters import (
     shannon_entropy,
 )
 from jitsec.scanner.fingerprint import Fingerprinter, SecretHasher, context_digest
+from jitsec.scanner.key_fingerprint import derived_fingerprint
 from jitsec.scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
 from jitsec.scanner.ruleset import Rule, RuleSet
 from jitsec.scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan, origin_path
@@ -402,7 +403,10 @@ class Scanner:
     def _is_live(self, secret: str) -> bool:
         """Whether ``secret`` is a live broker credential (by SHA-256), when the caller knows them."""
         live = self.live_fingerprints
-        return live is not None and live(sha256_fingerprint(_utf8(secret)))
+        if live is None:
+            return False
+        derived = derived_fingerprint(secret)
+        return live(sha256_fingerprint(_utf8(secret))) or (derived is not None and live(derived))
 
     def finding(self, match: _Match, origin: Origin, data: bytes, *, base_offset: int, line: int,
                 read_at: float | None, spans: Sequence[tuple[int, int]] = (),
@@ -429,6 +433,8 @@ class Scanner:
             candidate_sha = sha or sha256_fingerprint(_utf8(match.secret))
             if self.live_fingerprints(candidate_sha):
                 sha, confidence = candidate_sha, Confidence.CONFIRMED
+            elif (derived := derived_fingerprint(match.secret)) and self.live_fingerprints(derived):
+                sha, confidence = derived, Confidence.CONFIRMED  # a private key whose certificate is live
         self.stats.confirm(rule.id)
         return Finding(
             rule_id=rule.id,

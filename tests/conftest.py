@@ -60,6 +60,14 @@ def elasticsearch_url() -> str:
     return _service_setting("JITSEC_TEST_ELASTICSEARCH_URL", "elasticsearch")
 
 
+@pytest.fixture(scope="session")
+def nginx_settings() -> dict[str, str]:
+    """The mutual-TLS nginx: ``url``, ``server_ca``, ``ca_dir`` (an x509 engine's state_dir whose CA
+    it trusts), ``crl`` (the CRL file it reads) and ``reload`` (the command that makes it read it)."""
+    keys = ("url", "server_ca", "ca_dir", "crl", "reload")
+    return {key: _service_setting(f"JITSEC_TEST_NGINX_{key.upper()}", "nginx") for key in keys}
+
+
 # PostgreSQL databases -------------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ Contract:
   calls it before policy checks and before ``issue``.
 - ``issue`` creates one fresh, unique credential that stops working at ``request.expires_at`` on its own
   where the target system allows it (e.g. PostgreSQL ``VALID UNTIL``). It returns everything needed to
-  revoke later in ``handle`` (a string the store keeps; e.g. a role name). It may raise
+  revoke later in ``handle`` (a string the store keeps; e.g. a role name), and, when the secret a leak
+  would expose is not ``secret`` itself (a private key the agent kept), the leak ``fingerprint``. It may raise
   ``TransientEngineError`` or ``EngineError``; then nothing was issued.
 - ``revoke`` is idempotent: revoking something already gone returns ``RevokeOutcome.ALREADY_GONE``.
   Raise ``TransientEngineError`` to ask for a retry (the broker retries with backoff and jitter) or
@@ -80,6 +81,9 @@ class IssuedCredential:
     handle: str = ""
     username: str | None = None
     details: Mapping[str, str] = field(default_factory=dict)
+    # the lease's leak fingerprint when it is not the SHA-256 of ``secret`` (a certificate: the hash of
+    # the public key, which a scanner can derive from the leaked private key)
+    fingerprint: str = ""
 
     def __repr__(self) -> str:  # never print the secret, even in a traceback's locals
         return f"IssuedCredential(handle={self.handle!r}, username={self.username!r}, secret=<redacted>)"

@@ -52,6 +52,14 @@ def _database_of(dsn: str | None) -> str | None:
     "must be allowed to create the jitsec_conformance fixture schema.",
 )
 @click.option(
+    "--x509",
+    "x509_engine",
+    metavar="ENGINE",
+    envvar="JITSEC_CONFORMANCE_X509",
+    help="The name of an x509 engine: 8.2 also checks that completion lists the task's client "
+    "certificate in the broker's CRL (also from $JITSEC_CONFORMANCE_X509).",
+)
+@click.option(
     "--leak-target",
     metavar="file:PATH|kafka://HOST:PORT/TOPIC",
     help="Where a deployment's watcher reads; default: a file watched by a watcher the suite starts.",
@@ -130,6 +138,7 @@ def conformance(  # noqa: PLR0917 - one parameter per option, as click passes th
     broker_url: str | None,
     config_path: Path | None,
     postgres_dsn: str | None,
+    x509_engine: str | None,
     leak_target: str | None,
     start_watcher: bool | None,
     report_dir: Path,
@@ -159,7 +168,7 @@ def conformance(  # noqa: PLR0917 - one parameter per option, as click passes th
     could not run (bad settings, broker unreachable).
     """
     if print_policy:
-        click.echo(policy_snippet(agent_prefix, _database_of(postgres_dsn)), nl=False)
+        click.echo(policy_snippet(agent_prefix, _database_of(postgres_dsn), x509_engine), nl=False)
         return
     if not broker_url:
         raise click.UsageError("--broker URL is required (or $JITSEC_BROKER_URL)")
@@ -170,6 +179,7 @@ def conformance(  # noqa: PLR0917 - one parameter per option, as click passes th
             report_dir=report_dir,
             config_path=config_path,
             postgres_dsn=postgres_dsn,
+            x509_engine=x509_engine,
             leak_target=LeakTarget.parse(leak_target) if leak_target else None,
             start_watcher=start_watcher,
             broker_logs=broker_logs,

@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 
 from jitsec.conformance.context import Context, Recorder
+from jitsec.conformance.policy import X509_SCOPE
 from jitsec.conformance.resources import (
     GRANTED_TABLE,
     Probe,
+    certificate_probe,
     session_alive,
     task_token_probe,
     token_probe,
@@ -42,10 +44,18 @@ def _dead_within(probe: Callable[[], Probe], limit: float) -> tuple[bool, float 
     return held is not None, measured, last[0].reason if last else ""
 
 
+def _serial_of(pem: str) -> int:
+    from cryptography import x509  # noqa: PLC0415 - only with --x509 (the broker extra has it)
+
+    return int(x509.load_pem_x509_certificate(pem.encode("ascii")).serial_number)
+
+
 def run(ctx: Context, rec: Recorder) -> None:
     limit = ctx.settings.immediate_seconds
     pg = ctx.postgres
+    x509_engine = ctx.settings.x509_engine
     scopes = [ctx.READ, ctx.WRITE] + ([pg.scope(GRANTED_TABLE, "SELECT")] if pg else [])
+    scopes += [X509_SCOPE] if x509_engine else []
     started = ctx.start_task(rec, ctx.agent(rec, "complete"), scopes, ttl_seconds=LONG_TTL * 2, label="8.2")
     task = ctx.enter(ctx.agent_task(started))
     task_token = task.token
@@ -61,10 +71,19 @@ def run(ctx: Context, rec: Recorder) -> None:
         rec.check("database session open before completion", session_alive(session).works)
     else:
         rec.note("no --postgres: database credentials and sessions not tested")
+    certificate = serial = None
+    if x509_engine:
+        certificate = task.client_certificate(x509_engine, [X509_SCOPE], LONG_TTL)
+        serial = _serial_of(certificate.certificate_pem)  # read once: no rotation later
+        rec.check("client certificate not in the CRL before completion",
+                  certificate_probe(ctx.anonymous, x509_engine, serial).works)
+    else:
+        rec.note("no --x509: client certificates not tested")
 
     body = task.client.complete_task(task.task_id, bearer=task_token)  # the agent completes its task
     task.complete()  # the SDK purges what it held (a second completion is a no-op at the broker)
-    expected = len(tokens) + 1 + (1 if database is not None else 0)  # + the task token
+    held = len(tokens) + (database is not None) + (certificate is not None)
+    expected = held + 1  # + the task token
     rec.check(
         "the broker revoked every lease of the task at completion",
         body.get("revoked") == expected and not body.get("retrying") and not body.get("failed"),
@@ -86,6 +105,11 @@ def run(ctx: Context, rec: Recorder) -> None:
         ok, measured, reason = _dead_within(lambda: pg.login(database.username or "", database.value), limit)
         rec.check("database login refused after completion", ok, reason, measured=measured, limit=limit)
         session.close()
+    if x509_engine and serial is not None:
+        probe = functools.partial(certificate_probe, ctx.anonymous, x509_engine, serial)
+        ok, measured, reason = _dead_within(probe, limit)
+        rec.check("client certificate listed in the CRL after completion", ok, reason, measured=measured,
+                  limit=limit)
     for issued in [*tokens, *([database] if database else [])]:
         lease = ctx.lease(issued.lease_id)
         rec.check(

@@ -11,9 +11,11 @@ from __future__ import annotations
 from jitsec.conformance.resources import GRANTED_TABLE, SCHEMA
 
 TOKEN_SCOPES = ("conformance:read", "conformance:write")
+X509_SCOPE = "x509:name:conformance.invalid"  # a name no real server answers to
 
 
-def policy_snippet(agent_prefix: str = "conformance-", database: str | None = None) -> str:
+def policy_snippet(agent_prefix: str = "conformance-", database: str | None = None,
+                   x509_engine: str | None = None) -> str:
     """TOML to append to the broker's config (before any catch-all ``agent = "*"`` entry)."""
     lines = [
         "# jitsec conformance: the test agents (first matching entry wins: keep this before wildcards)",
@@ -37,6 +39,14 @@ def policy_snippet(agent_prefix: str = "conformance-", database: str | None = No
             "",
             "[policy.engines.postgres]  # needs an [engines.postgres] section for this database",
             "scopes = [" + ", ".join(_toml_string(s) for s in scopes) + "]",
+            "default_ttl_seconds = 60",
+            "max_ttl_seconds = 600",
+        ]
+    if x509_engine is not None:
+        lines += [
+            "",
+            f"[policy.engines.{x509_engine}]  # an x509 engine (docs/engine-x509.md)",
+            f"scopes = [{_toml_string(X509_SCOPE)}]",
             "default_ttl_seconds = 60",
             "max_ttl_seconds = 600",
         ]

@@ -38,6 +38,18 @@ class Probe:
     reason: str
 
 
+def certificate_probe(broker: BrokerClient, engine: str, serial: int) -> Probe:
+    """A client certificate works while its engine's CRL (as the broker publishes it) omits it."""
+    from cryptography import x509  # noqa: PLC0415 - only with --x509 (the broker extra has it)
+
+    try:
+        crl = x509.load_der_x509_crl(broker.x509_crl(engine))
+    except (BrokerAPIError, httpx.HTTPError, ValueError) as error:
+        return Probe(False, f"the CRL could not be read: {error}")
+    listed = crl.get_revoked_certificate_by_serial_number(serial) is not None
+    return Probe(not listed, "listed in the CRL" if listed else "not listed in the CRL")
+
+
 def token_probe(resource: BrokerClient, token: str) -> Probe:
     """An engine token works when introspection says it is active."""
     try:

@@ -132,6 +132,7 @@ class SuiteSettings:
     only: tuple[str, ...] = ()
     agent_command: tuple[str, ...] = (sys.executable, "-m", "jitsec.conformance.agent")
     work_dir: Path | None = None  # where agent sandboxes live (default: a temporary directory)
+    x509_engine: str | None = None  # an x509 engine's name: 8.2 also holds a client certificate
 
     def __post_init__(self) -> None:
         if not self.broker_url.startswith(("http://", "https://")):
@@ -166,6 +167,7 @@ class SuiteSettings:
             ("broker", self.broker_url),
             ("config", str(self.config_path) if self.config_path else "(none: store and audit not checked)"),
             ("postgres", postgres_label(self.postgres_dsn) if self.postgres_dsn else "(none)"),
+            ("x509 engine", self.x509_engine or "(none)"),
             (
                 "leak target",
                 self.leak_target.describe() if self.leak_target else "(a file the suite creates)",

@@ -120,3 +120,14 @@ def live_lookup(fingerprint: str) -> str:
     fingerprint a leak report must carry, so the list alone revokes nothing.
     """
     return hashlib.sha256(LOOKUP_DOMAIN + bytes.fromhex(fingerprint)).hexdigest()
+
+
+PUBLIC_KEY_DOMAIN = b"jitsec public key v1\0"
+
+
+def public_key_fingerprint(spki_der: bytes) -> str:
+    """The ``sha256_fingerprint`` of a credential the agent holds as a private key (an X.509 client
+    certificate's key): a hash of its DER SubjectPublicKeyInfo. The broker computes it from the CSR it
+    certified; a scanner computes it from a leaked private key (the public half follows from it), so
+    both name the same lease without the broker ever holding the private key."""
+    return sha256_fingerprint(PUBLIC_KEY_DOMAIN + spki_der)

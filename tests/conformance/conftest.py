@@ -1,6 +1,6 @@
 """A real deployment for the suite to test: the project's broker over loopback HTTP (uvicorn in a
-thread), a SQLite store, the token engine and the PostgreSQL engine against the real cluster (a fresh
-database and role prefix per test module), a policy with the conformance entry, and a log file
+thread), a SQLite store, the token and x509 engines, the PostgreSQL engine against the real cluster (a
+fresh database and role prefix per test module), a policy with the conformance entry, and a log file
 capturing the broker's loggers at DEBUG (8.5 searches it)."""
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class Deployment:
             "requests_per_task": 2,
             "leak_threshold_seconds": 10.0,
             "work_dir": tmp / "work",
+            "x509_engine": "x509",
         }
         values.update(overrides)
         return SuiteSettings(**values)
@@ -110,6 +111,7 @@ def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dic
                 "default_ttl_seconds": 60,
                 "reconcile_grace_seconds": 600.0,
             },
+            "x509": {"state_dir": str(directory / "x509"), "max_ttl_seconds": 600, "default_ttl_seconds": 60},
         },
         "policy": [
             {
@@ -118,6 +120,7 @@ def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dic
                 "engines": {
                     "token": {"scopes": ["conformance:read", "conformance:write"], "max_ttl_seconds": 600},
                     "postgres": {"scopes": pg_scopes, "max_ttl_seconds": 600},
+                    "x509": {"scopes": ["x509:name:conformance.invalid"], "max_ttl_seconds": 600},
                 },
             }
         ],

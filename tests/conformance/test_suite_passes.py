@@ -28,6 +28,8 @@ def test_every_test_passes_against_the_project_broker(deployment, tmp_path: Path
     assert failing == {}
     assert [r.test_id for r in report.results] == ["8.1", "8.2", "8.3", "8.4", "8.5", "8.6", "8.7"]
     assert report.score == 100.0
+    completion_checks = [c.name for c in report.results[1].checks]
+    assert "client certificate listed in the CRL after completion" in completion_checks  # --x509
     assert report.maturity.level == "advanced"
     latency = float(report.results[-1].fact("leak_latency_ms") or "nan")
     assert 0 < latency < 10_000
