@@ -101,12 +101,14 @@ def test_issuance_that_repeats_secrets_fails_8_4(
         ttl_seconds: Any = None,
         *,
         rotated_from: str | None = None,
+        public_key: str = "",
     ) -> Any:
         """A 'cache' that answers a task's repeated request with the secret it already has."""
         key = (caller.task.task_id, engine_name, tuple(scopes))
         if rotated_from is None and key in handed_out:
             return handed_out[key]
-        issued = original(self, caller, engine_name, scopes, ttl_seconds, rotated_from=rotated_from)
+        issued = original(self, caller, engine_name, scopes, ttl_seconds, rotated_from=rotated_from,
+                          public_key=public_key)
         handed_out[key] = issued
         return issued
 
