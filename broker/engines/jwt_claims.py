@@ -20,6 +20,8 @@ import regex
 from jitsec.broker.engines.base import IssueRequest
 from jitsec.broker.errors import ScopeError
 
+from jitsec.kernel.redaction import shown
+
 AUDIENCE_PREFIX = "aud:"
 _ACTION = regex.compile(r"[a-z0-9][a-z0-9_.\-]*(?::[a-z0-9_.\-]+)+")
 _AUDIENCE = regex.compile(
@@ -35,13 +37,13 @@ def validate_scopes(scopes: Sequence[str]) -> None:
         raise ScopeError("a JWT needs at least one scope: aud:NAME or resource:action")
     for scope in scopes:
         if len(scope) > MAX_SCOPE_LENGTH or "*" in scope:
-            raise ScopeError(f"scope {scope[:MAX_SCOPE_LENGTH]!r} is too long or holds a wildcard")
+            raise ScopeError(f"scope {shown(scope)!r} is too long or holds a wildcard")
         if scope.startswith(AUDIENCE_PREFIX):
             if not _AUDIENCE.fullmatch(scope.removeprefix(AUDIENCE_PREFIX)):
-                raise ScopeError(f"scope {scope!r}: an audience is aud:NAME (lowercase letters, digits, "
-                                 "'_', '.', '-') or aud:https://host/path")
+                raise ScopeError(f"scope {shown(scope)!r}: an audience is aud:NAME (lowercase letters, "
+                                 "digits, '_', '.', '-') or aud:https://host/path")
         elif not _ACTION.fullmatch(scope):
-            raise ScopeError(f"scope {scope!r} is not of the form 'resource:action' or 'aud:NAME' "
+            raise ScopeError(f"scope {shown(scope)!r} is not of the form 'resource:action' or 'aud:NAME' "
                              "(lowercase letters, digits, '_', '.', '-', separated by ':')")
 
 
