@@ -156,7 +156,8 @@ def main() -> None:
     for name in engines:
         median = {key: statistics.median(values) for key, values in rates[name].items()}
         print(f"{name:<10} {median['issue']:>10,.0f} {median['revoke']:>14,.0f} "
-              f"{median['issue_cpu']:>13,.0f} {median['revoke_cpu']:>14,.0f} {1e6 / median['issue_cpu']:>19,.0f}")
+              f"{median['issue_cpu']:>13,.0f} {median['revoke_cpu']:>14,.0f} "
+              f"{1e6 / median['issue_cpu']:>19,.0f}")
 
 
 if __name__ == "__main__":
