@@ -15,12 +15,12 @@ introspection and dies at its ``exp``.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 
+import orjson
 from jitsec.broker.engines.base import (
     EngineLimits,
     EngineSettings,
@@ -43,7 +43,8 @@ OPTIONS = ("keys",)
 
 
 def _compact(document: object) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, keys in insertion order (orjson: a few µs less per token than json)."""
+    return orjson.dumps(document)
 
 
 class JwtEngine:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jitsec.broker.engines.base import EngineSettings, IssueRequest
@@ -17,6 +18,8 @@ from jitsec.broker.engines.jwt import JWKS_PATH, METADATA_PATH, JwtEngine, creat
 from jitsec.broker.engines.jwt_claims import audiences, validate_scopes
 from jitsec.broker.engines.jwt_keys import KeyRing
 from jitsec.broker.errors import ConfigError, ScopeError
+
+from jitsec.cli import main
 
 ISSUER = "https://broker.example.test"
 
@@ -153,3 +156,20 @@ def test_no_private_key_material_is_world_readable(tmp_path: Path) -> None:
     for path in (tmp_path / "keys").iterdir():
         if path.suffix == ".pem":
             assert os.stat(path).st_mode & 0o077 == 0
+
+
+def test_rotate_key_and_keys_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    runner = CliRunner()
+    assert runner.invoke(main, ["broker", "init", "--config", str(config)]).exit_code == 0
+    listed = runner.invoke(main, ["broker", "jwt", "keys", "--config", str(config), "--json"])
+    [first] = json.loads(listed.output)["keys"]
+    rotated = runner.invoke(main, ["broker", "jwt", "rotate-key", "--config", str(config), "--json"])
+    assert rotated.exit_code == 0, rotated.output
+    answer = json.loads(rotated.output)
+    assert answer["retired"] == first["kid"] != answer["current"]
+    assert answer["retired_published_until"] > time.time() + 900  # max_ttl_seconds of the example config
+    listed = runner.invoke(main, ["broker", "jwt", "keys", "--config", str(config)])
+    assert f"{answer['retired']}  retired, published until" in listed.output
+    wrong = runner.invoke(main, ["broker", "jwt", "rotate-key", "--config", str(config), "--engine", "token"])
+    assert wrong.exit_code == 2 and "no [engines.token] section of kind jwt" in wrong.output
