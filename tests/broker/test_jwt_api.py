@@ -64,3 +64,16 @@ def test_jwts_are_introspected_published_and_never_kept(running, env, caplog) ->
         for token in tokens:
             assert token not in text and token.rsplit(".", 1)[1] not in text, f"a token is in {name}"
         assert not [f for f in scanner.scan_bytes(data, StreamOrigin(name)) if f.rule_id == "broker-jwt"]
+
+
+def test_an_agent_rotates_its_jwt_mid_task_and_the_old_one_dies(running) -> None:
+    started = running.client("orchestrator").start_task("demo-agent", "report", ["reports:read"])
+    resource = running.client("resource")
+    with running.client().task(started.task_id, started.grant) as task:
+        secret = task.secret("jwt", ["reports:read"])
+        old_token, old_lease = secret.value, secret.lease_id
+        secret.rotate()
+        assert secret.lease_id != old_lease and secret.value != old_token
+        assert jwt.decode(secret.value, options={"verify_signature": False})["jti"] == secret.lease_id
+        assert resource.introspect(old_token) == {"active": False}
+        assert resource.introspect(secret.value)["active"] is True
