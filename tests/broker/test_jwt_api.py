@@ -10,8 +10,11 @@ import logging
 import httpx
 import jwt
 import pytest
+from jitsec.broker.api.app import create_app
 from jitsec.broker.audit import record_to_dict
 from jitsec.broker.client import BrokerAPIError
+from jitsec.broker.errors import ConfigError
+from jitsec.broker.runtime import build_broker
 from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.ruleset import load_ruleset
@@ -77,3 +80,14 @@ def test_an_agent_rotates_its_jwt_mid_task_and_the_old_one_dies(running) -> None
         assert jwt.decode(secret.value, options={"verify_signature": False})["jti"] == secret.lease_id
         assert resource.introspect(old_token) == {"active": False}
         assert resource.introspect(secret.value)["active"] is True
+
+
+def test_two_engines_publishing_the_same_path_stop_the_broker(env) -> None:
+    config = env.config(engines={"token": {}, "jwt": {"keys": str(env.tmp / "a")},
+                                 "jwt-long": {"kind": "jwt", "keys": str(env.tmp / "b")}})
+    broker = build_broker(config)
+    try:
+        with pytest.raises(ConfigError, match=r"engines\.jwt and engines\.jwt-long both publish"):
+            create_app(broker)
+    finally:
+        broker.close()
