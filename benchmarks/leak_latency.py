@@ -1,5 +1,7 @@
 """Leak-to-revocation latency: a broker-issued token appended to a log file → the credential is dead.
 
+``--credential jwt`` leaks JWT access tokens of the jwt engine instead of ``jit_`` tokens.
+
 The real loop on loopback, in two processes as deployed: a broker (SQLite, token engine, HTTP) in a
 child process; in this one, the tail source polling the file, the engine with the full default rule
 set, the pipeline and the responder reporting fingerprints over HTTP. For each leak: append one line
@@ -13,6 +15,7 @@ everything: slower, shown for the record).
 
     python -m benchmarks.leak_latency                      # 500 leaks, one at a time
     python -m benchmarks.leak_latency --leaks 2000 --burst 20 --poll 0.01
+    python -m benchmarks.leak_latency --credential jwt --leaks 200
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ from jitsec.testing import AGENT, EmbeddedBroker, LoopScanner
 TOKENS_PER_TASK = 50
 
 
+def broker_options(credential: str, directory: Path) -> dict[str, Any]:
+    """What ``EmbeddedBroker`` needs to issue ``--credential`` kinds beyond the token engine it has."""
+    if credential == "jwt":
+        return {"engines": {"jwt": {"keys": str(directory / "jwt-keys")}},
+                "policy_engines": {"jwt": {"scopes": ["reports:read"]}}}
+    return {}
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
@@ -47,16 +58,17 @@ def summary(values: list[float]) -> dict[str, float]:
             "max_ms": round(max(values), 1), "mean_ms": round(statistics.fmean(values), 1)}
 
 
-def serve_broker(directory: Path) -> None:
+def serve_broker(directory: Path, credential: str) -> None:
     """Child process: run an embedded broker, print how to reach it, serve until stdin closes."""
-    broker = EmbeddedBroker(directory).start()
+    broker = EmbeddedBroker(directory, **broker_options(credential, directory)).start()
     print(json.dumps({"url": broker.url, "keys": broker.keys, "store": broker.broker.config.store_url,
                       "audit_key": broker.broker.config.audit_key.hex()}), flush=True)
     sys.stdin.read()
     broker.close()
 
 
-def issue_tokens(url: str, orchestrator_key: str, count: int) -> list[tuple[str, str]]:
+def issue_tokens(url: str, orchestrator_key: str, count: int,
+                 credential: str = "token") -> list[tuple[str, str]]:
     """``count`` live tokens and their lease ids, through the HTTP API (setup, not measured)."""
     out: list[tuple[str, str]] = []
     with BrokerClient(url, key=orchestrator_key) as orchestrator, BrokerClient(url) as agent:
@@ -65,7 +77,7 @@ def issue_tokens(url: str, orchestrator_key: str, count: int) -> list[tuple[str,
             token, _ = agent.redeem(task.task_id, task.grant)
             for _ in range(min(TOKENS_PER_TASK, count - len(out))):
                 body = agent.request("POST", "/v1/secrets", bearer=token,
-                                     json={"engine": "token", "scopes": ["reports:read"]})
+                                     json={"engine": credential, "scopes": ["reports:read"]})
                 out.append((body["secret"], body["lease_id"]))
     return out
 
@@ -85,17 +97,18 @@ def wait_dead(store: Any, sha256s: list[str], timeout: float) -> dict[str, float
 
 
 def run(leaks: int, *, burst: int, poll: float, engine: str, timeout: float,
-        in_process: bool) -> dict[str, Any]:
+        in_process: bool, credential: str = "token") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jitsec-leak-bench-") as tmp:
         directory = Path(tmp)
         child: subprocess.Popen[str] | None = None
         embedded: EmbeddedBroker | None = None
         if in_process:
-            embedded = EmbeddedBroker(directory).start()
+            embedded = EmbeddedBroker(directory, **broker_options(credential, directory)).start()
             info = {"url": embedded.url, "keys": embedded.keys, "store": embedded.broker.config.store_url,
                     "audit_key": embedded.broker.config.audit_key.hex()}
         else:
-            child = subprocess.Popen([sys.executable, "-m", "benchmarks.leak_latency", "--serve-broker", tmp],
+            child = subprocess.Popen([sys.executable, "-m", "benchmarks.leak_latency", "--serve-broker", tmp,
+                                      "--credential", credential],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert child.stdout is not None
             info = json.loads(child.stdout.readline())
@@ -105,7 +118,7 @@ def run(leaks: int, *, burst: int, poll: float, engine: str, timeout: float,
         loop = LoopScanner(log, info["url"], info["keys"]["scanner"], directory / "state",
                            poll_interval=poll, engine=engine).start()  # type: ignore[arg-type]
         try:
-            tokens = issue_tokens(info["url"], info["keys"]["orchestrator"], leaks + 50)
+            tokens = issue_tokens(info["url"], info["keys"]["orchestrator"], leaks + 50, credential)
             leaked, peers = tokens[:leaks], tokens[leaks:]
             loop_ms: list[float] = []
             for start in range(0, leaks, burst):
@@ -134,7 +147,7 @@ def run(leaks: int, *, burst: int, poll: float, engine: str, timeout: float,
             if child is not None:
                 child.communicate("", timeout=30)
     return {
-        "leaks": leaks, "burst": burst, "poll_interval_s": poll, "matcher": matcher,
+        "leaks": leaks, "credential": credential, "burst": burst, "poll_interval_s": poll, "matcher": matcher,
         "broker": "in-process" if in_process else "separate process",
         "revoked_by_leak": revoked, "missed": leaks - len(loop_ms),
         "leak_to_dead": summary(loop_ms) if loop_ms else None,
@@ -153,21 +166,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["auto", "hyperscan", "python"], default="auto")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait per burst")
     parser.add_argument("--in-process", action="store_true", help="run the broker in this process")
+    parser.add_argument("--credential", choices=["token", "jwt"], default="token",
+                        help="what leaks: a jit_ token (default) or a JWT access token of the jwt engine")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--serve-broker", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_broker:
-        serve_broker(Path(args.serve_broker))
+        serve_broker(Path(args.serve_broker), args.credential)
         return 0
     if args.leaks < 1 or args.burst < 1:
         parser.error("--leaks and --burst must be positive")
     result = run(args.leaks, burst=args.burst, poll=args.poll, engine=args.engine, timeout=args.timeout,
-                 in_process=args.in_process)
+                 in_process=args.in_process, credential=args.credential)
     ok = result["revoked_by_leak"] == args.leaks
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if ok else 1
-    print(f"leak-to-revocation over {result['leaks']} leaks (burst {result['burst']}, tail poll "
+    print(f"leak-to-revocation over {result['leaks']} leaked {args.credential}s "
+          f"(burst {result['burst']}, tail poll "
           f"{result['poll_interval_s']} s, {result['matcher']} matcher, broker {result['broker']}); "
           f"revoked {result['revoked_by_leak']}, missed {result['missed']}")
     for label, key in (("append → lease dead (the loop)", "leak_to_dead"),

@@ -31,6 +31,7 @@ max_request_bytes = 65536            # larger request bodies get 413
 [server]
 host = "127.0.0.1"
 port = 8470
+# public_url = "https://broker.example.com"  # how clients reach it (a JWT's issuer); default: host and port
 # tls_cert = "cert.pem"              # serve HTTPS when both are set (paths relative to this file)
 # tls_key = "key.pem"
 workers = 1
@@ -49,6 +50,11 @@ retry_alert_every_attempts = 10     # ...and again every this many
 default_ttl_seconds = 300
 max_ttl_seconds = 3600
 
+[engines.jwt]                        # OAuth access tokens (RFC 9068 JWTs), verified offline with the JWKS
+keys = "jwt-keys"                    # signing keys (made on first start): jitsec broker jwt rotate-key
+default_ttl_seconds = 300
+max_ttl_seconds = 900
+
 {postgres_engine}{principals}
 # Policy: first entry whose `agent` glob matches wins; an agent no entry matches gets nothing.
 # Scopes are globs too ("reports:*"). TTLs never exceed the engine's max_ttl_seconds.
@@ -58,6 +64,11 @@ max_task_ttl_seconds = 900           # a task of demo-agent lasts at most 15 min
 
 [policy.engines.token]
 scopes = ["reports:read", "reports:write"]
+default_ttl_seconds = 300
+max_ttl_seconds = 900
+
+[policy.engines.jwt]                 # aud = "reports" (the scopes' resource), scope = "reports:read"
+scopes = ["reports:read"]
 default_ttl_seconds = 300
 max_ttl_seconds = 900
 

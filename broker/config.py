@@ -64,6 +64,14 @@ class ServerSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     workers: int = 1
+    public_url: str = ""  # where clients reach the broker; "" = derived from host, port and TLS
+
+    def url(self) -> str:
+        """The broker's public URL (a JWT's issuer): ``public_url``, or what host and port give."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +165,17 @@ def parse_config(
     )
     on_grant_replay = _replay_action(broker)
     broker.done()
+    server = _server(source, top.get("server", dict, {}), base_dir)
     config = BrokerConfig(
         store_url=store_url,
         audit_key=audit_key,
         principals=_principals(source, top.get("principals", list, [])),
-        engines=_engines(source, top.get("engines", dict, {"token": {}})),
+        engines=_engines(source, top.get("engines", dict, {"token": {}}), server.url(), base_dir),
         policy=_policy(source, top.get("policy", list, [])),
         limits=limits,
         reaper=_reaper(source, top.get("reaper", dict, {})),
         audit=_audit(source, top.get("audit", dict, {}), base_dir),
-        server=_server(source, top.get("server", dict, {}), base_dir),
+        server=server,
         source=source,
         leaks=_leaks(source, top.get("leaks", dict, {})),
         keys=keys,
@@ -256,7 +265,8 @@ def _principals(source: str, items: list[Any]) -> tuple[Principal, ...]:
     return tuple(principals)
 
 
-def _engines(source: str, table: dict[str, Any]) -> dict[str, EngineConfig]:
+def _engines(source: str, table: dict[str, Any], public_url: str = "",
+             base_dir: Path | None = None) -> dict[str, EngineConfig]:
     engines = {}
     for name, section in table.items():
         reader = _Reader(source, f"engines.{name}", section)
@@ -269,7 +279,8 @@ def _engines(source: str, table: dict[str, Any]) -> dict[str, EngineConfig]:
         except ValueError as error:
             raise ConfigError(f"{source}: engines.{name}: {error}") from None
         engines[name] = EngineConfig(
-            kind=kind, settings=EngineSettings(name=name, limits=limits, options=dict(reader.table))
+            kind=kind, settings=EngineSettings(name=name, limits=limits, options=dict(reader.table),
+                                               public_url=public_url, config_dir=base_dir)
         )
     return engines
 
@@ -347,8 +358,11 @@ def _server(source: str, table: dict[str, Any], base_dir: Path | None) -> Server
         tls_cert=path_or_none("tls_cert"),
         tls_key=path_or_none("tls_key"),
         workers=reader.positive("workers", 1),
+        public_url=reader.get("public_url", str, "").rstrip("/"),
     )
     reader.done()
+    if settings.public_url and not regex.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", settings.public_url):
+        raise reader.error("public_url", "must be an http:// or https:// URL without query or fragment")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError(f"{source}: server.tls_cert and server.tls_key must be given together")
     return settings

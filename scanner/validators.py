@@ -1,4 +1,4 @@
-"""The fixed registry of checksum validators a rule may name.
+"""The fixed registry of validators (checksums, structure) a rule may name.
 
 A pack names a validator by string; it can never name code to import. A rule with a validator is
 STRUCTURAL confidence when the check holds, and a string of the right shape with a wrong checksum is
@@ -7,9 +7,13 @@ not a finding at all.
 
 from __future__ import annotations
 
+import base64
+import json
 import zlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+
+import regex
 
 from jitsec.kernel.credential_format import ALPHABET, parse
 
@@ -49,13 +53,40 @@ def _prefixed_crc32(prefixes: tuple[str, ...]) -> Validator:
     return check
 
 
+_LEASE_ID = regex.compile(r"lse_[0-9a-f]{24}")
+_ACCESS_TOKEN_TYPE = "at+jwt"
+
+
+def _b64url_json(part: str) -> object:
+    try:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def is_broker_jwt(secret: str) -> bool:
+    """A JWT access token of the broker's jwt engine: header ``typ`` ``at+jwt`` with a ``kid``, claims
+    whose ``jti`` is a lease id (``lse_`` + 24 hex) with ``iss`` and ``exp``. The signature is not
+    checked (the scanner holds no keys): the broker says whether the lease is its own."""
+    parts = secret.split(".")
+    if len(parts) != 3 or not parts[2]:
+        return False
+    header, claims = _b64url_json(parts[0]), _b64url_json(parts[1])
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return False
+    return (header.get("typ") == _ACCESS_TOKEN_TYPE and isinstance(header.get("kid"), str)
+            and isinstance(claims.get("jti"), str) and _LEASE_ID.fullmatch(claims["jti"]) is not None
+            and isinstance(claims.get("iss"), str) and isinstance(claims.get("exp"), int))
+
+
 VALIDATORS: Mapping[str, Validator] = MappingProxyType(
     {
         "broker-crc32": is_broker_credential,
         "github-crc32": _prefixed_crc32(("ghp", "gho", "ghu", "ghs", "ghr")),
         "npm-crc32": _prefixed_crc32(("npm",)),
+        "broker-jwt": is_broker_jwt,
     }
 )
 
 # Validators whose format is the broker's: findings carry the SHA-256 the broker looks leases up by.
-BROKER_VALIDATORS = frozenset({"broker-crc32"})
+BROKER_VALIDATORS = frozenset({"broker-crc32", "broker-jwt"})

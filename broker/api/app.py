@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from jitsec.broker.api import agents, health, introspect, leases, secrets, tasks
 from jitsec.broker.api.auth import PrincipalKeys
+from jitsec.broker.api.published import published_router
 from jitsec.broker.api.schemas import ERROR_RESPONSES
 from jitsec.broker.errors import BrokerError, Unauthenticated
 from jitsec.broker.runtime import Broker
@@ -63,6 +64,7 @@ def create_app(broker: Broker, *, run_reaper: bool = True, close_broker: bool = 
     app.state.principal_keys = PrincipalKeys(broker.config.principals, source=config_path)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(published_router(broker.engines))  # JWKS, OAuth metadata, revocation lists
     for module_name in OPTIONAL_ROUTERS:  # documented errors are the same everywhere
         if importlib.util.find_spec(module_name) is not None:
             app.include_router(importlib.import_module(module_name).router, responses=ERROR_RESPONSES)

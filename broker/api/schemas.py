@@ -138,7 +138,7 @@ class Rotated(SecretIssued):
 
 
 class IntrospectRequest(Strict):
-    token: str = Field(min_length=1, max_length=256)
+    token: str = Field(min_length=1, max_length=4096, description="an engine token or a JWT access token")
     resource: str = Field(default="", max_length=200, description="what the token is being used for")
 
 

@@ -1,6 +1,8 @@
-"""The engine protocol: what every secret engine (token, postgres, ...) implements.
+"""The engine protocol: what every secret engine (token, postgres, jwt, ...) implements.
 
-Contract:
+The contract is written out, with a worked example and how a separate package adds an engine kind
+through the ``jitsec.engines`` entry-point group, in docs/engines.md; ``tests/broker/engine_contract.py``
+checks it for any engine. In short:
 - ``validate_scopes`` is pure and cheap; it raises ``ScopeError`` naming the first bad scope. The broker
   calls it before policy checks and before ``issue``.
 - ``issue`` creates one fresh, unique credential that stops working at ``request.expires_at`` on its own
@@ -17,15 +19,18 @@ Contract:
 - Exception messages and logs must never contain the secret.
 - Optional attribute ``blocking_io`` (default True): set it False only if ``issue`` does no network or
   disk I/O; the API then issues on the event loop instead of the thread pool (the token engine does).
+- ``public_documents`` (optional, ``Publishing``) names documents served without authentication (a
+  JWKS, a revocation list); each is rendered on every request, so it may change while the broker runs.
 
 Engines are built by ``broker.engines.registry.build_engine`` from ``[engines.<name>]`` in the config.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -49,11 +54,20 @@ class EngineLimits:
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     """What a factory receives: the engine's name, its limits and its own options (the rest of the
-    ``[engines.<name>]`` table, e.g. a DSN)."""
+    ``[engines.<name>]`` table, e.g. a DSN). ``public_url`` is where clients reach the broker (for
+    what an engine writes into a credential: a JWT's issuer, a certificate's CRL address);
+    ``config_dir`` is the config file's folder, which relative paths in ``options`` are read from."""
 
     name: str
     limits: EngineLimits = field(default_factory=EngineLimits)
     options: Mapping[str, Any] = field(default_factory=dict)
+    public_url: str = "http://127.0.0.1:8470"
+    config_dir: Path | None = None
+
+    def path(self, value: str) -> Path:
+        """An option naming a file or folder, relative to the config's folder."""
+        relative = Path(value)
+        return relative if relative.is_absolute() or self.config_dir is None else self.config_dir / relative
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +124,23 @@ class Reconciling(Protocol):
     def reconcile(self, live_handles: Collection[str]) -> int:
         """Revoke engine-side credentials not in ``live_handles``; return how many were removed."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PublicDocument:
+    """A document an engine publishes without authentication at ``path`` (``/.well-known/jwks.json``,
+    a KRL, a CRL). ``render`` is called on every GET, from the event loop: it must be quick and must not
+    block (answer from memory, refreshed by the engine)."""
+
+    path: str
+    media_type: str
+    render: Callable[[], bytes]
+    max_age_seconds: int = 60  # Cache-Control for verifiers that fetch it
+
+
+@runtime_checkable
+class Publishing(Protocol):
+    """Optional engine capability, checked with ``isinstance(engine, Publishing)`` when the API is built.
+    Two engines may not publish the same path (the broker refuses to start)."""
+
+    def public_documents(self) -> Sequence[PublicDocument]: ...

@@ -14,6 +14,8 @@ from enum import Enum
 
 from jitsec.broker import errors
 
+from jitsec.kernel.redaction import shown
+
 SCOPE_ENGINE = "postgres"
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1 in a default PostgreSQL build
 _SPECIAL = frozenset(':."*')
@@ -73,7 +75,7 @@ def parse_scope(text: str, *, allow_schema_wide: bool = False) -> PostgresScope:
     reader = _Reader(text)
     engine = reader.bare_word()
     if engine != SCOPE_ENGINE:
-        raise ScopeError(f"scope {text!r} does not start with '{SCOPE_ENGINE}:'")
+        raise ScopeError(f"scope {shown(text)!r} does not start with '{SCOPE_ENGINE}:'")  # maybe a secret
     reader.expect(":")
     database = reader.name("database")
     reader.expect(":")

@@ -21,6 +21,7 @@ from jitsec.broker.engines.base import (
 from jitsec.broker.errors import ConfigError, ScopeError
 
 from jitsec.kernel.credential_format import CredentialKind, mint
+from jitsec.kernel.redaction import shown
 
 _SCOPE = regex.compile(r"[a-z0-9][a-z0-9_.\-]*(?::[a-z0-9_.\-]+)*")
 MAX_SCOPE_LENGTH = 128
@@ -68,7 +69,7 @@ class TokenEngine:
         for scope in scopes:
             if len(scope) > MAX_SCOPE_LENGTH or "*" in scope or not _SCOPE.fullmatch(scope):
                 raise ScopeError(
-                    f"scope {scope[:MAX_SCOPE_LENGTH]!r} is not of the form 'resource:action' "
+                    f"scope {shown(scope)!r} is not of the form 'resource:action' "
                     "(lowercase letters, digits, '_', '.', '-', separated by ':')"
                 )
 

@@ -367,3 +367,8 @@ def export(config_path: str, output: Path | None, after_seq: int) -> None:
         os.chmod(output, 0o600)  # an existing file keeps its mode through O_TRUNC
     click.echo(f"exported {count} records", err=True)
     sys.stdout.flush()
+
+
+from jitsec.commands.broker_jwt import jwt_group  # noqa: E402 - a subgroup in its own module
+
+broker_group.add_command(jwt_group)

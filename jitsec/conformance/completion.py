@@ -1,8 +1,9 @@
 """Test 8.2, task-completion revocation (requirement 4.3): when the agent completes its task, every
 secret of the task is dead at once, long before its TTL, and an open database session is ended.
 
-The agent holds two tokens (and, with ``--postgres``, a database role with an open session), all with
-TTLs of minutes. It completes the task through the SDK; from the moment the broker answers, the suite
+The agent holds two tokens (and, with ``--postgres``, a database role with an open session; when the
+deployment's policy offers the jwt engine to the suite's agents, a JWT access token), all with TTLs of
+minutes. It completes the task through the SDK; from the moment the broker answers, the suite
 checks each credential at its resource, with no allowance beyond ``--immediate`` seconds.
 """
 
@@ -12,7 +13,8 @@ import functools
 import time
 from collections.abc import Callable
 
-from jitsec.conformance.context import Context, Recorder
+from jitsec.broker.client import AgentTask, BrokerAPIError
+from jitsec.conformance.context import Context, Issued, Recorder
 from jitsec.conformance.policy import X509_SCOPE
 from jitsec.conformance.resources import (
     GRANTED_TABLE,
@@ -50,6 +52,17 @@ def _serial_of(pem: str) -> int:
     return int(x509.load_pem_x509_certificate(pem.encode("ascii")).serial_number)
 
 
+def _jwt_if_offered(ctx: Context, rec: Recorder, task: AgentTask) -> list[Issued]:
+    """A JWT access token (introspected like a token) when the policy offers the jwt engine."""
+    try:
+        return [ctx.secret(task, "jwt", [ctx.READ], LONG_TTL)]
+    except BrokerAPIError as error:
+        if error.code not in {"unknown_engine", "engine_denied"}:
+            raise
+    rec.note("no jwt engine for the suite's agents: JWT access tokens not tested")
+    return []
+
+
 def run(ctx: Context, rec: Recorder) -> None:
     limit = ctx.settings.immediate_seconds
     pg = ctx.postgres
@@ -60,6 +73,7 @@ def run(ctx: Context, rec: Recorder) -> None:
     task = ctx.enter(ctx.agent_task(started))
     task_token = task.token
     tokens = [ctx.secret(task, "token", [scope], LONG_TTL) for scope in (ctx.READ, ctx.WRITE)]
+    tokens += _jwt_if_offered(ctx, rec, task)
     for token in tokens:
         rec.check(
             f"token {token.lease_id} works before completion", token_probe(ctx.resource, token.value).works

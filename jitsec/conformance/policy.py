@@ -2,7 +2,8 @@
 
 The suite's agents are named ``<prefix><run>-<label><n>`` (default prefix ``conformance-``), so one
 glob entry covers them. The entry grants exactly what the tests need: two token scopes (8.3 asks for
-``conformance:admin`` and expects a refusal), and, with a database, SELECT and INSERT on one fixture
+``conformance:admin`` and expects a refusal), optionally one jwt scope (commented out: it needs a jwt
+engine), and, with a database, SELECT and INSERT on one fixture
 table (8.3 asks for the other table and expects a refusal).
 """
 
@@ -27,6 +28,9 @@ def policy_snippet(agent_prefix: str = "conformance-", database: str | None = No
         "scopes = [" + ", ".join(_toml_string(s) for s in TOKEN_SCOPES) + "]",
         "default_ttl_seconds = 60",
         "max_ttl_seconds = 600",
+        "",
+        "# [policy.engines.jwt]  # optional, with an [engines.jwt] section: 8.2 checks a JWT too",
+        "# scopes = [" + _toml_string(TOKEN_SCOPES[0]) + "]",
     ]
     if database is not None:
         from jitsec.broker.engines.postgres_scope import PostgresScope, Privilege  # noqa: PLC0415

@@ -60,3 +60,27 @@ def test_errors_name_the_field(env) -> None:
 def test_missing_file_says_how_to_create_one(tmp_path) -> None:
     with pytest.raises(ConfigError, match="jitsec broker init"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_engines_learn_the_broker_s_public_url_and_the_config_s_folder(env, tmp_path) -> None:
+    derived = parse_config(env.raw_config(server={"host": "::1", "port": 9000}), base_dir=tmp_path)
+    assert derived.engines["token"].settings.public_url == "http://[::1]:9000"
+    assert derived.engines["token"].settings.path("keys") == tmp_path / "keys"
+    given = parse_config(env.raw_config(server={"public_url": "https://broker.example.test/"}))
+    assert given.engines["token"].settings.public_url == "https://broker.example.test"
+    with pytest.raises(ConfigError, match=r"server\.public_url must be an http"):
+        parse_config(env.raw_config(server={"public_url": "broker.example.test"}))
+
+
+def test_the_example_config_lets_demo_agent_use_token_and_jwt(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["broker", "init", "--config", str(tmp_path / "b.toml")])
+    assert result.exit_code == 0, result.output
+    config = load_config(tmp_path / "b.toml")
+    entry = config.policy.for_agent("demo-agent")
+    assert entry.engines["jwt"].scopes == ("reports:read",) and "token" in entry.engines
+    broker = build_broker(config)
+    try:
+        broker.engines["jwt"].validate_scopes(["reports:read"])
+        assert (tmp_path / "jwt-keys" / "ring.json").exists()
+    finally:
+        broker.close()

@@ -353,3 +353,13 @@ def test_revocation_drops_what_the_lease_created_and_never_hands_it_to_the_admin
         views = conn.execute("SELECT count(*) FROM pg_views WHERE viewname = 'peek'").fetchone()
         assert left == (0,) and views == (0,)
         assert conn.execute("SELECT count(*) FROM payroll").fetchone() == (1,)  # the admin's data stays
+
+
+def test_the_postgres_engine_keeps_the_engine_contract(
+    engine: PostgresEngine, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.broker.engine_contract import ContractCase, check_engine_contract  # noqa: PLC0415
+
+    case = ContractCase(engine=engine, scopes=(f"postgres:{database}:public.a:SELECT",),
+                        bad_scopes=("postgres:nodb",), stateful_revoke=True, issues=3)
+    check_engine_contract(case, caplog)

@@ -1,6 +1,6 @@
 """A real deployment for the suite to test: the project's broker over loopback HTTP (uvicorn in a
-thread), a SQLite store, the token and x509 engines, the PostgreSQL engine against the real cluster (a
-fresh database and role prefix per test module), a policy with the conformance entry, and a log file
+thread), a SQLite store, the token, jwt and x509 engines, the PostgreSQL engine against the real cluster
+(a fresh database and role prefix per test module), a policy with the conformance entry, and a log file
 capturing the broker's loggers at DEBUG (8.5 searches it)."""
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dic
         "principals": [{"name": f"{r}-1", "role": r, "key_sha256": key_hash(keys[r])} for r in ROLES],
         "engines": {
             "token": {"default_ttl_seconds": 60, "max_ttl_seconds": 600},
+            "jwt": {"keys": str(directory / "jwt-keys"), "max_ttl_seconds": 600},
             "postgres": {
                 "admin_dsn": dsn,
                 "role_prefix": role_prefix,
@@ -119,6 +120,7 @@ def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dic
                 "max_task_ttl_seconds": 900,
                 "engines": {
                     "token": {"scopes": ["conformance:read", "conformance:write"], "max_ttl_seconds": 600},
+                    "jwt": {"scopes": ["conformance:read"], "max_ttl_seconds": 600},
                     "postgres": {"scopes": pg_scopes, "max_ttl_seconds": 600},
                     "x509": {"scopes": ["x509:name:conformance.invalid"], "max_ttl_seconds": 600},
                 },

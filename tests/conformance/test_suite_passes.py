@@ -34,6 +34,9 @@ def test_every_test_passes_against_the_project_broker(deployment, tmp_path: Path
     latency = float(report.results[-1].fact("leak_latency_ms") or "nan")
     assert 0 < latency < 10_000
     assert int(report.results[5].fact("candidates") or 0) >= 1  # the memory image held dead credentials
+    completion = report.results[1]  # 8.2 held a JWT too (the deployment offers the jwt engine)
+    assert sum(1 for c in completion.checks if c.name.endswith("dead after completion")) == 3
+    assert not [note for note in completion.notes if "jwt" in note]
     paths = write_reports(report, tmp_path / "report", secrets=ledger.values())
     data = json.loads(paths["json"].read_text())
     assert data["passed"] is True and data["maturity"]["level"] == "advanced"
