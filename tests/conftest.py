@@ -58,6 +58,14 @@ def elasticsearch_url() -> str:
     return _service_setting("JITSEC_TEST_ELASTICSEARCH_URL", "elasticsearch")
 
 
+@pytest.fixture(scope="session")
+def sshd() -> dict[str, str]:
+    """The test sshd's settings: ``host``, ``port``, ``user`` (who may log in), ``ca_file`` (its
+    TrustedUserCAKeys), ``krl_file`` (its RevokedKeys) and ``host_key`` (its public host key)."""
+    return {key: _service_setting(f"JITSEC_TEST_SSHD_{key.upper()}", "sshd")
+            for key in ("host", "port", "user", "ca_file", "krl_file", "host_key")}
+
+
 # PostgreSQL databases -------------------------------------------------------------------------------
 
 
