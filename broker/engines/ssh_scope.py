@@ -96,7 +96,7 @@ def _split(scope: str) -> tuple[str, str]:
 
 def _network(scope: str, value: str) -> str:
     try:
-        network = ipaddress.ip_network(value, strict=True)
+        network = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise ScopeError(f"scope {scope!r}: not a network address with its prefix length") from None
     canonical = network.with_prefixlen
