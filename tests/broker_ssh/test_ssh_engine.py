@@ -214,3 +214,26 @@ def test_every_issued_certificate_is_recognised_as_the_brokers_by_the_scanner(tm
                     str(agent_key) + ".pub"], check=True)
     foreign = " ".join((tmp_path / "agent-cert.pub").read_text().split()[:2])
     assert not is_broker_ssh_certificate(foreign)  # another CA's certificate is not the broker's
+
+
+def test_concurrent_revocations_share_writes_and_each_lease_is_revoked_once(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path)
+    handles = [issue(engine, lease=f"lse_{i}").handle for i in range(60)]
+    outcomes: list[RevokeOutcome] = []
+    lock = threading.Lock()
+
+    def revoke_all() -> None:  # every thread revokes every lease: one of them wins each
+        for handle in handles:
+            outcome = engine.revoke(handle)
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=revoke_all) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(RevokeOutcome.REVOKED) == len(handles)
+    journal = (tmp_path / "revoked.krl.serials").read_text().splitlines()
+    assert sorted(int(line.split()[0]) for line in journal) == sorted(
+        CertificateHandle.decode(h).serial for h in handles)
