@@ -67,6 +67,9 @@ def broker_group() -> None:
 def init(config_path: str, store: str | None, as_json: bool, force: bool, postgres_dsn: str | None) -> None:
     """Write a config with fresh principal keys (printed ONCE, stored only as hashes).
 
+    Beside the config it also creates the SSH engine's CA key (ssh-ca, 0600) and its public line
+    (ssh-ca.pub, for sshd's TrustedUserCAKeys), keeping them if they exist; docs/engine-ssh.md.
+
     \b
     Examples:
       jitsec broker init --config broker.toml              SQLite store beside the config
