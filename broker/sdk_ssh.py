@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jitsec.broker.client import AgentTask, Secret
+
+from jitsec.kernel.redaction import preview
 
 KEY_FILE = "id_ed25519"
 
@@ -72,12 +74,16 @@ class SshKeys:
             self._keys.clear()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class SshIdentity:
-    """A certificate line and the private key it certifies (never shown by ``repr``)."""
+    """A certificate line and the private key it certifies; ``repr`` shows a preview of the first and
+    nothing of the second (the certificate is the lease's fingerprinted secret)."""
 
     certificate: str
-    private_key: Ed25519PrivateKey = field(repr=False)
+    private_key: Ed25519PrivateKey
+
+    def __repr__(self) -> str:
+        return f"SshIdentity(certificate={preview(self.certificate)})"
 
     def private_key_openssh(self) -> bytes:
         """The private key in OpenSSH's file format (unencrypted: keep it in memory or a private file)."""
@@ -111,7 +117,12 @@ class SshCertificate:
         return self.secret.lease_id
 
     def identity(self) -> SshIdentity:
-        certificate = self.secret.value  # rotates first when due: a new key pair, a new certificate
+        """The live certificate and its key; RuntimeError once the task completed (keys forgotten)."""
+        try:
+            certificate = self.secret.value  # rotates first when due: a new key pair, a new certificate
+        except RuntimeError:
+            self._keys.clear()  # the task completed: its private keys go with its certificates
+            raise
         return SshIdentity(certificate=certificate, private_key=self._keys.key_for(certificate))
 
     def rotate(self, grace_seconds: float = 0) -> None:

@@ -29,9 +29,12 @@ def test_a_certificate_logs_in_as_its_principal_until_the_task_completes(
 ) -> None:
     scope = f"ssh:principal:{ssh_target.user}"
     with open_task(ssh_broker, [scope]) as task:
-        identity = ssh_certificate(task, [scope]).identity()
+        credential = ssh_certificate(task, [scope])
+        identity = credential.identity()
         assert ssh_target.logs_in(identity)
     assert not ssh_target.logs_in(identity)  # completion revoked the lease: its serial is in the KRL
+    with pytest.raises(RuntimeError, match="purged"):
+        credential.identity()  # the SDK forgot the certificate and its key
 
 
 def test_a_certificate_for_another_principal_is_refused(
