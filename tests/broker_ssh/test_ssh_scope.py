@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jitsec.broker.engines.ssh_scope import PERMITS, PRINCIPAL, SshGrant, parse_scopes
 from jitsec.broker.errors import ScopeError
@@ -55,6 +55,7 @@ networks = st.one_of(st.builds(_network, st.ip_addresses(v=4), st.integers(0, 32
                      st.builds(_network, st.ip_addresses(v=6), st.integers(0, 128)))
 
 
+@settings(deadline=None)
 @given(st.lists(principals, min_size=1, max_size=5), st.lists(networks, max_size=4),
        st.lists(st.sampled_from(sorted(PERMITS)), max_size=5))
 def test_canonical_scopes_parse_to_what_they_name(
@@ -69,6 +70,7 @@ def test_canonical_scopes_parse_to_what_they_name(
     assert grant.command is None
 
 
+@settings(deadline=None)
 @given(st.ip_addresses(v=4), st.integers(0, 31))
 def test_a_network_with_host_bits_is_refused(address: ipaddress.IPv4Address, prefix: int) -> None:
     network = ipaddress.ip_network((address, prefix), strict=False)
@@ -80,6 +82,7 @@ def test_a_network_with_host_bits_is_refused(address: ipaddress.IPv4Address, pre
             parse_scopes(["ssh:principal:x", text], {})
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40))
 def test_any_text_is_parsed_or_refused_with_a_scope_error(text: str) -> None:
     try:

@@ -42,6 +42,7 @@ def test_ssh_keygen_lists_exactly_the_serials_of_the_krl(serials: set[int], vers
     assert listed == serials
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=32, max_size=32), st.text(alphabet="abc-@.", max_size=10))
 def test_a_public_key_line_round_trips_and_matches_cryptography(raw: bytes, comment: str) -> None:
     line = public_key_line(ed25519_public_blob(raw), comment=comment)
@@ -54,6 +55,7 @@ def test_a_public_key_line_round_trips_and_matches_cryptography(raw: bytes, comm
     assert loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == raw
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=80))
 def test_any_blob_is_parsed_or_refused_with_a_value_error(blob: bytes) -> None:
     line = "ssh-ed25519 " + base64.b64encode(blob).decode()
