@@ -14,6 +14,7 @@ from jitsec.broker.custody.base import Custody, Sealer
 from jitsec.broker.custody.engine_secrets import seal_context, write_private_secret
 from jitsec.broker.custody.settings import TokenSettings
 from jitsec.broker.engines.postgres_bootstrap import engine_section, policy_section, without_password
+from jitsec.broker.engines.ssh_ca import FileEd25519Signer
 from jitsec.broker.keys import key_hash, new_audit_key, new_principal_key
 from jitsec.broker.model import PRINCIPAL_ROLES
 
@@ -54,6 +55,11 @@ max_ttl_seconds = 3600
 keys = "jwt-keys"                    # signing keys (made on first start): jitsec broker jwt rotate-key
 default_ttl_seconds = 300
 max_ttl_seconds = 900
+[engines.ssh]                        # OpenSSH user certificates for the agent's own key (docs/engine-ssh.md)
+ca_key = {ssh_ca_key}  # the CA's private key (0600); <ca_key>.pub is sshd's TrustedUserCAKeys
+krl_file = {ssh_krl}  # revoked certificates: sshd's RevokedKeys (also GET /v1/ssh/krl)
+default_ttl_seconds = 300
+max_ttl_seconds = 3600               # valid_before = the lease's expiry: holds even with the broker down
 
 {postgres_engine}{principals}
 # Policy: first entry whose `agent` glob matches wins; an agent no entry matches gets nothing.
@@ -71,6 +77,8 @@ max_ttl_seconds = 900
 scopes = ["reports:read"]
 default_ttl_seconds = 300
 max_ttl_seconds = 900
+# [policy.engines.ssh]               # log in as "deploy" on servers that trust the CA, from 10.0.0.0/8 only
+# scopes = ["ssh:principal:deploy", "ssh:source:10.0.0.0/8"]
 
 {postgres_policy}# [[policy]]
 # agent = "billing-*"
@@ -79,6 +87,9 @@ max_ttl_seconds = 900
 # scopes = ["billing:read"]
 # max_ttl_seconds = 600
 """
+
+SSH_CA_FILE = "ssh-ca"
+SSH_KRL_FILE = "ssh-revoked.krl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +133,18 @@ def init_config(path: str | Path, *, store: str | None = None, force: bool = Fal
         f'[[principals]]\nname = "{role}"\nrole = "{role}"\nkey_sha256 = "{key_hash(key)}"\n'
         for role, key in keys.items()
     )
+    state = path.parent.resolve()
     text = TEMPLATE.format(store=json.dumps(store_url), audit_key=_audit_key_line(token),
                            keys=_keys_section(token), principals=principals,
-                           postgres_engine=postgres_engine, postgres_policy=postgres_policy)
+                           postgres_engine=postgres_engine, postgres_policy=postgres_policy,
+                           ssh_ca_key=json.dumps(str(state / SSH_CA_FILE)),
+                           ssh_krl=json.dumps(str(state / SSH_KRL_FILE)))
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.chmod(path, 0o600)
+    FileEd25519Signer(state / SSH_CA_FILE)  # the SSH CA's key (and its .pub), kept if it exists already
     return Initialised(path=path, store=store_url, keys=keys)
 
 

@@ -209,10 +209,10 @@ class Secret:
     is rotated first (the broker revokes the old one). ``str``/``repr`` show a redacted preview."""
 
     def __init__(self, task: AgentTask, body: dict[str, Any],
-                 renew_key: Callable[[], str] | None = None) -> None:
+                 new_public_key: Callable[[], str] | None = None) -> None:
         self._task = task
         self._lock = threading.Lock()
-        self._renew_key = renew_key  # makes a new key pair and returns its public key or CSR
+        self._new_public_key = new_public_key  # a fresh agent key per rotation (certifying engines)
         self._load(body)
 
     def _load(self, body: dict[str, Any]) -> None:
@@ -244,7 +244,7 @@ class Secret:
             self._rotate_locked(grace_seconds)
 
     def _rotate_locked(self, grace_seconds: float) -> None:
-        public_key = self._renew_key() if self._renew_key else None
+        public_key = self._new_public_key() if self._new_public_key is not None else None
         body = self._task.client.rotate_lease(self.lease_id, grace_seconds, bearer=self._task.token,
                                               public_key=public_key)
         log.info("rotated lease %s -> %s", self.lease_id, body["lease_id"])
@@ -324,15 +324,18 @@ class AgentTask:
         ttl_seconds: int | None = None,
         *,
         public_key: str | None = None,
-        renew_key: Callable[[], str] | None = None,
+        new_public_key: Callable[[], str] | None = None,
     ) -> Secret:
         """``public_key``: the agent's own public key or CSR, for engines that certify a key it keeps;
-        ``renew_key`` makes the next one on rotation."""
+        ``new_public_key`` makes a fresh one for the first issue (when ``public_key`` is not given) and
+        for every rotation (``broker.sdk_ssh`` passes its key maker)."""
         request: dict[str, Any] = {"engine": engine, "scopes": list(scopes), "ttl_seconds": ttl_seconds}
+        if not public_key and new_public_key is not None:
+            public_key = new_public_key()
         if public_key:
             request["public_key"] = public_key
         body = self.client.request("POST", "/v1/secrets", bearer=self.token, json=request)
-        secret = Secret(self, body, renew_key)
+        secret = Secret(self, body, new_public_key)
         self._secrets.append(secret)
         return secret
 

@@ -49,7 +49,7 @@ class SecretSource(Protocol):
     """What this module uses of ``broker.client.AgentTask``."""
 
     def secret(self, engine: str, scopes: Sequence[str], ttl_seconds: int | None = None, *,
-               public_key: str | None = None, renew_key: Callable[[], str] | None = None) -> HeldSecret: ...
+               public_key: str | None = None, new_public_key: Callable[[], str] | None = None) -> HeldSecret: ...
 
 
 KEPT_KEYS = 4  # the current key, and a few recent ones while a rotation is under way
@@ -101,7 +101,7 @@ class ClientCertificate:
                  ttl_seconds: int | None = None) -> None:
         self._keys = KeyRing()
         self._secret = task.secret(engine, scopes, ttl_seconds, public_key=self._keys.new_csr(),
-                                           renew_key=self._keys.new_csr)
+                                    new_public_key=self._keys.new_csr)
 
     def __repr__(self) -> str:
         return f"ClientCertificate(lease_id={self.lease_id!r}, private_key=<in memory>)"

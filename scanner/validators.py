@@ -8,7 +8,9 @@ not a finding at all.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import struct
 import zlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -77,11 +79,45 @@ def is_broker_jwt(secret: str) -> bool:
     return (header.get("typ") == _ACCESS_TOKEN_TYPE and isinstance(header.get("kid"), str)
             and isinstance(claims.get("jti"), str) and _LEASE_ID.fullmatch(claims["jti"]) is not None
             and isinstance(claims.get("iss"), str) and isinstance(claims.get("exp"), int))
+_ED25519_CERT = b"ssh-ed25519-cert-v01@openssh.com"
+BROKER_SSH_KEY_ID = b"jitsec agent="
+
+
+def _ssh_strings(blob: bytes, count: int, start: int = 0) -> tuple[list[bytes], int] | None:
+    """``count`` SSH wire strings from ``start``, and where they end; None when truncated."""
+    values = []
+    for _ in range(count):
+        if start + 4 > len(blob):
+            return None
+        (length,) = struct.unpack_from(">I", blob, start)
+        start += 4
+        if start + length > len(blob):
+            return None
+        values.append(blob[start:start + length])
+        start += length
+    return values, start
+
+
+def is_broker_ssh_certificate(secret: str) -> bool:
+    """An OpenSSH Ed25519 user certificate the jitsec broker signed: its key id (PROTOCOL.certkeys:
+    type, nonce, key, serial, cert type, key id) starts with ``jitsec agent=``. A forged one only
+    makes the broker answer "unknown"; the signature is the sshd's business."""
+    _, _, encoded = secret.partition(" ")
+    try:
+        blob = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    head = _ssh_strings(blob, 3)  # type, nonce, public key
+    if head is None or head[0][0] != _ED25519_CERT:
+        return False
+    key_id = _ssh_strings(blob, 1, head[1] + 8 + 4)  # after serial (uint64) and cert type (uint32)
+    return key_id is not None and key_id[0][0].startswith(BROKER_SSH_KEY_ID)
 
 
 VALIDATORS: Mapping[str, Validator] = MappingProxyType(
     {
         "broker-crc32": is_broker_credential,
+        "broker-ssh-certificate": is_broker_ssh_certificate,
         "github-crc32": _prefixed_crc32(("ghp", "gho", "ghu", "ghs", "ghr")),
         "npm-crc32": _prefixed_crc32(("npm",)),
         "broker-jwt": is_broker_jwt,
@@ -89,4 +125,4 @@ VALIDATORS: Mapping[str, Validator] = MappingProxyType(
 )
 
 # Validators whose format is the broker's: findings carry the SHA-256 the broker looks leases up by.
-BROKER_VALIDATORS = frozenset({"broker-crc32", "broker-jwt"})
+BROKER_VALIDATORS = frozenset({"broker-crc32", "broker-jwt", "broker-ssh-certificate"})

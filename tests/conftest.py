@@ -68,6 +68,14 @@ def nginx_settings() -> dict[str, str]:
     return {key: _service_setting(f"JITSEC_TEST_NGINX_{key.upper()}", "nginx") for key in keys}
 
 
+@pytest.fixture(scope="session")
+def sshd() -> dict[str, str]:
+    """The test sshd's settings: ``host``, ``port``, ``user`` (who may log in), ``ca_file`` (its
+    TrustedUserCAKeys), ``krl_file`` (its RevokedKeys) and ``host_key`` (its public host key)."""
+    return {key: _service_setting(f"JITSEC_TEST_SSHD_{key.upper()}", "sshd")
+            for key in ("host", "port", "user", "ca_file", "krl_file", "host_key")}
+
+
 # PostgreSQL databases -------------------------------------------------------------------------------
 
 

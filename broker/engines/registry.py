@@ -23,6 +23,7 @@ ENGINE_KINDS: dict[str, str] = {
     "postgres": "jitsec.broker.engines.postgres:create",
     "x509": "jitsec.broker.engines.x509:create",
     "jwt": "jitsec.broker.engines.jwt:create",
+    "ssh": "jitsec.broker.engines.ssh:create",
 }
 ENTRY_POINT_GROUP = "jitsec.engines"
 

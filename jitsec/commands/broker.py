@@ -80,6 +80,8 @@ def init(  # noqa: PLR0917 - one parameter per option, as click passes them
     With --pkcs11-module and --pkcs11-token the audit, anchor and key-encryption keys are created in
     that token (non-extractable) and the config holds no key; the PostgreSQL admin password is sealed
     by the token. Without a token it goes to a 0600 file beside the config, never into it.
+    Beside the config it also creates the SSH engine's CA key (ssh-ca, 0600) and its public line
+    (ssh-ca.pub, for sshd's TrustedUserCAKeys), keeping them if they exist; docs/engine-ssh.md.
 
     \b
     Examples:
