@@ -49,7 +49,8 @@ class SecretSource(Protocol):
     """What this module uses of ``broker.client.AgentTask``."""
 
     def secret(self, engine: str, scopes: Sequence[str], ttl_seconds: int | None = None, *,
-               public_key: str | None = None, new_public_key: Callable[[], str] | None = None) -> HeldSecret: ...
+               public_key: str | None = None,
+               new_public_key: Callable[[], str] | None = None) -> HeldSecret: ...
 
 
 KEPT_KEYS = 4  # the current key, and a few recent ones while a rotation is under way

@@ -38,7 +38,7 @@ from jitsec.broker.engines.postgres_roles import (
 )
 from jitsec.broker.engines.postgres_scope import PostgresScope, ScopeError, parse_scope
 from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS
-from jitsec.broker.errors import ConfigError, EngineError, TransientEngineError
+from jitsec.broker.errors import EngineError, TransientEngineError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from jitsec.kernel.credential_format import CredentialKind, mint
