@@ -26,6 +26,7 @@ from jitsec.broker.engines.base import (
     IssueRequest,
     RevokeOutcome,
 )
+from jitsec.broker.engines.options import engine_config
 from jitsec.broker.engines.postgres_connections import AdminConnections, DatabaseMissing, PostgresUnavailable
 from jitsec.broker.engines.postgres_naming import DEFAULT_ROLE_PREFIX, role_name, validate_prefix
 from jitsec.broker.engines.postgres_roles import (
@@ -37,7 +38,7 @@ from jitsec.broker.engines.postgres_roles import (
 )
 from jitsec.broker.engines.postgres_scope import PostgresScope, ScopeError, parse_scope
 from jitsec.broker.engines.postgres_scram import DEFAULT_ITERATIONS
-from jitsec.broker.errors import ConfigError, EngineError, TransientEngineError
+from jitsec.broker.errors import EngineError, TransientEngineError
 from psycopg.conninfo import conninfo_to_dict
 
 from jitsec.kernel.credential_format import CredentialKind, mint
@@ -79,14 +80,7 @@ class PostgresEngineConfig:
 
     @classmethod
     def from_options(cls, section: str, options: Mapping[str, Any]) -> PostgresEngineConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known - {"kind", "default_ttl_seconds", "max_ttl_seconds"})
-        if unknown:
-            raise ConfigError(f"engines.{section}: unknown option(s) {', '.join(unknown)}")
-        try:
-            return cls(**{key: value for key, value in options.items() if key in known})
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"engines.{section}: {error}") from None
+        return engine_config(cls, section, options)
 
 
 @dataclass(frozen=True, slots=True)

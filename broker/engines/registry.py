@@ -15,6 +15,7 @@ from jitsec.broker.errors import ConfigError
 ENGINE_KINDS: dict[str, str] = {
     "token": "jitsec.broker.engines.token:create",
     "postgres": "jitsec.broker.engines.postgres:create",
+    "kafka": "jitsec.broker.engines.kafka:create",
 }
 
 

@@ -24,7 +24,8 @@ from jitsec.kernel.records import StreamOrigin
 
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
-_BROKER_RULES = {"broker-engine-token", "broker-task-token", "broker-postgres-password", "broker-credential"}
+_BROKER_RULES = {"broker-engine-token", "broker-task-token", "broker-postgres-password", "broker-credential",
+                 "broker-kafka-password"}
 
 
 def _default_rule_ids() -> list[str]:
