@@ -28,7 +28,8 @@ from jitsec.broker.engines.base import (
     IssueRequest,
     RevokeOutcome,
 )
-from jitsec.broker.engines.kafka_admin import KafkaAdmin, KafkaAdminError, KafkaUnavailable
+from jitsec.broker.engines.kafka_admin import KafkaAdmin, KafkaAdminError, KafkaUnavailable, NewUser
+from jitsec.broker.engines.kafka_batching import Coalescer
 from jitsec.broker.engines.kafka_naming import DEFAULT_USER_PREFIX, parse_user, user_name, validate_prefix
 from jitsec.broker.engines.kafka_scope import KafkaScope, ScopeError, parse_scope
 from jitsec.broker.engines.options import engine_config
@@ -60,7 +61,7 @@ class KafkaEngineConfig:
     agent_bootstrap_servers: str = ""
     agent_security_protocol: str = ""
     user_prefix: str = DEFAULT_USER_PREFIX
-    scram_iterations: int = 8192
+    scram_iterations: int = MIN_SCRAM_ITERATIONS  # see docs/engine-kafka.md: random passwords
     allow_prefixed: bool = False
     timeout_seconds: float = 10.0
     reconcile_grace_seconds: float = 120.0
@@ -163,6 +164,9 @@ class KafkaEngine:
         self._clock = clock
         self._password_to_hide = admin_password
         self._admin = KafkaAdmin(config.client_config(admin_password), timeout_seconds=config.timeout_seconds)
+        # concurrent issues and revocations travel together (see kafka_batching for why)
+        self._creations: Coalescer[NewUser, None] = Coalescer(self._admin.create_users)
+        self._deletions: Coalescer[str, bool] = Coalescer(self._admin.delete_users)
         self._details = config.agent_details()
         self._reconcile_lock = threading.Lock()
 
@@ -183,10 +187,10 @@ class KafkaEngine:
                          self._clock())
         password = mint(CredentialKind.KAFKA_PASSWORD)
         try:
-            self._admin.create_user(user, password, self.config.scram_iterations, scopes)
-        except KafkaAdminError as error:
-            reason = scrub(str(error), [password, self._password_to_hide])
-            kind = TransientEngineError if isinstance(error, KafkaUnavailable) else EngineError
+            self._creations.call(NewUser(user, password, self.config.scram_iterations, scopes))
+        except KafkaAdminError as failure:
+            reason = scrub(str(failure), [password, self._password_to_hide])
+            kind = TransientEngineError if isinstance(failure, KafkaUnavailable) else EngineError
             raise kind(f"kafka: {reason}; no user was left") from None
         return IssuedCredential(secret=password, handle=UserHandle(user).encode(), username=user,
                                 details=dict(self._details))
@@ -194,7 +198,7 @@ class KafkaEngine:
     def revoke(self, handle: str) -> RevokeOutcome:
         user = self._managed(UserHandle.decode(handle).user)
         try:
-            removed = self._admin.delete_user(user)
+            removed = self._deletions.call(user)
         except KafkaAdminError as error:
             raise self._revoke_error(error) from None
         return RevokeOutcome.REVOKED if removed else RevokeOutcome.ALREADY_GONE
@@ -210,18 +214,19 @@ class KafkaEngine:
         with self._reconcile_lock:
             try:
                 names = self._admin.users()
-                removed = 0
-                for name in sorted(names):
-                    mark = parse_user(self.config.user_prefix, name)
-                    if mark is None or name in live or name == self.config.admin_username:
-                        continue
-                    if mark.issued_at > cutoff:
-                        continue
-                    if self._admin.delete_user(name):
-                        removed += 1
-                return removed
             except KafkaAdminError as error:
                 raise self._revoke_error(error) from None
+            orphans = [name for name in sorted(names) if self._is_orphan(name, live, cutoff)]
+            outcomes = self._admin.delete_users(orphans) if orphans else []
+            failures = [outcome for outcome in outcomes if isinstance(outcome, KafkaAdminError)]
+            if failures:
+                raise self._revoke_error(failures[0])
+            return sum(1 for outcome in outcomes if outcome is True)
+
+    def _is_orphan(self, name: str, live: set[str], cutoff: float) -> bool:
+        mark = parse_user(self.config.user_prefix, name)
+        return (mark is not None and name not in live and name != self.config.admin_username
+                and mark.issued_at <= cutoff)
 
     def close(self) -> None:
         self._admin.close()

@@ -9,11 +9,11 @@ answered no: a bad setting or missing permission). Messages never carry a passwo
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
@@ -68,6 +69,16 @@ def acl_bindings(principal: str, scopes: Iterable[KafkaScope]) -> list[AclBindin
     return bindings
 
 
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A user to create: its SCRAM credential and one ACL per scope."""
+
+    name: str
+    password: str = field(repr=False)
+    iterations: int
+    scopes: tuple[KafkaScope, ...]
+
+
 class KafkaAdmin:
     """Thread-safe (the underlying client is); one per engine."""
 
@@ -75,34 +86,69 @@ class KafkaAdmin:
         self._timeout = timeout_seconds
         self._client = AdminClient(dict(client_config))
 
-    def create_user(self, user: str, password: str, iterations: int, scopes: Sequence[KafkaScope]) -> None:
-        """Create the ACLs and the SCRAM credential together; on any failure remove both and raise."""
-        upsert = UserScramCredentialUpsertion(user, ScramCredentialInfo(MECHANISM, iterations),
-                                              password.encode("ascii"), secrets.token_bytes(SALT_BYTES))
-        futures = list(self._client.create_acls(acl_bindings(user, scopes),
-                                                request_timeout=self._timeout).values())
-        futures += self._client.alter_user_scram_credentials([upsert], request_timeout=self._timeout).values()
-        try:
-            self._wait(futures, f"creating user {user!r}")
-        except KafkaAdminError:
-            with contextlib.suppress(KafkaAdminError):  # else left to the reconciler (the name is its mark)
-                self.delete_user(user)
-            raise
+    def create_users(self, users: Sequence[NewUser]) -> list[KafkaAdminError | None]:
+        """Create each user's ACLs and SCRAM credential, all in two requests; per user, None or why
+        it failed. A user that failed in part is removed again (else left to the reconciler)."""
+        bindings = {user.name: list(dict.fromkeys(acl_bindings(user.name, user.scopes))) for user in users}
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(user.name, ScramCredentialInfo(MECHANISM, user.iterations),
+                                         user.password.encode("ascii"), secrets.token_bytes(SALT_BYTES))
+            for user in users]
+        acl_futures = self._client.create_acls([b for group in bindings.values() for b in group],
+                                               request_timeout=self._timeout)
+        credential_futures = self._client.alter_user_scram_credentials(upserts, request_timeout=self._timeout)
+        outcomes: list[KafkaAdminError | None] = []
+        for user in users:
+            futures = [acl_futures[binding] for binding in bindings[user.name]]
+            try:
+                self._wait([*futures, credential_futures[user.name]], f"creating user {user.name!r}")
+                outcomes.append(None)
+            except KafkaAdminError as error:
+                outcomes.append(error)
+        failed = [user.name for user, outcome in zip(users, outcomes, strict=True) if outcome is not None]
+        if failed:
+            self.delete_users(failed)  # best effort: its own failures are the reconciler's
+        return outcomes
 
-    def delete_user(self, user: str) -> bool:
-        """Delete the user's SCRAM credential and every ACL naming it; True if anything was there."""
-        deletion = UserScramCredentialDeletion(user, MECHANISM)
-        credential = self._client.alter_user_scram_credentials([deletion], request_timeout=self._timeout)
-        acls = self._client.delete_acls([_acl_filter(f"User:{user}")], request_timeout=self._timeout)
+    def delete_users(self, names: Sequence[str]) -> list[bool | KafkaAdminError]:
+        """Delete each user's SCRAM credential and every ACL naming it, all in two requests; per user,
+        whether anything was there, or why it failed."""
+        deletions: list[UserScramCredentialAlteration] = [
+            UserScramCredentialDeletion(name, MECHANISM) for name in names]
+        filters = {name: _acl_filter(f"User:{name}") for name in names}
+        credential_futures = self._client.alter_user_scram_credentials(deletions,
+                                                                       request_timeout=self._timeout)
+        acl_futures = self._client.delete_acls(list(filters.values()), request_timeout=self._timeout)
+        outcomes: list[bool | KafkaAdminError] = []
+        for name in names:
+            try:
+                outcome = self._delete_outcome(name, credential_futures[name], acl_futures[filters[name]])
+                outcomes.append(outcome)
+            except KafkaAdminError as error:
+                outcomes.append(error)
+        return outcomes
+
+    def create_user(self, user: NewUser) -> None:
+        outcome = self.create_users([user])[0]
+        if outcome is not None:
+            raise outcome
+
+    def delete_user(self, name: str) -> bool:
+        outcome = self.delete_users([name])[0]
+        if isinstance(outcome, KafkaAdminError):
+            raise outcome
+        return outcome
+
+    def _delete_outcome(self, name: str, credential: Future, acls: Future) -> bool:
         removed_credential = True
         try:
-            self._wait(credential.values(), f"deleting user {user!r}")
+            self._wait([credential], f"deleting user {name!r}")
         except KafkaRefused as error:
             if error.code != KafkaError.RESOURCE_NOT_FOUND:
                 raise
             removed_credential = False
-        removed_acls = self._wait(acls.values(), f"deleting the ACLs of {user!r}")
-        return removed_credential or any(removed_acls)
+        removed_acls = self._wait([acls], f"deleting the ACLs of {name!r}")[0]
+        return removed_credential or bool(removed_acls)
 
     def users(self) -> set[str]:
         """Every user with a SCRAM credential, and every principal ``User:<name>`` of an ACL."""
