@@ -94,8 +94,9 @@ class KafkaAdmin:
             UserScramCredentialUpsertion(user.name, ScramCredentialInfo(MECHANISM, user.iterations),
                                          user.password.encode("ascii"), secrets.token_bytes(SALT_BYTES))
             for user in users]
-        acl_futures = self._client.create_acls([b for group in bindings.values() for b in group],
-                                               request_timeout=self._timeout)
+        every_binding = [binding for group in bindings.values() for binding in group]
+        acl_futures = (self._client.create_acls(every_binding, request_timeout=self._timeout)
+                       if every_binding else {})  # the client refuses an empty list
         credential_futures = self._client.alter_user_scram_credentials(upserts, request_timeout=self._timeout)
         outcomes: list[KafkaAdminError | None] = []
         for user in users:

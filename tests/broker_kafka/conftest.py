@@ -39,11 +39,11 @@ def make_engine(kafka_sasl: Sasl, user_prefix: str) -> Iterator[Callable[..., Ka
     engines: list[KafkaEngine] = []
     bootstrap, username, password = kafka_sasl
 
-    def build(**options: object) -> KafkaEngine:
+    def build(admin_password: str = password, **options: object) -> KafkaEngine:
         settings: dict[str, object] = {"bootstrap_servers": bootstrap, "admin_username": username,
                                        "user_prefix": user_prefix, "scram_iterations": 4096}
         config = KafkaEngineConfig(**(settings | options))  # type: ignore[arg-type]
-        engines.append(KafkaEngine(config, password))
+        engines.append(KafkaEngine(config, admin_password))
         return engines[-1]
 
     yield build

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from jitsec.broker.engines.base import IssuedCredential, IssueRequest, RevokeOutcome
 from jitsec.broker.engines.kafka import KafkaEngine, UserHandle
-from jitsec.broker.engines.kafka_admin import KafkaAdmin
+from jitsec.broker.engines.kafka_admin import KafkaAdmin, NewUser
 from jitsec.broker.errors import EngineError, ScopeError, TransientEngineError
 
-from jitsec.kernel.credential_format import CredentialKind, parse
+from jitsec.kernel.credential_format import CredentialKind, mint, parse
 from tests.broker_kafka.clients import LOGIN_REFUSED, LeaseClient
 from tests.broker_kafka.conftest import Sasl, admin_settings
 
@@ -137,3 +137,21 @@ def test_a_cluster_that_does_not_answer_is_a_transient_error(make_engine: Callab
     with pytest.raises(TransientEngineError, match="no user was left") as raised:
         engine.issue(request_for("kafka:topic:t:READ"))
     assert "jitkf_" not in str(raised.value)
+
+
+def test_an_admin_without_the_right_is_a_permanent_error_and_leaves_no_user(
+        make_engine: Callable[..., KafkaEngine], kafka_sasl: Sasl, user_prefix: str) -> None:
+    admin = KafkaAdmin(admin_settings(kafka_sasl), timeout_seconds=30)
+    weak = f"jitsec-weak-admin-{uuid.uuid4().hex[:8]}"  # a SCRAM user with no ACL at all
+    weak_password = mint(CredentialKind.KAFKA_PASSWORD)
+    admin.create_users([NewUser(weak, weak_password, 4096, ())])
+    try:
+        engine = make_engine(weak_password, admin_username=weak, admin_mechanism="SCRAM-SHA-512")
+        with pytest.raises(EngineError, match="AUTHORIZATION_FAILED") as raised:
+            engine.issue(request_for("kafka:topic:t:READ"))
+        assert not isinstance(raised.value, TransientEngineError)
+        assert weak_password not in str(raised.value)
+        assert not [user for user in admin.users() if user.startswith(user_prefix)]
+    finally:
+        admin.delete_user(weak)
+        admin.close()
