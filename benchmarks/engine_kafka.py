@@ -15,7 +15,11 @@ admin ``$JITSEC_TEST_KAFKA_SASL_USERNAME`` / ``…_PASSWORD`` from ``scripts/ser
    Kafka's minimum of 4096 iterations wherever it is computed (librdkafka does it on its one
    background thread); this is the most any client could issue on this machine;
 6. latency: for ``--probes`` leases, the time from calling ``revoke`` until a fresh SCRAM login with
-   the lease's password is refused, p50 and max.
+   the lease's password is refused, p50 and max;
+7. the leak loop, for ``--leaks`` leases of an embedded broker (HTTP on loopback, SQLite store) with
+   a file-tailing scanner (10 ms poll): from appending the password to a log line until a fresh login
+   with it is refused. Both latencies include the refused login itself (~300 ms here: the client's
+   SCRAM exchange and Kafka's delay on failed authentication).
 
     python -m benchmarks.engine_kafka                          # 400 credentials, 8 threads
     python -m benchmarks.engine_kafka --count 2000 --concurrency 16
@@ -28,10 +32,12 @@ import hashlib
 import os
 import secrets
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
@@ -46,6 +52,7 @@ from jitsec.broker.engines.base import IssuedCredential, IssueRequest
 from jitsec.broker.engines.kafka import KafkaEngine, KafkaEngineConfig
 
 from jitsec.kernel.credential_format import CredentialKind, mint
+from jitsec.testing import AGENT, EmbeddedBroker, LoopScanner
 
 PREFIX = "jitbench_"
 SCOPES = ("kafka:topic:jitsec-bench-orders:READ", "kafka:group:jitsec-bench")
@@ -143,6 +150,38 @@ def revoke_latency(engine: KafkaEngine, bootstrap: str, probes: int) -> None:
           f"max {max(latencies) * 1000:.0f} ms over {probes} leases")
 
 
+def leak_loop(bootstrap: str, username: str, password: str, leaks: int) -> None:
+    latencies: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="jitsec-kafka-leak-") as tmp:
+        directory = Path(tmp)
+        os.environ["JITSEC_KAFKA_ADMIN_PASSWORD"] = password  # how the engine reads it: never the config
+        broker = EmbeddedBroker(directory, engines={"kafka": {
+            "bootstrap_servers": bootstrap, "admin_username": username, "user_prefix": PREFIX,
+            "default_ttl_seconds": 300, "max_ttl_seconds": 900}},
+            policy_engines={"kafka": {"scopes": list(SCOPES)}}).start()
+        log = directory / "worker.log"
+        log.write_text("")
+        loop = LoopScanner(log, broker.url, broker.keys["scanner"], directory / "state").start()
+        try:
+            service = broker.broker.service
+            for _ in range(leaks):
+                started = service.start_task("orchestrator", AGENT, "bench", list(SCOPES), 600)
+                token = service.redeem(started.task.task_id, started.grant).token
+                issued = service.issue(service.authenticate_task_token(token), "kafka", list(SCOPES))
+                user = issued.lease.username or ""
+                written = time.perf_counter()
+                with log.open("a", encoding="utf-8") as out:
+                    out.write(f"ERROR worker: sasl.username={user} sasl.password={issued.secret} failed\n")
+                while not login_refused(bootstrap, user, issued.secret):
+                    time.sleep(0.005)
+                latencies.append(time.perf_counter() - written)
+        finally:
+            loop.close()
+            broker.close()
+    print(f"leak → login refused    p50 {statistics.median(latencies) * 1000:.0f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms over {leaks} leaks")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--probes", type=int, default=10)
+    parser.add_argument("--leaks", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=4096, help="SCRAM iterations (Kafka's minimum)")
     args = parser.parse_args(argv)
     password = os.environ.get("JITSEC_TEST_KAFKA_SASL_PASSWORD", "")
@@ -170,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    args.iterations, args.batch)
         pbkdf2_floor(args.count, args.concurrency, args.iterations)
         revoke_latency(engine, args.bootstrap, args.probes)
+        leak_loop(args.bootstrap, args.username, password, args.leaks)
     finally:
         engine.close()
 
