@@ -191,7 +191,8 @@ class KafkaEngine:
         except KafkaAdminError as failure:
             reason = scrub(str(failure), [password, self._password_to_hide])
             kind = TransientEngineError if isinstance(failure, KafkaUnavailable) else EngineError
-            raise kind(f"kafka: {reason}; no user was left") from None
+            # create_users removed what it could; what a failed rollback left is the reconciler's
+            raise kind(f"kafka: {reason}; not issued") from None
         return IssuedCredential(secret=password, handle=UserHandle(user).encode(), username=user,
                                 details=dict(self._details))
 
