@@ -1,9 +1,10 @@
 """Coalescing: calls made at the same moment from many threads go to Kafka as one admin request.
 
 Why: a KRaft cluster applies every admin change (an ACL, a SCRAM credential) as a record in its
-metadata log, and a broker forwards such requests to the controller one at a time; each request
-waits for its commit. Many changes in one request share that wait, so the engine's throughput grows
-with its concurrency instead of being capped by one round trip per change.
+metadata log and answers once it is committed. Measured on the test cluster, requests from many
+threads do not overlap much: one SCRAM deletion per request gives ~37/s whatever the concurrency,
+fifty per request ~1,850/s. Many changes in one request share the wait, so the engine's throughput
+grows with its concurrency instead of being capped by one round trip per change.
 
 ``Coalescer.call(item)`` blocks until ``send`` has handled a batch holding ``item`` and returns that
 item's own result (or raises its own exception). The first caller to find no batch in flight sends
