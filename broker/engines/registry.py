@@ -24,6 +24,7 @@ ENGINE_KINDS: dict[str, str] = {
     "x509": "jitsec.broker.engines.x509:create",
     "jwt": "jitsec.broker.engines.jwt:create",
     "ssh": "jitsec.broker.engines.ssh:create",
+    "kafka": "jitsec.broker.engines.kafka:create",
 }
 ENTRY_POINT_GROUP = "jitsec.engines"
 

@@ -33,6 +33,7 @@ class CredentialKind(Enum):
     POSTGRES_PASSWORD = "jitpg_"  # the password of a per-lease PostgreSQL role
     TASK_GRANT = "jitg_"  # a single-use grant an orchestrator hands to an agent to redeem once
     PRINCIPAL_KEY = "jitk_"  # an API key of a broker principal (orchestrator, scanner, resource, admin)
+    KAFKA_PASSWORD = "jitkf_"  # the SCRAM-SHA-512 password of a per-lease Kafka user
 
     @property
     def prefix(self) -> str:

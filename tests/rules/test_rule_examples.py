@@ -25,7 +25,7 @@ from jitsec.kernel.records import StreamOrigin
 _KEBAB = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 _BROKER_RULES = {"broker-engine-token", "broker-task-token", "broker-postgres-password", "broker-credential",
-                 "broker-jwt"}
+                 "broker-jwt", "broker-kafka-password"}
 
 
 def _default_rule_ids() -> list[str]:
