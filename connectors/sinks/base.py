@@ -7,6 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from jitsec.connectors.sinks.alert import AlertContext
 from jitsec.connectors.sinks.spool import Backoff, Spool, SpoolStats
 
 from jitsec.kernel.records import Incident
@@ -24,10 +25,14 @@ class SpooledSink(ABC):
     """Implements the ``Sink`` protocol over a ``Spool``; subclasses write ``deliver`` only.
 
     ``deliver`` runs on the spool's thread, oldest incident first, and raises to be retried.
+    ``context`` (scanner identity, remediation, console URL) is rendered at delivery, so what waited in
+    the spool goes out with the settings of the process that delivers it.
     """
 
-    def __init__(self, name: str, spool_dir: Path | str, *, backoff: Backoff | None = None) -> None:
+    def __init__(self, name: str, spool_dir: Path | str, *, backoff: Backoff | None = None,
+                 context: AlertContext | None = None) -> None:
         self.name = name
+        self.context = context or AlertContext()
         self._spool = Spool(spool_path(spool_dir, name), self._deliver_payload, name=name, backoff=backoff)
 
     @abstractmethod

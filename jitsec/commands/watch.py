@@ -362,6 +362,8 @@ def _run_daemon(  # noqa: PLR0917
         on_leak=response.on_leak,
         state_dir=config.state_dir,
         broker_key=response.broker_key or os.environ.get("JITSEC_BROKER_KEY"),
+        scanner_name=config.scanner_name or response.scanner_name,
+        console_url=config.console_url or response.console_url,
     )
     settings = _RunSettings(
         rules=config.rules, checkpoint_dir=config.checkpoint_dir, from_end=config.from_end,

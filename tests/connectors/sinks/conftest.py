@@ -74,6 +74,8 @@ class HttpReceiver:
     def __init__(self, port: int) -> None:
         self.port = port
         self.bodies: list[dict] = []
+        self.raw: list[tuple[dict[str, str], bytes]] = []  # headers and exact bytes of each accepted POST
+        self.attempts = 0
         self.status = 200
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
@@ -90,8 +92,10 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver._lock:
                     status = receiver.status
+                    receiver.attempts += 1
                     if status < 300:
                         receiver.bodies.append(json.loads(body))
+                        receiver.raw.append((dict(self.headers.items()), body))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
