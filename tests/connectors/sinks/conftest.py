@@ -18,6 +18,8 @@ from jitsec.kernel.records import BrokerStatus, Confidence, Incident, ResponseAc
 from jitsec.kernel.redaction import preview
 from jitsec.testing import wait_until
 
+from .tls_peers import read_octet_counted
+
 FAST = Backoff(initial=0.01, maximum=0.1)
 
 
@@ -145,13 +147,7 @@ class SyslogReceiver:
         class Tcp(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 receiver._connections.append(self.connection)
-                while True:
-                    length = b""
-                    while (ch := self.rfile.read(1)) not in (b" ", b""):
-                        length += ch
-                    if not length.isdigit():
-                        return
-                    receiver.messages.append(self.rfile.read(int(length)))
+                read_octet_counted(self.rfile, receiver.messages)
 
         if self.protocol == "udp":
             self._server = socketserver.ThreadingUDPServer(("127.0.0.1", self.port), Udp)

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 from cryptography import x509
@@ -68,6 +69,17 @@ def make_ca(directory: Path) -> MadeCa:
     return paths
 
 
+def read_octet_counted(stream: BinaryIO, messages: list[bytes]) -> None:
+    """Append each ``MSG-LEN SP SYSLOG-MSG`` frame (RFC 6587 §3.4.1, RFC 5425) until the stream ends."""
+    while True:
+        length = b""
+        while (ch := stream.read(1)) not in (b" ", b""):
+            length += ch
+        if not length.isdigit():
+            return
+        messages.append(stream.read(int(length)))
+
+
 class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -92,13 +104,7 @@ class TlsSyslogReceiver:
                 super().setup()
 
             def handle(self) -> None:
-                while True:
-                    length = b""
-                    while (ch := self.rfile.read(1)) not in (b" ", b""):
-                        length += ch
-                    if not length.isdigit():
-                        return
-                    receiver.messages.append(self.rfile.read(int(length)))
+                read_octet_counted(self.rfile, receiver.messages)
 
         self._server = _Server(("127.0.0.1", 0), Handler)
         self.port = int(self._server.server_address[1])
