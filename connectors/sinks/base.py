@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 from jitsec.connectors.sinks.alert import AlertContext
@@ -19,6 +20,15 @@ def spool_path(spool_dir: Path | str, name: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:40] or "sink"
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
     return Path(spool_dir) / f"{slug}-{digest}.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStatus:
+    """One spooled sink's health, for ``/healthz``, ``/metrics`` and the shutdown report."""
+
+    name: str
+    stats: SpoolStats
+    spool: Path  # where undelivered alerts wait for the next start
 
 
 class SpooledSink(ABC):
@@ -47,6 +57,10 @@ class SpooledSink(ABC):
 
     def stats(self) -> SpoolStats:
         return self._spool.stats()
+
+    def status(self) -> SinkStatus:
+        """Readable after ``close`` too: then what was left undelivered."""
+        return SinkStatus(self.name, self._spool.stats(), self._spool.path)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything spooled so far was delivered; False if ``timeout`` ran out."""
