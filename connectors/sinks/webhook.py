@@ -127,8 +127,9 @@ class WebhookSink(SpooledSink):
 
     def deliver(self, incident: Incident) -> None:
         body = self.body(incident)
-        headers = {"Content-Type": "application/json", "User-Agent": "jitsec",
-                   "X-Jitsec-Schema": ALERT_SCHEMA}
+        headers = {"Content-Type": "application/json", "User-Agent": "jitsec"}
+        if self.body_format == "json":
+            headers["X-Jitsec-Schema"] = ALERT_SCHEMA
         if self._secret:
             timestamp = str(int(self._clock()))
             headers[TIMESTAMP_HEADER] = timestamp

@@ -155,6 +155,7 @@ def test_the_spec_reads_the_secret_from_the_environment_and_the_slack_format(
     sink.close()
     [(headers, body)] = http_receiver.raw
     assert verify_signature(SECRET, headers, body)
+    assert "X-Jitsec-Schema" not in headers  # a Slack body is not the alert document
     slack = json.loads(body)
     assert set(slack) == {"text", "blocks"}
     assert [block["type"] for block in slack["blocks"]] == ["header", "section", "section", "context"]
