@@ -11,6 +11,7 @@ from jitsec.connectors.sinks.alert import ALERT_SCHEMA, AlertContext
 from jitsec.connectors.sinks.factory import build_sink, parse_alert_spec
 from jitsec.connectors.sinks.spool import Backoff
 from jitsec.connectors.sinks.webhook import REPLAY_WINDOW, WebhookSink, verify_signature
+from jsonschema import Draft7Validator, FormatChecker
 
 from jitsec.kernel.records import Incident, ResponseAction
 
@@ -94,6 +95,8 @@ def test_a_client_error_sets_the_alert_aside_instead_of_blocking(
 CONTEXT = AlertContext(scanner="logs-eu-1", host="scan-host-7", console_url="https://soc.example/",
                        remediations={"aws-access-key-id": "Deactivate the key in IAM."})
 SECRET = b"s3cr3t-for-signing-only"
+SCHEMA_FILE = Path(__file__).parents[3] / "docs" / "schemas" / "alert.schema.json"
+ALERT_DOCUMENT = Draft7Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")), format_checker=FormatChecker())
 
 
 def openssl_hmac(secret: bytes, message: bytes) -> str:
@@ -113,6 +116,9 @@ def test_the_alert_document_has_iso_times_identity_remediation_and_a_console_lin
     assert sink.flush(10)
     sink.close()
     first, second = http_receiver.bodies
+    for body in http_receiver.bodies:  # the schema docs/alerts.md documents
+        ALERT_DOCUMENT.validate(body)
+    assert not ALERT_DOCUMENT.is_valid({**first, "first_seen": 1_796_231_859.56})  # an epoch float is not one
     assert first["schema"] == ALERT_SCHEMA
     assert first["first_seen"] == "2026-12-02T17:17:39.560Z"
     assert first["last_seen"] == "2026-12-02T17:17:40.000Z"
