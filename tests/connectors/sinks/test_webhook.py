@@ -96,7 +96,8 @@ CONTEXT = AlertContext(scanner="logs-eu-1", host="scan-host-7", console_url="htt
                        remediations={"aws-access-key-id": "Deactivate the key in IAM."})
 SECRET = b"s3cr3t-for-signing-only"
 SCHEMA_FILE = Path(__file__).parents[3] / "docs" / "schemas" / "alert.schema.json"
-ALERT_DOCUMENT = Draft7Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")), format_checker=FormatChecker())
+ALERT_DOCUMENT = Draft7Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")),
+                                 format_checker=FormatChecker())
 
 
 def openssl_hmac(secret: bytes, message: bytes) -> str:
