@@ -15,6 +15,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from jitsec.kernel.records import Confidence, FileOrigin, Finding, Severity
@@ -33,8 +34,8 @@ def sightings(directory: Path | None, count: int) -> tuple[float, float]:
     book = IncidentBook(store=IncidentStore(directory / "one.sqlite") if directory else None)
     one = finding("hmac-sha256:one")
     started = time.perf_counter()
-    for _ in range(count):
-        book.record(one, "/var/log/app.log:1")
+    for n in range(count):  # a token written on every line: each line one sighting
+        book.record(replace(one, line=n), f"/var/log/app.log:{n}")
     per_sighting = (time.perf_counter() - started) / count * 1e6
     started = time.perf_counter()
     book.flush()

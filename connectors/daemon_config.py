@@ -10,6 +10,8 @@ Example::
     broker = "http://127.0.0.1:8200"         # optional: report broker-format leaks for revocation
     rules = ["/etc/jitsec/extra-rules.toml"] # optional extra rule packs
     exclude = ["*.gz", "archive/**"]         # optional: globs left out of followed folders
+    scanner_name = "logs-eu-1"               # optional: who alerts say saw it (default jitsec@<hostname>)
+    console_url = "https://broker:8470"      # optional: alerts link to <console_url>/console/incidents/<id>
 
     [http]
     listen = "127.0.0.1:9465"                # /healthz and /metrics
@@ -27,7 +29,7 @@ from typing import Any
 
 DEFAULT_LISTEN = "127.0.0.1:9465"
 _TOP_KEYS = {"sources", "alerts", "checkpoint_dir", "state_dir", "from_end", "broker", "rules", "http",
-             "exclude"}
+             "exclude", "scanner_name", "console_url"}
 _HTTP_KEYS = {"listen"}
 
 
@@ -47,6 +49,8 @@ class DaemonConfig:
     broker: str | None = None
     rules: tuple[Path, ...] = ()
     exclude: tuple[str, ...] = ()  # globs (checked by the command that applies them)
+    scanner_name: str | None = None
+    console_url: str | None = None
 
 
 def load_daemon_config(path: Path) -> DaemonConfig:
@@ -84,6 +88,13 @@ def parse_daemon_config(raw: dict[str, Any], *, label: str, base: Path) -> Daemo
     broker = raw.get("broker")
     if broker is not None and (not isinstance(broker, str) or not broker.startswith(("http://", "https://"))):
         raise fail("broker", "must be an http(s):// URL")
+    scanner_name = raw.get("scanner_name")
+    if scanner_name is not None and (not isinstance(scanner_name, str) or not scanner_name.strip()):
+        raise fail("scanner_name", "must be a non-empty string")
+    console_url = raw.get("console_url")
+    if console_url is not None and (not isinstance(console_url, str)
+                                    or not console_url.startswith(("http://", "https://"))):
+        raise fail("console_url", "must be an http(s):// URL")
     return DaemonConfig(
         sources=tuple(sources),
         alerts=tuple(_strings(raw, "alerts", fail) or ["console"]),
@@ -95,6 +106,8 @@ def parse_daemon_config(raw: dict[str, Any], *, label: str, base: Path) -> Daemo
         broker=broker,
         rules=tuple(base / rule for rule in _strings(raw, "rules", fail)),
         exclude=tuple(_strings(raw, "exclude", fail)),
+        scanner_name=scanner_name,
+        console_url=console_url,
     )
 
 

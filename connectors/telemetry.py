@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from jitsec.connectors.sinks.base import SinkStatus
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -37,6 +38,7 @@ class DaemonMetrics:
         self.revocations = Counter(
             "jitsec_revocations", "Broker credentials revoked because of a finding", registry=self.registry
         )
+        self.sink_status: Callable[[], Sequence[SinkStatus]] = lambda: ()
 
     def count_batch(self, source: str, chunks: Sequence[Chunk]) -> None:
         """A batch read from ``source``: counted once, not chunk by chunk (a Kafka poll is hundreds)."""
@@ -57,6 +59,13 @@ class DaemonMetrics:
     ) -> None:
         """Expose the sources' error counts and lag, and the incident count, read at scrape time."""
         self.registry.register(_SourceCollector(sources, incidents))
+
+    def watch_sinks(self, status: Callable[[], Sequence[SinkStatus]],
+                    wall_clock: Callable[[], float] = time.time) -> None:
+        """Expose the alert sinks' queues and failures (read at scrape time) and let ``/healthz``
+        answer ``degraded`` while one is failing."""
+        self.sink_status = status
+        self.registry.register(_SinkCollector(status, wall_clock))
 
 
 class _SourceCollector:
@@ -90,8 +99,45 @@ class _SourceCollector:
             yield incidents
 
 
+class _SinkCollector:
+    def __init__(self, status: Callable[[], Sequence[SinkStatus]], wall_clock: Callable[[], float]) -> None:
+        self.status = status
+        self.wall_clock = wall_clock
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("jitsec_alert_queue_depth", "Alerts spooled, not yet delivered",
+                                  labels=["sink"])
+        oldest = GaugeMetricFamily("jitsec_alert_oldest_undelivered_seconds",
+                                   "Age of the oldest alert waiting in a sink's spool (0: none)",
+                                   labels=["sink"])
+        failures = CounterMetricFamily("jitsec_alert_delivery_failures", "Failed delivery attempts",
+                                       labels=["sink"])
+        delivered = CounterMetricFamily("jitsec_alert_delivered", "Alerts delivered", labels=["sink"])
+        dead = GaugeMetricFamily("jitsec_alert_dead", "Alerts a receiver refused for good (set aside)",
+                                 labels=["sink"])
+        failing = GaugeMetricFamily("jitsec_alert_sink_failing", "1 while a sink's last delivery failed",
+                                    labels=["sink"])
+        now = self.wall_clock()
+        for status in self.status():
+            stats = status.stats
+            depth.add_metric([status.name], stats.pending)
+            age = 0.0 if stats.oldest_queued_at is None else max(0.0, now - stats.oldest_queued_at)
+            oldest.add_metric([status.name], round(age, 3))
+            failures.add_metric([status.name], stats.failures)
+            delivered.add_metric([status.name], stats.delivered)
+            dead.add_metric([status.name], stats.dead)
+            failing.add_metric([status.name], 1 if stats.failing else 0)
+        yield from (depth, oldest, failures, delivered, dead, failing)
+
+
 class HealthServer:
-    """``GET /healthz`` (200 while running, 503 once stopping) and ``GET /metrics`` on one port."""
+    """``GET /healthz`` and ``GET /metrics`` on one port. ``/healthz`` answers 200 with ``status``
+    ``ok``, or ``degraded`` while an alert sink is failing (alerts wait in its spool: the scanner
+    itself is fine, a restart would not help), and 503 ``stopping`` once shutting down. ``sinks``
+    lists each sink's queue depth, failing flag and last error."""
 
     def __init__(self, metrics: DaemonMetrics, host: str, port: int) -> None:
         self.metrics = metrics
@@ -112,10 +158,15 @@ class HealthServer:
     def health(self) -> tuple[int, dict[str, object]]:
         now = self.metrics.clock()
         last = self.metrics.last_chunk_at
+        sinks = list(self.metrics.sink_status())
+        degraded = any(status.stats.failing for status in sinks)
         body: dict[str, object] = {
-            "status": "stopping" if self.stopping.is_set() else "ok",
+            "status": "stopping" if self.stopping.is_set() else "degraded" if degraded else "ok",
             "uptime_seconds": round(now - self.metrics.started, 3),
             "seconds_since_last_chunk": None if last is None else round(now - last, 3),
+            "sinks": {status.name: {"failing": status.stats.failing, "queued": status.stats.pending,
+                                    "last_error": status.stats.last_error if status.stats.failing else None}
+                      for status in sinks},
         }
         return (503 if self.stopping.is_set() else 200), body
 

@@ -75,6 +75,7 @@ class Rule:
     examples: tuple[RuleExample, ...] = ()
     counterexamples: tuple[RuleExample, ...] = ()
     revoke: str = ""  # where this kind of credential is revoked or rotated (reports only, not matching)
+    remediation: str = ""  # what to do about a leak of it, for alerts (empty: the pack family's default)
 
     def canonical(self) -> dict[str, Any]:
         """The matching-relevant content, for the digest."""

@@ -42,10 +42,11 @@ _KEBAB = LazyPattern(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _RULE_FIELDS = {
     "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "judge",
     "multiline", "hyperscan", "allowlist", "example", "counterexample", "revoke",
+    "remediation",
 }
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
-_VALIDATION_FORMAT = "4"  # bump when what parse_pack checks changes: old markers then stop counting
+_VALIDATION_FORMAT = "5"  # bump when what parse_pack checks changes: old markers then stop counting
 _SEVERITIES = {severity.value: severity for severity in Severity}  # a dict: Severity(text) costs a hook run
 _RULE_FLAGS = int(regex.ASCII | regex.MULTILINE)  # or-ed once: per rule, the flag enums cost a hook run
 
@@ -328,6 +329,7 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
     if hyperscan is not None and (not isinstance(hyperscan, str) or not hyperscan):
         raise fail("hyperscan", "must be a non-empty pattern string")
     revoke = _web_address(entry, "revoke", fail)
+    remediation = _string(entry, "remediation", fail)
     examples = _examples(entry.get("example"), "example", fail)
     counterexamples = _examples(entry.get("counterexample"), "counterexample", fail)
     return Rule(
@@ -347,6 +349,7 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
         examples=examples,
         counterexamples=counterexamples,
         revoke=revoke,
+        remediation=remediation,
     )
 
 
@@ -372,6 +375,7 @@ def _trusted_rule(entry: dict[str, Any], pack: str) -> Rule:
             multiline=entry.get("multiline", False),
             hyperscan=entry.get("hyperscan"),
             revoke=entry.get("revoke", ""),
+            remediation=entry.get("remediation", ""),
             allowlist=Allowlist(
                 regexes=tuple(LazyPattern(p) for p in allow.get("regexes", ())),
                 stopwords=tuple(word.lower() for word in allow.get("stopwords", ())),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
+from jitsec.connectors.sinks.alert import AlertContext
 from jitsec.connectors.sinks.spool import Backoff, Spool, SpoolStats
 
 from jitsec.kernel.records import Incident
@@ -20,14 +22,27 @@ def spool_path(spool_dir: Path | str, name: str) -> Path:
     return Path(spool_dir) / f"{slug}-{digest}.sqlite"
 
 
+@dataclass(frozen=True, slots=True)
+class SinkStatus:
+    """One spooled sink's health, for ``/healthz``, ``/metrics`` and the shutdown report."""
+
+    name: str
+    stats: SpoolStats
+    spool: Path  # where undelivered alerts wait for the next start
+
+
 class SpooledSink(ABC):
     """Implements the ``Sink`` protocol over a ``Spool``; subclasses write ``deliver`` only.
 
     ``deliver`` runs on the spool's thread, oldest incident first, and raises to be retried.
+    ``context`` (scanner identity, remediation, console URL) is rendered at delivery, so what waited in
+    the spool goes out with the settings of the process that delivers it.
     """
 
-    def __init__(self, name: str, spool_dir: Path | str, *, backoff: Backoff | None = None) -> None:
+    def __init__(self, name: str, spool_dir: Path | str, *, backoff: Backoff | None = None,
+                 context: AlertContext | None = None) -> None:
         self.name = name
+        self.context = context or AlertContext()
         self._spool = Spool(spool_path(spool_dir, name), self._deliver_payload, name=name, backoff=backoff)
 
     @abstractmethod
@@ -42,6 +57,10 @@ class SpooledSink(ABC):
 
     def stats(self) -> SpoolStats:
         return self._spool.stats()
+
+    def status(self) -> SinkStatus:
+        """Readable after ``close`` too: then what was left undelivered."""
+        return SinkStatus(self.name, self._spool.stats(), self._spool.path)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything spooled so far was delivered; False if ``timeout`` ran out."""

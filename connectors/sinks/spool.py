@@ -50,11 +50,16 @@ class Backoff:
 
 @dataclass(frozen=True, slots=True)
 class SpoolStats:
+    """``failing``: the last delivery attempt failed and payloads wait (the receiver is down or
+    refusing); ``oldest_queued_at``: UNIX time the oldest waiting payload was queued (None: empty)."""
+
     pending: int
     delivered: int
     failures: int
     dead: int
     last_error: str | None
+    failing: bool = False
+    oldest_queued_at: float | None = None
 
 
 _SCHEMA = """
@@ -97,6 +102,8 @@ class Spool:
         self._delivered = 0
         self._failures = 0
         self._last_error: str | None = None
+        self._failing = False
+        self._final: SpoolStats | None = None  # what was left at close, for the shutdown report
         self._thread = threading.Thread(target=self._run, name=f"spool-{name}", daemon=True)
         if start:
             self._thread.start()
@@ -114,10 +121,18 @@ class Spool:
             self._wake.notify_all()
 
     def stats(self) -> SpoolStats:
+        """Counts now; after ``close``, what was left at close (still on disk for the next start)."""
         with self._lock:
-            pending = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
-            dead = self._db.execute("SELECT COUNT(*) FROM dead").fetchone()[0]
-            return SpoolStats(pending, self._delivered, self._failures, dead, self._last_error)
+            if self._final is not None:
+                return self._final
+            return self._stats_locked()
+
+    def _stats_locked(self) -> SpoolStats:
+        pending, oldest = self._db.execute("SELECT COUNT(*), MIN(queued_at) FROM queue").fetchone()
+        dead = self._db.execute("SELECT COUNT(*) FROM dead").fetchone()[0]
+        return SpoolStats(pending, self._delivered, self._failures, dead, self._last_error,
+                          failing=self._failing and pending > 0,
+                          oldest_queued_at=None if oldest is None else float(oldest))
 
     def wait_empty(self, timeout: float) -> bool:
         """Block until every queued payload was delivered (or set aside), at most ``timeout`` s."""
@@ -142,6 +157,7 @@ class Spool:
         if self._thread.is_alive():
             self._thread.join(timeout=max(1.0, self._backoff.maximum))
         with self._lock:
+            self._final = self._stats_locked()
             self._closed = True
             self._db.close()
 
@@ -178,6 +194,7 @@ class Spool:
                 attempt += 1
                 with self._lock:
                     self._failures += 1
+                    self._failing = True
                     self._last_error = f"{type(error).__name__}: {error}"
                     if attempt == 1 or attempt % 20 == 0:
                         log.warning("sink %s: delivery failed (attempt %d), retrying: %s",
@@ -190,6 +207,7 @@ class Spool:
             with self._lock:
                 if self._closed:  # closed while delivering: the payload stays queued for next start
                     return
+                self._failing = False
                 self._db.execute("DELETE FROM queue WHERE seq = ?", (seq,))
                 self._delivered += 1
                 self._wake.notify_all()

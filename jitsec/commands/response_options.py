@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from jitsec.connectors.sinks import ALERT_SPEC_HELP, parse_alert_spec
+from jitsec.connectors.sinks.alert import CONSOLE_ENV, SCANNER_ENV, default_scanner_name
 from jitsec.kernel.leaks import LeakScope
 from jitsec.response.options import KEY_ENV, STATE_ENV, URL_ENV, ResponseOptions, default_state_dir
 
@@ -47,15 +48,21 @@ _OPTIONS = (
     click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar=STATE_ENV,
                  default=None, help="Where alert spools and the leak outbox live "
                                     "(default ~/.local/state/jitsec)."),
+    click.option("--scanner-name", metavar="NAME", envvar=SCANNER_ENV, default=None,
+                 help=f"Who alerts say saw the leak (or ${SCANNER_ENV}; default jitsec@HOSTNAME)."),
+    click.option("--console-url", metavar="URL", envvar=CONSOLE_ENV, default=None,
+                 help=f"Alerts link to URL/console/incidents/ID (or ${CONSOLE_ENV})."),
 )
 
 
 def response_options(command: F) -> F:
-    """Adds ``--broker``, ``--alert``, ``--on-leak``, ``--state-dir`` and passes ``response=``."""
+    """Adds ``--broker``, ``--alert``, ``--on-leak``, ``--state-dir``, ``--scanner-name``,
+    ``--console-url`` and passes ``response=``."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, broker_url: str | None, alerts: tuple[str, ...], on_leak: str | None,
-                state_dir: Path | None, **kwargs: Any) -> Any:
+                state_dir: Path | None, scanner_name: str | None, console_url: str | None,
+                **kwargs: Any) -> Any:
         key = os.environ.get(KEY_ENV) or None
         if broker_url and not key:
             raise click.UsageError(f"--broker needs the scanner principal's key in ${KEY_ENV}")
@@ -65,6 +72,7 @@ def response_options(command: F) -> F:
             broker_url=broker_url, alerts=tuple(alerts),
             on_leak=LeakScope(on_leak) if on_leak else None,
             state_dir=state_dir or default_state_dir(), broker_key=key,
+            scanner_name=scanner_name or default_scanner_name(), console_url=console_url or None,
         )
         return command(*args, **kwargs)
 

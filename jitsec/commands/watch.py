@@ -27,6 +27,7 @@ import click
 from jitsec.commands.response_options import response_options
 from jitsec.connectors.address import SourceAddressError, open_source
 from jitsec.connectors.daemon_config import DaemonConfig, DaemonConfigError, load_daemon_config
+from jitsec.connectors.sinks.base import SinkStatus
 from jitsec.connectors.sources.git import GitStats
 from jitsec.connectors.telemetry import DaemonMetrics, HealthServer
 from jitsec.kernel.ports import Source, SourceErrors, Stage
@@ -231,6 +232,8 @@ def _run(
             return EXIT_ERROR
         book = pipeline.response.responder.incidents if pipeline.response is not None else None
         metrics.watch_sources([(s.name, s) for s in sources], book.__len__ if book is not None else None)
+        if pipeline.response is not None:
+            metrics.watch_sinks(pipeline.response.responder.sink_status)
         _install_signal_handlers(watch)
         click.echo(f"jitsec: watching {len(sources)} source(s); rules {ruleset.digest}", err=True)
         stats = watch.run(pipeline)
@@ -238,9 +241,19 @@ def _run(
         if writer is not None:
             writer.close(summary)
         _report_end(watch, pipeline, summary, stats)
+    if pipeline.response is not None:  # closed now: what the sinks could not deliver stays spooled
+        _report_undelivered(pipeline.response.responder.sink_status())
     if watch.stopped_by_signal:
         return EXIT_CLEAN  # a supervisor's stop is a clean stop: the findings were already alerted
     return EXIT_FINDINGS if watch.findings else EXIT_CLEAN
+
+
+def _report_undelivered(statuses: Sequence[SinkStatus]) -> None:
+    for status in statuses:
+        if status.stats.pending:
+            click.echo(f"jitsec: {status.stats.pending} alert(s) undelivered to {status.name} "
+                       f"({status.stats.last_error or 'not attempted yet'}); kept in {status.spool}, "
+                       "delivered at the next start", err=True)
 
 
 def _host_port(address: tuple[str, int]) -> str:
@@ -362,6 +375,8 @@ def _run_daemon(  # noqa: PLR0917
         on_leak=response.on_leak,
         state_dir=config.state_dir,
         broker_key=response.broker_key or os.environ.get("JITSEC_BROKER_KEY"),
+        scanner_name=config.scanner_name or response.scanner_name,
+        console_url=config.console_url or response.console_url,
     )
     settings = _RunSettings(
         rules=config.rules, checkpoint_dir=config.checkpoint_dir, from_end=config.from_end,

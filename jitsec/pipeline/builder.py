@@ -224,7 +224,7 @@ def build_pipeline(
     the leak response."""
     ruleset = ruleset if ruleset is not None else load_rules(settings.rules)
     baseline = load_baselines(settings.baselines)
-    runtime = _build_response(settings, ruleset.digest, client, extra_sinks, responder_settings)
+    runtime = _build_response(settings, ruleset, client, extra_sinks, responder_settings)
     try:
         ignores = settings.ignores
         scanner = build_scanner(ruleset, settings.rules.engine, baseline,
@@ -248,16 +248,18 @@ def build_pipeline(
     return pipeline
 
 
-def _build_response(settings: PipelineSettings, rules_digest: str, client: BrokerClient | None,
+def _build_response(settings: PipelineSettings, ruleset: RuleSet, client: BrokerClient | None,
                     extra_sinks: Sequence[Sink], responder_settings: ResponderSettings | None,
                     ) -> ResponseRuntime | None:
     options = settings.response
     if options is None or not (options.enabled or extra_sinks):
         return None
     from jitsec.response.options import ResponseSetupError, build_response  # noqa: PLC0415 - a hook without a broker skips it
+    from jitsec.response.remediation import rule_remediations  # noqa: PLC0415
 
     try:
-        return build_response(options, client=client, rules_digest=rules_digest,
+        return build_response(options, client=client, rules_digest=ruleset.digest,
+                              remediations=rule_remediations(ruleset),
                               extra_sinks=tuple(extra_sinks), settings=responder_settings,
                               close_timeout=settings.flush_seconds)
     except (OSError, ResponseSetupError) as error:  # e.g. the state dir (spools, outbox) is unusable

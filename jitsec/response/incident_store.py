@@ -8,7 +8,9 @@ records turns into duplicate alerts for an old leak. ``IncidentBook`` keeps owni
 What a row holds is exactly what the sinks already emit (``INCIDENT.to_json``: keyed fingerprint,
 redacted preview, rule, locations, counts, times, action, lease id...) plus three bookkeeping
 numbers: when the incident was last sent, whether an update is waiting to be sent, and when it was
-last seen (for least-recently-seen eviction). Never a secret, never an unkeyed hash of one.
+last seen (for least-recently-seen eviction). Never a secret, never an unkeyed hash of one. The
+``sightings`` table keeps the book's recent sighting keys (64-bit hashes of fingerprint, location and
+masked line), so a line read again after a restart is not counted twice.
 
 Writes are write-behind: the book hands over its changed entries in one transaction per ``save``
 (on the responder's timer tick, after a chunk that sent an alert, and on close), never one write per
@@ -45,6 +47,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     touched REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incidents_touched ON incidents (touched);
+CREATE TABLE IF NOT EXISTS sightings (seq INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL UNIQUE);
 """
 
 
@@ -174,22 +177,32 @@ class IncidentStore:
             self._loaded = len(kept)
             return kept
 
-    def save(self, rows: Iterable[StoredIncident], forget: Iterable[str] = ()) -> None:
-        """Delete ``forget``, then upsert ``rows``, in one transaction. Raises ``IncidentStoreError``
-        (nothing written) when the database refuses; the caller keeps its changes for the next save."""
-        rows, forget = list(rows), list(forget)
-        if not rows and not forget:
+    def load_sightings(self, limit: int) -> list[int]:
+        """The ``limit`` most recent sighting keys, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT key FROM sightings ORDER BY seq DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [int(row[0]) for row in reversed(rows)]
+
+    def save(self, rows: Iterable[StoredIncident], forget: Iterable[str] = (), sightings: Iterable[int] = (),
+             *, keep_sightings: int | None = None) -> None:
+        """Delete ``forget``, upsert ``rows`` and add ``sightings`` (keeping the newest
+        ``keep_sightings``), in one transaction. Raises ``IncidentStoreError`` (nothing written) when
+        the database refuses; the caller keeps its changes for the next save."""
+        rows, forget, keys = list(rows), list(forget), list(sightings)
+        if not rows and not forget and not keys:
             return
         with self._lock:
             try:
-                self._write(rows, forget)
+                self._write(rows, forget, keys, keep_sightings)
             except sqlite3.Error as error:
                 self._errors += 1
                 self._last_error = f"{type(error).__name__}: {error}"
                 raise IncidentStoreError(f"cannot save incidents to {self.path}: {error}") from None
             self._saves += 1
 
-    def _write(self, rows: list[StoredIncident], forget: list[str]) -> None:
+    def _write(self, rows: list[StoredIncident], forget: list[str], keys: list[int] | None = None,
+               keep_sightings: int | None = None) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -199,6 +212,11 @@ class IncidentStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 [(r.incident.fingerprint, INCIDENT.to_json(r.incident), r.sent_at, int(r.unsent), r.touched)
                  for r in rows])
+            if keys:
+                db.executemany("INSERT OR IGNORE INTO sightings (key) VALUES (?)", [(k,) for k in keys])
+                if keep_sightings is not None:
+                    db.execute("DELETE FROM sightings WHERE seq <= (SELECT MAX(seq) FROM sightings) - ?",
+                               (keep_sightings,))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

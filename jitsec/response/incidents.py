@@ -18,10 +18,17 @@ With an ``IncidentStore`` (optional), the book starts from the incidents saved b
 calls it on its timer tick, after a chunk that sent an alert, and on close). A restart then continues
 the same incidents (same id, count, first sighting, resolution, re-send clock) instead of alerting
 again on an old leak. Eviction removes the incident from the file too.
+
+A sighting is counted once: the book remembers a short key per sighting (keyed fingerprint, location,
+column and the masked line's hash; ``sighting_key``), the last ``max_sightings`` of them, saved with
+the incidents. A source that reads a line again (a tail restarted without a checkpoint, a Kafka
+consumer re-reading uncommitted records, ``jitsec scan`` over an unchanged tree) neither counts it
+nor sends a new version for it; a changed outcome on such a line is still applied.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -44,6 +51,7 @@ class IncidentPolicy:
     max_locations: int = 10
     resend_interval: float = 60.0
     max_incidents: int = 100_000
+    max_sightings: int = 100_000  # sighting keys remembered (about 100 bytes each) to ignore re-reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,15 @@ class Resolution:
 
 
 ALERT_ONLY = Resolution(ResponseAction.ALERT_ONLY)
+
+
+def sighting_key(finding: Finding, location: str) -> int:
+    """A 64-bit key naming one sighting: the same secret at the same place on the same line text.
+
+    The line's ``context`` hash tells a line read again (same key) from new text written at the
+    same place after a rotation (another key). Built from non-secret fields only."""
+    text = f"{finding.fingerprint}\0{location}\0{finding.column}\0{finding.context}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
 
 
 def resolution_of(incident: Incident) -> Resolution:
@@ -127,6 +144,8 @@ class IncidentBook:
         self._unsaved: set[str] = set()  # changed since the last flush (only with a store)
         self._forgotten: set[str] = set()  # evicted since the last flush: delete from the store
         self._flush_lock = threading.Lock()  # flushes in order, never two at once
+        self._sightings: OrderedDict[int, None] = OrderedDict()  # oldest first, bounded
+        self._new_sightings: list[int] = []  # remembered since the last flush (only with a store)
         if store is not None:
             self._load(store)
 
@@ -142,6 +161,7 @@ class IncidentBook:
                 touched=saved.touched)
             if saved.unsent:
                 self._dirty.add(fingerprint)
+        self._sightings.update((key, None) for key in store.load_sightings(self.policy.max_sightings))
 
     def flush(self) -> int:
         """Save every incident changed since the last flush, and forget evicted ones, in one
@@ -153,16 +173,19 @@ class IncidentBook:
             with self._lock:
                 rows = [self._stored(self._entries[fp]) for fp in self._unsaved if fp in self._entries]
                 forget = list(self._forgotten)
+                sightings = self._new_sightings[-self.policy.max_sightings:]  # older ones are forgotten
+                self._new_sightings = []
                 self._unsaved.clear()
                 self._forgotten.clear()
             try:
-                self._store.save(rows, forget)
+                self._store.save(rows, forget, sightings, keep_sightings=self.policy.max_sightings)
             except IncidentStoreError as error:
                 log.error("%s; %d incident change(s) kept in memory for the next flush", error, len(rows))
                 with self._lock:
                     self._unsaved.update(r.incident.fingerprint for r in rows
                                          if r.incident.fingerprint in self._entries)
                     self._forgotten.update(fp for fp in forget if fp not in self._entries)
+                    self._new_sightings[:0] = sightings
                 return 0
             return len(rows)
 
@@ -196,13 +219,20 @@ class IncidentBook:
     def record(self, finding: Finding, location: str, resolution: Resolution = ALERT_ONLY, *,
                seen_at: float | None = None) -> Incident | None:
         """Count one sighting (read at UNIX time ``seen_at``, default now); return the incident
-        version to send now, or None (update deferred)."""
+        version to send now, or None (update deferred). A sighting already counted (the same line
+        read again) only applies a changed resolution, like ``resolve``."""
         now = self._clock()
         seen = now if seen_at is None else seen_at
+        key = sighting_key(finding, location)
         with self._lock:
             entry = self._entries.get(finding.fingerprint)
+            known = key in self._sightings
+            if not known:
+                self._remember(key)
             if entry is None:
                 return self._open(finding, location, resolution, now, seen)
+            if known:
+                return self._apply(entry, finding, resolution, now)
             self._entries.move_to_end(finding.fingerprint)
             entry.touched = now
             self._changed(finding.fingerprint)
@@ -239,14 +269,25 @@ class IncidentBook:
             entry = self._entries.get(finding.fingerprint)
             if entry is None:
                 return self._open(finding, location, resolution, now, now)
-            merged = _merge(entry.resolution, resolution)
-            if merged == entry.resolution:
-                return None
-            self._changed(finding.fingerprint)
-            entry.resolution = merged
-            entry.incident = replace(entry.incident, severity=_severity(finding, merged, None),
-                                     **_resolution_fields(merged))
-            return self._emit(entry, now)
+            return self._apply(entry, finding, resolution, now)
+
+    def _apply(self, entry: _Entry, finding: Finding, resolution: Resolution, now: float) -> Incident | None:
+        """Merge an outcome without counting a sighting; the version to send if it changed."""
+        merged = _merge(entry.resolution, resolution)
+        if merged == entry.resolution:
+            return None
+        self._changed(finding.fingerprint)
+        entry.resolution = merged
+        entry.incident = replace(entry.incident, severity=_severity(finding, merged, None),
+                                 **_resolution_fields(merged))
+        return self._emit(entry, now)
+
+    def _remember(self, key: int) -> None:
+        self._sightings[key] = None
+        if len(self._sightings) > self.policy.max_sightings:
+            self._sightings.popitem(last=False)
+        if self._store is not None:
+            self._new_sightings.append(key)
 
     def due(self) -> list[Incident]:
         """Deferred updates whose re-send interval has passed (call every second or so)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jitsec.connectors.sinks import build_sink
+from jitsec.connectors.sinks.alert import CONSOLE_ENV, AlertContext, default_scanner_name
 from jitsec.kernel.leaks import LeakScope
 from jitsec.kernel.ports import Sink
 from jitsec.kernel.records import Chunk, Finding
@@ -52,6 +53,8 @@ class ResponseOptions:
     on_leak: LeakScope | None = None
     state_dir: Path = field(default_factory=default_state_dir)
     broker_key: str | None = field(default=None, repr=False)
+    scanner_name: str = field(default_factory=default_scanner_name)  # who sent an alert
+    console_url: str | None = field(default_factory=lambda: os.environ.get(CONSOLE_ENV) or None)
 
     @property
     def enabled(self) -> bool:
@@ -89,7 +92,8 @@ class ResponseRuntime:
 def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = (),
                    settings: ResponderSettings | None = None, live_cache: bool = True,
                    client: BrokerClient | None = None, rules_digest: str = "",
-                   close_timeout: float = 5.0) -> ResponseRuntime:
+                   close_timeout: float = 5.0, remediations: Mapping[str, str] | None = None,
+                   ) -> ResponseRuntime:
     """Sinks from the ``--alert`` specs, the broker client and live-fingerprint cache, the responder.
 
     Raises ``ResponseSetupError`` when a broker URL is set (option, env or daemon config) without
@@ -100,7 +104,12 @@ def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = 
 
     if client is None and options.broker_url and not options.broker_key:
         raise ResponseSetupError(f"a broker is configured ({options.broker_url}) but ${KEY_ENV} is not set")
-    sinks = [build_sink(spec, options.state_dir / "spool") for spec in options.alerts]
+    context = AlertContext(scanner=options.scanner_name, console_url=options.console_url,
+                           remediations=dict(remediations or {}))
+    try:
+        sinks = [build_sink(spec, options.state_dir / "spool", context=context) for spec in options.alerts]
+    except ValueError as error:  # a sink's secret or CA missing: say so at start
+        raise ResponseSetupError(str(error)) from None
     sinks.extend(extra_sinks)
     if client is None and options.broker_url:
         client = BrokerClient(options.broker_url, key=options.broker_key, timeout=5.0)

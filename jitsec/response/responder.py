@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from jitsec.connectors.sinks.base import SinkStatus, SpooledSink
 from jitsec.connectors.sinks.spool import Backoff, PermanentDeliveryError, Spool
 from jitsec.kernel.leaks import LeakReport, LeakScope, LeakStatus, LeakVerdict
 from jitsec.kernel.ports import LeakReporter, Sink
@@ -280,6 +281,11 @@ class Responder:
             for incident in self.incidents.due():
                 self._send(incident)
             self.incidents.flush()  # write-behind: a crash loses at most this tick's count updates
+
+    def sink_status(self) -> list[SinkStatus]:
+        """The spooled sinks' health (queue depth, oldest waiting, failures); after ``close``, what
+        each left undelivered on disk. The console sink has no queue and is not listed."""
+        return [sink.status() for sink in self._sinks if isinstance(sink, SpooledSink)]
 
     def outbox_pending(self) -> int:
         return 0 if self._outbox is None else self._outbox.stats().pending

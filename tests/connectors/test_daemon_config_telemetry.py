@@ -20,8 +20,10 @@ def test_full_config_with_relative_paths() -> None:
     config = parse(
         'sources = ["/var/log/app.log", "-"]\nalerts = ["console"]\ncheckpoint_dir = "ck"\n'
         'from_end = true\nbroker = "http://127.0.0.1:8200"\nrules = ["extra.toml"]\nexclude = ["*.gz"]\n'
+        'scanner_name = "logs-eu-1"\nconsole_url = "https://broker:8470"\n'
         '[http]\nlisten = "10.1.2.3:9000"\n'
     )
+    assert (config.scanner_name, config.console_url) == ("logs-eu-1", "https://broker:8470")
     assert config.exclude == ("*.gz",)
     assert config.sources == ("/var/log/app.log", "-")
     assert config.checkpoint_dir == Path("/etc/jitsec/ck")
@@ -42,6 +44,8 @@ def test_full_config_with_relative_paths() -> None:
         ('sources = ["a"]\nfrom_end = "yes"', "from_end: must be true or false"),
         ('sources = "a"', "sources: must be a list"),
         ('sources = ["a"]\nexclude = "*.gz"', "exclude: must be a list"),
+        ('sources = ["a"]\nscanner_name = ""', "scanner_name: must be a non-empty string"),
+        ('sources = ["a"]\nconsole_url = "broker:8470"', "console_url: must be an http"),
     ],
 )
 def test_errors_name_file_and_key(text: str, message: str) -> None:

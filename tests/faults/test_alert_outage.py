@@ -31,7 +31,7 @@ def append_leaks(log: Path, first: int) -> None:
 
 
 def line_of(body: dict) -> int:
-    [location] = body["incident"]["locations"]
+    [location] = body["locations"]
     return int(location.rpartition(":")[2])
 
 

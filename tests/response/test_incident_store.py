@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -339,11 +340,13 @@ def test_jitsec_watch_run_twice_over_one_log_keeps_its_incident_ids(tmp_path: Pa
     assert len(ids) == 1
     assert {a["rules_digest"] for a in first_run} == {load_ruleset().digest}  # stamped, as scan stamps it
 
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"agent later token={token}\n")
     second = watch_once(tmp_path, log, alerts)  # no checkpoint: the whole file is read again
     assert second.returncode == 1, second.stderr
     second_run = alert_lines(alerts)[len(first_run):]
-    assert {a["incident_id"] for a in second_run} <= ids
-    assert second_run[-1]["occurrences"] == 4 and second_run[-1]["first_seen"] == first_run[0]["first_seen"]
+    assert second_run and {a["incident_id"] for a in second_run} <= ids
+    assert second_run[-1]["occurrences"] == 3 and second_run[-1]["first_seen"] == first_run[0]["first_seen"]
     assert token not in (tmp_path / "state" / FILE_NAME).read_text(encoding="latin-1")
 
 
@@ -378,6 +381,8 @@ def test_jitsec_watch_killed_after_alerting_keeps_the_incident(tmp_path: Path) -
         process.kill()  # SIGKILL: no shutdown flush
         process.wait(timeout=10)
     [opened] = alert_lines(alerts)
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"agent again token={token}\n")
     watch_once(tmp_path, log, alerts)
     again = alert_lines(alerts)[1:]
     assert again and {a["incident_id"] for a in again} == {opened["incident_id"]}
@@ -395,7 +400,7 @@ def test_jitsec_watch_restarted_at_its_checkpoint_sends_no_alert(tmp_path: Path)
     assert alert_lines(alerts) == sent
 
 
-def test_jitsec_scan_twice_over_one_tree_reports_the_same_incident(tmp_path: Path) -> None:
+def test_jitsec_scan_twice_over_one_tree_reports_one_incident_once(tmp_path: Path) -> None:
     tree = tmp_path / "repo"
     tree.mkdir()
     (tree / "settings.env").write_text(f"API_TOKEN={mint(CredentialKind.ENGINE_TOKEN)}\n", encoding="utf-8")
@@ -407,8 +412,8 @@ def test_jitsec_scan_twice_over_one_tree_reports_the_same_incident(tmp_path: Pat
         result = CliRunner().invoke(main, arguments, env=env, catch_exceptions=False)
         assert result.exit_code == 1, result.output
     sent = alert_lines(alerts)
-    assert len({a["incident_id"] for a in sent}) == 1
-    assert sent[-1]["occurrences"] == 2
+    assert len(sent) == 1  # the unchanged line scanned again is the same sighting: nothing new
+    assert sent[-1]["occurrences"] == 1
 
 
 def test_jitsec_scan_with_an_unusable_incident_store_says_so(tmp_path: Path) -> None:
@@ -428,3 +433,80 @@ def test_the_benchmark_runs_and_reports_both_books() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "in-memory book" in result.stdout and "durable book" in result.stdout
     assert "50 new incidents" in result.stdout
+
+
+# -- a re-read line is one sighting ------------------------------------------------------------------
+
+
+def test_a_line_read_again_after_a_restart_is_not_counted_or_resent(tmp_path: Path) -> None:
+    clock = ManualClock(1_700_000_000.0)
+    first = book(tmp_path, clock)
+    first.record(finding(line=1), "/log:1", ALERT_ONLY)
+    first.record(finding(line=2), "/log:2", ALERT_ONLY)
+    assert len(first.pending()) == 1  # the responder's final flush at shutdown
+    first.close()
+    clock.now += 120  # past the re-send interval: a counted sighting would be sent at once
+    second = book(tmp_path, clock)
+    assert second.record(finding(line=1), "/log:1", ALERT_ONLY) is None
+    assert second.record(finding(line=2), "/log:2", ALERT_ONLY) is None
+    assert second.due() == [] and second.pending() == []
+    held = second.get("hmac-sha256:aa")
+    assert held is not None and held.occurrences == 2 and held.version == 2
+    fresh = second.record(finding(line=3), "/log:3", ALERT_ONLY)  # a new line still counts
+    assert fresh is not None and fresh.occurrences == 3
+
+
+def test_a_re_read_line_with_a_new_outcome_updates_without_counting(tmp_path: Path) -> None:
+    clock = ManualClock(1_700_000_000.0)
+    first = book(tmp_path, clock)
+    first.record(finding(), "/log:1", PENDING)
+    first.close()
+    second = book(tmp_path, clock)
+    update = second.record(finding(), "/log:1", REVOKED)
+    assert update is not None and update.action is ResponseAction.REVOKED and update.occurrences == 1
+
+
+def test_the_same_secret_on_another_line_or_column_is_another_sighting(tmp_path: Path) -> None:
+    held = book(tmp_path, ManualClock(1_700_000_000.0))
+    held.record(finding(), "/log:1", ALERT_ONLY)
+    held.record(replace(finding(), column=40), "/log:1", ALERT_ONLY)
+    held.record(finding(), "/other:1", ALERT_ONLY)
+    held.record(finding(), "/log:1", ALERT_ONLY)  # the first one, read again
+    counted = held.get("hmac-sha256:aa")
+    assert counted is not None and counted.occurrences == 3
+
+
+def test_remembered_sightings_are_bounded_in_memory_and_on_disk(tmp_path: Path) -> None:
+    clock = ManualClock(1_700_000_000.0)
+    policy = IncidentPolicy(resend_interval=60, max_sightings=50)
+    held = book(tmp_path, clock, policy)
+    for n in range(200):
+        held.record(finding(line=n), f"/log:{n}", ALERT_ONLY)
+    held.close()
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        assert db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == 50
+    again = book(tmp_path, clock, policy)
+    again.record(finding(line=199), "/log:199", ALERT_ONLY)  # remembered: not counted
+    again.record(finding(line=0), "/log:0", ALERT_ONLY)  # forgotten long ago: counted again
+    counted = again.get("hmac-sha256:aa")
+    assert counted is not None and counted.occurrences == 201
+
+
+def test_jitsec_watch_restarted_without_a_checkpoint_counts_no_line_twice(tmp_path: Path) -> None:
+    token = mint(CredentialKind.ENGINE_TOKEN)
+    log = tmp_path / "app.log"
+    log.write_text(f"boot\nagent token={token}\nagent retry token={token}\n", encoding="utf-8")
+    alerts = tmp_path / "alerts.jsonl"
+    assert watch_once(tmp_path, log, alerts).returncode == 1
+    first_run = alert_lines(alerts)
+    assert first_run[-1]["occurrences"] == 2
+
+    assert watch_once(tmp_path, log, alerts).returncode == 1  # the whole file is read again
+    assert alert_lines(alerts) == first_run  # nothing new: no new version, no doubled count
+
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"agent third token={token}\n")
+    watch_once(tmp_path, log, alerts)
+    third_run = alert_lines(alerts)[len(first_run):]
+    assert third_run and third_run[-1]["occurrences"] == 3
+    assert {a["incident_id"] for a in third_run} == {first_run[0]["incident_id"]}

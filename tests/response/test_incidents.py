@@ -52,7 +52,7 @@ def test_an_action_change_is_sent_at_once() -> None:
     book = IncidentBook(clock=ManualClock(1000.0))
     first = book.record(finding(), "/log:1", PENDING)
     assert first is not None and first.action is ResponseAction.PENDING
-    second = book.record(finding(), "/log:1", REVOKED)
+    second = book.record(replace(finding(), column=30), "/log:1", REVOKED)  # same line, another copy
     assert second is not None and second.action is ResponseAction.REVOKED and second.version == 2
     assert second.occurrences == 2 and second.locations == ("/log:1",)
 
@@ -81,8 +81,8 @@ def test_the_book_is_bounded() -> None:
 
 def test_pending_flushes_every_deferred_update() -> None:
     book = IncidentBook(clock=ManualClock(1000.0))
-    book.record(finding(), "/a")
-    book.record(finding(), "/a")
+    book.record(finding(), "/a:1")
+    book.record(finding(), "/a:2")
     [flushed] = book.pending()
     assert flushed.occurrences == 2
     assert book.pending() == []
@@ -93,9 +93,9 @@ def test_versions_grow_and_occurrences_are_exact(resolutions: list[Resolution]) 
     clock = ManualClock(1000.0)
     book = IncidentBook(IncidentPolicy(resend_interval=5), clock=clock)
     sent = []
-    for resolution in resolutions:
+    for line, resolution in enumerate(resolutions):
         clock.now += 1
-        incident = book.record(finding(), "/log", resolution)
+        incident = book.record(finding(), f"/log:{line}", resolution)
         if incident is not None:
             sent.append(incident)
     sent.extend(book.pending())

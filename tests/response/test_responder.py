@@ -62,8 +62,9 @@ SHA = "ab" * 32
 
 
 def finding(sha: str | None = SHA, confidence: Confidence = Confidence.STRUCTURAL,
-            severity: Severity = Severity.CRITICAL, fingerprint: str = "hmac-sha256:1") -> Finding:
-    return Finding(rule_id="jitsec-engine-token", origin=FileOrigin("/log"), line=3, column=1, offset=0,
+            severity: Severity = Severity.CRITICAL, fingerprint: str = "hmac-sha256:1",
+            line: int = 3) -> Finding:
+    return Finding(rule_id="jitsec-engine-token", origin=FileOrigin("/log"), line=line, column=1, offset=0,
                    preview="jit_abcd…(50 chars)", fingerprint=fingerprint, severity=severity,
                    confidence=confidence, credential_sha256=sha, broker=BrokerStatus.UNKNOWN, read_at=10.0)
 
@@ -93,7 +94,7 @@ def test_seen_again_is_one_incident_with_two_occurrences(tmp_path: Path) -> None
     desk, sink, now = Desk({SHA}), CollectingSink(), [10.1]
     handler = responder(tmp_path, desk, sink, now)
     handler.respond(chunk(), [finding()])
-    [again] = handler.respond(chunk(), [finding()])
+    [again] = handler.respond(chunk(), [finding(line=4)])
     handler.close()
     assert again.broker is BrokerStatus.DEAD
     assert desk.calls == [[SHA]]  # the second sighting was answered locally
@@ -169,7 +170,7 @@ def test_a_restart_delivers_the_spooled_reports(tmp_path: Path) -> None:
 def test_an_unknown_broker_format_token_is_asked_about_once(tmp_path: Path) -> None:
     desk, sink = Desk(set()), CollectingSink()
     handler = responder(tmp_path, desk, sink, [10.0])
-    outs = [handler.respond(chunk(), [finding()])[0] for _ in range(5)]
+    outs = [handler.respond(chunk(), [finding(line=line)])[0] for line in range(5)]
     handler.close()
     assert desk.calls == [[SHA]]
     assert {out.broker for out in outs} == {BrokerStatus.UNKNOWN}

@@ -71,6 +71,7 @@ def test_digest_is_stable_and_tracks_content(sample_pack: Path, tmp_path: Path) 
         ({"revoke": "http://example.org/keys"}, "revoke", "https:// address"),
         ({"revoke": "javascript:alert(1)"}, "revoke", "https:// address"),
         ({"revoke": 42}, "revoke", "non-empty string"),
+        ({"remediation": ["rotate"]}, "remediation", "non-empty string"),
     ],
 )
 def test_errors_name_pack_rule_and_field(changes: dict[str, Any], field: str, words: str) -> None:

@@ -18,6 +18,8 @@ from jitsec.kernel.records import BrokerStatus, Confidence, Incident, ResponseAc
 from jitsec.kernel.redaction import preview
 from jitsec.testing import wait_until
 
+from .tls_peers import read_octet_counted
+
 FAST = Backoff(initial=0.01, maximum=0.1)
 
 
@@ -74,6 +76,8 @@ class HttpReceiver:
     def __init__(self, port: int) -> None:
         self.port = port
         self.bodies: list[dict] = []
+        self.raw: list[tuple[dict[str, str], bytes]] = []  # headers and exact bytes of each accepted POST
+        self.attempts = 0
         self.status = 200
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
@@ -90,8 +94,10 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver._lock:
                     status = receiver.status
+                    receiver.attempts += 1
                     if status < 300:
                         receiver.bodies.append(json.loads(body))
+                        receiver.raw.append((dict(self.headers.items()), body))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -141,13 +147,7 @@ class SyslogReceiver:
         class Tcp(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 receiver._connections.append(self.connection)
-                while True:
-                    length = b""
-                    while (ch := self.rfile.read(1)) not in (b" ", b""):
-                        length += ch
-                    if not length.isdigit():
-                        return
-                    receiver.messages.append(self.rfile.read(int(length)))
+                read_octet_counted(self.rfile, receiver.messages)
 
         if self.protocol == "udp":
             self._server = socketserver.ThreadingUDPServer(("127.0.0.1", self.port), Udp)
