@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "incident-outbox.sqlite"
 FLEET_KEY_FILE = "fleet-fingerprint.key"
+SCANNER_ENV = "JITSEC_SCANNER_NAME"  # how this scanner is named in its sightings (default "jitsec")
 REMEMBERED = 100_000  # sightings this process already queued, with what they said (bounded)
 _RETRYABLE_STATUS = {401, 403, 408, 425, 429}
 
@@ -72,10 +73,10 @@ class FleetReporter:
     the key of the findings' fingerprints."""
 
     def __init__(self, reporter: SightingReporter, state_dir: Path | str, *, key_id: str,
-                 scanner: str = "jitsec", host: str | None = None, backoff: Backoff | None = None) -> None:
+                 scanner: str | None = None, host: str | None = None, backoff: Backoff | None = None) -> None:
         self._reporter = reporter
         self.key_id = key_id
-        self.scanner = scanner
+        self.scanner = scanner or os.environ.get(SCANNER_ENV) or "jitsec"
         self.host = host or socket.gethostname()
         self._said: OrderedDict[str, tuple[object, ...]] = OrderedDict()
         self._lock = threading.Lock()
