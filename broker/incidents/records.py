@@ -135,6 +135,10 @@ class IncidentSql:
             f"SELECT {SIGHTING_COLUMNS} FROM {sightings} WHERE incident_id = {m} "
             f"ORDER BY seen_at, sighting_id LIMIT {m}"
         )
+        self.arrivals_of = (
+            f"SELECT received_at, scanner || '@' || host, source || ' ' || location FROM {sightings} "
+            f"WHERE incident_id = {m} ORDER BY received_at, seen_at, sighting_id LIMIT {m}"
+        )
         self.timeline_of = (
             f"SELECT {TIMELINE_COLUMNS} FROM {timeline} WHERE incident_id = {m} ORDER BY entry LIMIT {m}"
         )
@@ -229,9 +233,9 @@ class SqlIncidentRecords:
             seen.host, reported_by, now, seen.action.value,
         )).fetchone() is not None
         entries: list[tuple[TimelineKind, str, float]] = []
-        if counted:
+        if counted:  # the sighting's own row is its timeline entry (``timeline`` reads it back)
             kind = TimelineKind.OPENED if opened else TimelineKind.SEEN
-            entries.append((kind, f"{seen.source} {seen.location}", seen.seen_at))
+            entries.append((kind, f"{seen.source} {seen.location}", now))
         if opened and revoked_at is not None:
             entries.append((TimelineKind.REVOKED, _revoked_text(seen.lease_id, seen.latency_ms), revoked_at))
         elif not opened:
@@ -248,7 +252,9 @@ class SqlIncidentRecords:
                 ))
         actor = f"{seen.scanner}@{seen.host}"
         for entry_kind, text, at in entries:
-            conn.execute(sql.insert_timeline, (current.incident_id, at, entry_kind.value, actor, clean(text)))
+            if entry_kind not in _FROM_SIGHTINGS:
+                row = (current.incident_id, at, entry_kind.value, actor, clean(text))
+                conn.execute(sql.insert_timeline, row)
             events.append(AuditEvent(
                 kind=AuditKind.INCIDENT, at=now, principal=reported_by, agent=seen.agent or "",
                 lease_id=seen.lease_id or "", resource=current.incident_id,
@@ -318,9 +324,21 @@ class SqlIncidentRecords:
         return [_sighting_of(row) for row in rows]
 
     def timeline(self, incident_id: str, limit: int) -> list[TimelineEntry]:
-        rows = self._runner.run_read(lambda conn: conn.execute(self._sql.timeline_of, (incident_id, limit))
-                                     .fetchall())
-        return [TimelineEntry(row[0], TimelineKind(row[1]), row[2], row[3]) for row in rows]
+        """Sightings as they arrived (the first ``opened``, the others ``seen``) and the stored entries
+        (revocations, status moves, assignments, notes), in time order (the broker's clock)."""
+        def read(conn: Any) -> tuple[list[Any], list[Any]]:
+            return (conn.execute(self._sql.arrivals_of, (incident_id, limit)).fetchall(),
+                    conn.execute(self._sql.timeline_of, (incident_id, limit)).fetchall())
+
+        arrivals, stored = self._runner.run_read(read)
+        merged = [((row[0], 0, n), TimelineEntry(row[0], TimelineKind.OPENED if n == 0 else TimelineKind.SEEN,
+                                                 row[1], row[2])) for n, row in enumerate(arrivals)]
+        merged += [((row[0], 1, n), TimelineEntry(row[0], TimelineKind(row[1]), row[2], row[3]))
+                   for n, row in enumerate(stored)]
+        return [entry for _, entry in sorted(merged, key=lambda pair: pair[0])][:limit]
+
+
+_FROM_SIGHTINGS = frozenset({TimelineKind.OPENED, TimelineKind.SEEN})
 
 
 def _revoked_text(lease_id: str | None, latency_ms: float | None) -> str:
