@@ -30,9 +30,10 @@ class Role(Enum):
     ADMIN = "admin"
     AGENT_GRANT = "agent-grant"
     AGENT_TASK_TOKEN = "agent-task-token"
+    ANALYST = "analyst"  # works the fleet's incidents: list, acknowledge, resolve, assign, annotate
 
 
-PRINCIPAL_ROLES = (Role.ORCHESTRATOR, Role.SCANNER, Role.RESOURCE, Role.ADMIN)
+PRINCIPAL_ROLES = (Role.ORCHESTRATOR, Role.SCANNER, Role.RESOURCE, Role.ADMIN, Role.ANALYST)
 
 
 def new_id(prefix: str) -> str:
@@ -110,6 +111,7 @@ class AuditKind(Enum):
     LEAK = "leak"
     QUARANTINE = "quarantine"
     RELEASE = "release"
+    INCIDENT = "incident"  # a fleet incident changed (resource: its id; detail: what changed)
 
 
 @dataclass(frozen=True, slots=True)

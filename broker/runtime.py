@@ -15,6 +15,7 @@ from jitsec.broker.custody.opening import open_custody
 from jitsec.broker.engines.base import Engine
 from jitsec.broker.engines.postgres_reconciler import Reconciler
 from jitsec.broker.engines.registry import build_engine
+from jitsec.broker.incidents.desk import IncidentDesk, derive_fleet_key
 from jitsec.broker.lifecycle import LeaseMachine
 from jitsec.broker.metrics import BrokerMetrics
 from jitsec.broker.reaper import Reaper
@@ -88,6 +89,8 @@ def build_broker(
         clock=clock,
         metrics=metrics,
         leases=leases,
+        incidents=IncidentDesk(store.incidents, clock=clock, fleet_key=derive_fleet_key(custody.audit),
+                               metrics=metrics),
     )
     reconciler = Reconciler(store, built, clock=clock)  # drops engine credentials no lease backs
     chores: list[Callable[[], object]] = [reconciler.tick]

@@ -26,6 +26,7 @@ from jitsec.broker.errors import (
     PolicyDenied,
     Unauthenticated,
 )
+from jitsec.broker.incidents.desk import IncidentDesk
 from jitsec.broker.lifecycle import PENDING, REVOCABLE, LeaseMachine
 from jitsec.broker.metrics import BrokerMetrics
 from jitsec.broker.model import TASK_TOKEN_ENGINE, AuditEvent, AuditKind, Lease, LeaseState, Task, new_id
@@ -110,6 +111,7 @@ class BrokerService:
         clock: Callable[[], float] = time.time,
         metrics: BrokerMetrics | None = None,
         leases: LeaseMachine | None = None,
+        incidents: IncidentDesk | None = None,
     ) -> None:
         self.store, self.engines, self.policy, self.revoker = store, engines, policy, revoker
         self.leases = leases or LeaseMachine(store)
@@ -117,6 +119,7 @@ class BrokerService:
         self.on_grant_replay = on_grant_replay
         self.clock = clock
         self.metrics = metrics or BrokerMetrics()
+        self.incidents = incidents or IncidentDesk(store.incidents, clock=clock, metrics=self.metrics)
 
     # audit helpers ---------------------------------------------------------------------------------
     def audit(self, event: AuditEvent) -> None:

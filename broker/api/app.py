@@ -28,7 +28,8 @@ from jitsec.broker.runtime import Broker
 log = logging.getLogger("jitsec.broker.api")
 
 ROUTERS = (tasks.router, secrets.router, leases.router, introspect.router, agents.router, health.router)
-OPTIONAL_ROUTERS = ("jitsec.broker.api.leaks", "jitsec.broker.api.x509", "jitsec.broker.api.ssh")
+OPTIONAL_ROUTERS = ("jitsec.broker.api.leaks", "jitsec.broker.api.x509", "jitsec.broker.api.ssh",
+                    "jitsec.broker.api.incidents")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

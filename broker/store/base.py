@@ -15,6 +15,8 @@ Contract for every implementation (SQLite embedded, PostgreSQL for several broke
   lock; PostgreSQL: an advisory lock); it is re-entrant for the holder and released by ``close``.
 - Optional attribute ``inline_reads`` (default False): True only for a store whose calls never wait on
   a network (SQLite); the API then calls it on the event loop on its hot paths.
+- ``incidents`` (``broker.incidents.records.IncidentRecords``): the fleet's incidents, kept in the
+  same database, each change committed with its audit record(s); its own contract is in that module.
 - Times are UNIX seconds; queries that depend on "now" take it as a parameter (tests inject clocks).
 
 Stores are opened by URL through ``broker.store.registry.open_store``.
@@ -25,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
+from jitsec.broker.incidents.records import IncidentRecords
 from jitsec.broker.lifecycle import LeaseWrites
 from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
 
@@ -34,6 +37,8 @@ IN_FLIGHT_SECONDS = 30.0
 
 @runtime_checkable
 class Store(LeaseWrites, Protocol):
+    incidents: IncidentRecords
+
     def migrate(self) -> None:
         """Create or upgrade the schema; idempotent; safe to call from every process at start."""
         ...

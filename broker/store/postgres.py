@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 
 import psycopg
 from jitsec.broker.custody.base import MacKey, as_mac_key
+from jitsec.broker.incidents.records import AuditAppend, IncidentSql, SqlIncidentRecords
 from jitsec.broker.lifecycle import RevocationUpdate, applied_events
-from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
+from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task, new_id
 from jitsec.broker.store.base import IN_FLIGHT_SECONDS
 from jitsec.broker.store.postgres_migrations import MIGRATIONS, SCHEMA
 from jitsec.broker.store.sql_common import AUDIT_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
@@ -69,6 +70,9 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._reaper_conn: psycopg.Connection | None = None
         self._reaper_guard = threading.Lock()
+        self.incidents = SqlIncidentRecords(
+            self, IncidentSql(mark="%s", prefix="jitsec.", lock=" FOR UPDATE"), lambda: new_id("inc")
+        )
 
     # plumbing --------------------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection:
@@ -118,6 +122,13 @@ class PostgresStore:
 
     def _read(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._run(lambda conn: conn.execute(query, params).fetchall(), transaction=False)
+
+    def run_write(self, work: Callable[[psycopg.Connection, AuditAppend], T]) -> T:
+        """One write transaction for the incident records, its audit records chained inside it."""
+        return self._run(lambda conn: work(conn, lambda events: self._append(conn, events)), transaction=True)
+
+    def run_read(self, work: Callable[[psycopg.Connection], T]) -> T:
+        return self._run(work, transaction=False)
 
     def _drop_idle(self) -> None:
         with self._lock:

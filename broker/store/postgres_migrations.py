@@ -7,6 +7,8 @@ the database's locale. Times are UNIX seconds (``double precision``), as in the 
 
 from __future__ import annotations
 
+from jitsec.broker.incidents import schema as incident_schema
+
 SCHEMA = "jitsec"
 
 MIGRATIONS: tuple[str, ...] = (
@@ -39,4 +41,5 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE jitsec.quarantine (agent text PRIMARY KEY, since double precision NOT NULL);
     """,
+    incident_schema.POSTGRES,
 )

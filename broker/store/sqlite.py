@@ -17,11 +17,13 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from jitsec.broker.custody.base import MacKey, as_mac_key
+from jitsec.broker.incidents import schema as incident_schema
+from jitsec.broker.incidents.records import AuditAppend, IncidentSql, SqlIncidentRecords
 from jitsec.broker.lifecycle import RevocationUpdate, applied_events
-from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task
+from jitsec.broker.model import AuditEvent, AuditRecord, Lease, LeaseState, Page, Task, new_id
 from jitsec.broker.store.base import IN_FLIGHT_SECONDS
 from jitsec.broker.store.sql_common import AUDIT_COLUMNS, PENDING_TEST, REVOCABLE_TEST, SqlDialect
 
@@ -55,7 +57,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE quarantine (agent TEXT PRIMARY KEY, since REAL NOT NULL);
     """,
+    incident_schema.SQLITE,
 )
+T = TypeVar("T")
 
 _SQL = SqlDialect(
     mark="?",
@@ -108,6 +112,8 @@ class SQLiteStore:
         self._db.execute("PRAGMA busy_timeout=30000")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
+        self.incidents = SqlIncidentRecords(self, IncidentSql(mark="?", prefix="", lock=""),
+                                            lambda: new_id("inc"))
 
     # plumbing --------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -189,6 +195,17 @@ class SQLiteStore:
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
+
+    def run_write(self, work: Callable[[Any, AuditAppend], T]) -> T:
+        """One write transaction (group-committed with concurrent writers) for the incident records."""
+        def grouped(db: sqlite3.Connection) -> T:
+            return work(db, lambda events: self._append(db, events))
+
+        return self._grouped(grouped)  # type: ignore[return-value]
+
+    def run_read(self, work: Callable[[Any], T]) -> T:
+        with self._lock:
+            return work(self._db)
 
     def _append(self, db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
         if not events:

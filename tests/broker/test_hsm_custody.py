@@ -179,3 +179,20 @@ def test_any_sealed_value_that_is_not_a_seal_is_refused_cleanly(token_keys, blob
             custody.sealer.unseal(blob, seal_context("postgres", "admin_password"))
     finally:
         custody.close()
+
+
+def test_the_fleet_fingerprint_key_comes_from_the_audit_key_in_the_token(token_keys) -> None:
+    """With the audit key in a token the config has no key: the fleet key must still be secret (made
+    by the token), not derived from the empty ``audit_key`` everybody could compute."""
+    from jitsec.broker.custody.base import HmacKey  # noqa: PLC0415
+    from jitsec.broker.incidents.desk import derive_fleet_key  # noqa: PLC0415
+
+    custody = open_custody(KeySettings(custody=HSM, token=token_keys), b"")
+    try:
+        fleet_key = derive_fleet_key(custody.audit)
+        assert len(fleet_key) == 32 and fleet_key == derive_fleet_key(custody.audit)
+        assert fleet_key != derive_fleet_key(HmacKey(b""))
+    finally:
+        custody.close()
+    file_key = b"\x07" * 32
+    assert derive_fleet_key(file_custody(file_key).audit) == derive_fleet_key(HmacKey(file_key))

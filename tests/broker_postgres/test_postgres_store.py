@@ -19,6 +19,7 @@ from jitsec.broker.audit import Tamper, verify
 from jitsec.broker.model import AuditEvent, AuditKind
 from jitsec.broker.store.base import Store
 from jitsec.broker.store.postgres import PostgresStore, open_postgres
+from jitsec.broker.store.postgres_migrations import MIGRATIONS
 from jitsec.broker.store.registry import open_store
 from psycopg.conninfo import conninfo_to_dict
 
@@ -61,7 +62,7 @@ def test_the_registry_opens_postgresql_urls_and_migrate_is_idempotent(fresh_data
     first.migrate()
     first.migrate()
     with psycopg.connect(fresh_database) as conn:
-        assert conn.execute("SELECT max(version) FROM jitsec.schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT max(version) FROM jitsec.schema_version").fetchone() == (len(MIGRATIONS),)
     first.close()
 
 
