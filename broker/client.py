@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from jitsec.broker.leaks import (
@@ -38,6 +38,8 @@ from jitsec.broker.leaks import (
 
 from jitsec.kernel.addresses import is_loopback
 from jitsec.kernel.redaction import preview
+from jitsec.kernel.schemas import SIGHTING
+from jitsec.kernel.sightings import Sighting, sighting_batches
 
 log = logging.getLogger("jitsec.broker.client")
 DEFAULT_TIMEOUT = 10.0
@@ -183,6 +185,41 @@ class BrokerClient:
         """One page of live leases' SHA-256 fingerprints; follow ``next_cursor`` until None."""
         path = "/v1/fingerprints" + (f"?{urlencode({'cursor': cursor})}" if cursor else "")
         return FingerprintPage.from_json(self.request("GET", path))
+
+    # the fleet's incidents (records in broker.incidents; scanners send, analysts work) -----------
+    def report_sightings(self, sightings: Sequence[Sighting]) -> list[dict[str, Any]]:
+        """Send sightings (fingerprints and redacted previews only); one outcome each, in order. Split
+        into request-sized batches; safe to send again (the broker counts each sighting once)."""
+        outcomes: list[dict[str, Any]] = []
+        items = [{k: v for k, v in SIGHTING.to_dict(s).items() if k != "schema"} for s in sightings]
+        for batch in sighting_batches(items):
+            outcomes.extend(self.request("POST", "/v1/incidents", json={"sightings": batch})["results"])
+        return outcomes
+
+    def fingerprint_key(self) -> bytes:
+        """The fleet's fingerprint key (scanner role)."""
+        return bytes.fromhex(self.request("GET", "/v1/fingerprint-key")["key"])
+
+    def incidents(self, *, cursor: str | None = None, limit: int = 50,
+                  **filters: str | float | Sequence[str] | None) -> dict[str, Any]:
+        """One page of incidents (``incidents``, ``next_cursor``); filters as ``GET /v1/incidents``."""
+        query: list[tuple[str, str]] = []
+        for name, value in {**filters, "cursor": cursor, "limit": limit}.items():
+            values = value if isinstance(value, list | tuple) else [value]
+            query.extend((name, str(v)) for v in values if v is not None and v != "")
+        return self.request("GET", "/v1/incidents" + (f"?{urlencode(query)}" if query else ""))
+
+    def incident(self, incident_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/incidents/{quote(incident_id, safe='')}")
+
+    def act_on_incident(self, incident_id: str, action: str, *, reason: str = "",
+                        assignee: str | None = None, text: str = "") -> dict[str, Any]:
+        """``action``: ack, resolve, reopen, false_positive (with ``reason``), assign (``assignee``),
+        note (``text``)."""
+        body: dict[str, Any] = ({"assignee": assignee} if action == "assign" else
+                                {"text": text} if action == "note" else {"reason": reason})
+        return self.request("POST", f"/v1/incidents/{quote(incident_id, safe='')}/{quote(action, safe='')}",
+                            json=body)
 
     # agents ----------------------------------------------------------------------------------------
     def redeem(self, task_id: str, grant: str) -> tuple[str, float]:

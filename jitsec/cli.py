@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("jitsec.commands.broker:broker_group",
                "The just-in-time secrets broker: init a config, serve the API, manage principals, "
                "quarantine an agent."),
+    "incidents": ("jitsec.commands.incidents:incidents_group",
+                  "The fleet's incidents: list, show, acknowledge, resolve, assign, annotate."),
     "audit": ("jitsec.commands.broker:audit_group",
               "Verify or export the broker's tamper-evident audit chain."),
     "demo": ("jitsec.commands.demo:demo", "Leak a broker-issued token into a log and watch it die."),

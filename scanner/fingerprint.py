@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jitsec.kernel.records import FileOrigin, Finding, GitOrigin, Origin
+from jitsec.kernel.sightings import key_id_of
 
 PREFIX = "hmac-sha256:"
 KEY_ENV = "JITSEC_FINGERPRINT_KEY"
@@ -59,7 +60,7 @@ class Fingerprinter:
     def key_id(self) -> str:
         """Names the key without revealing it: baselines made under a shared key record it, so a scan
         under another key can say that their entries cannot match instead of silently matching none."""
-        return hmac.new(self._key, b"jitsec fingerprint key id", hashlib.sha256).hexdigest()[:16]
+        return key_id_of(self._key)
 
     def fingerprint(self, secret: str) -> str:
         digest = hmac.new(self._key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256)

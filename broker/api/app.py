@@ -28,7 +28,7 @@ from jitsec.broker.runtime import Broker
 log = logging.getLogger("jitsec.broker.api")
 
 ROUTERS = (tasks.router, secrets.router, leases.router, introspect.router, agents.router, health.router)
-OPTIONAL_ROUTERS = ("jitsec.broker.api.leaks",)
+OPTIONAL_ROUTERS = ("jitsec.broker.api.leaks", "jitsec.broker.api.incidents")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -10,7 +10,10 @@ without a checkpoint, two daemons reading one Kafka record) counts it once.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from jitsec.kernel.records import Confidence, ResponseAction, Severity
 
@@ -52,3 +55,30 @@ def sighting_id(fingerprint: str, source: str, location: str, host: str) -> str:
     place_host = host if source in HOST_BOUND_SOURCES else ""
     material = "\0".join(("jitsec-sighting/1", fingerprint, source, place_host, location))
     return SIGHTING_PREFIX + hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def key_id_of(key: bytes) -> str:
+    """Names a fingerprint key without revealing it (the scanner's ``Fingerprinter.key_id`` too)."""
+    return hmac.new(key, b"jitsec fingerprint key id", hashlib.sha256).hexdigest()[:16]
+
+
+BATCH_BYTES = 48_000  # under the broker's default 64 KiB request limit, with room for the envelope
+MAX_BATCH = 1000
+
+
+def sighting_batches(items: list[dict[str, Any]], max_bytes: int = BATCH_BYTES,
+                     max_items: int = MAX_BATCH) -> list[list[dict[str, Any]]]:
+    """Encoded sightings split into request-sized batches (by count and JSON size), in order."""
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for item in items:
+        cost = len(json.dumps(item, ensure_ascii=False).encode()) + 2
+        if current and (len(current) >= max_items or size + cost > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += cost
+    if current:
+        batches.append(current)
+    return batches

@@ -19,7 +19,7 @@ from jitsec.broker.runtime import Broker, build_broker
 
 from jitsec.testing import ManualClock
 
-ROLES = ("orchestrator", "scanner", "resource", "admin")
+ROLES = ("orchestrator", "scanner", "resource", "admin", "analyst")
 
 
 
