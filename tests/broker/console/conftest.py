@@ -3,6 +3,7 @@ incident desk (as a scanner's report would), and an httpx client that signs in l
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from jitsec.broker.keys import key_hash, new_principal_key
 
 from jitsec.kernel.records import Confidence, ResponseAction, Severity
 from jitsec.kernel.sightings import Sighting, sighting_id
@@ -34,10 +34,11 @@ class ConsoleBroker:
               agent: str | None = "demo-agent", fingerprint: str = "", source: str = "file",
               host: str = "web-1") -> str:
         """One incident, made by the desk from one sighting; returns its id."""
-        fingerprint = fingerprint or f"{hash((location, preview, time.time_ns())) & (2**63 - 1):064x}"
+        fingerprint = fingerprint or "hmac-sha256:" + hashlib.sha256(
+            f"{location}\0{preview}\0{time.time_ns()}".encode()).hexdigest()
         seen = Sighting(
             sighting_id=sighting_id(fingerprint, source, location, host), fingerprint=fingerprint,
-            key_id="fleet-1", rule_id=rule, description="a jitsec engine token", severity=severity,
+            key_id="0f1e2d3c4b5a6978", rule_id=rule, description="a jitsec engine token", severity=severity,
             confidence=Confidence.CONFIRMED, preview=preview, location=location, source=source,
             seen_at=time.time(), scanner="scanner-1", host=host, action=ResponseAction.REVOKED,
             agent=agent, lease_id="lse_0123456789abcdef01234567", revoked_at=time.time(), latency_ms=42.0)
@@ -62,18 +63,11 @@ def csrf_of(page: str) -> str:
 
 
 @pytest.fixture
-def analyst_key() -> str:
-    return new_principal_key()
-
-
-@pytest.fixture
-def console(serve: Any, env: Any, analyst_key: str) -> Iterator[Callable[..., ConsoleBroker]]:
-    """``console(**config_sections)``: a broker whose principals include ``analyst-1``."""
+def console(serve: Any, env: Any) -> Iterator[Callable[..., ConsoleBroker]]:
+    """``console(**config_sections)``: a broker over HTTP whose principals include ``analyst-1``."""
 
     def start(**sections: object) -> ConsoleBroker:
-        principals = [*env.raw_config()["principals"],
-                      {"name": "analyst-1", "role": "analyst", "key_sha256": key_hash(analyst_key)}]
-        running = serve(env.config(principals=principals, **sections))
-        return ConsoleBroker(url=running.url, running=running, keys={**env.keys, "analyst": analyst_key})
+        running = serve(env.config(**sections))
+        return ConsoleBroker(url=running.url, running=running, keys=dict(env.keys))
 
     yield start
