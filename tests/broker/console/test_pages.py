@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import json
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
+from jitsec.broker.api.app import create_app
 from jitsec.broker.audit import record_to_dict
+from jitsec.broker.config import load_config
+from jitsec.broker.loopback import LoopbackServer
+from jitsec.broker.runtime import build_broker
 
+from jitsec.cli import main
 from jitsec.kernel.records import Severity
+from jitsec.testing import wait_until
 from tests.broker.console.conftest import ConsoleBroker, csrf_of
 
 HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
@@ -178,3 +186,43 @@ def test_hostile_text_from_the_fleet_is_escaped(console) -> None:
     for page in (client.get("/console/incidents").text, client.get(f"/console/incidents/{incident}").text):
         assert HOSTILE not in page and "<img" not in page
         assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page
+
+
+def test_behind_a_tls_proxy_the_session_cookie_is_secure(console) -> None:
+    broker = console()
+    client = broker.browser_like()
+    https = {"X-Forwarded-Proto": "https"}  # uvicorn trusts it from loopback, as from a local TLS proxy
+    form = client.get("/console/sign-in", headers=https)
+    token = SimpleCookie(form.headers["set-cookie"])["jitsec_console_sign_in"]
+    assert token["secure"]  # so httpx keeps it for https only: send it by hand, as the browser would
+    origin = broker.url.replace("http://", "https://")
+    answer = client.post("/console/sign-in", headers={**https, "Origin": origin,
+                                                      "Cookie": f"jitsec_console_sign_in={token.value}"},
+                         data={"csrf": csrf_of(form.text), "key": broker.keys["analyst"]})
+    assert answer.status_code == 303
+    session = next(c["jitsec_console"] for c in map(SimpleCookie, answer.headers.get_list("set-cookie"))
+                   if "jitsec_console" in c)
+    assert session["secure"] and session["httponly"] and session["samesite"] == "strict"
+
+
+def test_revoking_the_analysts_key_ends_its_console_session(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    runner = CliRunner()
+    assert runner.invoke(main, ["broker", "init", "--config", str(config), "--json"]).exit_code == 0
+    added = runner.invoke(main, ["broker", "principals", "add", "dana", "--role", "analyst", "--json",
+                                 "--config", str(config)])
+    assert added.exit_code == 0, added.output
+    key = json.loads(added.output)["key"]
+    broker = build_broker(load_config(config))
+    server = LoopbackServer(create_app(broker, config_path=config)).start()
+    try:
+        console = ConsoleBroker(url=server.url, running=None, keys={"analyst": key})
+        client = signed_in(console)
+        assert client.get("/console/incidents").status_code == 200
+        revoked = runner.invoke(main, ["broker", "principals", "revoke", "dana", "--config", str(config)])
+        assert revoked.exit_code == 0, revoked.output
+        assert wait_until(lambda: client.get("/console/incidents").status_code == 303, 10)
+        assert broker.service.incidents.list().items == ()
+    finally:
+        server.stop()
+        broker.close()
