@@ -3,7 +3,8 @@ from a query string. Everything a template shows is text that Jinja escapes; not
 
 Times are shown as ISO-8601 UTC. Previews are the redacted ones the incident holds (never a secret);
 locations, notes and reasons come from the fleet (a hostile agent can write log lines that become
-them) and are shown only as escaped text.
+them) or from analysts, and are shown only as escaped text, with any broker-issued credential in
+them (a ``jit…_`` token whose checksum holds) replaced by its redacted preview (``masked``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+import regex
 from jitsec.broker.incidents.model import (
     STATUS_MOVES,
     FleetIncident,
@@ -22,7 +24,9 @@ from jitsec.broker.incidents.model import (
     IncidentStatus,
 )
 
+from jitsec.kernel.credential_format import is_valid
 from jitsec.kernel.records import Severity
+from jitsec.kernel.redaction import preview
 
 FILTER_FIELDS = ("status", "severity", "rule", "agent", "source")
 MAX_FILTER_CHARS = 200
@@ -32,6 +36,16 @@ ACTION_LABELS: Mapping[IncidentAction, str] = {
     IncidentAction.FALSE_POSITIVE: "False positive",
     IncidentAction.REOPEN: "Reopen",
 }
+
+
+_CREDENTIAL_SHAPE = regex.compile(r"jit[a-z]*_[0-9A-Za-z]{46}")
+
+
+def masked(text: str) -> str:
+    """``text`` with every broker-issued credential in it shown as its redacted preview."""
+    if "jit" not in text:
+        return text
+    return _CREDENTIAL_SHAPE.sub(lambda m: preview(m.group()) if is_valid(m.group()) else m.group(), text)
 
 
 class BadFilter(ValueError):
@@ -82,7 +96,7 @@ def row(incident: FleetIncident) -> dict[str, str]:
         "severity": incident.severity.value,
         "status": incident.status.value,
         "rule": incident.rule_id,
-        "preview": incident.preview,
+        "preview": masked(incident.preview),
         "agent": incident.agent or "",
         "sightings": str(incident.sightings),
         "first_seen": when(incident.first_seen),
@@ -105,7 +119,7 @@ def detail(found: IncidentDetail) -> dict[str, object]:
         ("Severity", incident.severity.value),
         ("Confidence", incident.confidence.value),
         ("Rule", f"{incident.rule_id}: {incident.description}"),
-        ("Preview", incident.preview),
+        ("Preview", masked(incident.preview)),
         ("Fingerprint", f"{incident.fingerprint} (key {incident.key_id})"),
         ("Sightings", str(incident.sightings)),
         ("First seen", when(incident.first_seen)),
@@ -118,8 +132,8 @@ def detail(found: IncidentDetail) -> dict[str, object]:
         ("Assignee", incident.assignee or "nobody"),
     ]
     if incident.status_by:
-        facts.append(("Status set", f"by {incident.status_by} at {when(incident.status_at)}"
-                                    + (f": {incident.status_reason}" if incident.status_reason else "")))
+        reason = f": {masked(incident.status_reason)}" if incident.status_reason else ""
+        facts.append(("Status set", f"by {incident.status_by} at {when(incident.status_at)}{reason}"))
     return {
         "id": incident.incident_id,
         "status": incident.status.value,
@@ -127,12 +141,12 @@ def detail(found: IncidentDetail) -> dict[str, object]:
         "rule": incident.rule_id,
         "facts": [(name, value) for name, value in facts if value],
         "sightings": [
-            {"when": when(s.seen_at), "source": s.source, "location": s.location,
+            {"when": when(s.seen_at), "source": s.source, "location": masked(s.location),
              "scanner": f"{s.scanner}@{s.host}", "action": s.action.value}
             for s in found.sightings
         ],
         "timeline": [
-            {"when": when(entry.at), "kind": entry.kind.value, "by": entry.by, "text": entry.text}
+            {"when": when(entry.at), "kind": entry.kind.value, "by": entry.by, "text": masked(entry.text)}
             for entry in found.timeline
         ],
         "actions": actions_for(incident.status),

@@ -16,7 +16,9 @@ from jitsec.broker.loopback import LoopbackServer
 from jitsec.broker.runtime import build_broker
 
 from jitsec.cli import main
+from jitsec.kernel.credential_format import CredentialKind, mint
 from jitsec.kernel.records import Severity
+from jitsec.kernel.redaction import preview
 from jitsec.testing import wait_until
 from tests.broker.console.conftest import ConsoleBroker, csrf_of
 
@@ -226,3 +228,20 @@ def test_revoking_the_analysts_key_ends_its_console_session(tmp_path: Path) -> N
     finally:
         server.stop()
         broker.close()
+
+
+def test_no_broker_credential_is_shown_even_where_the_fleet_or_an_analyst_wrote_one(console) -> None:
+    broker = console()
+    leaked, pasted = mint(CredentialKind.ENGINE_TOKEN), mint(CredentialKind.TASK_TOKEN)
+    incident = broker.plant(location=f"app.log:7 token={leaked}", preview=leaked)
+    client = signed_in(broker)
+    token = csrf_of(client.get(f"/console/incidents/{incident}").text)
+    for verb, fields in (("note", {"text": f"it was {pasted}"}),
+                         ("act", {"action": "ack", "reason": pasted})):
+        assert client.post(f"/console/incidents/{incident}/{verb}", data={"csrf": token, **fields}
+                           ).status_code == 303
+    pages = [client.get("/console/incidents").text, client.get(f"/console/incidents/{incident}").text,
+             client.get("/console/incidents/rows").text]
+    for page in pages:
+        assert leaked not in page and pasted not in page
+    assert preview(leaked) in pages[1] and preview(pasted) in pages[1]
