@@ -26,7 +26,7 @@ from jitsec.response.responder import ResponderSettings
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.ruleset import RuleSet
 
-ROLES = ("orchestrator", "scanner", "resource", "admin")
+ROLES = ("orchestrator", "scanner", "resource", "admin", "analyst")
 AGENT = "demo-agent"
 
 

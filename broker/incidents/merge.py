@@ -26,8 +26,13 @@ def stronger(a: Severity, b: Severity) -> Severity:
     return a if SEVERITY_RANK[a] >= SEVERITY_RANK[b] else b
 
 
+def response_of(incident: FleetIncident) -> Response:
+    return Response(incident.action, incident.lease_id, incident.agent, incident.revoked_at,
+                    incident.latency_ms)
+
+
 def merged_response(current: FleetIncident, seen: Sighting) -> Response:
-    kept = Response(current.action, current.lease_id, current.agent, current.revoked_at, current.latency_ms)
+    kept = response_of(current)
     if current.action is ResponseAction.REVOKED:
         return kept
     if seen.action is ResponseAction.ALERT_ONLY and current.action is not ResponseAction.ALERT_ONLY:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from jitsec.broker.incidents.merge import merged_response, stronger
+from jitsec.broker.incidents.merge import merged_response, response_of, stronger
 from jitsec.broker.incidents.model import (
     FleetIncident,
     IncidentFilters,
@@ -116,7 +116,7 @@ class IncidentSql:
             "ON CONFLICT (sighting_id) DO NOTHING RETURNING sighting_id"
         )
         self.count_sighting = (
-            f"UPDATE {incidents} SET sightings = sightings + 1, first_seen = {m}, last_seen = {m}, "
+            f"UPDATE {incidents} SET sightings = sightings + {m}, first_seen = {m}, last_seen = {m}, "
             f"severity = {m}, action = {m}, lease_id = {m}, agent = {m}, revoked_at = {m}, latency_ms = {m}, "
             f"updated_at = {m} WHERE incident_id = {m}"
         )
@@ -224,32 +224,32 @@ class SqlIncidentRecords:
             seen.sighting_id, current.incident_id, seen.location, seen.source, seen.seen_at, seen.scanner,
             seen.host, reported_by, now, seen.action.value,
         )).fetchone() is not None
+        entries: list[tuple[TimelineKind, str, float]] = []
         if counted:
-            actor = f"{seen.scanner}@{seen.host}"
             kind = TimelineKind.OPENED if opened else TimelineKind.SEEN
-            entries = [(kind, f"{seen.source} {seen.location}")]
-            if not opened:
-                response = merged_response(current, seen)
-                if response.revoked_at is not None and current.revoked_at is None:
-                    revoked = _revoked_text(response.lease_id, response.latency_ms)
-                    entries.append((TimelineKind.REVOKED, revoked))
+            entries.append((kind, f"{seen.source} {seen.location}", seen.seen_at))
+        if opened and revoked_at is not None:
+            entries.append((TimelineKind.REVOKED, _revoked_text(seen.lease_id, seen.latency_ms), revoked_at))
+        elif not opened:
+            response = merged_response(current, seen)
+            if response.revoked_at is not None and current.revoked_at is None:
+                revoked = _revoked_text(response.lease_id, response.latency_ms)
+                entries.append((TimelineKind.REVOKED, revoked, response.revoked_at))
+            if counted or response != response_of(current):  # a late outcome of a known sighting too
                 conn.execute(sql.count_sighting, (
-                    min(current.first_seen, seen.seen_at), max(current.last_seen, seen.seen_at),
-                    stronger(current.severity, seen.severity).value, response.action.value,
-                    response.lease_id, response.agent, response.revoked_at, response.latency_ms, now,
-                    current.incident_id,
+                    1 if counted else 0, min(current.first_seen, seen.seen_at),
+                    max(current.last_seen, seen.seen_at), stronger(current.severity, seen.severity).value,
+                    response.action.value, response.lease_id, response.agent, response.revoked_at,
+                    response.latency_ms, now, current.incident_id,
                 ))
-            elif revoked_at is not None:
-                entries.append((TimelineKind.REVOKED, _revoked_text(seen.lease_id, seen.latency_ms)))
-            for entry_kind, text in entries:
-                conn.execute(sql.insert_timeline, (current.incident_id, seen.seen_at if entry_kind is not
-                                                   TimelineKind.REVOKED else (revoked_at or now),
-                                                   entry_kind.value, actor, clean(text)))
-                events.append(AuditEvent(
-                    kind=AuditKind.INCIDENT, at=now, principal=reported_by, agent=seen.agent or "",
-                    lease_id=seen.lease_id or "", resource=current.incident_id,
-                    detail=clean(f"{entry_kind.value}: rule {seen.rule_id}; {text}; by {actor}", 500),
-                ))
+        actor = f"{seen.scanner}@{seen.host}"
+        for entry_kind, text, at in entries:
+            conn.execute(sql.insert_timeline, (current.incident_id, at, entry_kind.value, actor, clean(text)))
+            events.append(AuditEvent(
+                kind=AuditKind.INCIDENT, at=now, principal=reported_by, agent=seen.agent or "",
+                lease_id=seen.lease_id or "", resource=current.incident_id,
+                detail=clean(f"{entry_kind.value}: rule {seen.rule_id}; {text}; by {actor}", 500),
+            ))
         return IngestOutcome(seen.sighting_id, current.incident_id, opened, counted)
 
     def change_status(self, incident_id: str, move: StatusMove, by: str, reason: str,

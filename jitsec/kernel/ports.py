@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from jitsec.kernel.leaks import LeakReport, LeakScope, LeakVerdict
 from jitsec.kernel.records import Chunk, Finding, Incident
+from jitsec.kernel.sightings import Sighting
 
 
 @dataclass(slots=True)
@@ -129,3 +130,11 @@ class LeakReporter(Protocol):
 
     def report_leaks(self, reports: Sequence[LeakReport], *,
                      on_leak: LeakScope | None = None) -> list[LeakVerdict]: ...
+
+
+class SightingReporter(Protocol):
+    """Where the response sends the fleet's sightings: the broker (``POST /v1/incidents``, through
+    ``jitsec.broker.client.BrokerClient``). Idempotent per sighting id, so a batch may be sent again
+    after any failure; raises on transport errors and refusals."""
+
+    def report_sightings(self, sightings: Sequence[Sighting]) -> list[dict[str, Any]]: ...

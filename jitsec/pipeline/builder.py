@@ -225,7 +225,13 @@ def build_pipeline(
     ruleset = ruleset if ruleset is not None else load_rules(settings.rules)
     baseline = load_baselines(settings.baselines)
     runtime = _build_response(settings, ruleset.digest, client, extra_sinks, responder_settings)
+    fleet_client = runtime.client if runtime is not None else None
+    state_dir = settings.response.state_dir if settings.response is not None else None
+    if fleet_client is not None:
+        from jitsec.response.fleet import FleetReporter, fleet_fingerprinter  # noqa: PLC0415 - with a broker only
     try:
+        if fingerprinter is None and fleet_client is not None and state_dir is not None:
+            fingerprinter = fleet_fingerprinter(fleet_client, state_dir)  # one per secret, fleet-wide
         ignores = settings.ignores
         scanner = build_scanner(ruleset, settings.rules.engine, baseline,
                                 runtime.live_fingerprints if runtime is not None else None, fingerprinter,
@@ -244,6 +250,8 @@ def build_pipeline(
     pipeline = Pipeline(scanner, chain, baseline=baseline_stage, first_seen=first_seen, response=runtime,
                         ignored=ignored)
     fingerprinter = scanner.fingerprinter
+    if runtime is not None and fleet_client is not None and state_dir is not None:  # the fleet's incidents
+        runtime.responder.fleet = FleetReporter(fleet_client, state_dir, key_id=fingerprinter.key_id)
     pipeline.warnings.extend(baseline.key_warnings(fingerprinter.key_id if fingerprinter.shared else None))
     return pipeline
 

@@ -44,6 +44,7 @@ from jitsec.kernel.records import (
     describe_origin,
 )
 from jitsec.kernel.schemas import FINDING
+from jitsec.response.fleet import FleetReporter
 from jitsec.response.incident_store import FILE_NAME as INCIDENTS_FILE
 from jitsec.response.incident_store import IncidentStore
 from jitsec.response.incidents import ALERT_ONLY, IncidentBook, IncidentPolicy, Resolution
@@ -120,6 +121,7 @@ class Responder:
         self._closed = threading.Event()
         self._outbox: Spool | None = None
         self._final: dict[str, LeakVerdict] = {}
+        self.fleet: FleetReporter | None = None  # set when a broker keeps the fleet's incidents
         if broker is not None:
             self._outbox = Spool(Path(state_dir) / "leak-outbox.sqlite", self._deliver_outboxed,
                                  name="leak-outbox", backoff=self.settings.outbox_backoff)
@@ -146,14 +148,20 @@ class Responder:
         with self._lock:  # one chunk at a time, and never interleaved with a late outbox answer
             if reportable and self._broker is not None:
                 verdicts, answered_at = self._report(chunk, reportable)
+            sightings = []
             for finding in findings:
                 resolution, status = self._resolution(chunk, finding, verdicts, answered_at)
-                read_at = _read_at(finding, chunk)
+                seen_at = self._wall_time_of(_read_at(finding, chunk))
                 incident = self.incidents.record(_alerting(finding), location_of(finding), resolution,
-                                                 seen_at=self._wall_time_of(read_at))
+                                                 seen_at=seen_at)
                 sent = sent or incident is not None
                 self._send(incident)
                 out.append(replace(finding, broker=status))
+                if self.fleet is not None:
+                    sightings.append(self.fleet.sighting(_alerting(finding), location_of(finding), resolution,
+                                                         seen_at))
+            if self.fleet is not None:  # durable in the outbox before the chunk is acknowledged
+                self.fleet.report(sightings)
         if sent:  # what was alerted is saved before the chunk is acknowledged; mere counts wait for the tick
             self.incidents.flush()
         return out
@@ -249,6 +257,9 @@ class Responder:
                 latency = round((answered_wall - seen) * 1000, 3)
             resolution = _resolution_of(verdict, latency)
             self._send(self.incidents.resolve(finding, location_of(finding), resolution))
+            if self.fleet is not None:  # the broker's incident learns the late outcome
+                self.fleet.report([self.fleet.sighting(_alerting(finding), location_of(finding), resolution,
+                                                       seen if seen is not None else answered_wall)])
 
     def _remember(self, verdicts: Iterable[LeakVerdict]) -> None:
         """Final verdicts are remembered: a credential the broker revoked or found dead stays dead,
@@ -300,6 +311,8 @@ class Responder:
         for incident in self.incidents.pending():
             self._send(incident)
         self.incidents.close()
+        if self.fleet is not None:
+            self.fleet.close(timeout)
         for sink in self._sinks:
             sink.close(timeout)
 

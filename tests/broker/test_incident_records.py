@@ -155,3 +155,19 @@ def test_two_processes_racing_on_one_secret_make_one_incident_counting_each_sigh
     assert len(page.items) == 5
     assert sum(i.sightings for i in page.items) == len({s.sighting_id for s in sightings})
     verify(KEY, replicas[1].audit_records(0, 10_000))
+
+
+def test_a_known_sighting_sent_again_with_its_revocation_updates_without_counting(stores: Stores) -> None:
+    store = stores.open()
+    pending = a_sighting(action=ResponseAction.PENDING)
+    store.incidents.ingest([pending], "scanner-1", NOW)
+    revoked = a_sighting(action=ResponseAction.REVOKED, lease_id="lse_9", revoked_at=NOW + 3,
+                         latency_ms=900.0)
+
+    (outcome,) = store.incidents.ingest([revoked], "scanner-1", NOW + 4)
+
+    incident = store.incidents.incident(outcome.incident_id)
+    assert incident is not None and not outcome.counted
+    assert (incident.sightings, incident.action, incident.revoked_at) == (1, ResponseAction.REVOKED, NOW + 3)
+    assert [e.kind for e in store.incidents.timeline(outcome.incident_id, 10)] == [
+        TimelineKind.OPENED, TimelineKind.REVOKED]
