@@ -8,6 +8,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 from jitsec.broker.api.app import create_app
 from jitsec.broker.audit import record_to_dict
@@ -245,3 +246,17 @@ def test_no_broker_credential_is_shown_even_where_the_fleet_or_an_analyst_wrote_
     for page in pages:
         assert leaked not in page and pasted not in page
     assert preview(leaked) in pages[1] and preview(pasted) in pages[1]
+
+
+@pytest.mark.postgres
+def test_the_console_works_the_same_over_the_postgresql_store(console, scratch_database, as_url) -> None:
+    broker = console(broker={"store": as_url(scratch_database)})
+    incident = broker.plant(preview="jit_Pg42…(50 chars)")
+    client = signed_in(broker)
+    assert "jit_Pg42…(50 chars)" in client.get("/console/incidents", params={"status": "open"}).text
+    token = csrf_of(client.get(f"/console/incidents/{incident}").text)
+    answer = client.post(f"/console/incidents/{incident}/act", data={"csrf": token, "action": "ack"})
+    assert answer.status_code == 303
+    page = client.get(f"/console/incidents/{incident}").text
+    assert "<b>status</b> by analyst-1" in page and 'id="status">acknowledged<' in page
+    assert incident not in client.get("/console/incidents", params={"status": "open"}).text
