@@ -117,11 +117,11 @@ def _required(request: Request) -> SignedIn:
     return signed_in
 
 
-def _signed_in(request: Request) -> SignedIn | None:
+def _signed_in(request: Request, touch: bool = True) -> SignedIn | None:
     """The request's live session, if its principal still holds a console role in the config."""
     session_id = request.cookies.get(guard.SESSION_COOKIE)
     console = _console(request)
-    session = console.sessions.find(session_id)
+    session = console.sessions.find(session_id, touch)
     if session is None or session_id is None:
         return None
     keys = request.app.state.principal_keys
@@ -235,8 +235,9 @@ async def incidents(request: Request) -> Response:
 
 @router.get("/incidents/rows")
 async def incident_rows(request: Request) -> Response:
-    """The list's rows alone, for the live refresh (401 when the session is over: the script stops)."""
-    signed_in = _signed_in(request)
+    """The list's rows alone, for the live refresh (401 when the session is over: the script stops).
+    Polling does not keep the session alive."""
+    signed_in = _signed_in(request, touch=False)
     if signed_in is None:
         return guard.secure(Response("signed out", status_code=401, media_type="text/plain"))
     return _page(request, "rows.html", rows=(await _listed(request, signed_in))[1])

@@ -66,8 +66,10 @@ class SessionBook:
                 self._sessions.popitem(last=False)
         return session_id, session
 
-    def find(self, session_id: str | None) -> Session | None:
-        """The live session for ``session_id``, its idle clock restarted; None when unknown or over."""
+    def find(self, session_id: str | None, touch: bool = True) -> Session | None:
+        """The live session for ``session_id``; None when unknown or over. ``touch`` restarts its
+        idle clock: a person's request does, a page's own polling does not (an open tab left alone
+        must still time out)."""
         if not session_id or len(session_id) > 128:
             return None
         key = _digest(session_id)
@@ -80,9 +82,10 @@ class SessionBook:
                     or now - session.created_at > self.policy.max_seconds):
                 del self._sessions[key]
                 return None
-            session = replace(session, last_seen=now)
-            self._sessions[key] = session
-            self._sessions.move_to_end(key)
+            if touch:
+                session = replace(session, last_seen=now)
+                self._sessions[key] = session
+                self._sessions.move_to_end(key)
             return session
 
     def end(self, session_id: str | None) -> None:

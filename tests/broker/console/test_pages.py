@@ -4,6 +4,7 @@ cookie, CSRF, the security headers, filters, actions, and hostile text shown ine
 from __future__ import annotations
 
 import json
+import logging
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def test_the_sign_in_form_needs_its_own_token(console) -> None:
     assert client.get("/console/incidents").status_code == 303
 
 
-def test_a_wrong_key_is_refused_audited_without_the_key_and_throttled(console) -> None:
+def test_a_wrong_key_is_refused_audited_without_the_key_and_throttled(console, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     broker = console()
     client = broker.browser_like()
     wrong = broker.keys["analyst"][:-1] + ("A" if broker.keys["analyst"][-1] != "A" else "B")
@@ -126,6 +128,8 @@ def test_a_wrong_key_is_refused_audited_without_the_key_and_throttled(console) -
     denials = [r for r in audit if r["kind"] == "deny" and "console_sign_in" in r["detail"]]
     assert len(denials) == 5 and all(r["resource"] == "127.0.0.1" for r in denials)
     assert wrong not in json.dumps(audit) and broker.keys["analyst"] not in json.dumps(audit)
+    assert "console sign-in refused from 127.0.0.1: unknown key" in caplog.text
+    assert wrong not in caplog.text and broker.keys["analyst"] not in caplog.text
 
 
 def test_only_analysts_and_admins_may_sign_in(console) -> None:

@@ -23,6 +23,17 @@ def test_a_session_ends_after_its_idle_time_and_each_request_restarts_that_clock
     assert len(book) == 0
 
 
+def test_polling_without_touching_does_not_keep_a_session_alive() -> None:
+    clock = ManualClock()
+    book = SessionBook(SessionPolicy(idle_seconds=60, max_seconds=3600), clock=clock)
+    session_id, _ = book.open("analyst-1", "analyst", "ab" * 32)
+    for _ in range(5):
+        clock.advance(10)
+        assert book.find(session_id, touch=False) is not None
+    clock.advance(11)  # 61 s since the last real request
+    assert book.find(session_id, touch=False) is None
+
+
 def test_a_session_ends_at_its_maximum_age_however_busy() -> None:
     clock = ManualClock()
     book = SessionBook(SessionPolicy(idle_seconds=60, max_seconds=300), clock=clock)
