@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from jitsec.broker.console.sessions import SessionBook, SessionPolicy
+from jitsec.broker.console.sessions import Session, SessionBook, SessionPolicy
 from jitsec.broker.console.throttle import SignInThrottle, ThrottlePolicy
 
 from jitsec.testing import ManualClock
 
 
-def test_a_session_ends_after_its_idle_time_and_each_request_restarts_that_clock() -> None:
+def one_session(max_seconds: float = 3600) -> tuple[ManualClock, SessionBook, str, Session]:
+    """A book with a 60 s idle time, on a manual clock, holding one session."""
     clock = ManualClock()
-    book = SessionBook(SessionPolicy(idle_seconds=60, max_seconds=3600), clock=clock)
+    book = SessionBook(SessionPolicy(idle_seconds=60, max_seconds=max_seconds), clock=clock)
     session_id, opened = book.open("analyst-1", "analyst", "ab" * 32)
+    return clock, book, session_id, opened
+
+
+def test_a_session_ends_after_its_idle_time_and_each_request_restarts_that_clock() -> None:
+    clock, book, session_id, opened = one_session()
     for _ in range(5):
         clock.advance(59)
         found = book.find(session_id)
@@ -24,9 +30,7 @@ def test_a_session_ends_after_its_idle_time_and_each_request_restarts_that_clock
 
 
 def test_polling_without_touching_does_not_keep_a_session_alive() -> None:
-    clock = ManualClock()
-    book = SessionBook(SessionPolicy(idle_seconds=60, max_seconds=3600), clock=clock)
-    session_id, _ = book.open("analyst-1", "analyst", "ab" * 32)
+    clock, book, session_id, _ = one_session()
     for _ in range(5):
         clock.advance(10)
         assert book.find(session_id, touch=False) is not None
@@ -35,9 +39,7 @@ def test_polling_without_touching_does_not_keep_a_session_alive() -> None:
 
 
 def test_a_session_ends_at_its_maximum_age_however_busy() -> None:
-    clock = ManualClock()
-    book = SessionBook(SessionPolicy(idle_seconds=60, max_seconds=300), clock=clock)
-    session_id, _ = book.open("analyst-1", "analyst", "ab" * 32)
+    clock, book, session_id, _ = one_session(max_seconds=300)
     alive = []
     for _ in range(12):
         clock.advance(30)  # well within the idle time each time
