@@ -36,6 +36,12 @@ class BrokerMetrics:
         self.reaper_passes = Counter(
             "jitsec_broker_reaper_passes_total", "Reaper passes that revoked at least one lease", registry=reg
         )
+        self.sightings = Counter(
+            "jitsec_broker_incident_sightings_total",
+            "Sightings scanners sent: opened (a new incident), seen (another place), known (sent before)",
+            ["outcome"],
+            registry=reg,
+        )
         self.reaper_lateness = Histogram(
             "jitsec_broker_reaper_lateness_seconds",
             "Revocation time minus expiry time for expired leases",

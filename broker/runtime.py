@@ -74,7 +74,8 @@ def build_broker(
         clock=clock,
         metrics=metrics,
         leases=leases,
-        incidents=IncidentDesk(store.incidents, clock=clock, fleet_key=derive_fleet_key(config.audit_key)),
+        incidents=IncidentDesk(store.incidents, clock=clock, fleet_key=derive_fleet_key(config.audit_key),
+                               metrics=metrics),
     )
     reconciler = Reconciler(store, built, clock=clock)  # drops engine credentials no lease backs
     chores: list[Callable[[], object]] = [reconciler.tick]

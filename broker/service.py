@@ -119,7 +119,7 @@ class BrokerService:
         self.on_grant_replay = on_grant_replay
         self.clock = clock
         self.metrics = metrics or BrokerMetrics()
-        self.incidents = incidents or IncidentDesk(store.incidents, clock=clock)
+        self.incidents = incidents or IncidentDesk(store.incidents, clock=clock, metrics=self.metrics)
 
     # audit helpers ---------------------------------------------------------------------------------
     def audit(self, event: AuditEvent) -> None:

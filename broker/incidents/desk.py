@@ -25,6 +25,7 @@ from jitsec.broker.incidents.model import (
     IngestOutcome,
 )
 from jitsec.broker.incidents.records import IncidentRecords, clean
+from jitsec.broker.metrics import BrokerMetrics
 
 from jitsec.kernel.redaction import shown
 from jitsec.kernel.sightings import Sighting
@@ -47,10 +48,11 @@ class IncidentDesk:
     """Thread-safe (the state is in the store)."""
 
     def __init__(self, records: IncidentRecords, *, clock: Callable[[], float] = time.time,
-                 fleet_key: bytes | None = None) -> None:
+                 fleet_key: bytes | None = None, metrics: BrokerMetrics | None = None) -> None:
         self.records = records
         self.clock = clock
         self._fleet_key = fleet_key
+        self.metrics = metrics or BrokerMetrics()
 
     def fleet_key(self) -> bytes:
         """The key scanners fingerprint with (scanner role only: it lets one test guesses of a secret)."""
@@ -63,7 +65,11 @@ class IncidentDesk:
         """Keep a batch of sightings; one outcome each, in order. Idempotent per sighting id."""
         if not 1 <= len(sightings) <= MAX_BATCH:
             raise BadRequest(f"a batch holds 1 to {MAX_BATCH} sightings, not {len(sightings)}")
-        return self.records.ingest(sightings, principal, self.clock())
+        outcomes = self.records.ingest(sightings, principal, self.clock())
+        for outcome in outcomes:
+            self.metrics.sightings.labels("opened" if outcome.opened else "seen" if outcome.counted
+                                          else "known").inc()
+        return outcomes
 
     # analysts --------------------------------------------------------------------------------------
     def list(self, filters: IncidentFilters | None = None, cursor: str | None = None,

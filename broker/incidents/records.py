@@ -104,7 +104,7 @@ class IncidentSql:
             f"INSERT INTO {incidents} (incident_id, fingerprint, key_id, rule_id, description, severity, "
             "confidence, preview, status, first_seen, last_seen, sightings, action, lease_id, agent, "
             f"revoked_at, latency_ms, created_at, updated_at) VALUES ({self.marks(19)}) "
-            "ON CONFLICT (fingerprint) DO NOTHING RETURNING incident_id"
+            f"ON CONFLICT (fingerprint) DO NOTHING RETURNING {INCIDENT_COLUMNS}"
         )
         self.incident_by_fingerprint = (
             f"SELECT {INCIDENT_COLUMNS} FROM {incidents} WHERE fingerprint = {m}{lock}"
@@ -213,13 +213,15 @@ class SqlIncidentRecords:
              events: list[AuditEvent]) -> IngestOutcome:
         sql = self._sql
         revoked_at = seen.revoked_at if seen.action is ResponseAction.REVOKED else None
-        opened = conn.execute(sql.insert_incident, (
+        inserted = conn.execute(sql.insert_incident, (
             self._new_id(), seen.fingerprint, seen.key_id, seen.rule_id, seen.description,
             seen.severity.value, seen.confidence.value, seen.preview, IncidentStatus.OPEN.value,
             seen.seen_at, seen.seen_at, 1, seen.action.value, seen.lease_id, seen.agent, revoked_at,
             seen.latency_ms if revoked_at is not None else None, now, now,
-        )).fetchone() is not None
-        current = incident_of(conn.execute(sql.incident_by_fingerprint, (seen.fingerprint,)).fetchone())
+        )).fetchone()
+        opened = inserted is not None
+        current = incident_of(inserted if opened else
+                              conn.execute(sql.incident_by_fingerprint, (seen.fingerprint,)).fetchone())
         counted = conn.execute(sql.insert_sighting, (
             seen.sighting_id, current.incident_id, seen.location, seen.source, seen.seen_at, seen.scanner,
             seen.host, reported_by, now, seen.action.value,

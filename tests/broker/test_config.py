@@ -21,7 +21,7 @@ def test_init_prints_keys_once_and_stores_hashes(tmp_path) -> None:
     result = CliRunner().invoke(main, ["broker", "init", "--config", str(path), "--json"])
     assert result.exit_code == 0, result.output
     keys = json.loads(result.output)["keys"]
-    assert set(keys) == {"orchestrator", "scanner", "resource", "admin"}
+    assert set(keys) == {"orchestrator", "scanner", "resource", "admin", "analyst"}
     text = path.read_text()
     for key in keys.values():
         assert is_valid(key) and key.startswith("jitk_")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 from jitsec.broker.client import BrokerAPIError
 
@@ -130,3 +131,15 @@ def test_the_incident_routes_are_in_the_openapi_document(serve: Callable[..., Ru
         f"/v1/incidents/{{incident_id}}/{action}"
         for action in ("ack", "resolve", "reopen", "false_positive", "assign", "note")}
     assert expected <= set(paths)
+
+
+def test_sightings_are_counted_in_the_metrics_by_outcome(serve: Callable[..., Running]) -> None:
+    running = serve()
+    scanner = running.client("scanner")
+    scanner.report_sightings([a_sighting(), a_sighting(host="build-2")])
+    scanner.report_sightings([a_sighting()])
+
+    text = httpx.get(f"{running.url}/metrics").text
+
+    for outcome in ("opened", "seen", "known"):
+        assert f'jitsec_broker_incident_sightings_total{{outcome="{outcome}"}} 1.0' in text
