@@ -1,10 +1,11 @@
 """Console list page latency with many incidents in the store: the page an analyst opens most.
 
-    python -m benchmarks.console                          # 100,000 incidents, 300 page loads
-    python -m benchmarks.console --incidents 20000 --requests 100
+    python benchmarks/console.py                          # 100,000 incidents, 300 page loads
+    python benchmarks/console.py --incidents 20000 --requests 100
 
-A `jitsec broker serve` process over a fresh SQLite store; the incidents are ingested through the
-incident desk (1,000 sightings a batch, as ``POST /v1/incidents`` takes them), a few hundred
+A `jitsec broker serve` process over a fresh SQLite store, filled through ``POST /v1/incidents`` with
+the incidents benchmark's own sightings (``benchmarks/incidents.py``: one new secret each, spread
+over rules, sources, severities and 50 agents); a few hundred, spread through the table, are then
 acknowledged. A signed-in client then loads ``/console/incidents`` with each filter of the page in
 turn (none, a status, a severity, a rule, an agent, a source, a rare status, a rule that matches
 nothing so the whole table is searched, the second page) and
@@ -16,24 +17,20 @@ The target is a p95 under 200 ms with 100,000 incidents.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import asyncio
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from broker_common import RawConnection, broker_process, percentile
+from incidents import send_all, sighting  # the incidents benchmark's sightings and load sender
 from jitsec.broker.config import load_config
-from jitsec.broker.keys import key_hash, new_principal_key
 from jitsec.broker.runtime import build_broker
 
-from benchmarks.broker_common import broker_process, percentile
-from jitsec.kernel.records import Confidence, ResponseAction, Severity
-from jitsec.kernel.sightings import Sighting, sighting_id
+from jitsec.kernel.sightings import sighting_batches
 
-RULES = ("jitsec-token", "aws-access-key", "github-pat", "generic-password", "slack-token", "private-key")
-SOURCES = ("file", "kafka", "git", "elasticsearch", "stream")
-SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
 QUERIES: dict[str, dict[str, str]] = {
     "no filter": {},
     "status=open": {"status": "open"},
@@ -44,41 +41,31 @@ QUERIES: dict[str, dict[str, str]] = {
     "status=acknowledged (rare)": {"status": "acknowledged"},
     "rule matching nothing": {"rule": "no-such-rule"},
 }
-BATCH = 1000
 ACKNOWLEDGED = 300
 
 
-def sighting(n: int, now: float) -> Sighting:
-    """The n-th incident's one sighting: spread over rules, sources, severities and 50 agents."""
-    fingerprint = "hmac-sha256:" + hashlib.sha256(f"bench-secret-{n}".encode()).hexdigest()
-    source, host = SOURCES[n % len(SOURCES)], f"host-{n % 20}"
-    location = f"/var/log/agents/run-{n}.log:{n % 997 + 1}"
-    return Sighting(
-        sighting_id=sighting_id(fingerprint, source, location, host), fingerprint=fingerprint,
-        key_id="0123456789abcdef", rule_id=RULES[n % len(RULES)], description="benchmark secret",
-        severity=SEVERITIES[n % len(SEVERITIES)], confidence=Confidence.STRUCTURAL,
-        preview=f"bench{n % 10}…(40 chars)", location=location, source=source, seen_at=now - n,
-        scanner=f"scanner-{n % 4}", host=host,
-        action=ResponseAction.REVOKED if n % 3 == 0 else ResponseAction.ALERT_ONLY,
-        agent=f"agent-{n % 50}" if n % 3 == 0 else None)
-
-
-def fill(config: Path, count: int) -> float:
-    """Ingest ``count`` incidents into the broker's store; returns incidents per second."""
+def fill(url: str, scanner_key: str, config: Path, count: int) -> float:
+    """``count`` incidents through the API, then ``ACKNOWLEDGED`` of them acknowledged, spread
+    through the table; returns sightings ingested per second."""
+    scanner = {"Authorization": f"Bearer {scanner_key}"}
+    bodies = [RawConnection.build("POST", "/v1/incidents", scanner, {"sightings": batch})
+              for batch in sighting_batches([sighting(n) for n in range(count)])]
+    elapsed, _, failures = asyncio.run(send_all(url, bodies, 4))
+    assert failures == 0, f"{failures} ingest requests failed"
     broker = build_broker(load_config(config))
     try:
-        desk, now = broker.service.incidents, time.time()
-        started = time.perf_counter()
-        ids: list[str] = []
-        for first in range(0, count, BATCH):
-            batch = [sighting(n, now) for n in range(first, min(count, first + BATCH))]
-            ids += [outcome.incident_id for outcome in desk.ingest(batch, "bench-scanner")]
-        rate = count / (time.perf_counter() - started)
-        for incident_id in ids[:: max(1, count // ACKNOWLEDGED)]:
-            desk.act(incident_id, "ack", "bench-analyst", "benchmark")
-        return rate
+        desk, cursor, step = broker.service.incidents, None, max(1, count // ACKNOWLEDGED)
+        for _ in range(ACKNOWLEDGED):
+            page = desk.list(cursor=cursor, limit=step)
+            if not page.items:
+                break
+            desk.act(page.items[0].incident_id, "ack", "bench-analyst", "benchmark")
+            cursor = page.next_cursor
+            if cursor is None:
+                break
     finally:
         broker.close()
+    return count / elapsed
 
 
 def signed_in(url: str, key: str) -> httpx.Client:
@@ -106,15 +93,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300,
                         help="page loads in all (spread over the filters)")
     args = parser.parse_args()
-    analyst = new_principal_key()
-
-    def add_analyst(text: str) -> str:
-        return text + (f'\n[[principals]]\nname = "bench-analyst"\nrole = "analyst"\n'
-                       f'key_sha256 = "{key_hash(analyst)}"\n')
-
-    with broker_process(edit=add_analyst) as (url, _keys, config, _pid):
-        rate = fill(config, args.incidents)
-        print(f"{args.incidents:,} incidents ingested at {rate:,.0f}/s; {ACKNOWLEDGED} acknowledged")
+    with broker_process() as (url, keys, config, _pid):
+        analyst = keys["analyst"]
+        rate = fill(url, keys["scanner"], config, args.incidents)
+        print(f"{args.incidents:,} incidents ingested over HTTP at {rate:,.0f}/s; "
+              f"{ACKNOWLEDGED} acknowledged")
         page = signed_in(url, analyst)
         api = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {analyst}"})
         second = re.search(r'href="/console/incidents\?(cursor=[^"]+)"', page.get("/console/incidents").text)
