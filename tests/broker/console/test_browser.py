@@ -31,7 +31,9 @@ def _missing(reason: str) -> None:
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Any]:
-    """A fresh Chromium profile and one page; dialogs (an injected ``alert``) fail the test."""
+    """A fresh Chromium profile and one page. A dialog (an injected ``alert``) fails the test, and so
+    does anything the Content-Security-Policy blocked (the console's own pages must need nothing it
+    forbids)."""
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} not found: install the Debian package chromium (scripts/test does, as root)")
     try:
@@ -39,6 +41,7 @@ def page(tmp_path: Path) -> Iterator[Any]:
     except ImportError:
         _missing("the Python package playwright is not installed (pip install -e '.[test]')")
     dialogs: list[str] = []
+    blocked: list[str] = []
     with sync_playwright() as driver:
         context = driver.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
@@ -46,10 +49,13 @@ def page(tmp_path: Path) -> Iterator[Any]:
         try:
             tab = context.new_page()
             tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            tab.on("console", lambda message: blocked.append(message.text)
+                   if "Content Security Policy" in message.text else None)
             yield tab
         finally:
             context.close()
     assert dialogs == [], f"a script ran in the console: {dialogs}"
+    assert blocked == [], f"the console's pages broke their own policy: {blocked}"
 
 
 def shot(page: Any, name: str) -> None:
