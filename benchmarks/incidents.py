@@ -2,7 +2,7 @@
 page's latency with the store full (100,000 incidents by default), next to ``GET /healthz``.
 
     python benchmarks/incidents.py                              # 100,000 incidents, SQLite store
-    python benchmarks/incidents.py --incidents 20000 --store "$JITSEC_TEST_POSTGRES_URL"
+    python benchmarks/incidents.py --incidents 20000 --postgres "$JITSEC_TEST_POSTGRES_DSN"
 
 Every sighting names a new secret, so each one opens an incident (the costliest path: an insert of
 the incident, its sighting, its timeline entry and its audit record). Batches are request-sized
@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import time
+from urllib.parse import quote
 
 from broker_common import RawConnection, broker_process, cpu_seconds, percentile, report
+from psycopg.conninfo import conninfo_to_dict
 
 from jitsec.kernel.records import Confidence, ResponseAction, Severity
 from jitsec.kernel.schemas import SIGHTING
 from jitsec.kernel.sightings import Sighting, sighting_batches, sighting_id
+from jitsec.testing import fresh_postgres_database
 
 SEVERITIES = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
 SOURCES = ("file", "git", "kafka", "elasticsearch")
@@ -89,12 +93,26 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--queries", type=int, default=200, help="requests per list query")
-    parser.add_argument("--store", default=None, help="a store URL (default: the embedded SQLite file)")
+    parser.add_argument("--postgres", metavar="ADMIN_DSN", default=None,
+                        help="store in PostgreSQL: a fresh database on this server, dropped afterwards "
+                             "(default: the embedded SQLite file)")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        store = None
+        if args.postgres:
+            dsn = stack.enter_context(fresh_postgres_database(args.postgres, "jitsec_bench"))
+            parts = conninfo_to_dict(dsn)
+            user, password = (quote(str(parts[name]), safe="") for name in ("user", "password"))
+            store = (f"postgresql://{user}:{password}@{parts.get('host', '127.0.0.1')}:"
+                     f"{parts.get('port', 5432)}/{parts['dbname']}")
+        run(args, store)
+
+
+def run(args: argparse.Namespace, store: str | None) -> None:
     def edit(text: str) -> str:
-        if not args.store:
+        if store is None:
             return text
-        return re.sub(r"^store = .*$", f"store = {json.dumps(args.store)}", text, count=1, flags=re.MULTILINE)
+        return re.sub(r"^store = .*$", f"store = {json.dumps(store)}", text, count=1, flags=re.MULTILINE)
 
     with broker_process(edit=edit) as (url, keys, _, pid):
         scanner = {"Authorization": f"Bearer {keys['scanner']}"}

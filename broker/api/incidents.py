@@ -16,6 +16,7 @@ from jitsec.broker.api.auth import Caller, require, service_of
 from jitsec.broker.errors import NotFound
 from jitsec.broker.incidents.desk import DEFAULT_LIMIT, MAX_BATCH, MAX_LIMIT, MAX_NOTE_CHARS
 from jitsec.broker.incidents.model import IncidentAction, IncidentFilters, IncidentStatus
+from jitsec.broker.incidents.records import clean
 from jitsec.broker.incidents.wire import FLEET_INCIDENT, INCIDENT_DETAIL, INGEST_OUTCOME
 from jitsec.broker.model import Role
 from jitsec.broker.service import BrokerService
@@ -59,9 +60,9 @@ class SightingItem(BaseModel):
     def sighting(self) -> Sighting:
         shown = preview(self.preview) if looks_like_credential(self.preview) else self.preview
         return Sighting(
-            self.sighting_id, self.fingerprint, self.key_id, _line(self.rule_id), _line(self.description),
-            Severity(self.severity), Confidence(self.confidence), _line(shown), _line(self.location),
-            self.source, self.seen_at, _line(self.scanner), _line(self.host), ResponseAction(self.action),
+            self.sighting_id, self.fingerprint, self.key_id, clean(self.rule_id), clean(self.description),
+            Severity(self.severity), Confidence(self.confidence), clean(shown), clean(self.location),
+            self.source, self.seen_at, clean(self.scanner), clean(self.host), ResponseAction(self.action),
             self.lease_id, self.agent, self.revoked_at, self.latency_ms,
         )
 
@@ -157,10 +158,6 @@ class Assignment(BaseModel):
 class Note(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
-
-
-def _line(text: str) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _view(incident: Any) -> IncidentView:

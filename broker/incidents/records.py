@@ -88,6 +88,8 @@ class IncidentRecords(Protocol):
 
 def clean(text: str, limit: int = TEXT_LIMIT) -> str:
     """Free text kept forever (timeline, audit): printable, bounded."""
+    if text.isprintable():  # the usual case, without a pass per character
+        return text[:limit]
     return "".join(ch if ch.isprintable() else "?" for ch in text)[:limit]
 
 

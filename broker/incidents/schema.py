@@ -2,7 +2,8 @@
 
 Incidents are listed newest first by ``seq`` (insertion order), so the list's indexes pair each
 filter column with ``seq``: a filtered page is an index range walked backwards, whatever the table's
-size. Sightings are keyed by their id (the idempotency of ``POST /v1/incidents``), timelines by an
+size (agent and assignee are partial: most incidents have neither, and cost those indexes nothing).
+Sightings are keyed by their id (the idempotency of ``POST /v1/incidents``), timelines by an
 increasing entry number per store.
 """
 
@@ -12,8 +13,8 @@ _INDEXES = """
     CREATE INDEX incidents_by_status ON {p}incidents (status, seq);
     CREATE INDEX incidents_by_severity ON {p}incidents (severity, seq);
     CREATE INDEX incidents_by_rule ON {p}incidents (rule_id, seq);
-    CREATE INDEX incidents_by_agent ON {p}incidents (agent, seq);
-    CREATE INDEX incidents_by_assignee ON {p}incidents (assignee, seq);
+    CREATE INDEX incidents_by_agent ON {p}incidents (agent, seq) WHERE agent IS NOT NULL;
+    CREATE INDEX incidents_by_assignee ON {p}incidents (assignee, seq) WHERE assignee IS NOT NULL;
     CREATE INDEX incident_sightings_by_incident ON {p}incident_sightings (incident_id, source);
     CREATE INDEX incident_timeline_by_incident ON {p}incident_timeline (incident_id, entry);
 """

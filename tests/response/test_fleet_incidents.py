@@ -49,6 +49,10 @@ def test_two_scanner_processes_seeing_one_secret_make_one_incident_with_both_sig
     assert TOKEN not in repr(detail) and TOKEN[:8] not in detail.incident.preview[5:]
     for state in ("state-a", "state-b"):
         assert (tmp_path / state / FLEET_KEY_FILE).stat().st_mode & 0o077 == 0
+        for kept in (tmp_path / state).rglob("*"):  # outboxes, incident books: no plaintext anywhere
+            assert not kept.is_file() or TOKEN.encode() not in kept.read_bytes()
+    for kept in (tmp_path / "broker-dir").iterdir():
+        assert TOKEN.encode() not in kept.read_bytes()
 
 
 def a_sighting(number: int) -> Sighting:
