@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from jitsec.broker.console.pages import Console, Refusal, router, send_refusal
 from jitsec.broker.console.sessions import SessionBook, SessionPolicy
-from jitsec.broker.console.static import StaticFiles
+from jitsec.broker.console.static import ShippedFiles
 from jitsec.broker.console.throttle import SignInThrottle, ThrottlePolicy
 
 
@@ -25,6 +25,6 @@ def templates() -> Environment:
 def mount_console(app: FastAPI, sessions: SessionPolicy | None = None,
                   throttle: ThrottlePolicy | None = None) -> None:
     app.state.console = Console(sessions=SessionBook(sessions), throttle=SignInThrottle(throttle),
-                                templates=templates(), static=StaticFiles())
+                                templates=templates(), static=ShippedFiles())
     app.include_router(router)
     app.add_exception_handler(Refusal, send_refusal)

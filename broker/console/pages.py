@@ -23,7 +23,7 @@ from jinja2 import Environment
 from jitsec.broker.console import guard
 from jitsec.broker.console.guard import FormRefused
 from jitsec.broker.console.sessions import Session, SessionBook
-from jitsec.broker.console.static import StaticFiles
+from jitsec.broker.console.static import ShippedFiles
 from jitsec.broker.console.throttle import SignInThrottle
 from jitsec.broker.console.views import BadFilter, ListQuery, detail, read_query, row
 from jitsec.broker.errors import BrokerError
@@ -53,7 +53,7 @@ class Console:
     sessions: SessionBook
     throttle: SignInThrottle
     templates: Environment
-    static: StaticFiles
+    static: ShippedFiles
 
 
 class Refusal(Exception):
@@ -295,7 +295,7 @@ async def act(request: Request, incident_id: str, verb: str) -> Response:
 
 
 @router.get("/static/{name}")
-async def static(request: Request, name: str) -> Response:
+async def static_file(request: Request, name: str) -> Response:
     found = _console(request).static.get(name)
     if found is None:
         return guard.secure(Response("not found", status_code=404, media_type="text/plain"))

@@ -8,7 +8,7 @@ from importlib import resources
 MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
-class StaticFiles:
+class ShippedFiles:
     def __init__(self, package: str = "jitsec.broker.console") -> None:
         folder = resources.files(package).joinpath("static")
         self._files: dict[str, tuple[bytes, str]] = {}
