@@ -69,7 +69,7 @@ class ListQuery:
 
 
 def read_query(params: Mapping[str, str]) -> ListQuery:
-    values = {name: params.get(name, "").strip()[:MAX_FILTER_CHARS] for name in FILTER_FIELDS}
+    values = {name: params.get(name, "")[:MAX_FILTER_CHARS].strip() for name in FILTER_FIELDS}
     try:
         status = (IncidentStatus(values["status"]),) if values["status"] else ()
     except ValueError:
