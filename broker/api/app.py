@@ -67,7 +67,8 @@ def create_app(broker: Broker, *, run_reaper: bool = True, close_broker: bool = 
     for module_name in OPTIONAL_ROUTERS:  # documented errors are the same everywhere
         if importlib.util.find_spec(module_name) is not None:
             app.include_router(importlib.import_module(module_name).router, responses=ERROR_RESPONSES)
-    mount_console(app)  # /console: the analysts' web pages (docs/console.md)
+    if broker.config.console.enabled:  # /console: the analysts' web pages (docs/console.md)
+        mount_console(app, broker.config.console)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=broker.config.limits.max_request_bytes)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jitsec.broker.config import ConsoleSettings
 from jitsec.broker.console.pages import Console, Refusal, router, send_refusal
 from jitsec.broker.console.sessions import SessionBook, SessionPolicy
 from jitsec.broker.console.static import ShippedFiles
@@ -22,8 +23,12 @@ def templates() -> Environment:
                        undefined=StrictUndefined, auto_reload=False)
 
 
-def mount_console(app: FastAPI, sessions: SessionPolicy | None = None,
-                  throttle: ThrottlePolicy | None = None) -> None:
+def mount_console(app: FastAPI, settings: ConsoleSettings | None = None) -> None:
+    """Serve the console from ``app`` under /console, with the ``[console]`` settings."""
+    settings = settings or ConsoleSettings()
+    sessions = SessionPolicy(idle_seconds=settings.idle_minutes * 60, max_seconds=settings.max_hours * 3600)
+    throttle = ThrottlePolicy(max_failures=settings.sign_in_failures,
+                              window_seconds=settings.sign_in_window_seconds)
     app.state.console = Console(sessions=SessionBook(sessions), throttle=SignInThrottle(throttle),
                                 templates=templates(), static=ShippedFiles())
     app.include_router(router)

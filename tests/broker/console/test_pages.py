@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from jitsec.broker.api.app import create_app
 from jitsec.broker.audit import record_to_dict
 from jitsec.broker.config import load_config
+from jitsec.broker.errors import ConfigError
 from jitsec.broker.loopback import LoopbackServer
 from jitsec.broker.runtime import build_broker
 
@@ -264,3 +265,14 @@ def test_the_console_works_the_same_over_the_postgresql_store(console, scratch_d
     page = client.get(f"/console/incidents/{incident}").text
     assert "<b>status</b> by analyst-1" in page and 'id="status">acknowledged<' in page
     assert incident not in client.get("/console/incidents", params={"status": "open"}).text
+
+
+def test_the_console_follows_its_config_section(console, env) -> None:
+    assert console(console={"enabled": False}).browser_like().get("/console/sign-in").status_code == 404
+    strict = console(console={"sign_in_failures": 2, "sign_in_window_seconds": 60})
+    client = strict.browser_like()
+    assert [strict.sign_in(client, strict.keys["scanner"]).status_code for _ in range(3)] == [401, 401, 429]
+    with pytest.raises(ConfigError, match=r"console\.idle_minutes must be positive"):
+        env.config(console={"idle_minutes": 0})
+    with pytest.raises(ConfigError, match="unknown key"):
+        env.config(console={"session_days": 3})
