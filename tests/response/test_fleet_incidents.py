@@ -23,7 +23,7 @@ TOKEN = "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"  # pragma: allowlist secret
 
 def scan(path: Path, broker: EmbeddedBroker, state: Path, name: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "JITSEC_BROKER_KEY": broker.keys["scanner"], "JITSEC_STATE_DIR": str(state),
-           "JITSEC_SCANNER_NAME": name, "JITSEC_HOME": str(state / "home")}
+           "JITSEC_SCANNER_NAME": name, "JITSEC_HOME": str(state.with_name(state.name + "-home"))}
     env.pop("JITSEC_FINGERPRINT_KEY", None)
     return subprocess.run([sys.executable, "-m", "jitsec", "scan", str(path), "--broker", broker.url],
                           env=env, capture_output=True, text=True, timeout=120, check=False)
