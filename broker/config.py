@@ -49,6 +49,17 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """``[console]``: the analysts' web pages at /console (docs/console.md)."""
+
+    enabled: bool = True
+    idle_minutes: int = 30  # a session with no request for this long ends
+    max_hours: int = 8  # and every session ends this long after sign-in
+    sign_in_failures: int = 5  # refused sign-ins from one address per window before it waits
+    sign_in_window_seconds: int = 300
+
+
+@dataclass(frozen=True, slots=True)
 class ReaperSettings:
     enabled: bool = True
     max_sleep_seconds: float = 0.2
@@ -95,6 +106,7 @@ class BrokerConfig:
     audit: AuditSettings = field(default_factory=AuditSettings)  # [audit]: anchoring
     keys: KeySettings = field(default_factory=KeySettings)  # [keys]: file or PKCS#11 custody
     on_grant_replay: ReplayAction = ReplayAction.END_TASK
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)  # [console]: docs/console.md
 
 
 class _Reader:
@@ -180,6 +192,7 @@ def parse_config(
         leaks=_leaks(source, top.get("leaks", dict, {})),
         keys=keys,
         on_grant_replay=on_grant_replay,
+        console=_console(source, top.get("console", dict, {})),
     )
     top.done()
     for entry in config.policy.entries:
@@ -316,6 +329,20 @@ def _audit(source: str, table: dict[str, Any], base_dir: Path | None) -> AuditSe
         raise reader.error("anchor", "must be a file path")
     path = None if anchor is None else (base_dir / anchor if base_dir else Path(anchor))
     return AuditSettings(anchor=path, anchor_seconds=float(seconds))
+
+
+def _console(source: str, table: dict[str, Any]) -> ConsoleSettings:
+    reader = _Reader(source, "console", table)
+    defaults = ConsoleSettings()
+    settings = ConsoleSettings(
+        enabled=reader.get("enabled", bool, defaults.enabled),
+        idle_minutes=reader.positive("idle_minutes", defaults.idle_minutes),
+        max_hours=reader.positive("max_hours", defaults.max_hours),
+        sign_in_failures=reader.positive("sign_in_failures", defaults.sign_in_failures),
+        sign_in_window_seconds=reader.positive("sign_in_window_seconds", defaults.sign_in_window_seconds),
+    )
+    reader.done()
+    return settings
 
 
 def _reaper(source: str, table: dict[str, Any]) -> ReaperSettings:

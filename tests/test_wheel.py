@@ -30,6 +30,8 @@ def test_the_wheel_installs_in_a_clean_venv_and_runs_the_demo(tmp_path: Path) ->
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert any(name.startswith("jitsec/rules/") and name.endswith(".toml") for name in names)
+    console = {"jitsec/broker/console/templates/base.html", "jitsec/broker/console/static/console.js"}
+    assert console <= set(names), "the console's templates and static files must ship in the wheel"
     strays = {"broker", "scanner", "connectors", "rules", "tests"}
     assert not any(name.split("/")[0] in strays for name in names)
 

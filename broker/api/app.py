@@ -22,6 +22,7 @@ from jitsec.broker.api import agents, health, introspect, leases, secrets, tasks
 from jitsec.broker.api.auth import PrincipalKeys
 from jitsec.broker.api.published import published_router
 from jitsec.broker.api.schemas import ERROR_RESPONSES
+from jitsec.broker.console import mount_console
 from jitsec.broker.errors import BrokerError, Unauthenticated
 from jitsec.broker.runtime import Broker
 
@@ -69,6 +70,8 @@ def create_app(broker: Broker, *, run_reaper: bool = True, close_broker: bool = 
     for module_name in OPTIONAL_ROUTERS:  # documented errors are the same everywhere
         if importlib.util.find_spec(module_name) is not None:
             app.include_router(importlib.import_module(module_name).router, responses=ERROR_RESPONSES)
+    if broker.config.console.enabled:  # /console: the analysts' web pages (docs/console.md)
+        mount_console(app, broker.config.console)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=broker.config.limits.max_request_bytes)
     return app

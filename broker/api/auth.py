@@ -96,6 +96,13 @@ class PrincipalKeys:
             self._by_hash = {p.key_sha256: p for p in principals}
             log.warning("principals reloaded from %s: %d principals", self._source, len(principals))
 
+    def holds(self, key_sha256: str, roles: frozenset[Role]) -> bool:
+        """True while a principal with this key hash and one of ``roles`` is in the config (a
+        console session asks at each request, so revoking the key ends the session)."""
+        self._maybe_reload()
+        principal = self._by_hash.get(key_sha256)
+        return principal is not None and principal.role in roles
+
     def find(self, key: str) -> Principal | None:
         self._maybe_reload()
         digest = sha256_fingerprint(key)
