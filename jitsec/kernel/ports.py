@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from jitsec.kernel.leaks import LeakReport, LeakScope, LeakVerdict
 from jitsec.kernel.records import Chunk, Finding, Incident
-from jitsec.kernel.sightings import Sighting
+
+if TYPE_CHECKING:  # a hook run never reports sightings: not imported for it
+    from jitsec.kernel.sightings import Sighting
 
 
 @dataclass(slots=True)

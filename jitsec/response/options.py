@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jitsec.connectors.sinks import build_sink
-from jitsec.connectors.sinks.alert import CONSOLE_ENV, AlertContext, default_scanner_name
 from jitsec.kernel.leaks import LeakScope
 from jitsec.kernel.ports import Sink
 from jitsec.kernel.records import Chunk, Finding
@@ -53,8 +51,10 @@ class ResponseOptions:
     on_leak: LeakScope | None = None
     state_dir: Path = field(default_factory=default_state_dir)
     broker_key: str | None = field(default=None, repr=False)
-    scanner_name: str = field(default_factory=default_scanner_name)  # who sent an alert
-    console_url: str | None = field(default_factory=lambda: os.environ.get(CONSOLE_ENV) or None)
+    # who sent an alert, and where alerts link to; None: from the environment when alerts are built
+    # ($JITSEC_SCANNER_NAME or jitsec@<hostname>; $JITSEC_CONSOLE_URL), which a hook run never pays for
+    scanner_name: str | None = None
+    console_url: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -99,12 +99,15 @@ def build_response(options: ResponseOptions, *, extra_sinks: tuple[Sink, ...] = 
     Raises ``ResponseSetupError`` when a broker URL is set (option, env or daemon config) without
     ``JITSEC_BROKER_KEY``: failing at start beats retrying a 401 forever."""
     from jitsec.broker.client import BrokerClient  # noqa: PLC0415
+    from jitsec.connectors.sinks import build_sink  # noqa: PLC0415
+    from jitsec.connectors.sinks.alert import CONSOLE_ENV, AlertContext, default_scanner_name  # noqa: PLC0415
     from jitsec.response.live_cache import LiveFingerprintCache  # noqa: PLC0415
     from jitsec.response.responder import Responder, ResponderSettings  # noqa: PLC0415
 
     if client is None and options.broker_url and not options.broker_key:
         raise ResponseSetupError(f"a broker is configured ({options.broker_url}) but ${KEY_ENV} is not set")
-    context = AlertContext(scanner=options.scanner_name, console_url=options.console_url,
+    context = AlertContext(scanner=options.scanner_name or default_scanner_name(),
+                           console_url=options.console_url or os.environ.get(CONSOLE_ENV) or None,
                            remediations=dict(remediations or {}))
     try:
         sinks = [build_sink(spec, options.state_dir / "spool", context=context) for spec in options.alerts]
