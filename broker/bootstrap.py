@@ -172,7 +172,7 @@ def _postgres_engine(path: Path, dsn: str, sealer: Sealer | None) -> str:
     """The engine section; the DSN's password sealed (token) or in ``<config>.postgres-password``."""
     bare, password = without_password(dsn)
     if password is None:
-        line = "# no password in the DSN: ~/.pgpass, or admin_password_file / admin_password_env\n"
+        line = "# no password in the DSN: ~/.pgpass, or admin_password_from_file / admin_password_from_env\n"
     elif sealer is not None:
         blob = sealer.seal(password, seal_context("postgres", "admin_password"))
         line = f"admin_password_sealed = {json.dumps(blob)}  # opened by the token's key-encryption key\n"
@@ -180,5 +180,5 @@ def _postgres_engine(path: Path, dsn: str, sealer: Sealer | None) -> str:
         secret_path = path.parent / f"{path.stem}.postgres-password"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private_secret(secret_path, password)
-        line = f"admin_password_file = {json.dumps(secret_path.name)}  # mode 0600, beside this file\n"
+        line = f"admin_password_from_file = {json.dumps(secret_path.name)}  # mode 0600, beside this file\n"
     return engine_section(bare, line) + "\n"

@@ -2,8 +2,8 @@
 
 - ``NAME_sealed = "pkcs11-aes-gcm:…"``: sealed by the token's key-encryption key (``jitsec broker
   init`` writes this when a token is configured); opened in the token at start;
-- ``NAME_file = "path"``: read from a file that only its owner may read (mode 0600 or stricter);
-- ``NAME_env = "VARIABLE"``: read from the environment.
+- ``NAME_from_file = "path"``: read from a file that only its owner may read (mode 0600 or stricter);
+- ``NAME_from_env = "VARIABLE"``: read from the environment.
 
 ``resolve_secret_options`` turns those into ``NAME`` before the engine sees its options, so engines
 never learn where a secret was kept.
@@ -19,14 +19,16 @@ from typing import Any
 
 from jitsec.broker.custody.base import Custody, CustodyError
 
-SEALED, FILE_SUFFIX, ENV_SUFFIX = "_sealed", "_file", "_env"
+# Suffixes no ordinary option ends with (an engine may well have a ``krl_file`` path or an ``ssl_ca_file``).
+SEALED, FILE_SUFFIX, ENV_SUFFIX = "_sealed", "_from_file", "_from_env"
 
 
 def resolve_secret_options(
     section: str, options: Mapping[str, Any], custody: Custody, base_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``options`` with every ``*_sealed`` / ``*_file`` / ``*_env`` replaced by the secret it names."""
+    """``options`` with every ``*_sealed`` / ``*_from_file`` / ``*_from_env`` replaced by the secret
+    it names."""
     resolved = dict(options)
     for key, value in options.items():
         suffix = next((s for s in (SEALED, FILE_SUFFIX, ENV_SUFFIX) if key.endswith(s)), None)

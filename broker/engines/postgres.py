@@ -124,8 +124,8 @@ class PostgresEngine:
         target = conninfo_to_dict(config.admin_dsn)
         if target.get("password"):
             log.warning("engines.%s: admin_dsn holds the admin password in clear; move it to "
-                        "admin_password_file (mode 0600), admin_password_env, or seal it with a PKCS#11 "
-                        "token (docs/broker.md, \"Security model\")", name)
+                        "admin_password_from_file (mode 0600), admin_password_from_env, or seal it with a "
+                        "PKCS#11 token (docs/broker.md, \"Security model\")", name)
         admin_dsn = (make_conninfo(config.admin_dsn, password=config.admin_password) if config.admin_password
                      else config.admin_dsn)
         self._connections = AdminConnections(admin_dsn, connect_timeout=config.connect_timeout_seconds)

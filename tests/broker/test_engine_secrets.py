@@ -25,7 +25,7 @@ def test_a_private_file_is_read_and_a_shared_one_refused(tmp_path: Path) -> None
     secret = tmp_path / "admin.password"
     secret.write_text("s3cret-value\n")
     secret.chmod(0o600)
-    options = {"admin_dsn": "host=db dbname=app", "admin_password_file": "admin.password"}
+    options = {"admin_dsn": "host=db dbname=app", "admin_password_from_file": "admin.password"}
     resolved = resolve_secret_options("postgres", options, CUSTODY, base_dir=tmp_path)
     assert resolved == {"admin_dsn": "host=db dbname=app", "admin_password": "s3cret-value"}
     secret.chmod(0o640)
@@ -37,7 +37,7 @@ def test_a_private_file_is_read_and_a_shared_one_refused(tmp_path: Path) -> None
 
 
 def test_an_environment_variable_is_read_and_a_missing_one_named() -> None:
-    options = {"admin_password_env": "PG_ADMIN_PASSWORD"}
+    options = {"admin_password_from_env": "PG_ADMIN_PASSWORD"}
     assert resolve_secret_options("postgres", options, CUSTODY, environ={"PG_ADMIN_PASSWORD": "v"}) == {
         "admin_password": "v"}
     with pytest.raises(CustodyError, match="PG_ADMIN_PASSWORD is not set"):
@@ -45,7 +45,7 @@ def test_an_environment_variable_is_read_and_a_missing_one_named() -> None:
 
 
 def test_one_secret_given_two_ways_is_refused() -> None:
-    options = {"admin_password": "clear", "admin_password_env": "X"}
+    options = {"admin_password": "clear", "admin_password_from_env": "X"}
     with pytest.raises(CustodyError, match="given twice"):
         resolve_secret_options("postgres", options, CUSTODY, environ={"X": "y"})
 
@@ -59,7 +59,7 @@ def test_init_keeps_the_admin_password_out_of_the_config(tmp_path: Path) -> None
     text = config.read_text()
     assert "Pa55-w0rd" not in text and "Pa55-w0rd" not in result.output
     section = tomllib.loads(text)["engines"]["postgres"]
-    secret = tmp_path / section["admin_password_file"]
+    secret = tmp_path / section["admin_password_from_file"]
     assert secret.read_text().strip() == "Pa55-w0rd" and stat.S_IMODE(secret.stat().st_mode) == 0o600
     loaded = load_config(config)
     options = resolve_secret_options("postgres", loaded.engines["postgres"].settings.options, CUSTODY,
@@ -73,7 +73,7 @@ def test_a_clear_text_admin_password_still_works_with_a_warning(caplog: pytest.L
     try:
         assert "password" in engine._connections.conninfo()  # still used as before
         warning = " ".join(record.getMessage() for record in caplog.records)
-        assert "in clear" in warning and "admin_password_file" in warning and "Old-Pa55" not in warning
+        assert "in clear" in warning and "admin_password_from_file" in warning and "Old-Pa55" not in warning
     finally:
         engine.close()
     caplog.clear()
