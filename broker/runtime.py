@@ -10,7 +10,7 @@ from pathlib import Path
 from jitsec.broker.audit_anchor import AnchorWriter
 from jitsec.broker.config import BrokerConfig
 from jitsec.broker.custody.base import Custody
-from jitsec.broker.custody.engine_secrets import resolve_secret_options
+from jitsec.broker.custody.engine_secrets import ENGINE_OWN_OPTIONS, resolve_secret_options
 from jitsec.broker.custody.opening import open_custody
 from jitsec.broker.engines.base import Engine
 from jitsec.broker.engines.postgres_reconciler import Reconciler
@@ -64,7 +64,8 @@ def build_broker(
         store.migrate()
         if engines is None:
             for name, section in config.engines.items():
-                options = resolve_secret_options(name, section.settings.options, custody, base_dir)
+                options = resolve_secret_options(name, section.settings.options, custody, base_dir,
+                                                 keep=ENGINE_OWN_OPTIONS.get(section.kind, ()))
                 built[name] = build_engine(section.kind, replace(section.settings, options=options))
         else:
             built = dict(engines)

@@ -13,24 +13,31 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from jitsec.broker.custody.base import Custody, CustodyError
 
 SEALED, FILE_SUFFIX, ENV_SUFFIX = "_sealed", "_file", "_env"
+# Options of built-in engine kinds whose names end like a secret's form but which the engine takes as
+# they are: a path or a variable name it reads itself (the KRL sshd reads, Kafka's own password source).
+ENGINE_OWN_OPTIONS: dict[str, frozenset[str]] = {
+    "ssh": frozenset({"krl_file"}),
+    "kafka": frozenset({"admin_password_file", "admin_password_env", "ssl_ca_file"}),
+}
 
 
 def resolve_secret_options(
     section: str, options: Mapping[str, Any], custody: Custody, base_dir: Path | None = None,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None, *, keep: Collection[str] = (),
 ) -> dict[str, Any]:
-    """``options`` with every ``*_sealed`` / ``*_file`` / ``*_env`` replaced by the secret it names."""
+    """``options`` with every ``*_sealed`` / ``*_file`` / ``*_env`` replaced by the secret it names,
+    except the options named in ``keep`` (the engine's own; see ``ENGINE_OWN_OPTIONS``)."""
     resolved = dict(options)
     for key, value in options.items():
         suffix = next((s for s in (SEALED, FILE_SUFFIX, ENV_SUFFIX) if key.endswith(s)), None)
-        if suffix is None:
+        if suffix is None or key in keep:
             continue
         name = key.removesuffix(suffix)
         where = f"engines.{section}.{key}"

@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 from jitsec.broker.config import load_config
 from jitsec.broker.custody.base import CustodyError, file_custody
-from jitsec.broker.custody.engine_secrets import resolve_secret_options
+from jitsec.broker.custody.engine_secrets import ENGINE_OWN_OPTIONS, resolve_secret_options
 from jitsec.broker.engines.postgres import PostgresEngine, PostgresEngineConfig
+from jitsec.broker.runtime import build_broker
 
 from jitsec.cli import main
 
@@ -84,3 +85,19 @@ def test_a_clear_text_admin_password_still_works_with_a_warning(caplog: pytest.L
         assert "From-File" not in repr(quiet.config)
     finally:
         quiet.close()
+
+
+def test_an_engines_own_path_options_are_left_alone(tmp_path: Path) -> None:
+    """sshd's KRL is no secret file: a config `jitsec broker init` wrote builds its ssh engine."""
+    options = {"ca_key": "/srv/ssh-ca", "krl_file": "/srv/revoked.krl"}
+    assert resolve_secret_options("ssh", options, CUSTODY, keep=ENGINE_OWN_OPTIONS["ssh"]) == options
+    with pytest.raises(CustodyError, match="krl_file: cannot read"):
+        resolve_secret_options("ssh", options, CUSTODY)  # without keep, a *_file option is a secret's file
+    config = tmp_path / "broker.toml"
+    result = CliRunner().invoke(main, ["broker", "init", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    broker = build_broker(load_config(config))
+    try:
+        assert "ssh" in broker.engines
+    finally:
+        broker.close()
