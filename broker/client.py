@@ -175,7 +175,15 @@ class BrokerClient:
 
     def x509_crl(self, engine: str | None = None) -> bytes:
         """The DER CRL of an x509 engine (``GET /v1/x509/crl``; public, no key needed)."""
-        response = self._http.get("/v1/x509/crl", params={"engine": engine} if engine else None)
+        return self._published("/v1/x509/crl", engine)
+
+    def ssh_krl(self, engine: str | None = None) -> bytes:
+        """The OpenSSH KRL of an ssh engine (``GET /v1/ssh/krl``; public, no key needed)."""
+        return self._published("/v1/ssh/krl", engine)
+
+    def _published(self, path: str, engine: str | None) -> bytes:
+        """A revocation list the broker publishes without authentication, as bytes."""
+        response = self._http.get(path, params={"engine": engine} if engine else None)
         if response.status_code >= 400:
             raise BrokerAPIError(response.status_code, "error", response.reason_phrase)
         return response.content

@@ -60,6 +60,28 @@ def _database_of(dsn: str | None) -> str | None:
     "certificate in the broker's CRL (also from $JITSEC_CONFORMANCE_X509).",
 )
 @click.option(
+    "--ssh",
+    "ssh_engine",
+    metavar="ENGINE",
+    envvar="JITSEC_CONFORMANCE_SSH",
+    help="The name of an ssh engine: 8.2 also checks that completion lists the task's SSH "
+    "certificate in the broker's KRL, read with ssh-keygen -Q (also from $JITSEC_CONFORMANCE_SSH).",
+)
+@click.option(
+    "--kafka",
+    "kafka_engine",
+    metavar="ENGINE",
+    envvar="JITSEC_CONFORMANCE_KAFKA",
+    help="The name of a kafka engine: 8.2 also checks that the task's SCRAM-SHA-512 user logs in "
+    "before completion and is refused after it (also from $JITSEC_CONFORMANCE_KAFKA).",
+)
+@click.option(
+    "--kafka-bootstrap",
+    metavar="HOST:PORT",
+    envvar="JITSEC_CONFORMANCE_KAFKA_BOOTSTRAP",
+    help="The Kafka SASL listener the --kafka login goes to (default: the servers the lease names).",
+)
+@click.option(
     "--leak-target",
     metavar="file:PATH|kafka://HOST:PORT/TOPIC",
     help="Where a deployment's watcher reads; default: a file watched by a watcher the suite starts.",
@@ -139,6 +161,9 @@ def conformance(  # noqa: PLR0917 - one parameter per option, as click passes th
     config_path: Path | None,
     postgres_dsn: str | None,
     x509_engine: str | None,
+    ssh_engine: str | None,
+    kafka_engine: str | None,
+    kafka_bootstrap: str | None,
     leak_target: str | None,
     start_watcher: bool | None,
     report_dir: Path,
@@ -163,12 +188,14 @@ def conformance(  # noqa: PLR0917 - one parameter per option, as click passes th
       jitsec conformance --print-policy                          the policy entry the suite needs
       JITSEC_ADMIN_KEY=… jitsec conformance --broker https://broker:8470 --config broker.toml
       jitsec conformance --broker URL --config broker.toml --postgres DSN --only 8.1 --only 8.7
+      jitsec conformance --broker URL --x509 x509 --ssh ssh --kafka kafka --kafka-bootstrap kafka:9094
     \b
     Exit status: 0 every test passed, 1 a test failed (the report says which and why), 2 the suite
     could not run (bad settings, broker unreachable).
     """
     if print_policy:
-        click.echo(policy_snippet(agent_prefix, _database_of(postgres_dsn), x509_engine), nl=False)
+        click.echo(policy_snippet(agent_prefix, _database_of(postgres_dsn), x509_engine, ssh_engine,
+                                  kafka_engine), nl=False)
         return
     if not broker_url:
         raise click.UsageError("--broker URL is required (or $JITSEC_BROKER_URL)")
@@ -180,6 +207,9 @@ def conformance(  # noqa: PLR0917 - one parameter per option, as click passes th
             config_path=config_path,
             postgres_dsn=postgres_dsn,
             x509_engine=x509_engine,
+            ssh_engine=ssh_engine,
+            kafka_engine=kafka_engine,
+            kafka_bootstrap=kafka_bootstrap,
             leak_target=LeakTarget.parse(leak_target) if leak_target else None,
             start_watcher=start_watcher,
             broker_logs=broker_logs,

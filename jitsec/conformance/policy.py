@@ -13,10 +13,13 @@ from jitsec.conformance.resources import GRANTED_TABLE, SCHEMA
 
 TOKEN_SCOPES = ("conformance:read", "conformance:write")
 X509_SCOPE = "x509:name:conformance.invalid"  # a name no real server answers to
+SSH_SCOPE = "ssh:principal:jitsec-conformance"  # a user no real server should have
+KAFKA_SCOPE = "kafka:topic:jitsec-conformance:READ"  # the login is checked, not the topic
 
 
 def policy_snippet(agent_prefix: str = "conformance-", database: str | None = None,
-                   x509_engine: str | None = None) -> str:
+                   x509_engine: str | None = None, ssh_engine: str | None = None,
+                   kafka_engine: str | None = None) -> str:
     """TOML to append to the broker's config (before any catch-all ``agent = "*"`` entry)."""
     lines = [
         "# jitsec conformance: the test agents (first matching entry wins: keep this before wildcards)",
@@ -46,14 +49,16 @@ def policy_snippet(agent_prefix: str = "conformance-", database: str | None = No
             "default_ttl_seconds = 60",
             "max_ttl_seconds = 600",
         ]
-    if x509_engine is not None:
-        lines += [
-            "",
-            f"[policy.engines.{x509_engine}]  # an x509 engine (docs/engine-x509.md)",
-            f"scopes = [{_toml_string(X509_SCOPE)}]",
-            "default_ttl_seconds = 60",
-            "max_ttl_seconds = 600",
-        ]
+    for engine, kind, scope in ((x509_engine, "x509", X509_SCOPE), (ssh_engine, "ssh", SSH_SCOPE),
+                                (kafka_engine, "kafka", KAFKA_SCOPE)):
+        if engine is not None:
+            lines += [
+                "",
+                f"[policy.engines.{engine}]  # an {kind} engine (docs/engine-{kind}.md)",
+                f"scopes = [{_toml_string(scope)}]",
+                "default_ttl_seconds = 60",
+                "max_ttl_seconds = 600",
+            ]
     return "\n".join(lines) + "\n"
 
 

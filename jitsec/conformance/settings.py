@@ -8,8 +8,10 @@ database.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -133,6 +135,9 @@ class SuiteSettings:
     agent_command: tuple[str, ...] = (sys.executable, "-m", "jitsec.conformance.agent")
     work_dir: Path | None = None  # where agent sandboxes live (default: a temporary directory)
     x509_engine: str | None = None  # an x509 engine's name: 8.2 also holds a client certificate
+    ssh_engine: str | None = None  # an ssh engine's name: 8.2 also holds an SSH certificate
+    kafka_engine: str | None = None  # a kafka engine's name: 8.2 also holds a SCRAM user
+    kafka_bootstrap: str | None = None  # the SASL listener 8.2 logs in to (default: the lease's own)
 
     def __post_init__(self) -> None:
         if not self.broker_url.startswith(("http://", "https://")):
@@ -152,6 +157,14 @@ class SuiteSettings:
             raise SettingsError(f"unknown test id(s) {', '.join(unknown)} (known: {', '.join(TEST_IDS)})")
         if not self.agent_prefix or not self.agent_prefix[0].isalnum():
             raise SettingsError("the agent prefix must start with a letter or digit")
+        if self.ssh_engine and shutil.which("ssh-keygen") is None:
+            raise SettingsError("--ssh needs OpenSSH's ssh-keygen on PATH (it reads the broker's KRL)")
+        if self.kafka_bootstrap and not self.kafka_engine:
+            raise SettingsError("--kafka-bootstrap needs --kafka ENGINE")
+        if self.kafka_bootstrap and not _is_host_port(self.kafka_bootstrap):
+            raise SettingsError(f"--kafka-bootstrap {self.kafka_bootstrap!r} is not HOST:PORT")
+        if self.kafka_engine and importlib.util.find_spec("confluent_kafka") is None:
+            raise SettingsError("--kafka needs confluent-kafka (pip install 'jitsec[confluent]')")
 
     @property
     def selected(self) -> tuple[str, ...]:
@@ -168,6 +181,8 @@ class SuiteSettings:
             ("config", str(self.config_path) if self.config_path else "(none: store and audit not checked)"),
             ("postgres", postgres_label(self.postgres_dsn) if self.postgres_dsn else "(none)"),
             ("x509 engine", self.x509_engine or "(none)"),
+            ("ssh engine", self.ssh_engine or "(none)"),
+            ("kafka engine", self._kafka_label()),
             (
                 "leak target",
                 self.leak_target.describe() if self.leak_target else "(a file the suite creates)",
@@ -186,6 +201,16 @@ class SuiteSettings:
             ("broker logs", ", ".join(map(str, self.broker_logs)) or "(none)"),
         ]
         return tuple(shown)
+
+    def _kafka_label(self) -> str:
+        if not self.kafka_engine:
+            return "(none)"
+        return f"{self.kafka_engine} at {self.kafka_bootstrap or 'the bootstrap servers its leases name'}"
+
+
+def _is_host_port(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
 def postgres_label(dsn: str) -> str:

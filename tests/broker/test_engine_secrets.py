@@ -15,6 +15,7 @@ from jitsec.broker.config import load_config
 from jitsec.broker.custody.base import CustodyError, file_custody
 from jitsec.broker.custody.engine_secrets import resolve_secret_options
 from jitsec.broker.engines.postgres import PostgresEngine, PostgresEngineConfig
+from jitsec.broker.runtime import build_broker
 
 from jitsec.cli import main
 
@@ -84,3 +85,19 @@ def test_a_clear_text_admin_password_still_works_with_a_warning(caplog: pytest.L
         assert "From-File" not in repr(quiet.config)
     finally:
         quiet.close()
+
+
+def test_an_engines_own_path_options_are_left_alone(tmp_path: Path) -> None:
+    """sshd's KRL and Kafka's own password source are no secret files: a config `jitsec broker init`
+    wrote builds its ssh engine."""
+    kafka = {"admin_password_file": "/srv/kafka.pw", "admin_password_env": "KAFKA_PW", "ssl_ca_file": "ca"}
+    for options in ({"ca_key": "/srv/ssh-ca", "krl_file": "/srv/revoked.krl"}, kafka):
+        assert resolve_secret_options("engine", options, CUSTODY) == options
+    config = tmp_path / "broker.toml"
+    result = CliRunner().invoke(main, ["broker", "init", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    broker = build_broker(load_config(config))
+    try:
+        assert "ssh" in broker.engines
+    finally:
+        broker.close()

@@ -1,7 +1,8 @@
 """A real deployment for the suite to test: the project's broker over loopback HTTP (uvicorn in a
-thread), a SQLite store, the token, jwt and x509 engines, the PostgreSQL engine against the real cluster
-(a fresh database and role prefix per test module), a policy with the conformance entry, and a log file
-capturing the broker's loggers at DEBUG (8.5 searches it)."""
+thread), a SQLite store, the token, jwt, x509 and ssh engines, the PostgreSQL engine against the real
+cluster (a fresh database and role prefix per test module), a policy with the conformance entry, and a
+log file capturing the broker's loggers at DEBUG (8.5 searches it). ``kafka_deployment`` adds a kafka
+engine on the real Kafka's SASL listener (a user prefix per test module, its users deleted after)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from jitsec.broker.runtime import Broker, build_broker
 
 from jitsec.conformance.context import SecretLedger
 from jitsec.conformance.model import Report
+from jitsec.conformance.policy import KAFKA_SCOPE, SSH_SCOPE, X509_SCOPE
 from jitsec.conformance.resources import GRANTED_TABLE, SCHEMA, PostgresTarget
 from jitsec.conformance.runner import Suite
 from jitsec.conformance.settings import PrincipalKeys, SuiteSettings
@@ -45,6 +47,7 @@ class Deployment:
     log_path: Path
     postgres_dsn: str
     broker: Broker
+    engines: dict[str, str] = field(default_factory=dict)  # the suite's engine settings for this broker
 
     def settings(self, tmp: Path, **overrides: Any) -> SuiteSettings:
         values: dict[str, Any] = {
@@ -61,7 +64,9 @@ class Deployment:
             "leak_threshold_seconds": 10.0,
             "work_dir": tmp / "work",
             "x509_engine": "x509",
+            "ssh_engine": "ssh",
         }
+        values.update(self.engines)
         values.update(overrides)
         return SuiteSettings(**values)
 
@@ -95,7 +100,23 @@ def _drop_roles(postgres_dsn: str, prefix: str) -> None:
         connections.close()
 
 
-def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dict[str, str]]:
+@dataclass(frozen=True)
+class KafkaSide:
+    """The kafka engine's cluster: the SASL listener, its admin user, this module's user prefix."""
+
+    bootstrap: str
+    username: str
+    password_file: Path
+    user_prefix: str
+
+    def engine_options(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.bootstrap, "admin_username": self.username,
+                "admin_password_file": str(self.password_file), "user_prefix": self.user_prefix,
+                "scram_iterations": 4096, "max_ttl_seconds": 600, "default_ttl_seconds": 60}
+
+
+def write_config(directory: Path, dsn: str, role_prefix: str,
+                 kafka: KafkaSide | None = None) -> tuple[Path, dict[str, str]]:
     keys = {role: new_principal_key() for role in ROLES}
     database = PostgresTarget(dsn).database
     pg_scopes = [PostgresTarget(dsn).scope(GRANTED_TABLE, p) for p in ("SELECT", "INSERT")]
@@ -113,6 +134,8 @@ def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dic
                 "reconcile_grace_seconds": 600.0,
             },
             "x509": {"state_dir": str(directory / "x509"), "max_ttl_seconds": 600, "default_ttl_seconds": 60},
+            "ssh": {"ca_key": str(directory / "ssh" / "ca"), "max_ttl_seconds": 600,
+                    "krl_file": str(directory / "ssh" / "revoked.krl"), "default_ttl_seconds": 60},
         },
         "policy": [
             {
@@ -122,12 +145,16 @@ def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dic
                     "token": {"scopes": ["conformance:read", "conformance:write"], "max_ttl_seconds": 600},
                     "jwt": {"scopes": ["conformance:read"], "max_ttl_seconds": 600},
                     "postgres": {"scopes": pg_scopes, "max_ttl_seconds": 600},
-                    "x509": {"scopes": ["x509:name:conformance.invalid"], "max_ttl_seconds": 600},
+                    "x509": {"scopes": [X509_SCOPE], "max_ttl_seconds": 600},
+                    "ssh": {"scopes": [SSH_SCOPE], "max_ttl_seconds": 600},
                 },
             }
         ],
         "reaper": {"max_sleep_seconds": 0.05},
     }
+    if kafka is not None:
+        raw["engines"]["kafka"] = kafka.engine_options()
+        raw["policy"][0]["engines"]["kafka"] = {"scopes": [KAFKA_SCOPE], "max_ttl_seconds": 600}
     assert database
     path = directory / "broker.toml"
     path.write_text(tomli_w.dumps(raw), encoding="utf-8")
@@ -135,13 +162,12 @@ def write_config(directory: Path, dsn: str, role_prefix: str) -> tuple[Path, dic
     return path, keys
 
 
-@pytest.fixture(scope="module")
-def deployment(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    directory = tmp_path_factory.mktemp("deployment")
+@contextlib.contextmanager
+def _serve(postgres_dsn: str, directory: Path, kafka: KafkaSide | None = None) -> Iterator[Deployment]:
     prefix = f"jc{uuid.uuid4().hex[:6]}_"
     with _database(postgres_dsn) as dsn:
         PostgresTarget(dsn).ensure_fixture()
-        config_path, keys = write_config(directory, dsn, prefix)
+        config_path, keys = write_config(directory, dsn, prefix, kafka)
         log_path = directory / "broker.log"
         handler = logging.FileHandler(log_path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -154,8 +180,9 @@ def deployment(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> I
             logger.propagate = False
         broker = build_broker(load_config(config_path))
         server = Server(create_app(broker)).start()
+        engines = {} if kafka is None else {"kafka_engine": "kafka", "kafka_bootstrap": kafka.bootstrap}
         try:
-            yield Deployment(server.url, config_path, keys, log_path, dsn, broker)
+            yield Deployment(server.url, config_path, keys, log_path, dsn, broker, engines)
         finally:
             server.stop()
             broker.close()
@@ -167,6 +194,37 @@ def deployment(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> I
             _drop_roles(postgres_dsn, prefix)
             # A deliberately broken broker (8.5's test) logged plaintext secrets: leave no file behind.
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def deployment(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with _serve(postgres_dsn, tmp_path_factory.mktemp("deployment")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def kafka_deployment(postgres_dsn: str, kafka_sasl: tuple[str, str, str],
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The deployment with a kafka engine too; the users it made are deleted afterwards (shared cluster)."""
+    from jitsec.broker.engines.kafka_admin import KafkaAdmin  # noqa: PLC0415 - confluent-kafka, here only
+
+    bootstrap, username, password = kafka_sasl
+    directory = tmp_path_factory.mktemp("kafka-deployment")
+    password_file = directory / "kafka-admin-password"
+    password_file.write_text(password, encoding="utf-8")
+    password_file.chmod(0o600)
+    kafka = KafkaSide(bootstrap, username, password_file, f"jck{uuid.uuid4().hex[:6]}_")
+    with _serve(postgres_dsn, directory, kafka) as served:
+        yield served
+    admin = KafkaAdmin({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                        "sasl.mechanism": "PLAIN", "sasl.username": username, "sasl.password": password},
+                       timeout_seconds=30)
+    try:
+        for user in admin.users():
+            if user.startswith(kafka.user_prefix):
+                admin.delete_user(user)
+    finally:
+        admin.close()
 
 
 @pytest.fixture

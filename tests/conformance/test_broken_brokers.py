@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jitsec.broker.engines.base import RevokeOutcome
+from jitsec.broker.engines.ssh import SshEngine
 from jitsec.broker.leak_desk import LeakDesk
 from jitsec.broker.model import AuditEvent, AuditKind, LeaseState
 from jitsec.broker.policy import Policy
@@ -163,3 +165,15 @@ def test_leak_reports_that_revoke_nothing_fail_8_7(
     assert failing(report) == {"8.7"}
     checks = {c.name: c.passed for c in report.results[6].checks}
     assert checks["the leaked token is revoked within the threshold"] is False
+
+
+def test_ssh_revocation_that_leaves_the_krl_alone_fails_8_2(
+    deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SshEngine, "revoke", lambda self, handle: RevokeOutcome.REVOKED)  # says so, does not
+    report, _ = deployment.run(tmp_path)
+    assert failing(report) == {"8.2"}  # no other test holds an SSH certificate
+    checks = {c.name: c.passed for c in report.results[1].checks}
+    assert checks["SSH certificate not in the KRL before completion"] is True
+    assert checks["SSH certificate listed in the KRL after completion"] is False
+    assert all(passed for name, passed in checks.items() if name.startswith("token "))

@@ -4,14 +4,18 @@ arguments; reports escape hostile text and never carry a secret of the run."""
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from jitsec.broker.client import BrokerClient
 
 from jitsec.cli import main
+from jitsec.conformance.engine_probes import krl_listing, ssh_certificate_probe
 from jitsec.conformance.maturity import assess, score
 from jitsec.conformance.model import Check, ConformanceResult, Outcome, Report
+from jitsec.conformance.policy import KAFKA_SCOPE, SSH_SCOPE
 from jitsec.conformance.report import to_html, write_reports
 from jitsec.conformance.settings import LeakTarget, PrincipalKeys, SettingsError, SuiteSettings
 from jitsec.kernel.credential_format import CredentialKind, mint
@@ -92,3 +96,31 @@ def test_cli_prints_the_policy_and_refuses_missing_keys(monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     result = runner.invoke(main, ["conformance", "--broker", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and "JITSEC_ORCHESTRATOR_KEY" in result.output
+
+
+def test_engine_settings_and_the_policy_they_need(tmp_path: Path) -> None:
+    keys = PrincipalKeys("o", "r")
+    with pytest.raises(SettingsError, match="needs --kafka"):
+        SuiteSettings(broker_url="http://x", keys=keys, report_dir=tmp_path, kafka_bootstrap="k:9094")
+    with pytest.raises(SettingsError, match="HOST:PORT"):
+        SuiteSettings(broker_url="http://x", keys=keys, report_dir=tmp_path, kafka_engine="kafka",
+                      kafka_bootstrap="k:ninety")
+    shown = dict(SuiteSettings(broker_url="http://x", keys=keys, report_dir=tmp_path, ssh_engine="ssh",
+                               kafka_engine="kafka", kafka_bootstrap="k:9094").public())
+    assert (shown["ssh engine"], shown["kafka engine"]) == ("ssh", "kafka at k:9094")
+    args = ["conformance", "--print-policy", "--ssh", "ssh-ca2", "--kafka", "kafka"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    engines = tomllib.loads(result.output)["policy"][0]["engines"]
+    assert engines["ssh-ca2"]["scopes"] == [SSH_SCOPE] and engines["kafka"]["scopes"] == [KAFKA_SCOPE]
+
+
+def test_a_krl_that_cannot_be_fetched_revokes_nothing() -> None:
+    """Revocation is shown, not presumed: an unreachable KRL leaves the certificate counted as working."""
+    unreachable = BrokerClient("http://127.0.0.1:9")
+    try:
+        listed, reason = krl_listing(unreachable, "ssh", "ssh-ed25519-cert-v01@openssh.com AAAA")
+        assert listed is None and "could not be fetched" in reason
+        assert ssh_certificate_probe(unreachable, "ssh", "ssh-ed25519-cert-v01@openssh.com AAAA").works
+    finally:
+        unreachable.close()

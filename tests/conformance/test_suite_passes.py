@@ -30,13 +30,15 @@ def test_every_test_passes_against_the_project_broker(deployment, tmp_path: Path
     assert report.score == 100.0
     completion_checks = [c.name for c in report.results[1].checks]
     assert "client certificate listed in the CRL after completion" in completion_checks  # --x509
+    assert "SSH certificate listed in the KRL after completion" in completion_checks  # --ssh
+    assert "SSH certificate not in the KRL before completion" in completion_checks
     assert report.maturity.level == "advanced"
     latency = float(report.results[-1].fact("leak_latency_ms") or "nan")
     assert 0 < latency < 10_000
     assert int(report.results[5].fact("candidates") or 0) >= 1  # the memory image held dead credentials
     completion = report.results[1]  # 8.2 held a JWT too (the deployment offers the jwt engine)
     assert sum(1 for c in completion.checks if c.name.endswith("dead after completion")) == 3
-    assert not [note for note in completion.notes if "jwt" in note]
+    assert not [note for note in completion.notes if "jwt" in note or "--ssh" in note]
     paths = write_reports(report, tmp_path / "report", secrets=ledger.values())
     data = json.loads(paths["json"].read_text())
     assert data["passed"] is True and data["maturity"]["level"] == "advanced"
@@ -77,6 +79,8 @@ def test_cli_runs_selected_tests_and_writes_reports(deployment, tmp_path: Path) 
             str(keys),
             "--report-dir",
             str(tmp_path / "out"),
+            "--ssh",
+            "ssh",
             "--only",
             "8.2",
             "--only",
@@ -86,6 +90,9 @@ def test_cli_runs_selected_tests_and_writes_reports(deployment, tmp_path: Path) 
     )
     assert result.exit_code == 0, result.output
     assert "8.2 Task-completion revocation: PASS" in result.output
+    completion = json.loads((tmp_path / "out" / "conformance.json").read_text())["results"][0]
+    assert any(c["name"] == "SSH certificate listed in the KRL after completion" and c["passed"]
+               for c in completion["checks"])
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "conformance.md",
         "conformance.html",
