@@ -20,10 +20,9 @@ from typing import Any
 
 from jitsec.broker.custody.base import Custody, CustodyError
 from jitsec.broker.custody.pkcs11_token import TokenSession
-from jitsec.broker.signing import Signer
+from jitsec.broker.signing import TOKEN_PREFIX, Signer
 
 ES256 = "ES256"
-TOKEN_PREFIX = "pkcs11:"
 COORDINATE_BYTES = 32
 P256_CURVE = "secp256r1"
 
@@ -156,6 +155,24 @@ class TokenSigner:
     def public_jwk(self) -> dict[str, str]:
         return dict(self._jwk)
 
+    @staticmethod
+    def exists(session: TokenSession, label: str) -> bool:
+        """Whether the token holds a private EC key with this label."""
+        pkcs11 = session.pkcs11
+        wanted = {pkcs11.Attribute.LABEL: label, pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY}
+        return bool(session.run(lambda raw: list(raw.get_objects(wanted))))
+
+    @staticmethod
+    def destroy(session: TokenSession, label: str) -> None:
+        """Delete every object with this label (the pair's two halves); none left is not an error."""
+        pkcs11 = session.pkcs11
+
+        def delete(raw: Any) -> None:
+            for found in list(raw.get_objects({pkcs11.Attribute.LABEL: label})):
+                found.destroy()
+
+        session.run(delete)
+
 
 def _uncompressed_point(ec_point: bytes, where: str) -> tuple[bytes, bytes]:
     """X and Y of ``CKA_EC_POINT``: a DER OCTET STRING holding ``04 || X || Y`` (or the bare point)."""
@@ -175,3 +192,45 @@ def open_signer(custody: Custody, reference: str, base_dir: Path | None = None) 
         return TokenSigner.load(custody.session, reference.removeprefix(TOKEN_PREFIX))
     path = Path(reference)
     return FileSigner.load(path if base_dir is None or path.is_absolute() else base_dir / path)
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyKeys:
+    """``SigningKeys`` (``broker.signing``) over a key custody: ``pkcs11:LABEL`` in its token, any
+    other reference a PEM file relative to ``base_dir``. Without a token (``custody`` ``None`` or a
+    file custody) a token reference is a ``CustodyError`` saying what to configure."""
+
+    custody: Custody | None = None
+    base_dir: Path | None = None
+
+    def exists(self, reference: str) -> bool:
+        if reference.startswith(TOKEN_PREFIX):
+            return TokenSigner.exists(self._session(reference), reference.removeprefix(TOKEN_PREFIX))
+        return self._path(reference).exists()
+
+    def open(self, reference: str) -> Signer:
+        if reference.startswith(TOKEN_PREFIX):
+            return TokenSigner.load(self._session(reference), reference.removeprefix(TOKEN_PREFIX))
+        return FileSigner.load(self._path(reference))
+
+    def create(self, reference: str) -> Signer:
+        if reference.startswith(TOKEN_PREFIX):
+            return TokenSigner.create(self._session(reference), reference.removeprefix(TOKEN_PREFIX))
+        return FileSigner.create(self._path(reference))
+
+    def destroy(self, reference: str) -> None:
+        if reference.startswith(TOKEN_PREFIX):
+            TokenSigner.destroy(self._session(reference), reference.removeprefix(TOKEN_PREFIX))
+        else:
+            self._path(reference).unlink(missing_ok=True)
+
+    def _session(self, reference: str) -> TokenSession:
+        session = self.custody.session if self.custody is not None else None
+        if not isinstance(session, TokenSession):
+            raise CustodyError(f"signing key {reference!r} is in a PKCS#11 token, but the broker has none "
+                               "([keys] custody = \"pkcs11\", module and token)")
+        return session
+
+    def _path(self, reference: str) -> Path:
+        path = Path(reference)
+        return path if self.base_dir is None or path.is_absolute() else self.base_dir / path
