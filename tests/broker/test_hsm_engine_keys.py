@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import tomli_w
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from jitsec.broker.bootstrap import init_config
 from jitsec.broker.client import BrokerClient
-from jitsec.broker.config import parse_config
+from jitsec.broker.config import load_config, parse_config
 from jitsec.broker.custody.base import HSM, CustodyError, file_custody
 from jitsec.broker.custody.opening import open_custody
 from jitsec.broker.custody.pkcs11_token import create_token_keys
@@ -206,3 +208,25 @@ def test_a_ca_key_file_is_made_private_and_reused(tmp_path: Path) -> None:
     key = serialization.load_pem_private_key((tmp_path / "ca.pem.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate(first.ca_certificate_pem.encode())  # type: ignore[attr-defined]
     assert ca.public_key() == key.public_key()
+
+
+def test_init_with_a_token_puts_the_jwt_keys_in_it(softhsm, monkeypatch, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    token = TokenSettings(module=softhsm.module, token=softhsm.token, audit_key_label=f"audit-{tag}",
+                          anchor_key_label=f"anchor-{tag}", kek_label=f"kek-{tag}")
+    monkeypatch.setenv(PIN_ENV, softhsm.pin)
+    init_config(tmp_path / "broker.toml", token=token, pin=softhsm.pin)
+    config = load_config(tmp_path / "broker.toml")
+    section = config.engines["jwt"].settings
+    assert section.options["keys"] == "pkcs11:jwt"
+    custody = open_custody(config.keys, config.audit_key)
+    try:
+        engine = build_engine("jwt", replace(section, signing_keys=CustodyKeys(custody, section.config_dir)))
+        (key,) = json.loads(engine.public_documents()[0].render())["keys"]  # type: ignore[attr-defined]
+        ring = json.loads((tmp_path / "jwt-keys" / "ring.json").read_text())
+        assert ring["current"]["kid"] == key["kid"] and ring["current"]["key"].startswith("pkcs11:jwt-")
+        assert not list((tmp_path / "jwt-keys").glob("*.pem"))
+    finally:
+        custody.close()
+    plain = init_config(tmp_path / "plain.toml")  # without a token: a key folder, as before
+    assert load_config(plain.path).engines["jwt"].settings.options["keys"] == "jwt-keys"
