@@ -39,11 +39,12 @@ class SigningKeys(Protocol):
 
     def exists(self, reference: str) -> bool: ...
 
-    def open(self, reference: str) -> Signer:
-        """The signer of an existing key (``ConfigError`` when it is absent)."""
+    def open(self, reference: str, algorithm: str = "ES256") -> Signer:
+        """The signer of an existing key of this JOSE algorithm (``ES256``; ``EdDSA`` in a token only);
+        ``ConfigError`` when it is absent."""
         ...
 
-    def create(self, reference: str) -> Signer:
+    def create(self, reference: str, algorithm: str = "ES256") -> Signer:
         """A new key; refused when the reference names one already (keys are never replaced)."""
         ...
 
@@ -52,14 +53,14 @@ class SigningKeys(Protocol):
         ...
 
 
-def open_or_create(keys: SigningKeys, reference: str) -> Signer:
+def open_or_create(keys: SigningKeys, reference: str, algorithm: str = "ES256") -> Signer:
     """The key a reference names, made on first use (as a broker makes its file keys on first start).
     When another process makes it at the same moment, its key is used."""
     if keys.exists(reference):
-        return keys.open(reference)
+        return keys.open(reference, algorithm)
     try:
-        return keys.create(reference)
+        return keys.create(reference, algorithm)
     except ConfigError:
         if keys.exists(reference):
-            return keys.open(reference)
+            return keys.open(reference, algorithm)
         raise

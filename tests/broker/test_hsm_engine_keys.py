@@ -6,6 +6,7 @@ and deletes the old pair while its public JWK stays published."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from dataclasses import replace
@@ -18,6 +19,7 @@ import pytest
 import tomli_w
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from jitsec.broker.bootstrap import init_config
 from jitsec.broker.client import BrokerClient
@@ -32,6 +34,7 @@ from jitsec.broker.engines.jwt import create as create_jwt
 from jitsec.broker.engines.jwt import key_ring
 from jitsec.broker.engines.registry import build_engine
 from jitsec.broker.errors import ConfigError
+from jitsec.broker.sdk_ssh import SshKeys
 
 from jitsec.commands.broker_jwt import jwt_group
 
@@ -179,6 +182,14 @@ def test_the_cli_rotates_a_token_ring_with_the_pin_from_the_environment(env, tok
     assert ring["current"]["kid"] == json.loads(rotated.output)["current"] and "key" in ring["current"]
 
 
+def test_an_ssh_ca_key_is_a_path_or_a_token_label(tmp_path: Path) -> None:
+    krl = str(tmp_path / "r.krl")
+    for ca_key, ca_public_key in (("pkcs11:", ""), ("relative/ca", ""), ("pkcs11:ca", "relative.pub")):
+        with pytest.raises(ConfigError, match="must be an absolute path"):
+            build_engine("ssh", EngineSettings(name="ssh", options={
+                "ca_key": ca_key, "krl_file": krl, "ca_public_key": ca_public_key}))
+
+
 @pytest.mark.parametrize("options, message", [
     ({"keys": "pkcs11:"}, "label prefix must be 1-40"),
     ({"keys": "folder", "ring": "r"}, "ring is only for keys in a token"),
@@ -191,7 +202,8 @@ def test_jwt_key_options_are_checked(options: dict[str, str], message: str, tmp_
 
 def test_a_token_key_without_a_token_is_refused_with_what_to_configure(tmp_path: Path) -> None:
     for kind, options in (("x509", {"state_dir": str(tmp_path / "ca"), "ca_key": "pkcs11:ca"}),
-                          ("jwt", {"keys": "pkcs11:jwt"})):
+                          ("jwt", {"keys": "pkcs11:jwt"}),
+                          ("ssh", {"ca_key": "pkcs11:ssh-ca", "krl_file": str(tmp_path / "r.krl")})):
         for keys in (None, CustodyKeys(file_custody(b"k" * 32))):
             with pytest.raises(CustodyError, match="custody = \"pkcs11\""):
                 build_engine(kind, EngineSettings(name=kind, options=options, config_dir=tmp_path,
@@ -230,3 +242,58 @@ def test_init_with_a_token_puts_the_jwt_keys_in_it(softhsm, monkeypatch, tmp_pat
         custody.close()
     plain = init_config(tmp_path / "plain.toml")  # without a token: a key folder, as before
     assert load_config(plain.path).engines["jwt"].settings.options["keys"] == "jwt-keys"
+
+
+def test_the_ssh_ca_key_in_the_token_signs_certificates_openssh_accepts(token_keys, tmp_path: Path) -> None:
+    label = f"ssh-ca-{uuid.uuid4().hex[:8]}"
+    custody = open_custody(KeySettings(custody=HSM, token=token_keys), b"")
+    try:
+        settings = EngineSettings(name="ssh", signing_keys=CustodyKeys(custody), options={
+            "ca_key": f"pkcs11:{label}", "krl_file": str(tmp_path / "revoked.krl")})
+        engine = build_engine("ssh", settings)
+        issued = engine.issue(IssueRequest(
+            lease_id="lse_1", agent="agent-a", task_id="tsk_1", task_name="t",
+            scopes=("ssh:principal:deploy",), ttl_seconds=60, expires_at=time.time() + 60,
+            public_key=SshKeys().new_public_key()))
+        certificate = serialization.load_ssh_public_identity(issued.secret.encode())
+        assert isinstance(certificate, serialization.SSHCertificate)
+        certificate.verify_cert_signature()  # made by the token (CKM_EDDSA), checked by cryptography
+        public_line = (tmp_path / f"{label}.pub").read_bytes()  # sshd's TrustedUserCAKeys
+        signing_ca = certificate.signature_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                              serialization.PublicFormat.OpenSSH)
+        assert public_line == signing_ca + b" jitsec-ssh-ca\n"
+        (tmp_path / "cert.pub").write_text(issued.secret)
+        listed = subprocess.run(["ssh-keygen", "-L", "-f", str(tmp_path / "cert.pub")], capture_output=True,
+                                text=True, check=True).stdout
+        assert "Signing CA: ED25519" in listed and "deploy" in listed
+        again = build_engine("ssh", settings)  # a restart finds the same pair
+        assert again.ca_public_key == engine.ca_public_key  # type: ignore[attr-defined]
+        pkcs11 = custody.session.pkcs11  # type: ignore[attr-defined]
+        private = private_half(custody, label)
+        assert private[pkcs11.Attribute.SENSITIVE] and not private[pkcs11.Attribute.EXTRACTABLE]
+        with pytest.raises(pkcs11.exceptions.AttributeSensitive):
+            private[pkcs11.Attribute.VALUE]
+    finally:
+        custody.close()
+
+
+def test_an_ed25519_token_key_signs_what_its_jwk_verifies_and_nothing_else(token_keys) -> None:
+    custody = open_custody(KeySettings(custody=HSM, token=token_keys), b"")
+    try:
+        keys, reference = CustodyKeys(custody), f"pkcs11:ed-{uuid.uuid4().hex[:8]}"
+        signer = keys.create(reference, "EdDSA")
+        jwk = keys.open(reference, "EdDSA").public_jwk()
+        assert jwk == signer.public_jwk() and jwk["kty"] == "OKP" and "d" not in jwk
+        public = jwt.PyJWK(jwk).key
+        signature = signer.sign(b"certificate body")
+        public.verify(signature, b"certificate body")
+        with pytest.raises(InvalidSignature):
+            public.verify(signature, b"certificate body!")
+        with pytest.raises(CustodyError, match="no EC key pair"):  # an Ed25519 pair is no ES256 key
+            keys.open(reference)
+        with pytest.raises(CustodyError, match="no RS256 keys in a token"):
+            keys.create("pkcs11:rsa", "RS256")
+        keys.destroy(reference)
+        assert not keys.exists(reference)
+    finally:
+        custody.close()
