@@ -53,10 +53,11 @@ def _compact(document: object) -> bytes:
 class JwtEngine:
     """Issues RFC 9068 access tokens. Thread-safe: the ring state is swapped whole under a lock."""
 
-    blocking_io = False  # signing is CPU only; the ring is re-read at most once a second
-
     def __init__(self, ring: KeyRing, issuer: str, *, name: str = "jwt", limits: EngineLimits | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        # file keys: signing is CPU only (the ring is re-read at most once a second), so the API may issue
+        # on the event loop; a token signs over PKCS#11 (a device round trip): the thread pool then
+        self.blocking_io = ring.in_token
         self.name = name
         self.limits = limits or EngineLimits()
         self.issuer = issuer
@@ -167,7 +168,8 @@ def key_ring(settings: EngineSettings) -> KeyRing:
     prefix = keys.removeprefix(TOKEN_PREFIX)
     if not prefix or len(prefix) > 40:
         raise ConfigError(f"engines.{settings.name}.keys: the token label prefix must be 1-40 characters")
-    if not isinstance(ring if ring is not None else DEFAULT_FOLDER, str) or ring == "":
+    folder = DEFAULT_FOLDER if ring is None else ring
+    if not isinstance(folder, str) or not folder:
         raise ConfigError(f"engines.{settings.name}.ring must be a folder path")
     custody = settings.signing_keys or CustodyKeys(None, settings.config_dir)
-    return KeyRing(settings.path(ring or DEFAULT_FOLDER), custody, token_labels=prefix)
+    return KeyRing(settings.path(folder), custody, token_labels=prefix)

@@ -71,6 +71,11 @@ class KeyRing:
         return f"KeyRing({str(self.folder)!r}{where})"
 
     @property
+    def in_token(self) -> bool:
+        """New keys are made in a PKCS#11 token (signing is a call to the device)."""
+        return bool(self._labels)
+
+    @property
     def ring_file(self) -> Path:
         return self.folder / RING_FILE
 

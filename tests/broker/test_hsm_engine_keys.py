@@ -145,7 +145,7 @@ def test_rotation_in_the_token_keeps_the_old_jwk_published_and_deletes_the_old_p
     try:
         settings = EngineSettings(name="jwt", signing_keys=CustodyKeys(custody),
                                   options={"keys": f"pkcs11:jwt-{tag}", "ring": str(tmp_path / "r")})
-        create_jwt(settings)  # makes the ring and its first key in the token
+        assert create_jwt(settings).blocking_io  # signing goes to the token: issued off the event loop
         old_label = json.loads((tmp_path / "r" / "ring.json").read_text())["current"]["key"]
         state, retired = key_ring(settings).rotate(time.time(), keep_seconds=600)
         new_label = json.loads((tmp_path / "r" / "ring.json").read_text())["current"]["key"]
@@ -240,8 +240,10 @@ def test_init_with_a_token_puts_the_jwt_keys_in_it(softhsm, monkeypatch, tmp_pat
         assert not list((tmp_path / "jwt-keys").glob("*.pem"))
     finally:
         custody.close()
-    plain = init_config(tmp_path / "plain.toml")  # without a token: a key folder, as before
-    assert load_config(plain.path).engines["jwt"].settings.options["keys"] == "jwt-keys"
+    plain = init_config(tmp_path / "plain" / "broker.toml")  # without a token: a key folder, as before
+    plain_section = load_config(plain.path).engines["jwt"].settings
+    assert plain_section.options["keys"] == "jwt-keys"
+    assert not build_engine("jwt", plain_section).blocking_io  # file keys: issued on the event loop
 
 
 def test_the_ssh_ca_key_in_the_token_signs_certificates_openssh_accepts(token_keys, tmp_path: Path) -> None:
