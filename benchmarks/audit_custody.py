@@ -18,7 +18,10 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 PIN = "bench-pin"
@@ -30,30 +33,46 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    with token_custody() as (directory, token):
+        from jitsec.broker.custody.base import file_custody  # noqa: PLC0415 - after SOFTHSM2_CONF
+
+        peers = {"file": file_custody(os.urandom(32)).audit, "hsm": token.audit}
+        for name, rates in ((n, [_round(directory, key, args) for _ in range(args.rounds)])
+                            for n, key in peers.items()):
+            print(f"{name:>5}: {max(rates):8.0f} audit records/s (best of {args.rounds}; "
+                  f"{args.records} records, {args.batch} per transaction)")
+
+
+@contextmanager
+def token_custody() -> Iterator[tuple[Path, Any]]:
+    """A temporary folder and the master keys of a fresh SoftHSM2 token in it (a ``Custody``, logged
+    in); everything is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="jitsec-bench-hsm-") as tmp:
+        directory = Path(tmp)
+        module = temporary_token(directory)
+        from jitsec.broker.custody.pkcs11_token import create_token_keys  # noqa: PLC0415 - after SOFTHSM2_CONF
+        from jitsec.broker.custody.settings import TokenSettings  # noqa: PLC0415
+
+        custody = create_token_keys(TokenSettings(module=module, token="bench"), PIN)
+        try:
+            yield directory, custody
+        finally:
+            custody.close()
+
+
+def temporary_token(directory: Path) -> str:
+    """A SoftHSM2 token labelled ``bench`` (PIN ``PIN``) in ``directory``; returns the module's path.
+    Call it before the PKCS#11 library is first loaded in this process."""
     module = next((m for m in MODULES if Path(m).is_file()), None)
     if module is None or shutil.which("softhsm2-util") is None:
         raise SystemExit("softhsm2 is not installed (apt-get install softhsm2)")
-    with tempfile.TemporaryDirectory(prefix="jitsec-bench-hsm-") as tmp:
-        directory = Path(tmp)
-        (directory / "tokens").mkdir()
-        conf = directory / "softhsm2.conf"
-        conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\n")
-        os.environ["SOFTHSM2_CONF"] = str(conf)  # before the library is loaded
-        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "bench", "--pin", PIN,
-                        "--so-pin", PIN], check=True, capture_output=True)
-        from jitsec.broker.custody.base import file_custody  # noqa: PLC0415 - after SOFTHSM2_CONF
-        from jitsec.broker.custody.pkcs11_token import create_token_keys  # noqa: PLC0415
-        from jitsec.broker.custody.settings import TokenSettings  # noqa: PLC0415
-
-        token = create_token_keys(TokenSettings(module=module, token="bench"), PIN)
-        peers = {"file": file_custody(os.urandom(32)).audit, "hsm": token.audit}
-        try:
-            for name, rates in ((n, [_round(directory, key, args) for _ in range(args.rounds)])
-                                for n, key in peers.items()):
-                print(f"{name:>5}: {max(rates):8.0f} audit records/s (best of {args.rounds}; "
-                      f"{args.records} records, {args.batch} per transaction)")
-        finally:
-            token.close()
+    (directory / "tokens").mkdir()
+    conf = directory / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # before the library is loaded
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "bench", "--pin", PIN,
+                    "--so-pin", PIN], check=True, capture_output=True)
+    return module
 
 
 def _round(directory: Path, key: object, args: argparse.Namespace) -> float:

@@ -52,8 +52,7 @@ default_ttl_seconds = 300
 max_ttl_seconds = 3600
 
 [engines.jwt]                        # OAuth access tokens (RFC 9068 JWTs), verified offline with the JWKS
-keys = "jwt-keys"                    # signing keys (made on first start): jitsec broker jwt rotate-key
-default_ttl_seconds = 300
+{jwt_keys}default_ttl_seconds = 300
 max_ttl_seconds = 900
 [engines.ssh]                        # OpenSSH user certificates for the agent's own key (docs/engine-ssh.md)
 ca_key = {ssh_ca_key}  # the CA's private key (0600); <ca_key>.pub is sshd's TrustedUserCAKeys
@@ -138,7 +137,7 @@ def init_config(path: str | Path, *, store: str | None = None, force: bool = Fal
                            keys=_keys_section(token), principals=principals,
                            postgres_engine=postgres_engine, postgres_policy=postgres_policy,
                            ssh_ca_key=json.dumps(str(state / SSH_CA_FILE)),
-                           ssh_krl=json.dumps(str(state / SSH_KRL_FILE)))
+                           ssh_krl=json.dumps(str(state / SSH_KRL_FILE)), jwt_keys=_jwt_keys(token))
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -152,6 +151,17 @@ def _audit_key_line(token: TokenSettings | None) -> str:
     if token is None:
         return f'audit_key = "{new_audit_key()}"  # HMAC key of the audit chain: keep this file 0600'
     return "# audit_key: none here; the audit and anchor keys are in the PKCS#11 token named in [keys]"
+
+
+JWT_FILE_KEYS = 'keys = "jwt-keys"                    # signing keys (made on first start)\n'
+JWT_TOKEN_KEYS = ('keys = "pkcs11:jwt"                  # signing keys in the token, labelled jwt-<8 hex>\n'
+                  'ring = "jwt-keys"                    # ring.json: the current one (made on first start)\n')
+
+
+def _jwt_keys(token: TokenSettings | None) -> str:
+    """The jwt engine's key lines: a key folder, or with a token, keys made in it. Either way
+    ``jitsec broker jwt rotate-key`` rotates them."""
+    return JWT_FILE_KEYS if token is None else JWT_TOKEN_KEYS
 
 
 def _keys_section(token: TokenSettings | None) -> str:

@@ -12,6 +12,7 @@ from jitsec.broker.config import BrokerConfig
 from jitsec.broker.custody.base import Custody
 from jitsec.broker.custody.engine_secrets import resolve_secret_options
 from jitsec.broker.custody.opening import open_custody
+from jitsec.broker.custody.signers import CustodyKeys
 from jitsec.broker.engines.base import Engine
 from jitsec.broker.engines.postgres_reconciler import Reconciler
 from jitsec.broker.engines.registry import build_engine
@@ -65,7 +66,9 @@ def build_broker(
         if engines is None:
             for name, section in config.engines.items():
                 options = resolve_secret_options(name, section.settings.options, custody, base_dir)
-                built[name] = build_engine(section.kind, replace(section.settings, options=options))
+                keys = CustodyKeys(custody, section.settings.config_dir)  # pkcs11:LABEL keys in its token
+                built[name] = build_engine(section.kind, replace(section.settings, options=options,
+                                                                 signing_keys=keys))
         else:
             built = dict(engines)
     except BaseException:

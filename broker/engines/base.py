@@ -33,6 +33,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from jitsec.broker.signing import SigningKeys
+
 
 class RevokeOutcome(Enum):
     REVOKED = "revoked"
@@ -56,13 +58,17 @@ class EngineSettings:
     """What a factory receives: the engine's name, its limits and its own options (the rest of the
     ``[engines.<name>]`` table, e.g. a DSN). ``public_url`` is where clients reach the broker (for
     what an engine writes into a credential: a JWT's issuer, a certificate's CRL address);
-    ``config_dir`` is the config file's folder, which relative paths in ``options`` are read from."""
+    ``config_dir`` is the config file's folder, which relative paths in ``options`` are read from.
+    ``signing_keys`` is where an engine that signs (jwt, x509) makes and finds its keys when an option
+    names one (``pkcs11:LABEL`` in the broker's token, or a file); the broker passes its key custody's,
+    ``None`` (an engine built outside a broker) allows file keys only."""
 
     name: str
     limits: EngineLimits = field(default_factory=EngineLimits)
     options: Mapping[str, Any] = field(default_factory=dict)
     public_url: str = "http://127.0.0.1:8470"
     config_dir: Path | None = None
+    signing_keys: SigningKeys | None = field(default=None, repr=False, compare=False)
 
     def path(self, value: str) -> Path:
         """An option naming a file or folder, relative to the config's folder."""

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import orjson
+from jitsec.broker.custody.signers import CustodyKeys
 from jitsec.broker.engines.base import (
     EngineLimits,
     EngineSettings,
@@ -32,6 +33,7 @@ from jitsec.broker.engines.base import (
 from jitsec.broker.engines.jwt_claims import claims, header, validate_scopes
 from jitsec.broker.engines.jwt_keys import KeyRing, RingState
 from jitsec.broker.errors import ConfigError
+from jitsec.broker.signing import TOKEN_PREFIX
 from jitsec.broker.signing_file import b64url
 
 log = logging.getLogger("jitsec.broker.engines.jwt")
@@ -39,7 +41,8 @@ JWKS_PATH = "/.well-known/jwks.json"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 INTROSPECTION_PATH = "/v1/introspect"
 RELOAD_SECONDS = 1.0  # how often the ring file is checked for a rotation by another process
-OPTIONS = ("keys",)
+OPTIONS = ("keys", "ring")
+DEFAULT_FOLDER = "jwt-keys"
 
 
 def _compact(document: object) -> bytes:
@@ -50,10 +53,11 @@ def _compact(document: object) -> bytes:
 class JwtEngine:
     """Issues RFC 9068 access tokens. Thread-safe: the ring state is swapped whole under a lock."""
 
-    blocking_io = False  # signing is CPU only; the ring is re-read at most once a second
-
     def __init__(self, ring: KeyRing, issuer: str, *, name: str = "jwt", limits: EngineLimits | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        # file keys: signing is CPU only (the ring is re-read at most once a second), so the API may issue
+        # on the event loop; a token signs over PKCS#11 (a device round trip): the thread pool then
+        self.blocking_io = ring.in_token
         self.name = name
         self.limits = limits or EngineLimits()
         self.issuer = issuer
@@ -140,14 +144,32 @@ class JwtEngine:
 
 
 def create(settings: EngineSettings) -> JwtEngine:
-    """Registry factory for ``[engines.jwt]``: ``keys`` is the key ring's folder (default ``jwt-keys``
-    beside the config), created with a first key when absent."""
+    """Registry factory for ``[engines.jwt]``."""
+    return JwtEngine(key_ring(settings), settings.public_url, name=settings.name, limits=settings.limits)
+
+
+def key_ring(settings: EngineSettings) -> KeyRing:
+    """The engine's key ring from its options: ``keys`` is the ring's folder (default ``jwt-keys``
+    beside the config), created with a first key when absent; or ``keys = "pkcs11:PREFIX"`` puts the
+    keys in the broker's PKCS#11 token (labelled ``PREFIX-<8 hex>``) and ``ring`` names the folder
+    of ``ring.json`` (default ``jwt-keys``)."""
     unknown = sorted(set(settings.options) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"engines.{settings.name}: unknown key(s) {', '.join(unknown)} (the jwt engine "
-                          "takes kind, default_ttl_seconds, max_ttl_seconds, keys)")
-    folder = settings.options.get("keys", "jwt-keys")
+                          "takes kind, default_ttl_seconds, max_ttl_seconds, keys, ring)")
+    keys, ring = settings.options.get("keys", DEFAULT_FOLDER), settings.options.get("ring")
+    if not isinstance(keys, str) or not keys:
+        raise ConfigError(f"engines.{settings.name}.keys must be a folder path or \"pkcs11:PREFIX\"")
+    if not keys.startswith(TOKEN_PREFIX):
+        if ring is not None:
+            raise ConfigError(f"engines.{settings.name}.ring is only for keys in a token (keys = "
+                              "\"pkcs11:PREFIX\"); with key files, keys is the ring's folder")
+        return KeyRing(settings.path(keys))
+    prefix = keys.removeprefix(TOKEN_PREFIX)
+    if not prefix or len(prefix) > 40:
+        raise ConfigError(f"engines.{settings.name}.keys: the token label prefix must be 1-40 characters")
+    folder = DEFAULT_FOLDER if ring is None else ring
     if not isinstance(folder, str) or not folder:
-        raise ConfigError(f"engines.{settings.name}.keys must be a folder path")
-    return JwtEngine(KeyRing(settings.path(folder)), settings.public_url, name=settings.name,
-                     limits=settings.limits)
+        raise ConfigError(f"engines.{settings.name}.ring must be a folder path")
+    custody = settings.signing_keys or CustodyKeys(None, settings.config_dir)
+    return KeyRing(settings.path(folder), custody, token_labels=prefix)

@@ -1,9 +1,12 @@
 """The JWT engine's key ring: one current signing key and the public halves of retired ones.
 
 A folder holds ``ring.json`` (what is current, what was retired and until when it stays published) and
-the current key's PEM file (mode 0600, through ``broker.signing_file``). Rotation makes a new current
-key and keeps the old one's public JWK in the JWKS until ``published_until``, the moment the last token
-it signed has expired; its private key file is deleted at once (nothing signs with it any more).
+the current key's PEM file (mode 0600, through ``broker.signing_file``); or, when the ring is given a
+token label prefix, the current key is a non-extractable pair in the broker's PKCS#11 token (labelled
+``PREFIX-<8 hex>``, reached through ``SigningKeys``) and ``ring.json`` names its label. Rotation makes
+a new current key and keeps the old one's public JWK in the JWKS until ``published_until``, the moment
+the last token it signed has expired; its private key (file or token pair) is deleted at once (nothing
+signs with it any more).
 
 Several processes share a ring (uvicorn workers, ``jitsec broker jwt rotate-key`` beside a running
 broker): changes happen under an exclusive ``flock`` and ``ring.json`` is replaced atomically, so a
@@ -15,14 +18,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+import secrets
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jitsec.broker.errors import ConfigError
-from jitsec.broker.signing import Signer
+from jitsec.broker.signing import TOKEN_PREFIX, Signer, SigningKeys
 from jitsec.broker.signing_file import generate_key_file, load_key_file
 
 RING_FILE = "ring.json"
@@ -52,15 +56,24 @@ class RingState:
 
 
 class KeyRing:
-    """The ring in ``folder``. ``open`` creates it on first use (one key), so a new broker just starts."""
+    """The ring in ``folder``. ``open`` creates it on first use (one key), so a new broker just starts.
+    With ``token_labels`` (a label prefix) and ``keys``, new keys are made in the token; a ring made
+    with file keys keeps signing with its file key until the next rotation makes a token key."""
 
-    def __init__(self, folder: Path, generate: Callable[[Path], Signer] = generate_key_file,
-                 load: Callable[[Path], Signer] = load_key_file) -> None:
+    def __init__(self, folder: Path, keys: SigningKeys | None = None, token_labels: str = "") -> None:
+        if token_labels and keys is None:
+            raise ConfigError(f"{folder}: keys in a PKCS#11 token need the broker's key custody")
         self.folder = folder
-        self._generate, self._load = generate, load
+        self._keys, self._labels = keys, token_labels
 
     def __repr__(self) -> str:
-        return f"KeyRing({str(self.folder)!r})"
+        where = f", token_labels={self._labels!r}" if self._labels else ""
+        return f"KeyRing({str(self.folder)!r}{where})"
+
+    @property
+    def in_token(self) -> bool:
+        """New keys are made in a PKCS#11 token (signing is a call to the device)."""
+        return bool(self._labels)
 
     @property
     def ring_file(self) -> Path:
@@ -84,7 +97,7 @@ class KeyRing:
 
     def _create_if_absent(self, now: float) -> None:
         if not self.ring_file.exists():
-            self._write(self._renamed(self._generate(self._key_path(""))), now, ())
+            self._write(*self._new_key(), now, ())
 
     def read(self) -> RingState:
         raw = self._raw()
@@ -93,7 +106,7 @@ class KeyRing:
             retired = tuple(RetiredKey(jwk=dict(item["jwk"]), retired_at=float(item["retired_at"]),
                                        published_until=float(item["published_until"]))
                             for item in raw.get("retired", []))
-            signer = self._load(self.folder / str(current["file"]))
+            signer = self._load(current)
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"{self.ring_file}: not a key ring this version understands") from None
         if signer.key_id != current.get("kid"):
@@ -106,23 +119,43 @@ class KeyRing:
         with self._locked():
             self._create_if_absent(now)
             old = self.read()
-            old_file = self.folder / str(self._raw()["current"]["file"])
-            signer = self._renamed(self._generate(self._key_path("")))
+            old_current = self._raw()["current"]
+            signer, where = self._new_key()
             retired = RetiredKey(jwk=old.signer.public_jwk(), retired_at=now,
                                  published_until=now + keep_seconds)
             kept = tuple(key for key in old.retired if key.published_until > now)
-            self._write(signer, now, (*kept, retired))
-            old_file.unlink(missing_ok=True)
+            self._write(signer, where, now, (*kept, retired))
+            self._drop(old_current)
             return self.read(), retired
 
-    # files ----------------------------------------------------------------------------------------
-    def _key_path(self, kid: str) -> Path:
-        return self.folder / (f"{kid}.pem" if kid else f".new-{os.getpid()}.pem")
+    # keys -----------------------------------------------------------------------------------------
+    def _new_key(self) -> tuple[Signer, dict[str, str]]:
+        """A new key and where ``ring.json`` records it: ``{"key": "pkcs11:LABEL"}`` in the token, or
+        ``{"file": "<kid>.pem"}`` (a fresh key file takes its key id as its name)."""
+        if self._labels and self._keys is not None:
+            reference = f"{TOKEN_PREFIX}{self._labels}-{secrets.token_hex(4)}"
+            return self._keys.create(reference), {"key": reference}
+        draft = self.folder / f".new-{os.getpid()}.pem"
+        signer = generate_key_file(draft)
+        os.replace(draft, self.folder / f"{signer.key_id}.pem")
+        return signer, {"file": f"{signer.key_id}.pem"}
 
-    def _renamed(self, signer: Signer) -> Signer:
-        """A freshly generated key file takes its key id as its name."""
-        os.replace(self._key_path(""), self._key_path(signer.key_id))
-        return signer
+    def _load(self, current: Mapping[str, Any]) -> Signer:
+        if "key" not in current:
+            return load_key_file(self.folder / str(current["file"]))
+        if self._keys is None:
+            raise ConfigError(f"{self.ring_file}: the current key {current['key']} is in a PKCS#11 token; "
+                              "this engine has no key custody to reach it")
+        return self._keys.open(str(current["key"]))
+
+    def _drop(self, current: Mapping[str, Any]) -> None:
+        """Delete a retired key's private half (its public JWK lives on in ``ring.json``)."""
+        if "key" in current and self._keys is not None:
+            self._keys.destroy(str(current["key"]))
+        elif "file" in current:
+            (self.folder / str(current["file"])).unlink(missing_ok=True)
+
+    # files ----------------------------------------------------------------------------------------
 
     def _raw(self) -> dict[str, Any]:
         try:
@@ -135,10 +168,11 @@ class KeyRing:
             raise ConfigError(f"{self.ring_file}: not a key ring this version understands")
         return raw
 
-    def _write(self, signer: Signer, now: float, retired: tuple[RetiredKey, ...]) -> None:
+    def _write(self, signer: Signer, where: Mapping[str, str], now: float,
+               retired: tuple[RetiredKey, ...]) -> None:
         document = {
             "version": RING_VERSION,
-            "current": {"kid": signer.key_id, "file": f"{signer.key_id}.pem", "created_at": now},
+            "current": {"kid": signer.key_id, **where, "created_at": now},
             "retired": [{"jwk": dict(key.jwk), "retired_at": key.retired_at,
                          "published_until": key.published_until} for key in retired],
         }

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jitsec.broker.custody.signers import EDDSA, CustodyKeys
 from jitsec.broker.engines.base import (
     EngineLimits,
     EngineSettings,
@@ -27,7 +28,7 @@ from jitsec.broker.engines.base import (
     RevokeOutcome,
 )
 from jitsec.broker.engines.options import options_record
-from jitsec.broker.engines.ssh_ca import FileEd25519Signer, ed25519_public_of
+from jitsec.broker.engines.ssh_ca import FileEd25519Signer, ed25519_public_of, write_public_line
 from jitsec.broker.engines.ssh_krl import RevokedSerials
 from jitsec.broker.engines.ssh_scope import COMMAND_NAME, SshGrant, parse_scopes
 from jitsec.broker.engines.ssh_wire import (
@@ -39,22 +40,28 @@ from jitsec.broker.engines.ssh_wire import (
     sign_user_certificate,
 )
 from jitsec.broker.errors import BadRequest, ConfigError, EngineError, TransientEngineError
-from jitsec.broker.signing import Signer
+from jitsec.broker.signing import TOKEN_PREFIX, Signer, open_or_create
 
 
 @dataclass(frozen=True, slots=True)
 class SshEngineConfig:
     """The options of ``[engines.ssh]`` beyond the TTL limits. Paths must be absolute."""
 
-    ca_key: str
+    ca_key: str  # an absolute path, or "pkcs11:LABEL": an Ed25519 pair in the broker's PKCS#11 token
     krl_file: str
+    # where the CA's public line (sshd's TrustedUserCAKeys) is written; default <ca_key>.pub, and for a
+    # token key <folder of krl_file>/<LABEL>.pub
+    ca_public_key: str = ""
     commands: Mapping[str, str] = field(default_factory=dict)  # name -> forced command line
     backdate_seconds: int = 60  # valid_after = issue time minus this (servers whose clock is behind)
     keep_revoked_seconds: int = 600  # how long a serial stays in the KRL after its certificate expired
 
     def __post_init__(self) -> None:
-        for key in ("ca_key", "krl_file"):
-            if not os.path.isabs(getattr(self, key)):
+        if not (os.path.isabs(self.ca_key) or (len(self.ca_key) > len(TOKEN_PREFIX) and self.in_token)):
+            raise ValueError('ca_key must be an absolute path or "pkcs11:LABEL"')
+        for key in ("krl_file", "ca_public_key"):
+            value = getattr(self, key)
+            if (value or key == "krl_file") and not os.path.isabs(value):
                 raise ValueError(f"{key} must be an absolute path")
         for name, command in self.commands.items():
             if not COMMAND_NAME.fullmatch(name):
@@ -63,6 +70,18 @@ class SshEngineConfig:
                 raise ValueError(f"commands.{name}: a command is a non-empty printable string")
         if self.backdate_seconds < 0 or self.keep_revoked_seconds < 0:
             raise ValueError("backdate_seconds and keep_revoked_seconds must not be negative")
+
+    @property
+    def in_token(self) -> bool:
+        return self.ca_key.startswith(TOKEN_PREFIX)
+
+    @property
+    def public_line_file(self) -> Path:
+        if self.ca_public_key:
+            return Path(self.ca_public_key)
+        if self.in_token:
+            return Path(self.krl_file).parent / f"{self.ca_key.removeprefix(TOKEN_PREFIX)}.pub"
+        return Path(self.ca_key + ".pub")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +111,10 @@ class SshEngine:
         self.name, self.limits, self.config, self._clock = name, limits or EngineLimits(), config, clock
         try:
             self._signer = signer or FileEd25519Signer(Path(config.ca_key))
-            self._ca_blob = ed25519_public_blob(ed25519_public_of(self._signer))
+            raw = ed25519_public_of(self._signer)
+            if config.in_token or config.ca_public_key:
+                write_public_line(config.public_line_file, raw)
+            self._ca_blob = ed25519_public_blob(raw)
         except (OSError, ValueError) as error:
             raise ConfigError(f"engines.{name}: CA key: {error}") from None
         self.revoked = RevokedSerials(Path(config.krl_file), self._ca_blob,
@@ -173,4 +195,8 @@ class SshEngine:
 def create(settings: EngineSettings) -> SshEngine:
     """Registry factory for ``[engines.ssh]``."""
     config = options_record(SshEngineConfig, settings.name, settings.options)
-    return SshEngine(config, name=settings.name, limits=settings.limits)
+    signer = None
+    if config.in_token:
+        keys = settings.signing_keys or CustodyKeys(None, settings.config_dir)
+        signer = open_or_create(keys, config.ca_key, EDDSA)
+    return SshEngine(config, name=settings.name, limits=settings.limits, signer=signer)

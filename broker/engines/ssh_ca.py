@@ -4,7 +4,9 @@ The file is created on first use (or by ``jitsec broker init``) in OpenSSH's pri
 ``ssh-keygen -y -f <file>`` prints its public half; that half is also written next to it as
 ``<file>.pub``, the line a server's ``TrustedUserCAKeys`` needs. Creation is atomic (a hard link of a
 finished temporary file), so two processes starting at once end with one key. The engine only sees
-the ``Signer`` protocol, so an HSM-held key can replace this class without touching the engine.
+the ``Signer`` protocol, so an HSM-held key replaces this class without touching the engine (``ca_key =
+"pkcs11:LABEL"``: an Ed25519 pair in the broker's token; its public line is written by
+``write_public_line``).
 """
 
 from __future__ import annotations
@@ -92,8 +94,14 @@ def _create(path: Path) -> None:
 
 def _write_public(path: Path, key: Ed25519PrivateKey) -> None:
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    write_public_line(path.with_name(path.name + ".pub"), raw)
+
+
+def write_public_line(public: Path, raw: bytes) -> None:
+    """Write the CA's ``ssh-ed25519 ... jitsec-ssh-ca`` line (sshd's ``TrustedUserCAKeys``) at ``public``
+    (mode 0644, replaced atomically, left alone when it already holds that line)."""
     line = public_key_line(ed25519_public_blob(raw), comment="jitsec-ssh-ca") + "\n"
-    public = path.with_name(path.name + ".pub")
+    public.parent.mkdir(parents=True, exist_ok=True)
     if not public.exists() or public.read_text("utf-8", "replace") != line:
         temporary = public.with_name(f".{public.name}.{os.getpid()}.tmp")
         temporary.write_text(line, "utf-8")

@@ -25,6 +25,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from jitsec.broker.custody.signers import CustodyKeys
 from jitsec.broker.engines.base import (
     EngineLimits,
     EngineSettings,
@@ -38,7 +39,7 @@ from jitsec.broker.engines.x509_ledger import KeyReused, Ledger
 from jitsec.broker.engines.x509_scope import parse_scopes
 from jitsec.broker.engines.x509_signer import EcKeyFileSigner
 from jitsec.broker.errors import BadRequest, ConfigError, EngineError
-from jitsec.broker.signing import Signer
+from jitsec.broker.signing import TOKEN_PREFIX, Signer, open_or_create
 
 log = logging.getLogger("jitsec.broker.engines.x509")
 
@@ -61,6 +62,9 @@ class X509EngineConfig:
     # run after every CRL write so the TLS server reads it (e.g. ["nginx", "-s", "reload"]); argv, no shell
     crl_reload_command: tuple[str, ...] = ()
     crl_reload_timeout_seconds: float = 10.0
+    # the CA's signing key: "" for <state_dir>/ca-key.pem, "pkcs11:LABEL" for a key pair in the
+    # broker's PKCS#11 token ([keys]), or a PEM file path; made on first use either way
+    ca_key: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.crl_reload_command, list):
@@ -78,6 +82,8 @@ class X509EngineConfig:
             raise ValueError("reconcile_grace_seconds must be >= 0")
         if not self.ca_common_name or len(self.ca_common_name) > 64:
             raise ValueError("ca_common_name must be 1-64 characters")
+        if not isinstance(self.ca_key, str) or self.ca_key == TOKEN_PREFIX:
+            raise ValueError("ca_key must be a PEM file path or \"pkcs11:LABEL\"")
 
     @property
     def crl_file(self) -> Path:
@@ -281,4 +287,9 @@ def _public_key_of(signer: Signer) -> ec.EllipticCurvePublicKey:
 def create(settings: EngineSettings) -> X509Engine:
     """Registry factory for ``[engines.x509]``."""
     config = X509EngineConfig.from_options(settings.name, settings.options)
-    return X509Engine(config, name=settings.name, limits=settings.limits)
+    signer = None
+    if config.ca_key:
+        keys = settings.signing_keys or CustodyKeys(None, settings.config_dir)
+        signer = open_or_create(keys, config.ca_key)
+        log.info("engine %s: CA key %s (%s)", settings.name, signer.key_id, config.ca_key)
+    return X509Engine(config, name=settings.name, limits=settings.limits, signer=signer)

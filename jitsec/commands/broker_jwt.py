@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from jitsec.broker.config import BrokerConfig, EngineConfig
+from jitsec.broker.engines.base import EngineSettings
 from jitsec.broker.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jitsec.broker.engines.jwt_keys import KeyRing
 
 JWT_KIND = "jwt"
 SKEW_SECONDS = 60  # a retired key stays published this much past its last token's expiry
@@ -20,7 +28,7 @@ class CommandError(click.ClickException):
     exit_code = 2
 
 
-def _engine(config_path: str, name: str | None) -> EngineConfig:
+def _engine(config_path: str, name: str | None) -> tuple[BrokerConfig, EngineConfig]:
     from jitsec.broker.config import load_config  # noqa: PLC0415
 
     try:
@@ -32,11 +40,32 @@ def _engine(config_path: str, name: str | None) -> EngineConfig:
         if name not in sections:
             raise CommandError(f"{config_path}: no [engines.{name}] section of kind jwt "
                                f"(jwt engines: {', '.join(sorted(sections)) or 'none'})")
-        return sections[name]
+        return config, sections[name]
     if len(sections) != 1:
         raise CommandError(f"{config_path}: {len(sections)} jwt engines configured "
                            f"({', '.join(sorted(sections)) or 'none'}); name one with --engine")
-    return next(iter(sections.values()))
+    return config, next(iter(sections.values()))
+
+
+@contextmanager
+def _ring(config_path: str, name: str | None) -> Iterator[tuple[EngineSettings, KeyRing]]:
+    """The engine's settings and key ring; the broker's key custody is open meanwhile when the keys
+    are in its PKCS#11 token (the PIN from the environment, as for the broker)."""
+    from jitsec.broker.custody.opening import open_custody  # noqa: PLC0415 - a token, on use
+    from jitsec.broker.custody.signers import CustodyKeys  # noqa: PLC0415 - cryptography, on use
+    from jitsec.broker.engines.jwt import key_ring  # noqa: PLC0415
+
+    config, engine = _engine(config_path, name)
+    settings = engine.settings
+    try:
+        custody = open_custody(config.keys, config.audit_key)
+        try:
+            settings = replace(settings, signing_keys=CustodyKeys(custody, settings.config_dir))
+            yield settings, key_ring(settings)
+        finally:
+            custody.close()
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
 
 
 def _when(stamp: float) -> str:
@@ -67,19 +96,14 @@ def rotate_key(config_path: str, engine_name: str | None, as_json: bool) -> None
       jitsec broker jwt rotate-key --config broker.toml --engine jwt-long --json
     \b
     A running broker signs with the new key within a second (no restart). Resource servers that
-    cache the JWKS fetch it again when they meet the new key id.
+    cache the JWKS fetch it again when they meet the new key id. With keys = "pkcs11:PREFIX" the new
+    key is made in the broker's PKCS#11 token (export JITSEC_PKCS11_PIN first) and the old pair is
+    deleted from it.
     \b
     Exit status: 0 rotated, 2 refused (no jwt engine, a config or key ring that does not load).
     """
-    from jitsec.broker.engines.jwt_keys import KeyRing  # noqa: PLC0415 - cryptography, on use
-
-    engine = _engine(config_path, engine_name)
-    settings = engine.settings
-    folder = settings.path(str(settings.options.get("keys", "jwt-keys")))
-    try:
-        state, retired = KeyRing(folder).rotate(time.time(), settings.limits.max_ttl_seconds + SKEW_SECONDS)
-    except ConfigError as error:
-        raise CommandError(str(error)) from None
+    with _ring(config_path, engine_name) as (settings, ring):
+        state, retired = ring.rotate(time.time(), settings.limits.max_ttl_seconds + SKEW_SECONDS)
     old = retired.jwk["kid"]
     if as_json:
         click.echo(json.dumps({"engine": settings.name, "current": state.signer.key_id, "retired": old,
@@ -102,14 +126,9 @@ def list_keys(config_path: str, engine_name: str | None, as_json: bool) -> None:
     \b
     Exit status: 0 listed, 2 refused (no jwt engine, a config or key ring that does not load).
     """
-    from jitsec.broker.engines.jwt_keys import KeyRing  # noqa: PLC0415 - cryptography, on use
-
-    settings = _engine(config_path, engine_name).settings
     now = time.time()
-    try:
-        state = KeyRing(settings.path(str(settings.options.get("keys", "jwt-keys")))).open(now)
-    except ConfigError as error:
-        raise CommandError(str(error)) from None
+    with _ring(config_path, engine_name) as (_, ring):
+        state = ring.open(now)
     if as_json:
         click.echo(json.dumps(state.jwks(now), indent=2))
         return

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import jwt
 import psycopg
 import pytest
 from jitsec.broker.client import BrokerClient
@@ -101,11 +102,18 @@ def test_a_broker_on_a_token_serves_with_no_key_material_in_its_files(
             started = orchestrator.start_task("demo-agent", "hsm task", [scope, "reports:read"])
         with BrokerClient(url) as agent, agent.task(started.task_id, started.grant) as task:
             task.secret("token", ["reports:read"])
+            access_token = task.secret("jwt", ["reports:read"]).value  # signed by a key in the token
+            (published,) = httpx.get(f"{url}/.well-known/jwks.json").json()["keys"]
+            claims = jwt.decode(access_token, jwt.PyJWK(published), algorithms=["ES256"], audience="reports")
+            assert claims["scope"] == "reports:read"
             issued = task.secret("postgres", [scope])
             login = make_conninfo(fresh_database, user=issued.username, password=issued.value)
             with psycopg.connect(login) as conn:
                 assert conn.execute("SELECT id FROM reports").fetchall() == [(7,)]
         assert wait_until(lambda: anchor.exists() and anchor.read_text().strip(), 15)
+        ring = json.loads((tmp_path / "jwt-keys" / "ring.json").read_text())
+        assert ring["current"]["key"].startswith("pkcs11:jwt-") and ring["current"]["kid"] == published["kid"]
+        assert not list((tmp_path / "jwt-keys").glob("*.pem"))  # no key file: the key is in the token
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)
