@@ -16,6 +16,7 @@ from jitsec.scanner.engine import Scanner
 from jitsec.scanner.fingerprint import Fingerprinter
 from jitsec.scanner.output import finding_row
 from jitsec.scanner.pairs import pair_findings
+from jitsec.scanner.rule_examples import contexts_for
 from jitsec.scanner.ruleset import (
     RuleError,
     RuleSet,
@@ -260,3 +261,23 @@ def test_a_pair_in_a_stream_of_lines_is_one_finding(aws: Scanner) -> None:
     whole = aws.scan_bytes(f"login aws_access_key_id={KEY_ID}\naws_secret_access_key={SECRET}\n".encode(),
                            StreamOrigin("app.log"))
     assert [(f.rule_id, len(f.related)) for f in whole] == [("aws-secret-access-key", 1)]
+
+
+def _pair_cases() -> list[tuple[str, str]]:
+    ruleset = load_ruleset()
+    return [(rule.id, partner) for rule in ruleset.rules for partner in rule.pairs_with]
+
+
+@pytest.mark.parametrize(("companion", "partner"), _pair_cases())
+def test_every_declared_pair_folds_its_own_examples(aws: Scanner, companion: str, partner: str) -> None:
+    """Each default pair, built from the two rules' first examples one line apart, is one finding."""
+    lines = []
+    for rule_id in (companion, partner):
+        example = aws.ruleset.by_id(rule_id).examples[0]
+        lines.append(dict(contexts_for(example)).get("kv") or dict(contexts_for(example))["raw"])
+    found = scan(aws, "\n".join(lines) + "\n")
+    [paired] = [f for f in found if f.rule_id == partner]
+    assert [r.rule_id for r in paired.related] == [companion]
+    # a partner example holding its own key id (aws-key-pair's CSV row) pairs that one; ours stays
+    spare = 1 if any(r.line == 2 for r in paired.related) else 0
+    assert [f.rule_id for f in found if f is not paired] == [companion] * spare
