@@ -281,3 +281,13 @@ def test_every_declared_pair_folds_its_own_examples(aws: Scanner, companion: str
     # a partner example holding its own key id (aws-key-pair's CSV row) pairs that one; ours stays
     spare = 1 if any(r.line == 2 for r in paired.related) else 0
     assert [f.rule_id for f in found if f is not paired] == [companion] * spare
+
+
+def test_rules_list_json_names_the_pairs() -> None:
+    result = CliRunner().invoke(main, ["rules", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rules = {row["id"]: row for row in json.loads(result.stdout)["rules"]}
+    assert (rules["aws-access-key-id"]["pairs_with"], rules["aws-access-key-id"]["pair_lines"]) == (
+        ["aws-secret-access-key", "aws-key-pair"], WINDOW)
+    secret = rules["aws-secret-access-key"]
+    assert (secret["pairs_with"], secret["pair_lines"]) == ([], 0)
