@@ -39,6 +39,7 @@ from jitsec.kernel.records import (
     Severity,
     StreamOrigin,
 )
+from jitsec.kernel.schemas import FINDING
 
 KEY_ID = "AKIA2OGYBAH6STMMNXNN"  # pragma: allowlist secret
 SECRET = "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"  # pragma: allowlist secret
@@ -291,3 +292,10 @@ def test_rules_list_json_names_the_pairs() -> None:
         ["aws-secret-access-key", "aws-key-pair"], WINDOW)
     secret = rules["aws-secret-access-key"]
     assert (secret["pairs_with"], secret["pair_lines"]) == ([], 0)
+
+
+def test_a_paired_finding_survives_its_codec(aws: Scanner) -> None:
+    [finding] = scan(aws, f"aws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n")
+    text = FINDING.to_json(finding)
+    assert FINDING.from_json(text) == finding
+    assert KEY_ID not in text and SECRET not in text
