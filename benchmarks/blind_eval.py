@@ -96,8 +96,10 @@ def run_jitsec(root: Path) -> tuple[set[tuple[str, int]], float]:
     if done.returncode not in (0, 1):
         raise SystemExit(f"jitsec scan failed ({done.returncode}): {done.stderr[-2000:]}")
     rows = json.loads(done.stdout)["findings"]
-    return {(Path(row["path"]).relative_to(root).as_posix(), row["line"]) for row in rows}, \
-        time.perf_counter() - started
+    lines = {(Path(row["path"]).relative_to(root).as_posix(), line)  # a paired finding names both lines
+             for row in rows
+             for line in (row["line"], *(related["line"] for related in row.get("related", ())))}
+    return lines, time.perf_counter() - started
 
 
 def run_detect_secrets(root: Path) -> tuple[set[tuple[str, int]], float] | None:

@@ -87,7 +87,9 @@ def jitsec_lines(output: Path) -> set[Line]:
     lines: set[Line] = set()
     for row in output.read_text(encoding="utf-8").splitlines():
         finding = json.loads(row)
-        lines.add((Path(finding["path"]).name, int(finding["line"])))
+        name = Path(finding["path"]).name
+        lines.add((name, int(finding["line"])))
+        lines.update((name, int(related["line"])) for related in finding.get("related", ()))  # a pair's half
     return lines
 
 

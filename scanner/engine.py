@@ -30,6 +30,7 @@ from jitsec.scanner.filters import (
 from jitsec.scanner.fingerprint import Fingerprinter, SecretHasher, context_digest
 from jitsec.scanner.key_fingerprint import derived_fingerprint
 from jitsec.scanner.matchers import WHOLE, HyperscanMatcher, KeywordIndex, KeywordMatcher, hyperscan_available
+from jitsec.scanner.pairs import pair_findings, pairings
 from jitsec.scanner.ruleset import Rule, RuleSet
 from jitsec.scanner.stream import LONG_LINE_OVERLAP, MAX_CARRY, StreamScan, origin_path
 from jitsec.scanner.validators import BROKER_VALIDATORS
@@ -165,6 +166,7 @@ class Scanner:
         self.secret_hasher = secret_hasher
         self.stats = ScanStats([rule.id for rule in self.rules])
         self.has_multiline = any(rule.multiline for rule in self.rules)
+        self.pairings = pairings(self.rules)  # companion rule id → (partners, window in lines)
         if engine == "python" or (engine == "auto" and not hyperscan_available()):
             self.matcher: KeywordMatcher | HyperscanMatcher = KeywordMatcher(self.rules)
         else:
@@ -244,7 +246,7 @@ class Scanner:
             results[index].append(self.finding(match, origin, data, base_offset=base, line=line,
                                                read_at=chunk.read_at, spans=spans))
         self.stats.add_lines(data.count(b"\n"))
-        return results
+        return [pair_findings(found_in_chunk, self.pairings) for found_in_chunk in results]
 
     def matches(
         self,

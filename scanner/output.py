@@ -51,6 +51,9 @@ def finding_row(finding: Finding) -> dict[str, Any]:
         # is the proof a leak report carries, and reports end up where scanner keys are
         "credential_lookup": live_lookup(finding.credential_sha256) if finding.credential_sha256 else None,
         "git": git_fields(finding.origin),
+        # the other half of a paired secret (an AWS key id beside this secret key), in the same origin
+        "related": [{"rule": r.rule_id, "line": r.line, "column": r.column, "offset": r.offset,
+                     "preview": r.preview, "fingerprint": r.fingerprint} for r in finding.related],
     }
 
 
@@ -104,5 +107,13 @@ def _text_line(finding: Finding) -> str:
     commit = f"  [dim]{escape(printable(commit_author(git)))}[/]" if git and commit_author(git) else ""
     return (f"{escape(printable(where))}  [{style}]{finding.severity.value}[/]  "
             f"{escape(printable(finding.rule_id))}  {escape(printable(finding.preview))}  "
-            f"[dim]{finding.confidence.value} {finding.fingerprint[:24]}[/]{commit}")
+            f"[dim]{finding.confidence.value} {finding.fingerprint[:24]}[/]{commit}{_pairs_text(finding)}")
+
+
+def _pairs_text(finding: Finding) -> str:
+    """``  with aws-access-key-id AKIA…(20 chars) at line 3`` per paired half: one line per credential."""
+    from rich.markup import escape  # noqa: PLC0415 - see FindingWriter
+
+    return "".join(f"  [dim]with {escape(printable(r.rule_id))} {escape(printable(r.preview))} "
+                   f"at line {r.line}[/]" for r in finding.related)
 

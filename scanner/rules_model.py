@@ -76,6 +76,10 @@ class Rule:
     counterexamples: tuple[RuleExample, ...] = ()
     revoke: str = ""  # where this kind of credential is revoked or rotated (reports only, not matching)
     remediation: str = ""  # what to do about a leak of it, for alerts (empty: the pack family's default)
+    # A finding of this rule within ``pair_lines`` lines of one of a ``pairs_with`` rule in the same
+    # origin is the companion half of a pair: folded into that finding as ``related`` (scanner.pairs).
+    pairs_with: tuple[str, ...] = ()
+    pair_lines: int = 0
 
     def canonical(self) -> dict[str, Any]:
         """The matching-relevant content, for the digest."""
@@ -94,6 +98,9 @@ class Rule:
             "allow_regexes": [p.pattern for p in self.allowlist.regexes],
             "allow_stopwords": list(self.allowlist.stopwords),
             "allow_context": [p.pattern for p in self.allowlist.context],
+            # only when set: the digest of a rule that pairs with nothing stays what it was
+            **({"pairs_with": list(self.pairs_with), "pair_lines": self.pair_lines}
+               if self.pairs_with else {}),
         }
 
 
@@ -121,6 +128,19 @@ def ruleset_digest(rules: Iterable[Rule], published_examples: Iterable[str] = ()
         canonical.append({"published_examples": examples})
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_pairs(rules: Sequence[Rule]) -> None:
+    """Every ``pairs_with`` names a rule of the set that does not itself pair (one level: the partner
+    is the finding that stays)."""
+    by_id = {rule.id: rule for rule in rules}
+    for rule in rules:
+        for partner in rule.pairs_with:
+            if partner not in by_id:
+                raise RuleError(rule.pack, rule.id, "pairs_with", f"no loaded rule has the id {partner!r}")
+            if by_id[partner].pairs_with:
+                raise RuleError(rule.pack, rule.id, "pairs_with",
+                                f"{partner!r} pairs with other rules itself; a partner must not")
 
 
 def make_ruleset(rules: Sequence[Rule], packs: Sequence[str] = (),

@@ -31,6 +31,7 @@ from jitsec.scanner.rules_model import (  # noqa: F401 - re-exported: callers im
     RuleError,
     RuleExample,
     RuleSet,
+    check_pairs,
     make_ruleset,
     ruleset_digest,
 )
@@ -42,13 +43,14 @@ _KEBAB = LazyPattern(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _RULE_FIELDS = {
     "id", "description", "regex", "keywords", "severity", "tags", "entropy", "validator", "judge",
     "multiline", "hyperscan", "allowlist", "example", "counterexample", "revoke",
-    "remediation",
+    "remediation", "pairs_with", "pair_lines",
 }
 _ALLOWLIST_FIELDS = {"regexes", "stopwords", "context"}
 _EXAMPLE_FIELDS = {"secret", "key", "text", "contexts"}
-_VALIDATION_FORMAT = "5"  # bump when what parse_pack checks changes: old markers then stop counting
+_VALIDATION_FORMAT = "6"  # bump when what parse_pack checks changes: old markers then stop counting
 _SEVERITIES = {severity.value: severity for severity in Severity}  # a dict: Severity(text) costs a hook run
 _RULE_FLAGS = int(regex.ASCII | regex.MULTILINE)  # or-ed once: per rule, the flag enums cost a hook run
+MAX_PAIR_LINES = 20  # a pair further apart than this is two secrets, not one credential
 
 
 def default_packs_dir() -> Path:
@@ -99,6 +101,7 @@ def load_ruleset(
     if gitleaks_config is not None and gitleaks is not None:
         packs.append(f"gitleaks:{gitleaks_config.name}")
         rules.extend(gitleaks.rules)
+    check_pairs(rules)
     ruleset = make_ruleset(rules, packs, load_published_examples())
     if snapshot is not None:
         _write_snapshot(snapshot, ruleset, raw_packs)
@@ -332,6 +335,7 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
     remediation = _string(entry, "remediation", fail)
     examples = _examples(entry.get("example"), "example", fail)
     counterexamples = _examples(entry.get("counterexample"), "counterexample", fail)
+    pairs_with, pair_lines = _pairing(entry, rule_id, fail)
     return Rule(
         id=rule_id,
         pack=pack,
@@ -350,7 +354,25 @@ def compile_rule(entry: Any, pack: str, index: int = 0, *, compile_now: bool = T
         counterexamples=counterexamples,
         revoke=revoke,
         remediation=remediation,
+        pairs_with=pairs_with,
+        pair_lines=pair_lines,
     )
+
+
+def _pairing(entry: dict[str, Any], rule_id: str, fail: Any) -> tuple[tuple[str, ...], int]:
+    """``pairs_with`` (rule ids, not this one) and ``pair_lines`` (0 = same line, at most
+    ``MAX_PAIR_LINES``; only with ``pairs_with``)."""
+    partners = _strings(entry, "pairs_with", fail)
+    if any(not _KEBAB.fullmatch(partner) for partner in partners):
+        raise fail("pairs_with", "must list rule ids (kebab-case strings)")
+    if rule_id in partners:
+        raise fail("pairs_with", "a rule cannot pair with itself")
+    lines = entry.get("pair_lines", 0)
+    if isinstance(lines, bool) or not isinstance(lines, int) or not 0 <= lines <= MAX_PAIR_LINES:
+        raise fail("pair_lines", f"must be a whole number of lines from 0 (same line) to {MAX_PAIR_LINES}")
+    if "pair_lines" in entry and not partners:
+        raise fail("pair_lines", "needs `pairs_with`")
+    return tuple(dict.fromkeys(partners)), lines
 
 
 def _trusted_rule(entry: dict[str, Any], pack: str) -> Rule:
@@ -376,6 +398,8 @@ def _trusted_rule(entry: dict[str, Any], pack: str) -> Rule:
             hyperscan=entry.get("hyperscan"),
             revoke=entry.get("revoke", ""),
             remediation=entry.get("remediation", ""),
+            pairs_with=tuple(entry.get("pairs_with", ())),
+            pair_lines=int(entry.get("pair_lines", 0)),
             allowlist=Allowlist(
                 regexes=tuple(LazyPattern(p) for p in allow.get("regexes", ())),
                 stopwords=tuple(word.lower() for word in allow.get("stopwords", ())),

@@ -39,6 +39,7 @@ from jitsec.kernel.records import (
     GitOrigin,
     KafkaOrigin,
     Origin,
+    Related,
     Severity,
     StreamOrigin,
     describe_origin,
@@ -165,7 +166,7 @@ def _result(
     if git is not None:
         properties["git"] = git
         message += f" (commit {short_commit(git)})"
-    return {
+    result = {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
         "level": LEVEL[finding.severity],
@@ -173,6 +174,20 @@ def _result(
         "locations": [location],
         "partialFingerprints": fingerprints,  # no secret material: stable across runs and machines
         "properties": properties,
+    }
+    if finding.related:
+        result["relatedLocations"] = [_related_location(finding, number, related, bases)
+                                      for number, related in enumerate(finding.related, 1)]
+    return result
+
+
+def _related_location(finding: Finding, number: int, related: Related, bases: UriBases) -> dict[str, Any]:
+    """The other half of a paired secret, in the finding's own artifact (a redacted preview only)."""
+    return {
+        "id": number,
+        "physicalLocation": {"artifactLocation": artifact_location(finding.origin, bases),
+                             "region": {"startLine": related.line, "startColumn": related.column}},
+        "message": {"text": f"paired {related.rule_id}: {related.preview}"},
     }
 
 

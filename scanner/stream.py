@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jitsec.scanner.filters import is_lock_path
+from jitsec.scanner.pairs import pair_findings
 
 from jitsec.kernel.records import Chunk, FileOrigin, Finding, GitOrigin, Origin
 
@@ -117,7 +118,7 @@ class StreamScan:
                 continue
             findings.append(finding)
         self._seen = seen_next
-        return findings
+        return pair_findings(findings, self.scanner.pairings)
 
     def _advance(self, data: bytes, keep: int, *, scanned: int) -> None:
         assert self._offset is not None

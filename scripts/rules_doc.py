@@ -38,6 +38,11 @@ def section() -> str:
         out.append("| rule | what | severity | confirmed by |\n|---|---|---|---|\n")
         for rule in rules:
             what = rule["description"].replace("|", "\\|")
+            if rule.get("pairs_with"):
+                partners = " / ".join(f"`{partner}`" for partner in rule["pairs_with"])
+                lines = rule.get("pair_lines", 0)
+                window = f"within {lines} lines" if lines else "same line"
+                what += f"; beside {partners} ({window}), one finding"
             out.append(f"| `{rule['id']}` | {what} | {rule['severity']} | {_confirmed_by(rule)} |\n")
     out.append("\n")
     return "".join(out)

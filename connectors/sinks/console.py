@@ -63,6 +63,8 @@ def incident_panel(incident: Incident) -> Panel:
                               f"last {_when(incident.last_seen)}")
     for location in incident.locations:
         table.add_row("", _plain(location))
+    for partner in incident.related:
+        table.add_row("paired with", _plain(partner))
     colour = _COLOURS[incident.severity]
     title = Text.assemble((incident.severity.value.upper(), colour),
                           f" incident {printable(incident.incident_id)} v{incident.version}")

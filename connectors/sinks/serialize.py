@@ -44,5 +44,7 @@ def incident_summary(incident: Incident) -> str:
     seen = "once" if incident.occurrences == 1 else f"{incident.occurrences} times"
     where = incident.locations[0] if incident.locations else "?"
     parts.append(f"seen {seen}, first at {where} ({_utc(incident.first_seen)})")
+    if incident.related:
+        parts.append(f"paired with {incident.related[0]}")
     parts.append(f"fp {incident.fingerprint[:16]}")
     return " · ".join(parts)

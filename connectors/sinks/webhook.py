@@ -75,6 +75,8 @@ def slack_blocks(incident: Incident, context: AlertContext) -> dict[str, Any]:
         ("Location", f"`{_mrkdwn(location)}`{more}"),
         ("Seen", f"{incident.occurrences}×, scanner {_mrkdwn(context.scanner)} on {_mrkdwn(context.host)}"),
     ]
+    if incident.related:
+        fields.append(("Paired with", "\n".join(f"`{_mrkdwn(partner)}`" for partner in incident.related)))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": (
             f"{incident.severity.value.upper()}: leaked {incident.rule_id}")[:150]}},

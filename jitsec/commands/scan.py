@@ -406,7 +406,8 @@ def rules_list(
     """
     ruleset = _load_rules(_settings(rule_files, no_default_rules, gitleaks_config, engine).rules)
     rows = [{"id": r.id, "pack": r.pack, "severity": r.severity.value, "validator": r.validator,
-             "keywords": list(r.keywords), "description": r.description} for r in ruleset.rules]
+             "keywords": list(r.keywords), "description": r.description,
+             "pairs_with": list(r.pairs_with), "pair_lines": r.pair_lines} for r in ruleset.rules]
     out: TextIO = sys.stdout
     if as_json:
         json.dump({"digest": ruleset.digest, "packs": list(ruleset.packs), "rules": rows}, out, indent=2)

@@ -156,6 +156,20 @@ class BrokerStatus(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Related:
+    """The other half of a pair of secrets that belong together (an AWS key id beside its secret key),
+    folded into the finding of the half that must be rotated. Same origin as that finding; a redacted
+    preview and a keyed fingerprint only, like any finding."""
+
+    rule_id: str
+    line: int
+    column: int
+    offset: int
+    preview: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One occurrence of one secret. Holds no plaintext: a redacted preview and fingerprints only.
 
@@ -168,6 +182,8 @@ class Finding:
     with the rule id and path it names the finding across runs and machines (SARIF).
     ``secret_hash`` is a salted slow hash of the secret (``scrypt:<hex>``), set only where a baseline
     asks for one: every finding while a baseline is made, and findings matching a baseline entry.
+    ``related`` holds the partner halves a rule pairs with this finding (``pairs_with``): they are not
+    findings of their own.
     """
 
     rule_id: str
@@ -188,6 +204,7 @@ class Finding:
     entropy: float = 0.0
     context: str = ""
     secret_hash: str | None = None
+    related: tuple[Related, ...] = ()
 
 
 class ResponseAction(Enum):
@@ -230,3 +247,4 @@ class Incident:
     revoked_at: float | None = None
     latency_ms: float | None = None
     rules_digest: str = ""
+    related: tuple[str, ...] = ()  # the partner halves of a paired secret: rule, preview, location

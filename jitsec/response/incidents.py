@@ -24,6 +24,10 @@ column and the masked line's hash; ``sighting_key``), the last ``max_sightings``
 the incidents. A source that reads a line again (a tail restarted without a checkpoint, a Kafka
 consumer re-reading uncommitted records, ``jitsec scan`` over an unchanged tree) neither counts it
 nor sends a new version for it; a changed outcome on such a line is still applied.
+
+A paired secret (an AWS secret key with its key id beside it; ``scanner.pairs``) is one finding and so
+one incident; ``related`` names its other half (rule, redacted preview, location), bounded like the
+locations.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypedDict
 
-from jitsec.kernel.records import BrokerStatus, Finding, Incident, ResponseAction, Severity
+from jitsec.kernel.records import BrokerStatus, Finding, Incident, ResponseAction, Severity, describe_origin
 from jitsec.response.incident_store import IncidentStore, IncidentStoreError, StoredIncident
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,14 @@ def sighting_key(finding: Finding, location: str) -> int:
     same place after a rotation (another key). Built from non-secret fields only."""
     text = f"{finding.fingerprint}\0{location}\0{finding.column}\0{finding.context}".encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+
+
+def related_of(finding: Finding) -> tuple[str, ...]:
+    """The paired halves of a finding as an incident names them: rule, redacted preview, location
+    (``aws-access-key-id AKIA…(20 chars) at creds.txt:2``)."""
+    where = describe_origin(finding.origin)
+    return tuple(f"{partner.rule_id} {partner.preview} at {where}:{partner.line}"
+                 for partner in finding.related)
 
 
 def resolution_of(incident: Incident) -> Resolution:
@@ -241,6 +253,10 @@ class IncidentBook:
             locations = old.locations
             if location not in locations and len(locations) < self.policy.max_locations:
                 locations = (*locations, location)
+            related = old.related
+            for partner in related_of(finding):
+                if partner not in related and len(related) < self.policy.max_locations:
+                    related = (*related, partner)
             changed = (merged.action, merged.broker, merged.lease_id) != (
                 entry.resolution.action, entry.resolution.broker, entry.resolution.lease_id)
             entry.resolution = merged
@@ -249,6 +265,7 @@ class IncidentBook:
                 occurrences=old.occurrences + 1,
                 last_seen=max(old.last_seen, seen),
                 locations=locations,
+                related=related,
                 severity=_severity(finding, merged, old.severity),
                 **_resolution_fields(merged),
             )
@@ -319,6 +336,7 @@ class IncidentBook:
             first_seen=seen,
             last_seen=seen,
             locations=(location,),
+            related=related_of(finding),
             rules_digest=self._rules_digest,
             **_resolution_fields(resolution),
         )

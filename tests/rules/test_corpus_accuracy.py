@@ -37,6 +37,8 @@ def _flagged_lines(scanner: Scanner, corpus: Path) -> set[tuple[str, int]]:
             findings += stream.feed(Chunk(data=data[offset:offset + (1 << 18)], origin=origin, offset=offset))
         findings += stream.finish()
         lines.update((path.name, finding.line) for finding in findings)
+        # a paired finding names its other half's line too (an AWS key id above its secret)
+        lines.update((path.name, related.line) for finding in findings for related in finding.related)
     return lines
 
 
