@@ -62,10 +62,10 @@ def incidents(broker: EmbeddedBroker) -> dict[str, int]:
 
 def daemon_env(broker: EmbeddedBroker, tmp_path: Path, name: str) -> dict[str, str]:
     """A scanner as on a machine of its own (state directory, name); no team key, so it fingerprints
-    with the fleet's key from the broker."""
+    with the fleet's key from the broker. The compiled-rules cache is the user's, shared with the other
+    tests (a fresh one costs each process a rules compilation)."""
     env = {**os.environ, "JITSEC_BROKER_KEY": broker.keys["scanner"], "JITSEC_SCANNER_NAME": name,
-           "JITSEC_STATE_DIR": str(tmp_path / name), "JITSEC_HOME": str(tmp_path / f"{name}-home"),
-           "PYTHONUNBUFFERED": "1"}
+           "JITSEC_STATE_DIR": str(tmp_path / name), "PYTHONUNBUFFERED": "1"}
     env.pop("JITSEC_FINGERPRINT_KEY", None)
     return env
 
