@@ -95,7 +95,7 @@ def test_two_daemons_of_one_group_count_every_sighting_once_across_a_rebalance(
         kafka_tools.produce(topic, records(0, layout[0][partition], secrets), partition=partition)
     # whichever daemon reports first is stopped as a supervisor would, in the middle of the first wave
     assert wait_until(lambda: any(locations(out) for _, out, _ in daemons.values()), timeout=60,
-                      interval=0.05)
+                      interval=0.05), [err.lines for _, _, err in daemons.values()]
     stopped = next(name for name, (_, out, _) in daemons.items() if locations(out))
     (first, first_out, first_err), = (daemons[name] for name in daemons if name == stopped)
     (second, second_out, second_err), = (daemons[name] for name in daemons if name != stopped)
@@ -106,7 +106,8 @@ def test_two_daemons_of_one_group_count_every_sighting_once_across_a_rebalance(
 
     total = PARTITIONS * sum(PER_PARTITION)
     assert wait_until(lambda: kafka_tools.committed_total(topic, group, PARTITIONS) == total,
-                      timeout=90, interval=0.5), second_err.lines
+                      timeout=90, interval=0.5), (kafka_tools.committed(topic, group, PARTITIONS),
+                                                  second_err.lines, first_err.lines)
     fleet = Fingerprinter(broker.broker.service.incidents.fleet_key(), shared=True)
     expected = {fleet.fingerprint(secrets[index]): count for index, count in carried.items()}
     # the outboxes deliver in the background: wait for the last sighting, then check nothing is extra
