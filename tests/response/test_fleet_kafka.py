@@ -107,8 +107,7 @@ def test_two_daemons_of_one_group_count_every_sighting_once_across_a_rebalance(
 
     daemons = {name: start_watch(arguments, daemon_env(broker, tmp_path, name))
                for name in ("scanner-a", "scanner-b")}
-    # both members of the group hold partitions before the first wave (a stop during the group's
-    # first join is another matter: see docs/incidents.md)
+    # both members of the group hold partitions before the first wave, so the stop falls mid-topic
     assert wait_until(lambda: holding(kafka_bootstrap, group) == 2, timeout=60, interval=0.2), \
         [err.lines for _, _, err in daemons.values()]
     for partition in range(PARTITIONS):
