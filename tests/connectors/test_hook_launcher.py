@@ -88,3 +88,11 @@ def test_files_passed_by_the_framework_stay_on_the_plain_path(tmp_path: Path, en
     (repo / "clean.txt").write_text("nothing\n")
     assert probe(repo, env, "hook", "pre-commit", "clean.txt")[:2] == (False, "0")
     assert probe(repo, env, "hook", "pre-commit", "clean.txt", "settings.py")[:2] == (False, "1")
+
+
+def test_other_commands_do_not_pay_for_the_hook(tmp_path: Path, env: dict[str, str]) -> None:
+    probe_hook = PROBE.replace('print("click" in sys.modules, code)',
+                               'print("jitsec.commands.hook_scan" in sys.modules, code)')
+    result = subprocess.run([sys.executable, "-c", probe_hook, "rules", "--help"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.stdout.split()[-2:] == ["False", "0"], result.stderr
