@@ -36,7 +36,7 @@ def main() -> None:
     with token_custody() as (directory, token):
         from jitsec.broker.custody.base import file_custody  # noqa: PLC0415 - after SOFTHSM2_CONF
 
-        peers = {"file": file_custody(os.urandom(32)).audit, "hsm": token.audit}
+        peers = {"file": file_custody(os.urandom(32)).audit, "pkcs11": token.audit}
         for name, rates in ((n, [_round(directory, key, args) for _ in range(args.rounds)])
                             for n, key in peers.items()):
             print(f"{name:>5}: {max(rates):8.0f} audit records/s (best of {args.rounds}; "

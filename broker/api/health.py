@@ -11,7 +11,7 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz")
 def healthz(request: Request) -> dict[str, str]:
     request.app.state.service.store.next_deadline()  # the store answers, or this raises (500)
-    # where the master keys live ("hsm": a PKCS#11 token; "file": the config); says nothing about them
+    # where the master keys live ("pkcs11": a PKCS#11 token; "file": the config); says nothing about them
     return {"status": "ok", "key_custody": request.app.state.broker.custody.kind}
 
 

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from jitsec.broker.errors import ConfigError
 
 FILE = "file"
-HSM = "hsm"
+HSM = "pkcs11"  # as the config names it, and as /healthz reports it
 ANCHOR_DOMAIN = b"jitsec audit anchor v1"
 
 

@@ -6,7 +6,7 @@
   (``--config``: hash chain intact, the run's issues and revocations recorded).
 - advanced: intermediate, plus the adversarial test (8.6: extraction from a compromised agent and
   post-task replay yield nothing live) with a mid-task rotation observed. Hardware protection of the
-  master keys is verified only when the broker reports ``key_custody: hsm`` on ``/healthz`` AND the
+  master keys is verified only when the broker reports ``key_custody: pkcs11`` on ``/healthz`` AND the
   suite, reading the audit through ``--config``, verified the chain with keys it used from the token;
   otherwise it is listed as unverified.
 
@@ -22,6 +22,7 @@ from jitsec.conformance.model import ConformanceResult, Maturity
 from jitsec.conformance.settings import TEST_IDS
 
 INTERMEDIATE = ("8.1", "8.2", "8.3", "8.4", "8.5", "8.7")
+TOKEN_CUSTODY = "pkcs11"  # what /healthz says as key_custody when the master keys are in a token
 HSM_ITEM = "hardware security modules protecting the broker's master keys (attest separately)"
 UNVERIFIABLE = (
     HSM_ITEM,
@@ -39,10 +40,10 @@ def key_custody(health: object, audit_custody: str | None) -> KeyCustody:
     """Whether the master keys are shown to be in a token: the broker says so, and the audit was
     verified with keys the suite could use only by logging in to that token (``--config``)."""
     said = health.get("key_custody", "unknown") if isinstance(health, dict) else "unknown"
-    if said == "hsm" and audit_custody == "hsm":
+    if said == TOKEN_CUSTODY and audit_custody == TOKEN_CUSTODY:
         return KeyCustody(True, "master keys in a PKCS#11 token: /healthz reports hsm and the audit chain "
                                 "was verified through the token (HSM requirement verified)")
-    if said == "hsm":
+    if said == TOKEN_CUSTODY:
         return KeyCustody(False, "the broker reports its master keys in a token (hsm); run with --config "
                                  "and the token's PIN to verify it")
     return KeyCustody(False, f"master keys' custody: {said} (not a hardware token)")

@@ -96,7 +96,7 @@ def test_a_broker_on_a_token_serves_with_no_key_material_in_its_files(
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: _healthy(url), 30), "broker did not start"
-        assert httpx.get(f"{url}/healthz").json()["key_custody"] == "hsm"
+        assert httpx.get(f"{url}/healthz").json()["key_custody"] == "pkcs11"
         scope = f"postgres:{conninfo_to_dict(fresh_database)['dbname']}:public.*:SELECT"
         with BrokerClient(url, key=principal_keys["orchestrator"]) as orchestrator:
             started = orchestrator.start_task("demo-agent", "hsm task", [scope, "reports:read"])

@@ -58,7 +58,7 @@ def test_init_never_replaces_keys_a_token_already_holds(softhsm, token_keys) -> 
 def test_token_macs_are_deterministic_and_per_key(token_keys) -> None:
     custody = open_custody(KeySettings(custody=HSM, token=token_keys), b"")
     try:
-        assert custody.kind == "hsm"
+        assert custody.kind == "pkcs11"
         assert custody.audit.mac(b"record") == custody.audit.mac(b"record")
         assert len(custody.audit.mac(b"record")) == 32
         assert custody.audit.mac(b"record") != custody.anchor.mac(b"record")
@@ -124,7 +124,7 @@ def test_a_broker_with_its_keys_in_the_token_issues_revokes_and_verifies(env, se
                    "audit_key_label": token_keys.audit_key_label,
                    "anchor_key_label": token_keys.anchor_key_label, "kek_label": token_keys.kek_label}
     running = serve(config=parse_config(raw, source="test"))
-    assert httpx.get(f"{running.url}/healthz").json() == {"status": "ok", "key_custody": "hsm"}
+    assert httpx.get(f"{running.url}/healthz").json() == {"status": "ok", "key_custody": "pkcs11"}
     started = running.client("orchestrator").start_task("demo-agent", "t", ["reports:read"])
     with running.client().task(started.task_id, started.grant, handle_sigterm=False) as task:
         task.secret("token", ["reports:read"])
@@ -163,7 +163,7 @@ def test_a_token_config_needs_no_audit_key_and_names_its_labels(env, softhsm) ->
     del raw["broker"]["audit_key"]
     raw["keys"] = {"custody": "pkcs11", "module": softhsm.module, "token": "t", "kek_label": "my-kek"}
     config = parse_config(raw, source="b.toml")
-    assert config.keys.custody == "hsm" and config.audit_key == b""
+    assert config.keys.custody == "pkcs11" and config.audit_key == b""
     assert config.keys.token is not None and config.keys.token.kek_label == "my-kek"
     assert config.keys.token.audit_key_label == "jitsec-audit"
 

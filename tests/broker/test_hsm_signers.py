@@ -106,7 +106,7 @@ def test_an_engine_option_names_a_signer_in_either_custody(tmp_path, softhsm, mo
     settings = TokenSettings(module=softhsm.module, token=softhsm.token, audit_key_label=f"a-{tag}",
                              anchor_key_label=f"b-{tag}", kek_label=f"k-{tag}")
     create_token_keys(settings, softhsm.pin).close()
-    custody = open_custody(KeySettings(custody="hsm", token=settings), b"")
+    custody = open_custody(KeySettings(custody="pkcs11", token=settings), b"")
     try:
         made = TokenSigner.create(custody.session, f"jwt-{tag}")  # type: ignore[arg-type]
         assert open_signer(custody, f"pkcs11:jwt-{tag}").key_id == made.key_id

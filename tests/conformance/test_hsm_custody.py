@@ -1,5 +1,5 @@
 """The HSM requirement of the maturity model: verified when the broker's master keys are in a PKCS#11
-token (a real SoftHSM2 one here), i.e. /healthz reports ``hsm`` and the suite verified the audit
+token (a real SoftHSM2 one here), i.e. /healthz reports ``pkcs11`` and the suite verified the audit
 chain through the token; still listed as unverified against a broker whose keys are in its file."""
 
 from __future__ import annotations
