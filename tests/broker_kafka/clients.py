@@ -89,6 +89,27 @@ class LeaseClient:
             return Outcome(error=self.errors[0].name())
         return Outcome(error=reports[0].name() if reports and reports[0] else "no answer")
 
+    def join(self, topic: str) -> Outcome:
+        """Join this client's group on ``topic`` and read: the operation a group ACL governs (an
+        assigned read at an explicit offset needs no group rights at all)."""
+        consumer = Consumer(self.settings() | {"group.id": self.group, "enable.auto.commit": False,
+                                               "auto.offset.reset": "earliest"})
+        self.errors.clear()
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + WAIT_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.25)
+                if message is not None and message.error() is not None:
+                    return Outcome(error=message.error().name())
+                if message is not None:
+                    return Outcome(value=message.value())
+                if self.errors:
+                    return Outcome(error=self.errors[0].name())
+            return Outcome(error="no answer")
+        finally:
+            consumer.close()
+
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()

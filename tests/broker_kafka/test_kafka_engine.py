@@ -62,8 +62,9 @@ def test_write_scope_writes_and_group_scope_names_the_only_group(
                                           f"kafka:topic:{topics['mine']}:READ", GROUP))
     assert client_for(credential).write(topics["out"], b"report").ok
     assert client_for(credential).write(topics["other"], b"elsewhere").error == "TOPIC_AUTHORIZATION_FAILED"
+    assert client_for(credential).join(topics["mine"]).ok  # as a member of the group its scope names
     other_group = client_for(credential, group="someone-elses-group")
-    assert other_group.read_first(topics["mine"]).error == "GROUP_AUTHORIZATION_FAILED"
+    assert other_group.join(topics["mine"]).error == "GROUP_AUTHORIZATION_FAILED"
 
 
 def test_after_revocation_a_new_login_is_refused_and_an_open_connection_is_denied(
