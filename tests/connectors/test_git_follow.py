@@ -191,6 +191,7 @@ def test_a_checkpoint_naming_commits_that_are_gone_is_survived(tmp_path: Path, g
     second = commit_file(git_repo, repo, "a.txt", "one\ntwo\n", "two")
     follower.wait_for(lambda f: GitOrigin(second, "a.txt") in blobs(f), WAIT)
     assert set(blobs(follower)) == {GitOrigin(second, "a.txt")}
+    follower.stop()  # else its next checkpoint could replace the damaged one written below
 
     store.save(f"git:{repo.resolve()}", {"tips": "not a list"})
     broken = follow(followed(repo, checkpoints=store))
