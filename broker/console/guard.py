@@ -2,8 +2,9 @@
 
 Headers: a Content-Security-Policy that allows scripts, styles and fetches from this origin only (no
 inline script, no framing, forms posted only here), ``X-Frame-Options: DENY``, ``Cache-Control:
-no-store`` (a page of incidents must not stay in a shared cache or the back-button cache), no
-referrer, no MIME sniffing.
+no-store`` (a page of incidents must not stay in a shared cache or the back-button cache), referrers
+to this origin only (with none at all Chromium sends ``Origin: null``, which the check below refuses),
+no MIME sniffing.
 
 Forms are ``application/x-www-form-urlencoded`` and parsed here (no multipart). A state-changing form
 must carry the session's CSRF token; a POST whose ``Origin`` names another origin is refused even
