@@ -50,6 +50,8 @@ def test_syslog_over_tls_delivers_octet_counted_frames_checked_against_the_ca(
         sink.send(make_incident(number))
     assert isinstance(sink, SyslogSink) and sink.flush(10)
     sink.close()
+    # flushed means written to the socket: the receiver's thread may still be reading the last frame
+    assert wait_until(lambda: len(tls_syslog.messages) >= 3, timeout=10), tls_syslog.messages
     assert len(tls_syslog.messages) == 3
     first = tls_syslog.messages[0]
     assert first.startswith(b"<34>1 ") and b" scan-host-7 jitsec " in first
