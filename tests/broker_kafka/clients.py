@@ -60,15 +60,7 @@ class LeaseClient:
             if refused is not None:
                 return refused
             consumer.assign([TopicPartition(topic, 0, 0)])
-            while time.monotonic() < deadline:
-                message = consumer.poll(0.25)
-                if message is not None and message.error() is not None:
-                    return Outcome(error=message.error().name())
-                if message is not None:
-                    return Outcome(value=message.value())
-                if self.errors:
-                    return Outcome(error=self.errors[0].name())
-            return Outcome(error="no answer")
+            return self._first_message(consumer, deadline)
         finally:
             consumer.unassign()
             if not keep:
@@ -98,17 +90,21 @@ class LeaseClient:
         consumer.subscribe([topic])
         deadline = time.monotonic() + WAIT_SECONDS
         try:
-            while time.monotonic() < deadline:
-                message = consumer.poll(0.25)
-                if message is not None and message.error() is not None:
-                    return Outcome(error=message.error().name())
-                if message is not None:
-                    return Outcome(value=message.value())
-                if self.errors:
-                    return Outcome(error=self.errors[0].name())
-            return Outcome(error="no answer")
+            return self._first_message(consumer, deadline)
         finally:
             consumer.close()
+
+    def _first_message(self, consumer: Consumer, deadline: float) -> Outcome:
+        """The first record or refusal ``consumer`` polls before ``deadline``."""
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.25)
+            if message is not None and message.error() is not None:
+                return Outcome(error=message.error().name())
+            if message is not None:
+                return Outcome(value=message.value())
+            if self.errors:
+                return Outcome(error=self.errors[0].name())
+        return Outcome(error="no answer")
 
     def close(self) -> None:
         if self._consumer is not None:
